@@ -1,0 +1,77 @@
+// The one seam through which cairn touches files. Every read, write, rename and fsync goes through a FileSystem,
+// so tests can run in memory and fail any single call (LevelDB's Env, narrowed to what checkpoints need).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cairn {
+
+// A file being written from start to end. Errors throw IoError naming the path.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual void Append(std::string_view data) = 0;
+  virtual void Sync() = 0;   // fsync: the bytes appended so far are durable once this returns
+  virtual void Close() = 0;  // idempotent; the destructor closes (without throwing) if Close was not called
+};
+
+// A file opened for positional reads; safe to read from several threads at once.
+class ReadableFile {
+ public:
+  virtual ~ReadableFile() = default;
+  virtual uint64_t Size() const = 0;
+  // Reads exactly `length` bytes at `offset` into `out`; a short file is a CorruptionError naming the path.
+  virtual void ReadAt(uint64_t offset, size_t length, char* out) const = 0;
+};
+
+struct FileInfo {
+  bool is_directory = false;
+  uint64_t size = 0;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  // The process-wide POSIX file system.
+  static std::shared_ptr<FileSystem> Default();
+
+  // nullopt when nothing is at `path`.
+  virtual std::optional<FileInfo> Stat(const std::filesystem::path& path) = 0;
+  // Creates one directory; its parent must exist. AlreadyExistsError if `path` exists.
+  virtual void CreateDir(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt) = 0;
+  // Truncates or creates.
+  virtual std::unique_ptr<WritableFile> NewWritableFile(const std::filesystem::path& path) = 0;
+  // NotFoundError naming the path when it does not exist.
+  virtual std::unique_ptr<ReadableFile> OpenForRead(const std::filesystem::path& path) = 0;
+  // Names (not paths) of the entries of a directory, sorted.
+  virtual std::vector<std::string> ListDir(const std::filesystem::path& path) = 0;
+  // Atomic within one file system; replaces an empty directory or a file at `to` as rename(2) does.
+  virtual void Rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
+  virtual void RemoveFile(const std::filesystem::path& path) = 0;
+  virtual void RemoveEmptyDir(const std::filesystem::path& path) = 0;
+  // Makes the directory's entries (creations, renames) durable.
+  virtual void SyncDir(const std::filesystem::path& path) = 0;
+
+  // Helpers built on the calls above, so that a fault-injecting FileSystem sees every underlying call.
+  bool Exists(const std::filesystem::path& path);
+  bool IsDirectory(const std::filesystem::path& path);
+  void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt);
+  std::string ReadFile(const std::filesystem::path& path);
+  // Writes the whole file; with `sync`, fsyncs it before closing.
+  void WriteFile(const std::filesystem::path& path, std::string_view data, bool sync = false);
+  // Removes `path` and everything below it; nothing there is not an error.
+  void RemoveAll(const std::filesystem::path& path);
+};
+
+// A FileSystem held entirely in memory, for tests. Thread-safe.
+std::shared_ptr<FileSystem> NewInMemoryFileSystem();
+
+}  // namespace cairn

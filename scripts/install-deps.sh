@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every Debian package cairn's build, tests and examples need. Idempotent: when all packages are
+# already present it does nothing (no apt-get update, no network), so `make test` can call it every time.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libzstd-dev nlohmann-json3-dev libmsgpack-dev
+  libgtest-dev libgmock-dev
+  python3 python3-numpy python3-zarr python3-numcodecs
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

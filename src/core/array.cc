@@ -1,0 +1,117 @@
+#include "cairn/array.h"
+
+#include <cstring>
+#include <limits>
+
+namespace cairn {
+
+int64_t NumElements(const Shape& shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape) {
+    if (dim < 0) throw InvalidArgumentError("negative dimension in shape " + ShapeToString(shape));
+    if (dim != 0 && count > std::numeric_limits<int64_t>::max() / dim) {
+      throw InvalidArgumentError("shape " + ShapeToString(shape) + " has more elements than fit in 64 bits");
+    }
+    count *= dim;
+  }
+  return count;
+}
+
+size_t NumBytes(DType dtype, const Shape& shape) {
+  auto count = static_cast<uint64_t>(NumElements(shape));
+  uint64_t item = ItemSize(dtype);
+  if (count > std::numeric_limits<uint64_t>::max() / item ||
+      count * item > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    throw InvalidArgumentError("shape " + ShapeToString(shape) + " of " + std::string(DTypeName(dtype)) +
+                               " has a byte size that overflows");
+  }
+  return static_cast<size_t>(count * item);
+}
+
+std::string ShapeToString(const Shape& shape) {
+  std::string out = "(";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) out += ",";
+  return out + ")";
+}
+
+Array::Array() : Array(DType::kFloat32, Shape{0}, nullptr, nullptr, Ownership::kOwned) {}
+
+Array::Array(DType dtype, Shape shape, std::shared_ptr<const void> holder, const std::byte* data,
+             Ownership ownership)
+    : dtype_(dtype),
+      shape_(std::move(shape)),
+      num_bytes_(NumBytes(dtype_, shape_)),
+      holder_(std::move(holder)),
+      data_(data),
+      ownership_(ownership) {}
+
+Array Array::Allocate(DType dtype, Shape shape) {
+  size_t n = NumBytes(dtype, shape);
+  // make_shared_for_overwrite would be C++20's ideal, but libstdc++ 12 lacks it for arrays; new[] without
+  // value-initialisation leaves the bytes for the caller to fill.
+  std::shared_ptr<std::byte[]> buffer(new std::byte[n == 0 ? 1 : n]);
+  const std::byte* data = buffer.get();
+  return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned);
+}
+
+Array Array::Zeros(DType dtype, Shape shape) {
+  Array array = Allocate(dtype, std::move(shape));
+  auto bytes = array.mutable_bytes();
+  std::memset(bytes.data(), 0, bytes.size());
+  return array;
+}
+
+Array Array::FromBytes(DType dtype, Shape shape, const void* data, size_t num_bytes) {
+  Array array = Allocate(dtype, std::move(shape));
+  if (num_bytes != array.num_bytes()) {
+    throw InvalidArgumentError("Array::FromBytes: " + std::to_string(num_bytes) + " bytes given for " +
+                               std::string(DTypeName(dtype)) + ShapeToString(array.shape()) + " which needs " +
+                               std::to_string(array.num_bytes()));
+  }
+  if (num_bytes) std::memcpy(array.mutable_bytes().data(), data, num_bytes);
+  return array;
+}
+
+Array Array::FromShared(std::shared_ptr<const void> bytes, DType dtype, Shape shape) {
+  if (!bytes && NumBytes(dtype, shape) != 0) throw InvalidArgumentError("Array::FromShared: null bytes");
+  auto data = static_cast<const std::byte*>(bytes.get());
+  return Array(dtype, std::move(shape), std::move(bytes), data, Ownership::kShared);
+}
+
+Array Array::FromBorrowed(const void* data, DType dtype, Shape shape) {
+  if (!data && NumBytes(dtype, shape) != 0) throw InvalidArgumentError("Array::FromBorrowed: null pointer");
+  return Array(dtype, std::move(shape), nullptr, static_cast<const std::byte*>(data), Ownership::kBorrowed);
+}
+
+std::span<std::byte> Array::mutable_bytes() {
+  if (ownership_ != Ownership::kOwned) {
+    throw InvalidArgumentError("only arrays cairn owns are writable; this one is shared or borrowed");
+  }
+  return {const_cast<std::byte*>(data_), num_bytes_};
+}
+
+void Array::CheckType(DType requested) const {
+  if (requested != dtype_) {
+    throw InvalidArgumentError("array of " + std::string(DTypeName(dtype_)) + " viewed as " +
+                               std::string(DTypeName(requested)));
+  }
+}
+
+Array Array::Cast(DType dtype) const {
+  Array out = Allocate(dtype, shape_);
+  CastElements(data_, dtype_, out.mutable_bytes().data(), dtype, static_cast<size_t>(num_elements()));
+  return out;
+}
+
+Array Array::Copy() const { return FromBytes(dtype_, shape_, data_, num_bytes_); }
+
+bool operator==(const Array& a, const Array& b) {
+  if (a.dtype_ != b.dtype_ || a.shape_ != b.shape_) return false;
+  return a.num_bytes_ == 0 || a.data_ == b.data_ || std::memcmp(a.data_, b.data_, a.num_bytes_) == 0;
+}
+
+}  // namespace cairn

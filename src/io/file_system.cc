@@ -1,0 +1,53 @@
+// FileSystem helpers, written only in terms of the virtual calls so that a wrapping FileSystem sees them all.
+#include "cairn/error.h"
+#include "cairn/file_system.h"
+
+namespace cairn {
+
+bool FileSystem::Exists(const std::filesystem::path& path) { return Stat(path).has_value(); }
+
+bool FileSystem::IsDirectory(const std::filesystem::path& path) {
+  auto info = Stat(path);
+  return info && info->is_directory;
+}
+
+void FileSystem::CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode) {
+  if (path.empty()) return;
+  if (auto info = Stat(path)) {
+    if (!info->is_directory) throw AlreadyExistsError(path.string() + " exists and is not a directory");
+    return;
+  }
+  if (path.has_parent_path() && path.parent_path() != path) CreateDirs(path.parent_path(), mode);
+  try {
+    CreateDir(path, mode);
+  } catch (const AlreadyExistsError&) {
+    if (!IsDirectory(path)) throw;  // lost a race with another creator: fine when it made a directory
+  }
+}
+
+std::string FileSystem::ReadFile(const std::filesystem::path& path) {
+  auto file = OpenForRead(path);
+  std::string data(file->Size(), '\0');
+  if (!data.empty()) file->ReadAt(0, data.size(), data.data());
+  return data;
+}
+
+void FileSystem::WriteFile(const std::filesystem::path& path, std::string_view data, bool sync) {
+  auto file = NewWritableFile(path);
+  file->Append(data);
+  if (sync) file->Sync();
+  file->Close();
+}
+
+void FileSystem::RemoveAll(const std::filesystem::path& path) {
+  auto info = Stat(path);
+  if (!info) return;
+  if (!info->is_directory) {
+    RemoveFile(path);
+    return;
+  }
+  for (const auto& name : ListDir(path)) RemoveAll(path / name);
+  RemoveEmptyDir(path);
+}
+
+}  // namespace cairn

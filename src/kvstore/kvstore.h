@@ -1,0 +1,30 @@
+// A byte store addressed by string keys. The zarr layer writes `<param>/.zarray` and `<param>/<chunk>` into one,
+// so the same array code serves a plain directory (one file per key) and an OCDBT database alike
+// (TensorStore's kvstore layering).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cairn::kvstore {
+
+class KvStore {
+ public:
+  virtual ~KvStore() = default;
+
+  // The whole value, or nullopt when the key is absent. Corrupt storage throws CorruptionError naming the file.
+  virtual std::optional<std::string> Read(std::string_view key) = 0;
+  // Stores a value. Safe to call from several threads at once. Writes may be buffered until Flush().
+  virtual void Write(std::string_view key, std::string value) = 0;
+  // Sorted keys starting with `prefix`.
+  virtual std::vector<std::string> ListKeys(std::string_view prefix = {}) = 0;
+  // Makes every write so far durable and visible to a new reader of the same location. Write-once stores (OCDBT)
+  // accept no writes after Flush().
+  virtual void Flush() = 0;
+  // Human-readable location for error messages ("ocdbt database at /ckpt/1/default").
+  virtual std::string Describe() const = 0;
+};
+
+}  // namespace cairn::kvstore
