@@ -1,0 +1,165 @@
+// The arguments of each handler's save and restore (`ocp.args`): StandardSave, PyTreeRestore, JsonSave, ...
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cairn/tree.h"
+
+namespace cairn {
+
+class CheckpointHandler;
+
+// Per-parameter save options (Orbax's SaveArgs).
+struct SaveArgs {
+  // Cast to this dtype before writing; the stored dtype is then this one.
+  std::optional<DType> dtype;
+  // Split the array into chunks of at most this many bytes (Orbax's chunk-shape choice).
+  std::optional<int64_t> chunk_byte_size;
+};
+
+// Per-parameter restore options (Orbax's RestoreArgs).
+struct RestoreArgs {
+  // Cast to this dtype after reading.
+  std::optional<DType> dtype;
+};
+
+// Per-parameter options keyed by parameter name ("params.w"); the entry "" applies to every parameter that has
+// no entry of its own. (Orbax takes a pytree of them; a map by name says the same thing in C++.)
+using SaveArgsMap = std::map<std::string, SaveArgs>;
+using RestoreArgsMap = std::map<std::string, RestoreArgs>;
+
+// Base of every handler's arguments.
+class CheckpointArgs {
+ public:
+  virtual ~CheckpointArgs() = default;
+  virtual std::unique_ptr<CheckpointArgs> Clone() const = 0;
+  // The handler Orbax's registry pairs with these args (used by CompositeCheckpointHandler for items without
+  // an explicit handler).
+  virtual std::unique_ptr<CheckpointHandler> DefaultHandler() const = 0;
+  virtual std::string name() const = 0;  // "StandardSave", for error messages
+};
+
+namespace args {
+
+template <typename Derived>
+class ArgsBase : public CheckpointArgs {
+ public:
+  std::unique_ptr<CheckpointArgs> Clone() const override {
+    return std::make_unique<Derived>(static_cast<const Derived&>(*this));
+  }
+  std::unique_ptr<CheckpointHandler> DefaultHandler() const override;
+};
+
+struct StandardSave : ArgsBase<StandardSave> {
+  StandardSave(Tree item, SaveArgsMap save_args = {}, nlohmann::json custom_metadata = nullptr)
+      : item(std::move(item)), save_args(std::move(save_args)), custom_metadata(std::move(custom_metadata)) {}
+  std::string name() const override { return "StandardSave"; }
+  Tree item;
+  SaveArgsMap save_args;
+  nlohmann::json custom_metadata;
+};
+
+struct StandardRestore : ArgsBase<StandardRestore> {
+  // `item`: a target tree of ArraySpecs, Arrays or scalars, or None to restore the tree as saved.
+  // `strict=false` zero-pads or truncates each dimension at its high end to the target shape.
+  StandardRestore(Tree item = Tree::None(), bool strict = true) : item(std::move(item)), strict(strict) {}
+  std::string name() const override { return "StandardRestore"; }
+  Tree item;
+  bool strict;
+};
+
+struct PyTreeSave : ArgsBase<PyTreeSave> {
+  PyTreeSave(Tree item, SaveArgsMap save_args = {}, std::optional<int64_t> ocdbt_target_data_file_size = std::nullopt,
+             nlohmann::json custom_metadata = nullptr)
+      : item(std::move(item)),
+        save_args(std::move(save_args)),
+        ocdbt_target_data_file_size(ocdbt_target_data_file_size),
+        custom_metadata(std::move(custom_metadata)) {}
+  std::string name() const override { return "PyTreeSave"; }
+  Tree item;
+  SaveArgsMap save_args;
+  std::optional<int64_t> ocdbt_target_data_file_size;
+  nlohmann::json custom_metadata;
+};
+
+struct PyTreeRestore : ArgsBase<PyTreeRestore> {
+  // `partial_restore`: read only the leaves the target names (Placeholder leaves are skipped) instead of
+  // requiring the target to match the saved tree.
+  PyTreeRestore(Tree item = Tree::None(), RestoreArgsMap restore_args = {}, bool partial_restore = false,
+                bool strict = true)
+      : item(std::move(item)), restore_args(std::move(restore_args)), partial_restore(partial_restore), strict(strict) {}
+  std::string name() const override { return "PyTreeRestore"; }
+  Tree item;
+  RestoreArgsMap restore_args;
+  bool partial_restore;
+  bool strict;
+};
+
+struct ArraySave : ArgsBase<ArraySave> {
+  ArraySave(Array item, SaveArgs save_args = {}) : item(std::move(item)), save_args(save_args) {}
+  std::string name() const override { return "ArraySave"; }
+  Array item;
+  SaveArgs save_args;
+};
+
+struct ArrayRestore : ArgsBase<ArrayRestore> {
+  ArrayRestore(std::optional<ArraySpec> item = std::nullopt, bool strict = true) : item(std::move(item)), strict(strict) {}
+  std::string name() const override { return "ArrayRestore"; }
+  std::optional<ArraySpec> item;
+  bool strict;
+};
+
+struct JsonSave : ArgsBase<JsonSave> {
+  JsonSave(nlohmann::json item) : item(std::move(item)) {}
+  std::string name() const override { return "JsonSave"; }
+  nlohmann::json item;
+};
+
+struct JsonRestore : ArgsBase<JsonRestore> {
+  JsonRestore() = default;
+  std::string name() const override { return "JsonRestore"; }
+};
+
+// Arguments for each item of a CompositeCheckpointHandler, by item name.
+class Composite : public CheckpointArgs {
+ public:
+  Composite() = default;
+  Composite(std::initializer_list<std::pair<std::string, std::shared_ptr<const CheckpointArgs>>> items) {
+    for (auto& [item_name, item_args] : items) items_[item_name] = item_args;
+  }
+  // Adds (or replaces) the args of one item.
+  template <typename Args>
+  Composite& add(const std::string& item_name, Args item_args) {
+    items_[item_name] = std::make_shared<Args>(std::move(item_args));
+    return *this;
+  }
+  const std::map<std::string, std::shared_ptr<const CheckpointArgs>>& items() const { return items_; }
+  const CheckpointArgs* get(const std::string& item_name) const {
+    auto it = items_.find(item_name);
+    return it == items_.end() ? nullptr : it->second.get();
+  }
+
+  std::unique_ptr<CheckpointArgs> Clone() const override { return std::make_unique<Composite>(*this); }
+  std::unique_ptr<CheckpointHandler> DefaultHandler() const override;
+  std::string name() const override { return "Composite"; }
+
+ private:
+  std::map<std::string, std::shared_ptr<const CheckpointArgs>> items_;
+};
+
+// Shorthand for building Composite items: `args::Item(args::StandardSave{state})`.
+template <typename Args>
+std::shared_ptr<const CheckpointArgs> Item(Args item_args) {
+  return std::make_shared<Args>(std::move(item_args));
+}
+
+}  // namespace args
+}  // namespace cairn

@@ -1,0 +1,144 @@
+// The handlers: PyTree (the general one), Standard (arrays and scalars), Array, Json and Composite.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cairn/checkpoint_handler.h"
+
+namespace cairn {
+
+// Orbax's storage options for arrays.
+struct PyTreeCheckpointHandlerOptions {
+  // OCDBT databases (Orbax's default) or one zarr directory per parameter.
+  bool use_ocdbt = false;  // TEMP until OCDBT lands
+  // zarr3 (`zarr.json`, sharded) instead of zarr v2 (`.zarray`).
+  bool use_zarr3 = false;
+  // zstd-compressed chunks.
+  bool use_compression = true;
+  // Bounds on bytes in flight (Orbax's save_concurrent_gb / restore_concurrent_gb).
+  int64_t save_concurrent_gb = 96;
+  int64_t restore_concurrent_gb = 96;
+};
+
+// Saves and restores a Tree of arrays, scalars, strings, empty containers and None, in Orbax's layout:
+// `_METADATA`, `_sharding`, `array_metadatas/`, and the arrays as zarr in OCDBT or per-parameter directories.
+// Takes args::PyTreeSave / args::PyTreeRestore.
+class PyTreeCheckpointHandler : public CheckpointHandler {
+ public:
+  explicit PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options = {});
+
+  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
+  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
+  Tree metadata(const std::filesystem::path& directory) override;
+  void finalize(const std::filesystem::path& directory) override;
+  std::string typestr() const override;
+
+  const PyTreeCheckpointHandlerOptions& options() const { return options_; }
+
+  // The shared machinery, also used by the Standard and Array handlers.
+  struct SaveRequest {
+    Tree item;
+    SaveArgsMap save_args;
+    nlohmann::json custom_metadata;
+    std::optional<int64_t> ocdbt_target_data_file_size;
+  };
+  struct RestoreRequest {
+    Tree item;  // None: restore as saved
+    RestoreArgsMap restore_args;
+    bool partial_restore = false;
+    bool strict = true;
+  };
+  void Save(const std::filesystem::path& directory, const SaveRequest& request);
+  Tree Restore(const std::filesystem::path& directory, const RestoreRequest& request);
+
+ private:
+  PyTreeCheckpointHandlerOptions options_;
+};
+
+// Orbax's StandardCheckpointHandler: a tree of arrays and scalars (no strings; a bare array is rejected).
+// Takes args::StandardSave / args::StandardRestore.
+class StandardCheckpointHandler : public CheckpointHandler {
+ public:
+  explicit StandardCheckpointHandler(PyTreeCheckpointHandlerOptions options = {});
+
+  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
+  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
+  Tree metadata(const std::filesystem::path& directory) override;
+  void finalize(const std::filesystem::path& directory) override;
+  std::string typestr() const override;
+  void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
+                 const FileOptions& file_options) override;
+
+ private:
+  PyTreeCheckpointHandler impl_;
+};
+
+// Orbax's ArrayCheckpointHandler: one array, saved as `{checkpoint_name: array}` without OCDBT.
+// Takes args::ArraySave / args::ArrayRestore; restore returns an array leaf.
+class ArrayCheckpointHandler : public CheckpointHandler {
+ public:
+  explicit ArrayCheckpointHandler(std::string checkpoint_name = "checkpoint");
+
+  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
+  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
+  Tree metadata(const std::filesystem::path& directory) override;
+  std::string typestr() const override;
+  void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
+                 const FileOptions& file_options) override;
+
+ private:
+  std::string checkpoint_name_;
+  PyTreeCheckpointHandler impl_;
+};
+
+// Orbax's JsonCheckpointHandler: one JSON document in `<directory>/<filename>`, written by the primary host.
+// Takes args::JsonSave / args::JsonRestore; restore returns the JSON as a Tree.
+class JsonCheckpointHandler : public CheckpointHandler {
+ public:
+  explicit JsonCheckpointHandler(std::string filename = "metadata");
+
+  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
+  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
+  Tree metadata(const std::filesystem::path& directory) override;
+  std::string typestr() const override;
+
+ private:
+  std::string filename_;
+};
+
+// Orbax's CompositeCheckpointHandler: several named items, each in `<directory>/<item>/` with its own handler.
+// Takes args::Composite. Items without a registered handler get the one their args call for.
+class CompositeCheckpointHandler : public CheckpointHandler {
+ public:
+  // Items whose handlers are decided by the args they are saved or restored with.
+  explicit CompositeCheckpointHandler(std::vector<std::string> item_names = {});
+  // Items with explicit handlers.
+  explicit CompositeCheckpointHandler(std::map<std::string, std::unique_ptr<CheckpointHandler>> handlers);
+
+  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
+  // Restores the items `args` names (all items with a known handler when `args` is null), as a dict by item.
+  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
+  Tree metadata(const std::filesystem::path& directory) override;
+  void finalize(const std::filesystem::path& directory) override;
+  void close() override;
+  std::string typestr() const override;
+  nlohmann::json item_handlers() const override;
+  void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
+                 const FileOptions& file_options) override;
+
+ private:
+  CheckpointHandler& HandlerFor(const std::string& item, const CheckpointArgs* args);
+  static void CheckItemName(const std::string& item);
+
+  std::vector<std::string> item_names_;
+  std::map<std::string, std::unique_ptr<CheckpointHandler>> handlers_;
+  std::vector<std::string> saved_items_;  // the items of the save in progress, for finalize
+  std::shared_ptr<FileSystem> configured_fs_ = FileSystem::Default();
+  MultiprocessingOptions configured_multiprocessing_;
+  FileOptions configured_file_options_;
+};
+
+}  // namespace cairn

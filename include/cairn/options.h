@@ -1,0 +1,57 @@
+// The options Orbax's checkpointers take, with Orbax's names and defaults.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cairn/file_system.h"
+
+namespace cairn {
+
+// Which processes take part and which one commits. Single-process today; the multi-process layer honours all
+// of it.
+struct MultiprocessingOptions {
+  int primary_host = 0;
+  std::optional<std::vector<int>> active_processes;
+  std::optional<std::string> barrier_sync_key_prefix;
+};
+
+struct FileOptions {
+  // Permission bits for directories a save creates (e.g. 0750); nullopt: the process umask decides.
+  std::optional<uint32_t> path_permission_mode;
+};
+
+enum class AtomicityMode {
+  kAuto,          // atomic rename on a local file system (the only kind cairn writes today)
+  kAtomicRename,  // write `<dir>.orbax-checkpoint-tmp`, then rename it to `<dir>`
+  kCommitFile,    // write in place; the checkpoint counts only once `commit_success.txt` exists
+};
+
+struct AtomicityOptions {
+  AtomicityMode mode = AtomicityMode::kAuto;
+  // With kCommitFile: also accept checkpoints without `commit_success.txt` (written before it existed).
+  bool allow_legacy_atomic_rename = false;
+};
+
+struct CheckpointerOptions {
+  MultiprocessingOptions multiprocessing_options;
+  FileOptions file_options;
+  AtomicityOptions atomicity_options;
+  // Every file access goes through this (tests pass an in-memory or fault-injecting one).
+  std::shared_ptr<FileSystem> file_system = FileSystem::Default();
+};
+
+// The keyword arguments of Checkpointer::save.
+struct SaveOptions {
+  // Replace an existing checkpoint at the destination, once the new one is complete.
+  bool force = false;
+  // A JSON object stored in `_CHECKPOINT_METADATA`; opaque to cairn.
+  nlohmann::json custom_metadata = nlohmann::json::object();
+};
+
+}  // namespace cairn

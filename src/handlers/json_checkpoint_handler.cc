@@ -1,0 +1,38 @@
+// JsonCheckpointHandler: one JSON document, written by the primary host as Python's json.dumps would.
+#include "cairn/error.h"
+#include "cairn/handlers.h"
+#include "metadata/python_json.h"
+
+namespace cairn {
+namespace {
+// Orbax's v1 JsonHandler names its file `data.json`; v0 names it after the handler's `filename`.
+constexpr const char* kV1JsonFile = "data.json";
+}  // namespace
+
+JsonCheckpointHandler::JsonCheckpointHandler(std::string filename) : filename_(std::move(filename)) {
+  if (filename_.empty() || filename_.find('/') != std::string::npos || filename_ == "." || filename_ == "..") {
+    throw InvalidArgumentError("JsonCheckpointHandler: bad filename \"" + filename_ + "\"");
+  }
+}
+
+std::string JsonCheckpointHandler::typestr() const {
+  return "orbax.checkpoint._src.handlers.json_checkpoint_handler.JsonCheckpointHandler";
+}
+
+void JsonCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+  const auto& a = ArgsAs<args::JsonSave>(args, "JsonCheckpointHandler");
+  if (multiprocessing_options().primary_host != 0) return;
+  fs().WriteFile(directory / filename_, metadata::PythonJsonDumps(nlohmann::ordered_json(a.item)), /*sync=*/true);
+}
+
+Tree JsonCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+  if (args) ArgsAs<args::JsonRestore>(*args, "JsonCheckpointHandler");
+  auto path = directory / filename_;
+  if (!fs().Exists(path) && fs().Exists(directory / kV1JsonFile)) path = directory / kV1JsonFile;
+  if (!fs().Exists(path)) throw NotFoundError("JSON item file " + path.string() + " does not exist");
+  return Tree::FromJson(metadata::ParseJson(fs().ReadFile(path), path.string()));
+}
+
+Tree JsonCheckpointHandler::metadata(const std::filesystem::path& directory) { return restore(directory, nullptr); }
+
+}  // namespace cairn

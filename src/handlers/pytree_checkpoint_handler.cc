@@ -1,0 +1,322 @@
+// PyTreeCheckpointHandler: a Tree saved as Orbax's base_pytree_checkpoint_handler saves it.
+//
+// Save: flatten (empty nodes included) -> one storage decision per leaf (array, scalar, string, placeholder,
+// empty node) -> zarr arrays in the item's KvStore, strings in `_strings.json` -> `_METADATA`, `_sharding`,
+// `array_metadatas/process_0`. Restore runs backwards, reading only the leaves (and chunks) the target needs.
+#include <map>
+#include <set>
+
+#include "cairn/error.h"
+#include "cairn/handlers.h"
+#include "handlers/array_storage.h"
+#include "metadata/array_metadata.h"
+#include "metadata/python_json.h"
+#include "metadata/tree_metadata.h"
+#include "zarr/chunk_shape.h"
+#include "zarr/zarr_array.h"
+
+namespace cairn {
+namespace {
+
+namespace md = metadata;
+
+constexpr const char* kStringsFile = "_strings.json";
+// Orbax's OCDBT target data file size (2 GiB): also the cap on a chunk.
+constexpr int64_t kDefaultTargetDataFileSize = int64_t{2} << 30;
+
+// Keys become parameter names, file names and OCDBT keys: refuse any that could not round-trip or could
+// leave the checkpoint directory.
+void CheckKey(const KeyPath& path) {
+  for (const auto& entry : path) {
+    const std::string& key = entry.key;
+    if (key.empty() || key == "." || key == ".." || key.find('/') != std::string::npos ||
+        key.find('\0') != std::string::npos || key.find('\\') != std::string::npos) {
+      throw InvalidArgumentError("tree key " + KeyPathToString(path) +
+                                 " cannot be saved: keys must be non-empty and contain no '/', '\\' or NUL, and "
+                                 "may not be '.' or '..'");
+    }
+  }
+}
+
+const SaveArgs* FindArgs(const SaveArgsMap& map, const std::string& param) {
+  if (auto it = map.find(param); it != map.end()) return &it->second;
+  if (auto it = map.find(""); it != map.end()) return &it->second;
+  return nullptr;
+}
+const RestoreArgs* FindArgs(const RestoreArgsMap& map, const std::string& param) {
+  if (auto it = map.find(param); it != map.end()) return &it->second;
+  if (auto it = map.find(""); it != map.end()) return &it->second;
+  return nullptr;
+}
+
+// A scalar is stored as a 0-d array of the type NumPy gives a Python scalar.
+Array ScalarToArray(const Tree::ScalarValue& value) {
+  return std::visit([](auto v) { return Array::FromScalar(v); }, value);
+}
+
+Tree ArrayToScalar(const Array& array, const Tree::ScalarValue* like) {
+  Tree probe(array);
+  if (like) {
+    return std::visit([&](auto v) { return Tree::Scalar(probe.scalar<decltype(v)>()); }, *like);
+  }
+  if (array.dtype() == DType::kBool) return Tree::Scalar(probe.scalar<bool>());
+  if (IsInteger(array.dtype())) return Tree::Scalar(probe.scalar<int64_t>());
+  return Tree::Scalar(probe.scalar<double>());
+}
+
+// The saved entries, when `_METADATA` is missing: every parameter with zarr metadata in the store becomes a
+// dict path split at '.', plus the strings of `_strings.json`.
+md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann::json& strings) {
+  md::TreeMetadata m;
+  std::set<std::string> params;
+  for (const auto& key : store.ListKeys()) {
+    for (const char* suffix : {"/.zarray", "/zarr.json"}) {
+      std::string_view s(suffix);
+      if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
+        params.insert(key.substr(0, key.size() - s.size()));
+      }
+    }
+  }
+  auto path_of = [](const std::string& param) {
+    KeyPath path;
+    size_t start = 0;
+    while (true) {
+      size_t dot = param.find('.', start);
+      path.push_back({param.substr(start, dot - start), KeyType::kDict});
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    return path;
+  };
+  for (const auto& param : params) m.entries.push_back({path_of(param), md::kNumpyArray, false, std::nullopt});
+  if (strings.is_object()) {
+    for (const auto& [name, value] : strings.items()) m.entries.push_back({path_of(name), md::kString, false, std::nullopt});
+  }
+  return m;
+}
+
+struct ItemReader {
+  ItemReader(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir) : fs(fs), dir(dir) {
+    auto metadata_path = dir / md::kTreeMetadataFile;
+    if (fs->Exists(metadata_path)) tree = md::DecodeTreeMetadata(fs->ReadFile(metadata_path), metadata_path.string());
+    store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
+    if (!tree) {
+      if (!fs->IsDirectory(dir)) throw NotFoundError("checkpoint item " + dir.string() + " does not exist");
+      tree = SynthesizeTreeMetadata(*store, Strings());
+      if (tree->entries.empty()) {
+        throw NotFoundError("checkpoint item " + dir.string() + " has no " + md::kTreeMetadataFile +
+                            " and no arrays: nothing to restore");
+      }
+    }
+  }
+
+  const nlohmann::json& Strings() {
+    if (!strings_loaded) {
+      strings_loaded = true;
+      auto path = dir / kStringsFile;
+      if (fs->Exists(path)) strings = md::ParseJson(fs->ReadFile(path), path.string());
+    }
+    return strings;
+  }
+
+  // The value stored for `entry`, shaped by `target` (None: as saved) and `restore_args`.
+  Tree Read(const md::TreeMetadataEntry& entry, const Tree& target, const RestoreArgs* restore_args, bool strict) {
+    const std::string param = ParamName(entry.path);
+    const std::string& type = entry.value_type;
+    if (target.is_placeholder() || type == md::kPlaceholderType) return Tree::Placeholder();
+    if (md::IsEmptyNodeType(type)) return md::EmptyNodeValue(type);
+    if (type == md::kString) {
+      const auto& all = Strings();
+      if (!all.is_object() || !all.contains(param) || !all[param].is_string()) {
+        throw CorruptionError("string parameter " + param + " is missing from " + (dir / kStringsFile).string());
+      }
+      return Tree(all[param].get<std::string>());
+    }
+    if (type != md::kJaxArray && type != md::kNumpyArray && type != md::kScalar) {
+      throw UnimplementedError("parameter " + param + " has value type \"" + type + "\", which cairn cannot restore");
+    }
+    if (entry.skip_deserialize) {
+      throw UnimplementedError("parameter " + param + " of " + dir.string() +
+                               " lives in a legacy msgpack aggregate file, which this build cannot read");
+    }
+    if (target.is_string() || target.is_dict() || target.is_sequence()) {
+      throw InvalidArgumentError("parameter " + param + " is an array in the checkpoint but the target holds a " +
+                                 (target.is_string() ? "string" : "container") + " there");
+    }
+    const zarr::ZarrMetadata zmeta = zarr::ReadZarrMetadata(*store, param);
+    Shape shape = zmeta.shape;
+    DType dtype = zmeta.dtype;
+    if (target.is_array() || target.is_spec()) {
+      ArraySpec spec = target.array_spec();
+      dtype = spec.dtype;
+      if (spec.shape != zmeta.shape) {
+        if (strict) {
+          throw InvalidArgumentError("parameter " + param + ": the checkpoint holds shape " +
+                                     ShapeToString(zmeta.shape) + " but the target asks for " +
+                                     ShapeToString(spec.shape) + " (restore with strict=false to pad or truncate)");
+        }
+        if (spec.shape.size() != zmeta.shape.size()) {
+          throw InvalidArgumentError("parameter " + param + ": cannot restore rank-" +
+                                     std::to_string(zmeta.shape.size()) + " data into a rank-" +
+                                     std::to_string(spec.shape.size()) + " target, even with strict=false");
+        }
+        shape = spec.shape;
+      }
+    }
+    if (restore_args && restore_args->dtype) dtype = *restore_args->dtype;
+    Array array = zarr::ReadZarrRegion(*store, param, zmeta, Shape(shape.size(), 0), shape, dtype);
+    if (target.is_scalar()) return ArrayToScalar(array, &target.scalar_value());
+    if (target.is_none() && type == md::kScalar && array.rank() == 0) return ArrayToScalar(array, nullptr);
+    return Tree(std::move(array));
+  }
+
+  std::shared_ptr<FileSystem> fs;
+  std::filesystem::path dir;
+  std::optional<md::TreeMetadata> tree;
+  std::unique_ptr<kvstore::KvStore> store;
+  bool strings_loaded = false;
+  nlohmann::json strings;
+};
+
+}  // namespace
+
+PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options) : options_(options) {}
+
+std::string PyTreeCheckpointHandler::typestr() const {
+  return "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler";
+}
+
+void PyTreeCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+  const auto& a = ArgsAs<args::PyTreeSave>(args, "PyTreeCheckpointHandler");
+  Save(directory, SaveRequest{a.item, a.save_args, a.custom_metadata, a.ocdbt_target_data_file_size});
+}
+
+Tree PyTreeCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+  if (!args) return Restore(directory, RestoreRequest{});
+  const auto& a = ArgsAs<args::PyTreeRestore>(*args, "PyTreeCheckpointHandler");
+  return Restore(directory, RestoreRequest{a.item, a.restore_args, a.partial_restore, a.strict});
+}
+
+void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const SaveRequest& request) {
+  auto& file_system = fs();
+  const bool primary = multiprocessing_options().primary_host == 0;
+  const int64_t target_file_size = request.ocdbt_target_data_file_size.value_or(kDefaultTargetDataFileSize);
+  auto store = handlers::OpenArrayStoreForWrite(fs_ptr(), directory, options_, /*process_index=*/0,
+                                                request.ocdbt_target_data_file_size);
+
+  md::TreeMetadata tree_metadata;
+  tree_metadata.use_ocdbt = options_.use_ocdbt;
+  tree_metadata.use_zarr3 = options_.use_zarr3;
+  tree_metadata.custom_metadata = request.custom_metadata;
+  std::vector<std::string> array_params;
+  std::vector<md::ArrayMetadataEntry> array_metadatas;
+  nlohmann::ordered_json strings = nlohmann::ordered_json::object();
+  std::set<std::string> params_seen;
+
+  for (const auto& [path, leaf] : request.item.Flatten(/*include_empty_nodes=*/true)) {
+    CheckKey(path);
+    const std::string param = ParamName(path);
+    if (!params_seen.insert(param).second) {
+      throw InvalidArgumentError("two tree paths map to the parameter name \"" + param +
+                                 "\" (keys joined with '.'); rename one of them");
+    }
+    md::TreeMetadataEntry entry{path, "", false, std::nullopt};
+    switch (leaf.kind()) {
+      case Tree::Kind::kNone: entry.value_type = md::kNone; entry.skip_deserialize = true; break;
+      case Tree::Kind::kDict: entry.value_type = md::kEmptyDict; entry.skip_deserialize = true; break;
+      case Tree::Kind::kList: entry.value_type = md::kEmptyList; entry.skip_deserialize = true; break;
+      case Tree::Kind::kTuple: entry.value_type = md::kEmptyTuple; entry.skip_deserialize = true; break;
+      case Tree::Kind::kPlaceholder: entry.value_type = md::kPlaceholderType; entry.skip_deserialize = true; break;
+      case Tree::Kind::kString: entry.value_type = md::kString; strings[param] = leaf.string(); break;
+      case Tree::Kind::kArraySpec:
+        throw InvalidArgumentError("parameter " + param + " is an ArraySpec, which has no data to save");
+      case Tree::Kind::kScalar:
+      case Tree::Kind::kArray: {
+        const bool scalar = leaf.is_scalar();
+        Array array = scalar ? ScalarToArray(leaf.scalar_value()) : leaf.array();
+        const SaveArgs* save_args = FindArgs(request.save_args, param);
+        if (save_args && save_args->dtype && *save_args->dtype != array.dtype()) array = array.Cast(*save_args->dtype);
+        std::optional<int64_t> chunk_target = save_args ? save_args->chunk_byte_size : std::nullopt;
+        if (chunk_target) chunk_target = std::min(*chunk_target, target_file_size);
+        else if (static_cast<int64_t>(array.num_bytes()) > target_file_size) chunk_target = target_file_size;
+        zarr::ZarrMetadata zmeta;
+        zmeta.format = options_.use_zarr3 ? zarr::ZarrFormat::kV3 : zarr::ZarrFormat::kV2;
+        zmeta.dtype = array.dtype();
+        zmeta.shape = array.shape();
+        zmeta.chunks = zarr::ChooseChunkShape(array.shape(), array.shape(), array.dtype(), chunk_target);
+        if (options_.use_compression) zmeta.zstd_level = options_.use_zarr3 ? 3 : 1;
+        zarr::WriteZarrArray(*store, param, zmeta, array);
+        entry.value_type = scalar ? md::kScalar : md::kJaxArray;
+        if (!scalar) {
+          entry.write_shape = array.shape();
+          array_params.push_back(param);
+          array_metadatas.push_back({param, array.shape(), zmeta.chunks});
+        }
+        break;
+      }
+    }
+    tree_metadata.entries.push_back(std::move(entry));
+  }
+  store->Flush();
+
+  file_system.CreateDirs(directory / md::kArrayMetadatasDir);
+  file_system.WriteFile(directory / md::kArrayMetadatasDir / "process_0", md::EncodeArrayMetadatas(array_metadatas),
+                        /*sync=*/true);
+  if (primary) {
+    if (!strings.empty()) file_system.WriteFile(directory / kStringsFile, strings.dump(), /*sync=*/true);
+    file_system.WriteFile(directory / md::kShardingFile, md::EncodeSingleDeviceSharding(array_params), /*sync=*/true);
+    file_system.WriteFile(directory / md::kTreeMetadataFile, md::EncodeTreeMetadata(tree_metadata), /*sync=*/true);
+  }
+}
+
+void PyTreeCheckpointHandler::finalize(const std::filesystem::path& directory) {
+  if (options_.use_ocdbt) handlers::FinalizeArrayStore(fs_ptr(), directory);
+}
+
+Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, const RestoreRequest& request) {
+  ItemReader reader(fs_ptr(), directory);
+  const md::TreeMetadata& saved = *reader.tree;
+  auto restore_args = [&](const std::string& param) { return FindArgs(request.restore_args, param); };
+
+  if (request.item.is_none()) {
+    return md::TreeFromMetadata(saved, [&](const md::TreeMetadataEntry& entry) {
+      return reader.Read(entry, Tree::None(), restore_args(ParamName(entry.path)), request.strict);
+    });
+  }
+
+  std::map<std::string, const md::TreeMetadataEntry*> by_param;
+  for (const auto& entry : saved.entries) by_param[ParamName(entry.path)] = &entry;
+  if (!request.partial_restore) {
+    Tree saved_structure = md::TreeFromMetadata(saved, [](const md::TreeMetadataEntry&) { return Tree::Placeholder(); });
+    std::string diff = Tree::StructureDiff(saved_structure, request.item);
+    if (!diff.empty()) {
+      throw InvalidArgumentError("the restore target does not match the tree saved in " + directory.string() +
+                                 " (expected = saved, found = target):\n" + diff +
+                                 "Pass partial_restore to restore only the target's leaves.");
+    }
+  }
+  return request.item.Map([&](const KeyPath& path, const Tree& leaf) -> Tree {
+    if (leaf.is_placeholder()) return leaf;
+    const std::string param = ParamName(path);
+    auto it = by_param.find(param);
+    if (it == by_param.end()) {
+      throw NotFoundError("parameter " + KeyPathToString(path) + " of the restore target is not in the checkpoint " +
+                          directory.string());
+    }
+    return reader.Read(*it->second, leaf, restore_args(param), request.strict);
+  });
+}
+
+Tree PyTreeCheckpointHandler::metadata(const std::filesystem::path& directory) {
+  ItemReader reader(fs_ptr(), directory);
+  return md::TreeFromMetadata(*reader.tree, [&](const md::TreeMetadataEntry& entry) -> Tree {
+    const std::string param = ParamName(entry.path);
+    if (entry.value_type == md::kString) return reader.Read(entry, Tree::None(), nullptr, true);
+    if (entry.value_type == md::kPlaceholderType) return Tree::Placeholder();
+    if (entry.skip_deserialize) return Tree::Placeholder();
+    zarr::ZarrMetadata zmeta = zarr::ReadZarrMetadata(*reader.store, param);
+    return Tree(ArraySpec{zmeta.dtype, zmeta.shape});
+  });
+}
+
+}  // namespace cairn

@@ -1,0 +1,51 @@
+// StandardCheckpointHandler: the PyTree handler restricted to arrays and scalars, as Orbax's is.
+#include "cairn/error.h"
+#include "cairn/handlers.h"
+
+namespace cairn {
+
+StandardCheckpointHandler::StandardCheckpointHandler(PyTreeCheckpointHandlerOptions options) : impl_(options) {}
+
+std::string StandardCheckpointHandler::typestr() const {
+  return "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler";
+}
+
+void StandardCheckpointHandler::Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
+                                          const FileOptions& file_options) {
+  CheckpointHandler::Configure(fs, multiprocessing, file_options);
+  impl_.Configure(std::move(fs), multiprocessing, file_options);
+}
+
+void StandardCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+  const auto& a = ArgsAs<args::StandardSave>(args, "StandardCheckpointHandler");
+  if (a.item.is_leaf()) {
+    throw InvalidArgumentError(
+        "StandardCheckpointHandler saves a tree (dict, list or tuple) of arrays and scalars, not a bare leaf; "
+        "wrap it in a dict, or use ArrayCheckpointHandler for a single array");
+  }
+  for (const auto& [path, leaf] : a.item.Flatten()) {
+    if (!leaf.is_array() && !leaf.is_scalar()) {
+      throw InvalidArgumentError("StandardCheckpointHandler saves only arrays and scalars, but " +
+                                 KeyPathToString(path) + " is a " +
+                                 (leaf.is_string() ? std::string("string (use PyTreeCheckpointHandler)")
+                                                   : leaf.is_spec() ? std::string("ArraySpec, which has no data")
+                                                                    : std::string("placeholder")));
+    }
+  }
+  impl_.Save(directory, {a.item, a.save_args, a.custom_metadata, std::nullopt});
+}
+
+Tree StandardCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+  if (!args) return impl_.Restore(directory, {});
+  const auto& a = ArgsAs<args::StandardRestore>(*args, "StandardCheckpointHandler");
+  PyTreeCheckpointHandler::RestoreRequest request;
+  request.item = a.item;
+  request.strict = a.strict;
+  return impl_.Restore(directory, request);
+}
+
+Tree StandardCheckpointHandler::metadata(const std::filesystem::path& directory) { return impl_.metadata(directory); }
+
+void StandardCheckpointHandler::finalize(const std::filesystem::path& directory) { impl_.finalize(directory); }
+
+}  // namespace cairn

@@ -1,0 +1,187 @@
+#include "zarr/zarr_array.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "cairn/error.h"
+#include "core/crc32c.h"
+#include "zarr/box_copy.h"
+#include "zarr/zstd_codec.h"
+
+namespace cairn::zarr {
+namespace {
+
+constexpr uint64_t kMissing = ~uint64_t{0};
+
+std::vector<int64_t> GridShape(const ZarrMetadata& m) {
+  std::vector<int64_t> grid(m.shape.size());
+  for (size_t d = 0; d < m.shape.size(); ++d) grid[d] = (m.shape[d] + m.chunks[d] - 1) / m.chunks[d];
+  return grid;
+}
+
+// Calls fn(grid_index) for every chunk index in [lo, hi) per dimension, in C order.
+template <typename Fn>
+void ForEachChunk(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi, Fn&& fn) {
+  for (size_t d = 0; d < lo.size(); ++d) {
+    if (lo[d] >= hi[d]) return;
+  }
+  std::vector<int64_t> index = lo;
+  while (true) {
+    fn(index);
+    size_t d = index.size();
+    while (d > 0) {
+      --d;
+      if (++index[d] < hi[d]) break;
+      index[d] = lo[d];
+      if (d == 0) return;
+    }
+    if (index.empty()) return;
+  }
+}
+
+void PutU64(std::string& out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+std::string EncodeChunk(const ZarrMetadata& m, std::string raw) {
+  std::string encoded = m.zstd_level ? ZstdCompress(raw, *m.zstd_level) : std::move(raw);
+  if (m.format == ZarrFormat::kV2 || !m.zarr3_sharded) return encoded;
+  // A shard holding one inner chunk: the chunk, then the index (offset, length) and its CRC-32C.
+  std::string index;
+  PutU64(index, 0);
+  PutU64(index, encoded.size());
+  PutU32(index, Crc32c(index));
+  encoded += index;
+  return encoded;
+}
+
+// Decodes a stored chunk into `out` (chunk_bytes long). Returns false for a zarr3 shard whose only inner chunk
+// is marked missing (it then reads as the fill value, zero).
+bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size_t chunk_bytes,
+                 const std::string& what) {
+  std::string_view encoded = stored;
+  if (m.format == ZarrFormat::kV3 && m.zarr3_sharded) {
+    constexpr size_t kIndexBytes = 16 + 4;
+    if (stored.size() < kIndexBytes) throw CorruptionError(what + ": shard is too short for its index");
+    const char* index = stored.data() + stored.size() - kIndexBytes;
+    if (Crc32c(std::string_view(index, 16)) != GetU32(index + 16)) {
+      throw CorruptionError(what + ": shard index fails its CRC-32C");
+    }
+    uint64_t offset = GetU64(index), length = GetU64(index + 8);
+    if (offset == kMissing && length == kMissing) return false;
+    const uint64_t body = stored.size() - kIndexBytes;
+    if (offset > body || length > body - offset) throw CorruptionError(what + ": shard index points outside the shard");
+    encoded = stored.substr(offset, length);
+  }
+  if (m.zstd_level) {
+    ZstdDecompressInto(encoded, out, chunk_bytes, what);
+  } else {
+    if (encoded.size() != chunk_bytes) {
+      throw CorruptionError(what + ": holds " + std::to_string(encoded.size()) + " bytes, expected " +
+                            std::to_string(chunk_bytes));
+    }
+    std::memcpy(out, encoded.data(), chunk_bytes);
+  }
+  return true;
+}
+
+}  // namespace
+
+void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data) {
+  if (data.dtype() != m.dtype || data.shape() != m.shape) {
+    throw InvalidArgumentError("parameter " + param + ": array " + std::string(DTypeName(data.dtype())) +
+                               ShapeToString(data.shape()) + " does not match its zarr metadata " +
+                               std::string(DTypeName(m.dtype)) + ShapeToString(m.shape));
+  }
+  store.Write(param + "/" + m.MetadataKey(), EncodeZarrMetadata(m));
+  const size_t item = ItemSize(m.dtype);
+  const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
+  const auto grid = GridShape(m);
+  ForEachChunk(std::vector<int64_t>(grid.size(), 0), grid, [&](const std::vector<int64_t>& index) {
+    std::string raw(chunk_bytes, '\0');  // zero padding beyond the array's edge
+    std::vector<int64_t> origin(index.size()), extent(index.size()), zero(index.size(), 0);
+    for (size_t d = 0; d < index.size(); ++d) {
+      origin[d] = index[d] * m.chunks[d];
+      extent[d] = std::min(m.chunks[d], m.shape[d] - origin[d]);
+    }
+    CopyBox(data.bytes().data(), m.shape, origin, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
+            item);
+    store.Write(param + "/" + m.ChunkKey(index), EncodeChunk(m, std::move(raw)));
+  });
+}
+
+ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param) {
+  if (auto v2 = store.Read(param + "/.zarray")) {
+    return DecodeZarrV2Metadata(*v2, "zarr metadata " + param + "/.zarray in " + store.Describe());
+  }
+  if (auto v3 = store.Read(param + "/zarr.json")) {
+    return DecodeZarr3Metadata(*v3, "zarr metadata " + param + "/zarr.json in " + store.Describe());
+  }
+  throw NotFoundError("parameter " + param + " has no zarr metadata (" + param + "/.zarray or " + param +
+                      "/zarr.json) in " + store.Describe());
+}
+
+Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Shape& origin,
+                     const Shape& shape, DType out_dtype) {
+  const size_t rank = m.shape.size();
+  if (origin.size() != rank || shape.size() != rank) {
+    throw InvalidArgumentError("parameter " + param + ": requested a rank-" + std::to_string(shape.size()) +
+                               " region of a rank-" + std::to_string(rank) + " array");
+  }
+  Array out = Array::Zeros(out_dtype, shape);
+  // The part of the request inside the stored domain, and the chunks it overlaps.
+  std::vector<int64_t> lo(rank), hi(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    int64_t begin = std::max<int64_t>(origin[d], 0);
+    int64_t end = std::min(origin[d] + shape[d], m.shape[d]);
+    if (end <= begin) return out;
+    lo[d] = begin / m.chunks[d];
+    hi[d] = (end - 1) / m.chunks[d] + 1;
+  }
+  const size_t item = ItemSize(m.dtype);
+  const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
+  const bool cast = out_dtype != m.dtype;
+  std::string chunk(chunk_bytes, '\0');
+  std::string converted;
+  ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
+    const std::string key = param + "/" + m.ChunkKey(index);
+    const std::string what = "chunk " + key + " in " + store.Describe();
+    auto stored = store.Read(key);
+    if (!stored) throw CorruptionError(what + " is missing");
+    bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
+    if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
+    std::vector<int64_t> src_origin(rank), dst_origin(rank), extent(rank);
+    for (size_t d = 0; d < rank; ++d) {
+      int64_t chunk_begin = index[d] * m.chunks[d];
+      int64_t begin = std::max({chunk_begin, origin[d], int64_t{0}});
+      int64_t end = std::min({chunk_begin + m.chunks[d], origin[d] + shape[d], m.shape[d]});
+      src_origin[d] = begin - chunk_begin;
+      dst_origin[d] = begin - origin[d];
+      extent[d] = end - begin;
+    }
+    const char* src = chunk.data();
+    if (cast) {
+      converted.resize(NumBytes(out_dtype, m.chunks));
+      CastElements(chunk.data(), m.dtype, converted.data(), out_dtype, static_cast<size_t>(NumElements(m.chunks)));
+      src = converted.data();
+    }
+    CopyBox(reinterpret_cast<const std::byte*>(src), m.chunks, src_origin, out.mutable_bytes().data(), shape,
+            dst_origin, extent, cast ? ItemSize(out_dtype) : item);
+  });
+  return out;
+}
+
+}  // namespace cairn::zarr

@@ -1,0 +1,27 @@
+// Reading and writing one zarr array (v2 or zarr3) through a KvStore, under the key prefix `<param>/`.
+#pragma once
+
+#include <string>
+
+#include "cairn/array.h"
+#include "kvstore/kvstore.h"
+#include "zarr/zarr_metadata.h"
+
+namespace cairn::zarr {
+
+// Writes `<param>/.zarray` (or `zarr.json`) and every chunk of `data`, whose dtype and shape must match the
+// metadata. Edge chunks are padded to full size with zeros, as TensorStore writes them.
+void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
+                    const Array& data);
+
+// Reads `<param>/.zarray`, or `<param>/zarr.json` when there is none. NotFoundError naming the parameter
+// when neither exists.
+ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param);
+
+// Reads the box [origin, origin + shape) of the stored array into a new array of `out_dtype` (cast as
+// NumPy's astype) and `shape`; elements outside the stored domain are zero (Orbax's strict=false padding).
+// Reads only the chunks the box overlaps; a missing chunk is a CorruptionError naming it.
+Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
+                     const Shape& origin, const Shape& shape, DType out_dtype);
+
+}  // namespace cairn::zarr

@@ -1,0 +1,202 @@
+#include "zarr/zarr_metadata.h"
+
+#include <nlohmann/json.hpp>
+
+#include "cairn/error.h"
+
+namespace cairn::zarr {
+
+using json = nlohmann::json;
+
+std::string ZarrMetadata::ChunkKey(const std::vector<int64_t>& grid_index) const {
+  if (format == ZarrFormat::kV3 && zarr3_default_keys) {
+    std::string key = "c";
+    for (int64_t i : grid_index) key += zarr3_separator + std::to_string(i);
+    return key;
+  }
+  if (grid_index.empty()) return "0";
+  char separator = format == ZarrFormat::kV2 ? dimension_separator : zarr3_separator;
+  std::string key;
+  for (size_t d = 0; d < grid_index.size(); ++d) {
+    if (d) key += separator;
+    key += std::to_string(grid_index[d]);
+  }
+  return key;
+}
+
+namespace {
+
+// nlohmann::json keeps object keys sorted, which is exactly TensorStore's output order.
+json Zarr3Codecs(const ZarrMetadata& m) {
+  json inner = json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
+  if (m.zstd_level) {
+    inner.push_back({{"name", "zstd"}, {"configuration", {{"level", *m.zstd_level}, {"checksum", false}}}});
+  }
+  if (!m.zarr3_sharded) return inner;
+  json index_codecs = json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
+                                   {{"name", "crc32c"}}});
+  return json::array({{{"name", "sharding_indexed"},
+                       {"configuration",
+                        {{"chunk_shape", m.chunks},
+                         {"codecs", inner},
+                         {"index_codecs", index_codecs},
+                         {"index_location", "end"}}}}});
+}
+
+Shape ReadShape(const json& value, const char* field, const std::string& what) {
+  if (!value.is_array()) throw CorruptionError(what + ": \"" + field + "\" is not a list");
+  Shape shape;
+  for (const auto& dim : value) {
+    if (!dim.is_number_integer() || dim.get<int64_t>() < 0) {
+      throw CorruptionError(what + ": \"" + field + "\" holds something other than a non-negative integer");
+    }
+    shape.push_back(dim.get<int64_t>());
+  }
+  return shape;
+}
+
+json Parse(std::string_view text, const std::string& what) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object()) throw CorruptionError(what + ": not a JSON object");
+  return doc;
+}
+
+void CheckChunks(const ZarrMetadata& m, const std::string& what) {
+  if (m.chunks.size() != m.shape.size()) {
+    throw CorruptionError(what + ": chunk shape " + ShapeToString(m.chunks) + " does not match rank of shape " +
+                          ShapeToString(m.shape));
+  }
+  for (int64_t c : m.chunks) {
+    if (c <= 0) throw CorruptionError(what + ": chunk shape " + ShapeToString(m.chunks) + " has a zero dimension");
+  }
+  NumBytes(m.dtype, m.shape);   // throws on overflow
+  NumBytes(m.dtype, m.chunks);
+}
+
+}  // namespace
+
+std::string EncodeZarrMetadata(const ZarrMetadata& m) {
+  json doc;
+  if (m.format == ZarrFormat::kV2) {
+    doc["chunks"] = m.chunks;
+    doc["compressor"] = m.zstd_level ? json{{"id", "zstd"}, {"level", *m.zstd_level}} : json(nullptr);
+    doc["dimension_separator"] = std::string(1, m.dimension_separator);
+    doc["dtype"] = ZarrV2DTypeString(m.dtype);
+    doc["fill_value"] = nullptr;
+    doc["filters"] = nullptr;
+    doc["order"] = "C";
+    doc["shape"] = m.shape;
+    doc["zarr_format"] = 2;
+  } else {
+    doc["chunk_grid"] = {{"name", "regular"}, {"configuration", {{"chunk_shape", m.chunks}}}};
+    doc["chunk_key_encoding"] = m.zarr3_default_keys ? json{{"name", "default"}}
+                                                     : json{{"name", "v2"}, {"configuration", {{"separator", "."}}}};
+    doc["codecs"] = Zarr3Codecs(m);
+    doc["data_type"] = std::string(DTypeName(m.dtype));
+    doc["fill_value"] = m.dtype == DType::kBool ? json(false) : json(0);
+    doc["node_type"] = "array";
+    doc["shape"] = m.shape;
+    doc["zarr_format"] = 3;
+  }
+  return doc.dump();
+}
+
+ZarrMetadata DecodeZarrV2Metadata(std::string_view text, const std::string& what) {
+  json doc = Parse(text, what);
+  ZarrMetadata m;
+  m.format = ZarrFormat::kV2;
+  if (doc.value("zarr_format", 0) != 2) throw CorruptionError(what + ": \"zarr_format\" is not 2");
+  if (!doc.contains("dtype") || !doc["dtype"].is_string()) throw CorruptionError(what + ": no string \"dtype\"");
+  m.dtype = DTypeFromZarrV2(doc["dtype"].get<std::string>());
+  m.shape = ReadShape(doc.value("shape", json()), "shape", what);
+  m.chunks = ReadShape(doc.value("chunks", json()), "chunks", what);
+  if (doc.contains("order") && doc["order"] != "C") {
+    throw UnimplementedError(what + ": only C order is supported, found " + doc["order"].dump());
+  }
+  if (doc.contains("filters") && !doc["filters"].is_null()) {
+    throw UnimplementedError(what + ": zarr filters are not supported");
+  }
+  const json& compressor = doc.contains("compressor") ? doc["compressor"] : json(nullptr);
+  if (!compressor.is_null()) {
+    if (!compressor.is_object() || compressor.value("id", "") != "zstd") {
+      throw UnimplementedError(what + ": compressor " + compressor.dump() + " is not supported (only zstd)");
+    }
+    m.zstd_level = compressor.value("level", 1);
+  }
+  std::string separator = doc.value("dimension_separator", ".");
+  if (separator != "." && separator != "/") throw CorruptionError(what + ": bad dimension_separator");
+  m.dimension_separator = separator[0];
+  CheckChunks(m, what);
+  return m;
+}
+
+ZarrMetadata DecodeZarr3Metadata(std::string_view text, const std::string& what) {
+  json doc = Parse(text, what);
+  ZarrMetadata m;
+  m.format = ZarrFormat::kV3;
+  if (doc.value("zarr_format", 0) != 3) throw CorruptionError(what + ": \"zarr_format\" is not 3");
+  if (doc.value("node_type", "") != "array") throw CorruptionError(what + ": \"node_type\" is not \"array\"");
+  if (!doc.contains("data_type") || !doc["data_type"].is_string()) {
+    throw CorruptionError(what + ": no string \"data_type\"");
+  }
+  m.dtype = DTypeFromName(doc["data_type"].get<std::string>());
+  m.shape = ReadShape(doc.value("shape", json()), "shape", what);
+  const json grid = doc.value("chunk_grid", json());
+  if (!grid.is_object() || grid.value("name", "") != "regular") {
+    throw UnimplementedError(what + ": only a regular chunk_grid is supported");
+  }
+  m.chunks = ReadShape(grid["configuration"].value("chunk_shape", json()), "chunk_shape", what);
+  const json keys = doc.value("chunk_key_encoding", json{{"name", "default"}});
+  m.zarr3_default_keys = keys.value("name", "default") == "default";
+  std::string separator = keys.contains("configuration") ? keys["configuration"].value(
+                                                                "separator", m.zarr3_default_keys ? "/" : ".")
+                                                          : (m.zarr3_default_keys ? "/" : ".");
+  if (separator != "." && separator != "/") throw CorruptionError(what + ": bad chunk key separator");
+  m.zarr3_separator = separator[0];
+
+  // Codecs: [sharding_indexed{chunk_shape = the shard, codecs: bytes[, zstd], index: bytes, crc32c}] as Orbax
+  // writes, or plain [bytes[, zstd]].
+  json codecs = doc.value("codecs", json::array());
+  if (!codecs.is_array() || codecs.empty()) throw CorruptionError(what + ": no \"codecs\"");
+  json inner = codecs;
+  m.zarr3_sharded = false;
+  if (codecs.size() == 1 && codecs[0].value("name", "") == "sharding_indexed") {
+    const json config = codecs[0].value("configuration", json::object());
+    Shape inner_chunks = ReadShape(config.value("chunk_shape", json()), "sharding chunk_shape", what);
+    if (inner_chunks != m.chunks) {
+      throw UnimplementedError(what + ": shards with more than one inner chunk are not supported");
+    }
+    if (config.value("index_location", "end") != "end") {
+      throw UnimplementedError(what + ": shard index at the start is not supported");
+    }
+    const json index_codecs = config.value("index_codecs", json::array());
+    bool has_bytes = false, has_crc = false;
+    for (const auto& codec : index_codecs) {
+      if (codec.value("name", "") == "bytes") has_bytes = true;
+      else if (codec.value("name", "") == "crc32c") has_crc = true;
+      else throw UnimplementedError(what + ": shard index codec " + codec.dump() + " is not supported");
+    }
+    if (!has_bytes || !has_crc) throw UnimplementedError(what + ": shard index must be bytes + crc32c");
+    inner = config.value("codecs", json::array());
+    m.zarr3_sharded = true;
+  }
+  bool saw_bytes = false;
+  for (const auto& codec : inner) {
+    const std::string name = codec.value("name", "");
+    if (name == "bytes") {
+      if (codec.contains("configuration") && codec["configuration"].value("endian", "little") != "little") {
+        throw UnimplementedError(what + ": big-endian zarr3 data is not supported");
+      }
+      saw_bytes = true;
+    } else if (name == "zstd" && saw_bytes && !m.zstd_level) {
+      m.zstd_level = codec.contains("configuration") ? codec["configuration"].value("level", 3) : 3;
+    } else {
+      throw UnimplementedError(what + ": zarr3 codec " + codec.dump() + " is not supported");
+    }
+  }
+  if (!saw_bytes) throw CorruptionError(what + ": no \"bytes\" codec");
+  CheckChunks(m, what);
+  return m;
+}
+
+}  // namespace cairn::zarr

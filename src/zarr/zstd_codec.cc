@@ -1,0 +1,50 @@
+#include "zarr/zstd_codec.h"
+
+#include <zstd.h>
+
+#include <memory>
+
+#include "cairn/error.h"
+
+namespace cairn::zarr {
+
+std::string ZstdCompress(std::string_view data, int level) {
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  if (ZSTD_isError(n)) throw InvalidArgumentError(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+}
+
+void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size, const std::string& what) {
+  std::unique_ptr<ZSTD_DStream, decltype(&ZSTD_freeDStream)> stream(ZSTD_createDStream(), ZSTD_freeDStream);
+  if (!stream) throw std::bad_alloc();
+  ZSTD_inBuffer in{frame.data(), frame.size(), 0};
+  ZSTD_outBuffer output{out, expected_size, 0};
+  // A spare byte lets us notice a frame that decodes to more than the chunk should hold.
+  char overflow;
+  while (in.pos < in.size) {
+    size_t rc = ZSTD_decompressStream(stream.get(), &output, &in);
+    if (ZSTD_isError(rc)) {
+      throw CorruptionError(what + ": zstd data does not decode (" + ZSTD_getErrorName(rc) + ")");
+    }
+    if (output.pos == output.size && in.pos < in.size) {
+      ZSTD_outBuffer extra{&overflow, 1, 0};
+      rc = ZSTD_decompressStream(stream.get(), &extra, &in);
+      if (ZSTD_isError(rc) || extra.pos > 0) {
+        throw CorruptionError(what + ": zstd data decodes to more than the expected " + std::to_string(expected_size) +
+                              " bytes");
+      }
+    }
+    if (rc == 0 && in.pos == in.size) break;
+    if (rc != 0 && in.pos == in.size && output.pos < output.size) {
+      throw CorruptionError(what + ": zstd data is truncated");
+    }
+  }
+  if (output.pos != expected_size) {
+    throw CorruptionError(what + ": zstd data decodes to " + std::to_string(output.pos) + " bytes, expected " +
+                          std::to_string(expected_size));
+  }
+}
+
+}  // namespace cairn::zarr
