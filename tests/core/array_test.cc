@@ -1,0 +1,82 @@
+#include "cairn/array.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+
+namespace cairn {
+namespace {
+
+TEST(Array, FromVectorAndView) {
+  Array a = Array::FromVector<float>({2, 3}, {1, 2, 3, 4, 5, 6});
+  EXPECT_EQ(a.dtype(), DType::kFloat32);
+  EXPECT_EQ(a.shape(), (Shape{2, 3}));
+  EXPECT_EQ(a.num_elements(), 6);
+  EXPECT_EQ(a.num_bytes(), 24u);
+  EXPECT_EQ(a.data<float>()[5], 6.0f);
+  EXPECT_EQ(a.ownership(), Ownership::kOwned);
+  EXPECT_THROW(a.data<double>(), InvalidArgumentError);
+}
+
+TEST(Array, FromVectorChecksCount) {
+  EXPECT_THROW(Array::FromVector<int32_t>({3}, {1, 2}), InvalidArgumentError);
+}
+
+TEST(Array, BoolVector) {
+  Array a = Array::FromVector<bool>({3}, {true, false, true});
+  EXPECT_EQ(a.dtype(), DType::kBool);
+  EXPECT_TRUE(a.data<bool>()[2]);
+}
+
+TEST(Array, ZerosAndScalars) {
+  Array z = Array::Zeros(DType::kBFloat16, {3});
+  for (auto b : z.bytes()) EXPECT_EQ(b, std::byte{0});
+  Array s = Array::FromScalar<int64_t>(42);
+  EXPECT_EQ(s.rank(), 0);
+  EXPECT_EQ(s.num_elements(), 1);
+  EXPECT_EQ(s.data<int64_t>()[0], 42);
+}
+
+TEST(Array, SharedAndBorrowedAreNotCopied) {
+  auto bytes = std::make_shared<std::vector<float>>(std::vector<float>{1, 2, 3});
+  std::shared_ptr<const void> holder(bytes, bytes->data());
+  Array shared = Array::FromShared(holder, DType::kFloat32, {3});
+  EXPECT_EQ(shared.ownership(), Ownership::kShared);
+  EXPECT_EQ(shared.bytes().data(), reinterpret_cast<const std::byte*>(bytes->data()));
+  EXPECT_THROW(shared.mutable_bytes(), InvalidArgumentError);
+
+  float local[2] = {7, 8};
+  Array borrowed = Array::FromBorrowed(local, DType::kFloat32, {2});
+  EXPECT_EQ(borrowed.ownership(), Ownership::kBorrowed);
+  EXPECT_EQ(borrowed.data<float>().data(), local);
+  Array copy = borrowed.Copy();
+  EXPECT_EQ(copy.ownership(), Ownership::kOwned);
+  EXPECT_NE(copy.data<float>().data(), local);
+  EXPECT_EQ(copy, borrowed);
+}
+
+TEST(Array, CastAndEquality) {
+  Array a = Array::FromVector<int32_t>({2}, {1, -2});
+  Array d = a.Cast(DType::kFloat64);
+  EXPECT_EQ(d.data<double>()[1], -2.0);
+  EXPECT_FALSE(a == d);
+  EXPECT_EQ(a, Array::FromVector<int32_t>({2}, {1, -2}));
+  EXPECT_FALSE(a == Array::FromVector<int32_t>({1, 2}, {1, -2}));
+}
+
+TEST(Array, ShapeOverflowIsAnError) {
+  const int64_t big = std::numeric_limits<int64_t>::max() / 2;
+  EXPECT_THROW(NumElements({big, 4}), InvalidArgumentError);
+  EXPECT_THROW(NumBytes(DType::kFloat64, {big}), InvalidArgumentError);
+  EXPECT_THROW(NumElements({-1}), InvalidArgumentError);
+  EXPECT_THROW(Array::Allocate(DType::kFloat32, {big, 4}), InvalidArgumentError);
+}
+
+TEST(Array, ShapeToString) {
+  EXPECT_EQ(ShapeToString({}), "()");
+  EXPECT_EQ(ShapeToString({3}), "(3,)");
+  EXPECT_EQ(ShapeToString({2, 3}), "(2, 3)");
+}
+
+}  // namespace
+}  // namespace cairn

@@ -1,0 +1,46 @@
+// Helpers shared by cairn's tests.
+#pragma once
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+
+#include "cairn/array.h"
+#include "cairn/tree.h"
+
+namespace cairn::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with everything in it when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = std::getenv("TMPDIR");
+    std::string pattern = std::string(base && *base ? base : "/tmp") + "/cairn_test_XXXXXX";
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline std::filesystem::path FixturesDir() { return CAIRN_FIXTURES_DIR; }
+
+// A float32 array of `shape` holding 0, 1, 2, ...
+inline Array Iota(Shape shape, DType dtype = DType::kFloat32) {
+  Array f = Array::Allocate(DType::kFloat64, shape);
+  auto values = f.mutable_data<double>();
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<double>(i);
+  return dtype == DType::kFloat64 ? f : f.Cast(dtype);
+}
+
+}  // namespace cairn::testing
