@@ -16,6 +16,14 @@ std::filesystem::path Normalize(const std::filesystem::path& directory) {
 
 bool UsesCommitFile(const AtomicityOptions& options) { return options.mode == AtomicityMode::kCommitFile; }
 
+template <typename Fn>
+void IgnoreErrors(Fn&& fn) {
+  try {
+    fn();
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 Checkpointer::Checkpointer(std::unique_ptr<CheckpointHandler> handler, CheckpointerOptions options)
@@ -50,6 +58,8 @@ void Checkpointer::save(const std::filesystem::path& directory_in, const Checkpo
   fs.CreateDirs(directory.parent_path(), mode);
   fs.RemoveAll(work);  // a stale unfinished save of the same step
   fs.CreateDir(work, mode);
+  std::optional<std::filesystem::path> parked;  // the checkpoint being replaced (force), while the new one moves in
+  bool renamed = false;
   try {
     StepMetadata step;
     step.init_timestamp_nsecs = metadata::NowNanoseconds();
@@ -69,29 +79,27 @@ void Checkpointer::save(const std::filesystem::path& directory_in, const Checkpo
     if (!commit_file) {
       if (exists) {
         // force: park the old checkpoint under a temporary name (which no reader lists), move the new one in,
-        // then delete the old. A crash between the two renames leaves no checkpoint at `directory`, but both
-        // copies survive under names Orbax and cairn recognise as unfinished.
-        auto parked = directory.parent_path() /
-                      (directory.filename().string() + std::string(io::kTmpSuffix) + "-" +
-                       std::to_string(metadata::NowNanoseconds()));
-        fs.Rename(directory, parked);
-        fs.Rename(work, directory);
-        fs.SyncDir(directory.parent_path());
-        fs.RemoveAll(parked);
-      } else {
-        fs.Rename(work, directory);
+        // and delete the old one only once the new one is durable.
+        parked = directory.parent_path() / (directory.filename().string() + std::string(io::kTmpSuffix) + "-" +
+                                            std::to_string(metadata::NowNanoseconds()));
+        fs.Rename(directory, *parked);
       }
+      fs.Rename(work, directory);
+      renamed = true;
     }
     fs.SyncDir(directory.parent_path());
   } catch (...) {
-    // Nothing half-written may look like a checkpoint: remove the unfinished directory (best effort; if even
-    // that fails, its temporary name or missing commit file already marks it unfinished).
-    try {
-      fs.RemoveAll(work);
-    } catch (...) {
-    }
+    // A failed save must not leave anything that restores as a checkpoint, and must leave an earlier one as it
+    // was: undo the rename(s), then remove the unfinished directory. Each step is best effort; if one fails,
+    // what remains still carries a temporary name (or lacks its commit file).
+    if (renamed) IgnoreErrors([&] { fs.Rename(directory, work); });
+    if (parked) IgnoreErrors([&] { if (!fs.Exists(directory)) fs.Rename(*parked, directory); });
+    IgnoreErrors([&] { fs.RemoveAll(work); });
     throw;
   }
+  // Committed. Failing to delete the replaced checkpoint does not undo that: the leftover has a temporary
+  // name, which no reader lists and the next cleanup removes.
+  if (parked) IgnoreErrors([&] { fs.RemoveAll(*parked); });
 }
 
 Tree Checkpointer::restore(const std::filesystem::path& directory) { return RestoreImpl(directory, nullptr); }
