@@ -1,0 +1,245 @@
+#include <gtest/gtest.h>
+
+#include "cairn/cairn.h"
+#include "test_util.h"
+
+namespace cairn {
+namespace {
+
+using cairn::testing::Iota;
+using cairn::testing::TempDir;
+
+PyTreeCheckpointHandlerOptions Layout(bool zarr3 = false, bool compression = true) {
+  PyTreeCheckpointHandlerOptions options;
+  options.use_ocdbt = false;
+  options.use_zarr3 = zarr3;
+  options.use_compression = compression;
+  return options;
+}
+
+Tree State() {
+  return Tree::Dict({{"params", Tree::Dict({{"w", Iota({4, 3})}, {"b", Iota({3}, DType::kBFloat16)}})},
+                     {"step", Tree::Scalar(int64_t{42})},
+                     {"lr", Tree::Scalar(0.5)},
+                     {"done", Tree::Scalar(false)},
+                     {"layers", Tree::List({Iota({4}, DType::kInt32), Tree::None(), Tree::Tuple({})})},
+                     {"opt", Tree::Dict({})}});
+}
+
+const DType kAllDTypes[] = {DType::kBool,      DType::kInt8,     DType::kInt16,    DType::kInt32,
+                            DType::kInt64,     DType::kUInt8,    DType::kUInt16,   DType::kUInt32,
+                            DType::kUInt64,    DType::kFloat16,  DType::kBFloat16, DType::kFloat32,
+                            DType::kFloat64,   DType::kComplex64, DType::kComplex128, DType::kFloat8E4M3FN,
+                            DType::kFloat8E5M2};
+
+class LayoutTest : public ::testing::TestWithParam<std::tuple<bool, bool>> {
+ protected:
+  PyTreeCheckpointHandlerOptions Options() { return Layout(std::get<0>(GetParam()), std::get<1>(GetParam())); }
+};
+
+TEST_P(LayoutTest, EveryDTypeRoundTrips) {
+  TempDir dir;
+  std::vector<Tree::Item> items;
+  for (DType dtype : kAllDTypes) items.emplace_back(std::string(DTypeName(dtype)), Iota({3, 5}, dtype));
+  Tree state = Tree::Dict(std::move(items));
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Options()));
+  ckptr.save(dir / "1", args::PyTreeSave{state});
+  EXPECT_EQ(ckptr.restore(dir / "1"), state);
+}
+
+TEST_P(LayoutTest, ChunkedArraysAndLargeOnes) {
+  TempDir dir;
+  Tree state = Tree::Dict({{"big", Iota({512, 1024})}, {"odd", Iota({7, 13, 5}, DType::kInt16)}});
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Options()));
+  ckptr.save(dir / "1", args::PyTreeSave{state, {{"", SaveArgs{std::nullopt, 64 * 1024}}}});
+  EXPECT_EQ(ckptr.restore(dir / "1"), state);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, LayoutTest, ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "Zarr3" : "ZarrV2") +
+                                  (std::get<1>(info.param) ? "Zstd" : "Raw");
+                         });
+
+TEST(StandardCheckpointHandler, RoundTripAndLayout) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>(Layout()));
+  ckptr.save(dir / "1", args::StandardSave{State()});
+  EXPECT_EQ(ckptr.restore(dir / "1"), State());
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/params.w/.zarray"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/params.w/0.0"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/step/0"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/_METADATA"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/_sharding"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/array_metadatas/process_0"));
+}
+
+TEST(StandardCheckpointHandler, RejectsWhatOrbaxRejects) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>(Layout()));
+  EXPECT_THROW(ckptr.save(dir / "1", args::StandardSave{Tree(Iota({2}))}), InvalidArgumentError);
+  EXPECT_THROW(ckptr.save(dir / "2", args::StandardSave{Tree::Dict({{"s", "text"}})}), InvalidArgumentError);
+  EXPECT_THROW(ckptr.save(dir / "3", args::StandardSave{Tree::Dict({{"s", ArraySpec{DType::kFloat32, {2}}}})}),
+               InvalidArgumentError);
+  EXPECT_THROW(ckptr.save(dir / "4", args::PyTreeSave{State()}), InvalidArgumentError);  // wrong args type
+  EXPECT_FALSE(std::filesystem::exists(dir / "1"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "1.orbax-checkpoint-tmp"));
+}
+
+TEST(StandardCheckpointHandler, TargetCastsAndChecksShapes) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>(Layout()));
+  ckptr.save(dir / "1", args::StandardSave{State()});
+  Tree target = State().Map([](const KeyPath&, const Tree& leaf) -> Tree {
+    if (leaf.is_array()) return ArraySpec{DType::kFloat64, leaf.array().shape()};
+    return leaf;
+  });
+  Tree restored = ckptr.restore(dir / "1", args::StandardRestore{target});
+  EXPECT_EQ(restored["params"]["w"].array(), Iota({4, 3}, DType::kFloat64));
+  EXPECT_EQ(restored["params"]["b"].array().dtype(), DType::kFloat64);
+  EXPECT_EQ(restored["step"], Tree::Scalar(int64_t{42}));
+
+  // strict: another shape is an error naming the parameter; non-strict pads and truncates.
+  Tree other = target;
+  other["params"]["w"] = ArraySpec{DType::kFloat32, {2, 5}};
+  try {
+    ckptr.restore(dir / "1", args::StandardRestore{other});
+    FAIL();
+  } catch (const InvalidArgumentError& e) {
+    EXPECT_NE(std::string(e.what()).find("params.w"), std::string::npos) << e.what();
+  }
+  Tree loose = ckptr.restore(dir / "1", args::StandardRestore{other, /*strict=*/false});
+  EXPECT_EQ(loose["params"]["w"].array(), Array::FromVector<float>({2, 5}, {0, 1, 2, 0, 0, 3, 4, 5, 0, 0}));
+  // A rank change is impossible even without strict.
+  other["params"]["w"] = ArraySpec{DType::kFloat32, {12}};
+  EXPECT_THROW(ckptr.restore(dir / "1", args::StandardRestore{other, false}), InvalidArgumentError);
+  // A scalar target keeps its C++ type; an array target for a scalar gives a 0-d array.
+  other = target;
+  other["step"] = Tree::Scalar(0.0);
+  EXPECT_EQ(ckptr.restore(dir / "1", args::StandardRestore{other})["step"], Tree::Scalar(42.0));
+  other["step"] = ArraySpec{DType::kInt32, {}};
+  EXPECT_EQ(ckptr.restore(dir / "1", args::StandardRestore{other})["step"].array(), Array::FromScalar<int32_t>(42));
+}
+
+TEST(StandardCheckpointHandler, MismatchedTargetShowsTheDiff) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>(Layout()));
+  ckptr.save(dir / "1", args::StandardSave{State()});
+  Tree target = Tree::Dict({{"params", Tree::Dict({{"w", ArraySpec{DType::kFloat32, {4, 3}}}})},
+                            {"extra", ArraySpec{DType::kFloat32, {1}}}});
+  try {
+    ckptr.restore(dir / "1", args::StandardRestore{target});
+    FAIL() << "a partial target must not silently restore part of the tree";
+  } catch (const InvalidArgumentError& e) {
+    std::string message = e.what();
+    EXPECT_NE(message.find("['params']['b']: missing"), std::string::npos) << message;
+    EXPECT_NE(message.find("['extra']: unexpected"), std::string::npos) << message;
+  }
+}
+
+TEST(PyTreeCheckpointHandler, StringsPlaceholdersAndPartialRestore) {
+  TempDir dir;
+  Tree state = Tree::Dict({{"name", "run-7 ünïcode"}, {"w", Iota({3})}, {"skip", Tree::Placeholder()}});
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Layout()));
+  ckptr.save(dir / "1", args::PyTreeSave{state});
+  EXPECT_EQ(ckptr.restore(dir / "1"), state);
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/_strings.json"));
+
+  // Partial restore reads only what the target names; placeholders are skipped.
+  Tree target = Tree::Dict({{"w", ArraySpec{DType::kFloat64, {3}}}, {"name", Tree::Placeholder()}});
+  Tree partial = ckptr.restore(dir / "1", args::PyTreeRestore{target, {}, /*partial_restore=*/true});
+  EXPECT_EQ(partial["w"].array(), Iota({3}, DType::kFloat64));
+  EXPECT_TRUE(partial["name"].is_placeholder());
+  EXPECT_FALSE(partial.contains("skip"));
+  EXPECT_THROW(ckptr.restore(dir / "1", args::PyTreeRestore{target}), InvalidArgumentError);
+  Tree missing = Tree::Dict({{"nope", ArraySpec{DType::kFloat32, {3}}}});
+  EXPECT_THROW(ckptr.restore(dir / "1", args::PyTreeRestore{missing, {}, true}), NotFoundError);
+}
+
+TEST(PyTreeCheckpointHandler, SaveAndRestoreArgs) {
+  TempDir dir;
+  Tree state = Tree::Dict({{"a", Iota({4})}, {"b", Iota({4})}});
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Layout()));
+  ckptr.save(dir / "1", args::PyTreeSave{state, {{"a", SaveArgs{DType::kBFloat16, std::nullopt}}}});
+  EXPECT_EQ(ckptr.metadata(dir / "1").item_metadata["a"].spec().dtype, DType::kBFloat16);
+  Tree restored = ckptr.restore(dir / "1", args::PyTreeRestore{Tree::None(), {{"", RestoreArgs{DType::kFloat64}}}});
+  EXPECT_EQ(restored["a"].array(), Iota({4}, DType::kFloat64));
+  EXPECT_EQ(restored["b"].array(), Iota({4}, DType::kFloat64));
+}
+
+TEST(PyTreeCheckpointHandler, HostileKeysAreRejected) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Layout()));
+  for (std::string key : {std::string("a/b"), std::string(".."), std::string(""), std::string("x\0y", 3)}) {
+    EXPECT_THROW(ckptr.save(dir / "1", args::PyTreeSave{Tree::Dict({{key, Iota({1})}})}), InvalidArgumentError)
+        << key;
+  }
+  // Two paths that map to one parameter name.
+  Tree clash = Tree::Dict({{"a.b", Iota({1})}, {"a", Tree::Dict({{"b", Iota({1})}})}});
+  EXPECT_THROW(ckptr.save(dir / "1", args::PyTreeSave{clash}), InvalidArgumentError);
+  EXPECT_FALSE(std::filesystem::exists(dir / "1"));
+}
+
+TEST(ArrayCheckpointHandler, OneArray) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<ArrayCheckpointHandler>());
+  Array a = Iota({2, 2}, DType::kInt64);
+  ckptr.save(dir / "1", args::ArraySave{a});
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/checkpoint/.zarray"));
+  EXPECT_EQ(ckptr.restore(dir / "1").array(), a);
+  EXPECT_EQ(ckptr.restore(dir / "1", args::ArrayRestore{ArraySpec{DType::kFloat32, {2, 2}}}).array(),
+            Iota({2, 2}, DType::kFloat32));
+  EXPECT_EQ(ckptr.metadata(dir / "1").item_metadata.spec(), (ArraySpec{DType::kInt64, {2, 2}}));
+}
+
+TEST(JsonCheckpointHandler, Document) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<JsonCheckpointHandler>());
+  nlohmann::json doc = {{"lr", 0.1}, {"layers", {1, 2}}, {"name", "x"}};
+  ckptr.save(dir / "1", args::JsonSave{doc});
+  EXPECT_EQ(FileSystem::Default()->ReadFile(dir / "1/metadata"), R"({"layers": [1, 2], "lr": 0.1, "name": "x"})");
+  EXPECT_EQ(ckptr.restore(dir / "1").ToJson(), doc);
+  EXPECT_EQ(ckptr.metadata(dir / "1").item_handlers,
+            "orbax.checkpoint._src.handlers.json_checkpoint_handler.JsonCheckpointHandler");
+}
+
+TEST(CompositeCheckpointHandler, ItemsInTheirOwnDirectories) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<CompositeCheckpointHandler>());
+  args::Composite save;
+  save.add("state", args::StandardSave{State()}).add("extra", args::JsonSave{{{"epoch", 3}}});
+  ckptr.save(dir / "1", save);
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/state/_METADATA"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "1/extra/metadata"));
+  StepMetadata m = ckptr.metadata(dir / "1");
+  EXPECT_EQ(m.item_handlers["state"],
+            "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler");
+  EXPECT_EQ(m.item_handlers["extra"], "orbax.checkpoint._src.handlers.json_checkpoint_handler.JsonCheckpointHandler");
+
+  Checkpointer reader(std::make_unique<CompositeCheckpointHandler>());
+  Tree restored = reader.restore(dir / "1", args::Composite({{"state", args::Item(args::StandardRestore{})},
+                                                             {"extra", args::Item(args::JsonRestore{})}}));
+  EXPECT_EQ(restored["state"], State());
+  EXPECT_EQ(restored["extra"]["epoch"].scalar<int64_t>(), 3);
+  // Only the items asked for; a missing item is NotFound.
+  Tree only = reader.restore(dir / "1", args::Composite({{"extra", args::Item(args::JsonRestore{})}}));
+  EXPECT_EQ(only.size(), 1u);
+  EXPECT_THROW(reader.restore(dir / "1", args::Composite({{"nope", args::Item(args::JsonRestore{})}})),
+               NotFoundError);
+  EXPECT_THROW(CompositeCheckpointHandler({"../escape"}), InvalidArgumentError);
+}
+
+TEST(LegacyFixture, ZarrArraysOfAggregateSomeRestore) {
+  CheckpointerOptions options;
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Layout()));
+  auto dir = cairn::testing::FixturesDir() / "zarr_v2/aggregate_some.checkpoint";
+  Tree target = Tree::Dict({{"a", ArraySpec{DType::kInt64, {8}}}, {"b", ArraySpec{DType::kInt64, {16}}}});
+  Tree restored = ckptr.restore(dir, args::PyTreeRestore{target, {}, /*partial_restore=*/true});
+  EXPECT_EQ(restored["a"].array(), Array::FromVector<int64_t>({8}, {0, 1, 2, 3, 4, 5, 6, 7}));
+  std::vector<int64_t> evens(16);
+  for (int i = 0; i < 16; ++i) evens[i] = 2 * i;
+  EXPECT_EQ(restored["b"].array(), Array::FromVector<int64_t>({16}, evens));
+}
+
+}  // namespace
+}  // namespace cairn
