@@ -119,7 +119,8 @@ class CompositeCheckpointHandler : public CheckpointHandler {
   explicit CompositeCheckpointHandler(std::map<std::string, std::unique_ptr<CheckpointHandler>> handlers);
 
   void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
-  // Restores the items `args` names (all items with a known handler when `args` is null), as a dict by item.
+  // Restores the items `args` names, as a dict by item. With null `args`: every item whose handler is registered
+  // or named in the step's `_CHECKPOINT_METADATA`.
   Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
   Tree metadata(const std::filesystem::path& directory) override;
   void finalize(const std::filesystem::path& directory) override;
@@ -131,6 +132,9 @@ class CompositeCheckpointHandler : public CheckpointHandler {
 
  private:
   CheckpointHandler& HandlerFor(const std::string& item, const CheckpointArgs* args);
+  // Registers, for items without a handler, the ones `_CHECKPOINT_METADATA` names (so a step restores with no
+  // args, as Orbax restores it).
+  void AddHandlersFromStepMetadata(const std::filesystem::path& directory);
   static void CheckItemName(const std::string& item);
 
   std::vector<std::string> item_names_;

@@ -1,6 +1,7 @@
 // CompositeCheckpointHandler: several named items, each in its own subdirectory with its own handler.
 #include "cairn/error.h"
 #include "cairn/handlers.h"
+#include "metadata/checkpoint_metadata.h"
 
 namespace cairn {
 
@@ -103,6 +104,38 @@ void CompositeCheckpointHandler::finalize(const std::filesystem::path& directory
   for (const auto& item : saved_items_) handlers_.at(item)->finalize(directory / item);
 }
 
+namespace {
+
+// The handler for an Orbax type string recorded in `_CHECKPOINT_METADATA` (v0 and v1 names); null when cairn
+// has no equivalent.
+std::unique_ptr<CheckpointHandler> HandlerForTypestr(const std::string& typestr) {
+  auto ends_with = [&](std::string_view suffix) {
+    return typestr.size() >= suffix.size() && typestr.compare(typestr.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends_with(".StandardCheckpointHandler")) return std::make_unique<StandardCheckpointHandler>();
+  if (ends_with(".PyTreeCheckpointHandler") || ends_with(".PyTreeHandler")) {
+    return std::make_unique<PyTreeCheckpointHandler>();
+  }
+  if (ends_with(".ArrayCheckpointHandler")) return std::make_unique<ArrayCheckpointHandler>();
+  if (ends_with(".JsonCheckpointHandler") || ends_with(".JsonHandler")) return std::make_unique<JsonCheckpointHandler>();
+  return nullptr;
+}
+
+}  // namespace
+
+void CompositeCheckpointHandler::AddHandlersFromStepMetadata(const std::filesystem::path& directory) {
+  auto step = metadata::ReadCheckpointMetadata(fs(), directory);
+  if (!step || !step->item_handlers.is_object()) return;
+  for (const auto& [item, typestr] : step->item_handlers.items()) {
+    if (handlers_.count(item) || !typestr.is_string()) continue;
+    if (item.empty() || item == "." || item == ".." || item.find('/') != std::string::npos) continue;
+    if (auto handler = HandlerForTypestr(typestr.get<std::string>())) {
+      handler->Configure(configured_fs_, configured_multiprocessing_, configured_file_options_);
+      handlers_[item] = std::move(handler);
+    }
+  }
+}
+
 Tree CompositeCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
   std::vector<Tree::Item> restored;
   if (args) {
@@ -115,6 +148,7 @@ Tree CompositeCheckpointHandler::restore(const std::filesystem::path& directory,
       restored.emplace_back(item, HandlerFor(item, item_args.get()).restore(item_dir, item_args.get()));
     }
   } else {
+    AddHandlersFromStepMetadata(directory);
     for (const auto& [item, handler] : handlers_) {
       const auto item_dir = directory / item;
       if (fs().IsDirectory(item_dir)) restored.emplace_back(item, handler->restore(item_dir, nullptr));
@@ -124,6 +158,7 @@ Tree CompositeCheckpointHandler::restore(const std::filesystem::path& directory,
 }
 
 Tree CompositeCheckpointHandler::metadata(const std::filesystem::path& directory) {
+  AddHandlersFromStepMetadata(directory);
   std::vector<Tree::Item> items;
   for (const auto& [item, handler] : handlers_) {
     const auto item_dir = directory / item;

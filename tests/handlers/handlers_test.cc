@@ -243,3 +243,27 @@ TEST(LegacyFixture, ZarrArraysOfAggregateSomeRestore) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(CompositeCheckpointHandler, RestoresWithoutArgsFromStepMetadata) {
+  cairn::testing::TempDir dir;
+  PyTreeCheckpointHandlerOptions layout;
+  layout.use_ocdbt = false;
+  std::map<std::string, std::unique_ptr<CheckpointHandler>> handlers;
+  handlers["state"] = std::make_unique<StandardCheckpointHandler>(layout);
+  handlers["extra"] = std::make_unique<JsonCheckpointHandler>();
+  Checkpointer writer(std::make_unique<CompositeCheckpointHandler>(std::move(handlers)));
+  Tree state = Tree::Dict({{"w", cairn::testing::Iota({3})}});
+  writer.save(dir / "1", args::Composite({{"state", args::Item(args::StandardSave{state})},
+                                          {"extra", args::Item(args::JsonSave{{{"k", "v"}}})}}));
+  Checkpointer reader(std::make_unique<CompositeCheckpointHandler>());
+  Tree restored = reader.restore(dir / "1");
+  EXPECT_EQ(restored["state"], state);
+  EXPECT_EQ(restored["extra"]["k"].string(), "v");
+  EXPECT_EQ(reader.metadata(dir / "1").item_metadata["state"]["w"].spec(), (ArraySpec{DType::kFloat32, {3}}));
+}
+
+}  // namespace
+}  // namespace cairn
