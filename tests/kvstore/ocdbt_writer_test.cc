@@ -139,6 +139,15 @@ TEST(OcdbtWriter, TenThousandKeysSmallNodes) {
   EXPECT_FALSE(reader->Read("params/layer_5/").has_value());
   EXPECT_FALSE(reader->Read("a").has_value());
   EXPECT_FALSE(reader->Read("zzz").has_value());
+  // Without a node cache (every lookup re-reads its path) and with a tiny one (constant eviction), reads agree.
+  for (size_t cache_bytes : {size_t{0}, size_t{20000}}) {
+    OcdbtReader other(fs, "/db", cache_bytes);
+    for (int i = 0; i < 10000; i += 37) {
+      std::string key = "params/layer_" + std::to_string(i % 97) + "/kernel/" + std::to_string(i);
+      EXPECT_TRUE(other.Read(key) == data[key]) << key;
+    }
+    EXPECT_EQ(other.ListKeys().size(), data.size());
+  }
   // Every prefix of some keys lists exactly the keys with that prefix.
   for (const std::string prefix : {"p", "params/layer_1", "params/layer_10/", "params/layer_10/kernel/10",
                                    "params/layer_96/kernel/9", "params/layer_"}) {

@@ -54,8 +54,8 @@ Manifest LoadManifestFile(FileSystem& fs, const std::filesystem::path& path) {
 
 }  // namespace
 
-OcdbtReader::OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir)
-    : fs_(std::move(fs)), dir_(std::move(dir)) {
+OcdbtReader::OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, size_t node_cache_bytes)
+    : fs_(std::move(fs)), dir_(std::move(dir)), node_cache_(node_cache_bytes) {
   const std::filesystem::path manifest_path = dir_ / kManifestName;
   manifest_ = LoadManifestFile(*fs_, manifest_path);
   if (manifest_.config.manifest_kind == ManifestKind::kNumbered) {
@@ -133,12 +133,19 @@ std::string OcdbtReader::ReadData(const IndirectRef& ref, uint64_t offset, uint6
 
 std::shared_ptr<const BtreeNode> OcdbtReader::ReadNode(const IndirectRef& ref, uint8_t height,
                                                        std::string_view inclusive_min) {
-  std::string encoded = ReadData(ref, 0, ref.length, "B+tree node");
   const std::string context = "B+tree node in " + (dir_ / ref.file.FullPath()).string() + " at offset " +
                               std::to_string(ref.offset);
-  // The node's own references inherit the base path of the file it came from.
-  auto node = std::make_shared<BtreeNode>(
-      ocdbt::DecodeBtreeNode(encoded, ref.file.base_path, MaxDecodedNodeBytes(), context));
+  // Keyed by the exact reference: the checks below still run on every use, whatever path led here.
+  const std::string cache_key = ref.file.FullPath() + '\0' + std::to_string(ref.offset) + '\0' +
+                                std::to_string(ref.length) + '\0' + ref.file.base_path;
+  std::shared_ptr<const BtreeNode> node = node_cache_.Get(cache_key);
+  if (!node) {
+    std::string encoded = ReadData(ref, 0, ref.length, "B+tree node");
+    // The node's own references inherit the base path of the file it came from.
+    node = std::make_shared<const BtreeNode>(
+        ocdbt::DecodeBtreeNode(encoded, ref.file.base_path, MaxDecodedNodeBytes(), context));
+    node_cache_.Put(cache_key, node);
+  }
   if (node->height != height) {
     throw CorruptionError(context + ": height " + std::to_string(node->height) + ", expected " +
                           std::to_string(height));

@@ -23,13 +23,18 @@
 #include "kvstore/kvstore.h"
 #include "kvstore/ocdbt/btree_node.h"
 #include "kvstore/ocdbt/manifest.h"
+#include "kvstore/ocdbt/node_cache.h"
 
 namespace cairn::kvstore {
 
 class OcdbtReader final : public KvStore {
  public:
+  // Decoded nodes below the root are kept up to about this many bytes.
+  static constexpr size_t kDefaultNodeCacheBytes = size_t{256} << 20;
+
   // NotFoundError naming the manifest when there is none; CorruptionError when it does not decode.
-  OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir);
+  OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir,
+              size_t node_cache_bytes = kDefaultNodeCacheBytes);
 
   std::optional<std::string> Read(std::string_view key) override;
   // Bytes [offset, offset + length) of a value; nullopt when the key is absent, InvalidArgumentError when the range
@@ -77,6 +82,7 @@ class OcdbtReader final : public KvStore {
   std::mutex mu_;
   std::shared_ptr<const ocdbt::BtreeNode> root_;  // loaded on first use
   std::map<std::string, std::shared_ptr<ReadableFile>> files_;
+  ocdbt::NodeCache node_cache_;
 };
 
 }  // namespace cairn::kvstore
