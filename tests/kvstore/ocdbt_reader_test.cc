@@ -72,5 +72,23 @@ TEST(OcdbtReader, RootHeightMismatchIsCorruption) {
   EXPECT_THROW(OcdbtReader(fs, "/db").Read("key"), CorruptionError);
 }
 
+TEST(OcdbtReader, ImpossibleSizesAreCorruptionNotAllocations) {
+  auto fs = NewInMemoryFileSystem();
+  auto writer = NewOcdbtWriter(fs, "/db");
+  writer->Write("key", "value");
+  writer->Flush();
+  const std::string good = fs->ReadFile("/db/manifest.ocdbt");
+  ocdbt::Manifest m = ocdbt::DecodeManifest(good, "m");
+  for (uint64_t length : {uint64_t{1} << 40, uint64_t{1} << 62}) {
+    ocdbt::Manifest damaged = m;
+    damaged.versions[0].root.length = length;
+    fs->WriteFile("/db/manifest.ocdbt", ocdbt::EncodeManifest(damaged));
+    EXPECT_THROW(OcdbtReader(fs, "/db").ListKeys(), CorruptionError) << length;
+  }
+  // A "manifest" far larger than any real one is refused before it is read.
+  fs->WriteFile("/db/manifest.ocdbt", good + std::string((64 << 20) + 1, '\0'));
+  EXPECT_THROW(OcdbtReader(fs, "/db"), CorruptionError);
+}
+
 }  // namespace
 }  // namespace cairn::kvstore

@@ -42,13 +42,24 @@ bool IsNumberedManifestName(std::string_view name) {
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+// A manifest is a config, a file table and a few dozen references; anything near this size is not one, and is
+// refused before it is read into memory.
+constexpr uint64_t kMaxManifestFileBytes = uint64_t{64} << 20;
+
 Manifest LoadManifestFile(FileSystem& fs, const std::filesystem::path& path) {
-  std::string data;
+  std::unique_ptr<ReadableFile> file;
   try {
-    data = fs.ReadFile(path);
+    file = fs.OpenForRead(path);
   } catch (const NotFoundError& e) {
     throw NotFoundError("OCDBT manifest " + path.string() + " not found (" + e.what() + ")");
   }
+  const uint64_t size = file->Size();
+  if (size > kMaxManifestFileBytes) {
+    throw CorruptionError("OCDBT manifest " + path.string() + " is implausibly large (" + std::to_string(size) +
+                          " bytes)");
+  }
+  std::string data(size, '\0');
+  if (size > 0) file->ReadAt(0, size, data.data());
   return ocdbt::DecodeManifest(data, path.string());
 }
 
@@ -140,6 +151,13 @@ std::shared_ptr<const BtreeNode> OcdbtReader::ReadNode(const IndirectRef& ref, u
                                 std::to_string(ref.length) + '\0' + ref.file.base_path;
   std::shared_ptr<const BtreeNode> node = node_cache_.Get(cache_key);
   if (!node) {
+    // An encoded node is at most its decoded size plus zstd's worst-case expansion and the envelope; a longer
+    // reference is corrupt and must not make us allocate its length.
+    const uint64_t max_encoded = MaxDecodedNodeBytes() + MaxDecodedNodeBytes() / 128 + (uint64_t{1} << 16);
+    if (ref.length > max_encoded) {
+      throw CorruptionError(context + ": node length " + std::to_string(ref.length) + " exceeds the limit of " +
+                            std::to_string(max_encoded));
+    }
     std::string encoded = ReadData(ref, 0, ref.length, "B+tree node");
     // The node's own references inherit the base path of the file it came from.
     node = std::make_shared<const BtreeNode>(

@@ -129,11 +129,17 @@ void OcdbtWriter::Write(std::string_view key, std::string value) {
   entries_.insert_or_assign(std::string(key), std::move(stored));
 }
 
+OcdbtReader& OcdbtWriter::ReaderLocked() {
+  if (!reader_) reader_ = std::make_unique<OcdbtReader>(fs_, dir_);
+  return *reader_;
+}
+
 std::optional<std::string> OcdbtWriter::Read(std::string_view key) {
   std::unique_lock lock(mu_);
   if (flushed_) {
-    if (!reader_) reader_ = std::make_unique<OcdbtReader>(fs_, dir_);
-    return reader_->Read(key);
+    OcdbtReader& reader = ReaderLocked();
+    lock.unlock();  // the reader is thread-safe and lives as long as the writer
+    return reader.Read(key);
   }
   auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;
@@ -144,10 +150,11 @@ std::optional<std::string> OcdbtWriter::Read(std::string_view key) {
 }
 
 std::vector<std::string> OcdbtWriter::ListKeys(std::string_view prefix) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   if (flushed_) {
-    if (!reader_) reader_ = std::make_unique<OcdbtReader>(fs_, dir_);
-    return reader_->ListKeys(prefix);
+    OcdbtReader& reader = ReaderLocked();
+    lock.unlock();
+    return reader.ListKeys(prefix);
   }
   std::vector<std::string> keys;
   for (auto it = entries_.lower_bound(prefix); it != entries_.end() && it->first.starts_with(prefix); ++it) {

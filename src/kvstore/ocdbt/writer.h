@@ -44,6 +44,8 @@ class OcdbtWriter final : public KvStore {
  private:
   using Value = std::variant<std::string, ocdbt::IndirectRef>;
 
+  OcdbtReader& ReaderLocked();  // requires mu_ and flushed_
+
   const std::shared_ptr<FileSystem> fs_;
   const std::filesystem::path dir_;
   const OcdbtWriterOptions options_;
