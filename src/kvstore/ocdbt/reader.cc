@@ -201,9 +201,10 @@ std::optional<OcdbtReader::Found> OcdbtReader::Find(std::string_view key) {
     // Every key below the child shares its first subtree_common_prefix_length bytes.
     std::string_view common = std::string_view(e.key).substr(0, e.subtree_common_prefix_length);
     if (!StartsWith(rest, common)) return std::nullopt;
-    node = ReadNode(e.child, static_cast<uint8_t>(node->height - 1),
-                    std::string_view(e.key).substr(e.subtree_common_prefix_length));
+    auto child = ReadNode(e.child, static_cast<uint8_t>(node->height - 1),
+                          std::string_view(e.key).substr(e.subtree_common_prefix_length));
     rest.remove_prefix(common.size());
+    node = std::move(child);  // last: `e` and `common` point into the parent
   }
   const auto& entries = node->leaf_entries;
   auto it = std::lower_bound(entries.begin(), entries.end(), rest,
