@@ -13,7 +13,7 @@ namespace cairn {
 // Orbax's storage options for arrays.
 struct PyTreeCheckpointHandlerOptions {
   // OCDBT databases (Orbax's default) or one zarr directory per parameter.
-  bool use_ocdbt = false;  // TEMP until OCDBT lands
+  bool use_ocdbt = true;
   // zarr3 (`zarr.json`, sharded) instead of zarr v2 (`.zarray`).
   bool use_zarr3 = false;
   // zstd-compressed chunks.

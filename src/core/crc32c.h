@@ -1,4 +1,5 @@
-// CRC-32C (Castagnoli), as OCDBT and zarr3's crc32c codec use it.
+// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): the checksum OCDBT puts at the end of every manifest,
+// version-tree node and B+tree node, and that zarr3's crc32c codec uses.
 #pragma once
 
 #include <cstdint>
@@ -6,7 +7,15 @@
 
 namespace cairn {
 
-// Extends `crc` (the CRC of earlier bytes, 0 to start) over `data`.
+// Extends `crc` (the CRC of earlier bytes, 0 for none) over `data`, so
+// Crc32c(b, Crc32c(a)) == Crc32c(a + b). Uses the SSE4.2 crc32 instruction when the CPU has it.
 uint32_t Crc32c(std::string_view data, uint32_t crc = 0);
+
+namespace crc32c_internal {
+// The two implementations behind Crc32c, exposed so tests can check that they agree.
+uint32_t Software(std::string_view data, uint32_t crc);
+bool HardwareAvailable();
+uint32_t Hardware(std::string_view data, uint32_t crc);  // only call when HardwareAvailable()
+}  // namespace crc32c_internal
 
 }  // namespace cairn

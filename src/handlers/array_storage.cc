@@ -2,33 +2,53 @@
 
 #include "cairn/error.h"
 #include "kvstore/directory_kvstore.h"
+#include "kvstore/ocdbt/ocdbt.h"
 
 namespace cairn::handlers {
+namespace {
+
+constexpr const char* kManifest = "manifest.ocdbt";
+constexpr std::string_view kProcessDirPrefix = "ocdbt.process_";
+
+}  // namespace
 
 std::unique_ptr<kvstore::KvStore> OpenArrayStoreForWrite(const std::shared_ptr<FileSystem>& fs,
                                                          const std::filesystem::path& item_dir,
                                                          const PyTreeCheckpointHandlerOptions& options,
                                                          int process_index,
                                                          std::optional<int64_t> target_data_file_size) {
-  (void)process_index;
-  (void)target_data_file_size;
-  if (options.use_ocdbt) throw UnimplementedError("OCDBT storage is not available in this build yet");
-  return std::make_unique<kvstore::DirectoryKvStore>(fs, item_dir);
+  if (!options.use_ocdbt) return std::make_unique<kvstore::DirectoryKvStore>(fs, item_dir);
+  kvstore::OcdbtWriterOptions ocdbt;
+  if (target_data_file_size) {
+    if (*target_data_file_size <= 0) throw InvalidArgumentError("ocdbt_target_data_file_size must be positive");
+    ocdbt.target_data_file_size = static_cast<uint64_t>(*target_data_file_size);
+  }
+  return kvstore::NewOcdbtWriter(fs, item_dir / (std::string(kProcessDirPrefix) + std::to_string(process_index)),
+                                 ocdbt);
 }
 
 void FinalizeArrayStore(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& item_dir) {
-  (void)fs;
-  (void)item_dir;
+  std::vector<std::string> children;
+  for (const auto& name : fs->ListDir(item_dir)) {
+    if (name.rfind(kProcessDirPrefix, 0) == 0 && fs->IsDirectory(item_dir / name)) children.push_back(name);
+  }
+  if (children.empty()) return;  // nothing was written with OCDBT
+  kvstore::MergeOcdbtDatabases(fs, item_dir, children);
 }
 
 std::unique_ptr<kvstore::KvStore> OpenArrayStoreForRead(const std::shared_ptr<FileSystem>& fs,
                                                         const std::filesystem::path& item_dir,
                                                         std::optional<bool> use_ocdbt) {
-  const bool has_manifest = fs->Exists(item_dir / "manifest.ocdbt");
-  if (has_manifest) throw UnimplementedError("OCDBT storage is not available in this build yet");
-  if (use_ocdbt.value_or(false)) {
+  if (fs->Exists(item_dir / kManifest)) return kvstore::OpenOcdbtForRead(fs, item_dir);
+  bool has_process_databases = false;
+  if (fs->IsDirectory(item_dir)) {
+    for (const auto& name : fs->ListDir(item_dir)) {
+      if (name.rfind(kProcessDirPrefix, 0) == 0) has_process_databases = true;
+    }
+  }
+  if (use_ocdbt.value_or(false) || has_process_databases) {
     throw NotFoundError("checkpoint item " + item_dir.string() + " uses OCDBT but its root database file " +
-                        (item_dir / "manifest.ocdbt").string() + " is missing");
+                        (item_dir / kManifest).string() + " is missing");
   }
   return std::make_unique<kvstore::DirectoryKvStore>(fs, item_dir);
 }

@@ -1,7 +1,6 @@
 #include "kvstore/directory_kvstore.h"
 
 #include <algorithm>
-#include <functional>
 
 #include "cairn/error.h"
 
@@ -10,60 +9,81 @@ namespace cairn::kvstore {
 DirectoryKvStore::DirectoryKvStore(std::shared_ptr<FileSystem> fs, std::filesystem::path root)
     : fs_(std::move(fs)), root_(std::move(root)) {}
 
-std::filesystem::path DirectoryKvStore::PathOf(std::string_view key) const {
-  if (key.empty() || key.front() == '/' || key.back() == '/' || key.find('\0') != std::string_view::npos) {
-    throw InvalidArgumentError("key \"" + std::string(key) + "\" cannot name a file under " + root_.string());
-  }
-  std::filesystem::path path = root_;
+std::string DirectoryKvStore::Describe() const { return "directory at " + root_.string(); }
+
+void DirectoryKvStore::ValidateKey(std::string_view key) const {
+  auto reject = [&](const char* why) {
+    throw InvalidArgumentError("invalid key '" + std::string(key) + "' for " + Describe() + ": " + why);
+  };
+  if (key.empty()) reject("empty");
+  if (key.front() == '/') reject("absolute");
+  if (key.find('\0') != std::string_view::npos) reject("contains NUL");
   size_t start = 0;
   while (start <= key.size()) {
-    size_t end = key.find('/', start);
-    if (end == std::string_view::npos) end = key.size();
+    size_t end = std::min(key.find('/', start), key.size());
     std::string_view segment = key.substr(start, end - start);
-    if (segment.empty() || segment == "." || segment == "..") {
-      throw InvalidArgumentError("key \"" + std::string(key) + "\" has a segment that would leave " +
-                                 root_.string());
-    }
-    path /= std::string(segment);
+    if (segment.empty()) reject("empty path segment");
+    if (segment == "." || segment == "..") reject("'.' or '..' segment");
     start = end + 1;
   }
-  return path;
 }
 
-std::optional<std::string> DirectoryKvStore::Read(std::string_view key) {
-  auto path = PathOf(key);
-  auto info = fs_->Stat(path);
-  if (!info || info->is_directory) return std::nullopt;
-  return fs_->ReadFile(path);
+void DirectoryKvStore::EnsureDir(const std::filesystem::path& dir) {
+  if (fs_->IsDirectory(dir)) return;
+  if (dir.has_parent_path() && dir.parent_path() != dir) EnsureDir(dir.parent_path());
+  try {
+    fs_->CreateDir(dir);
+  } catch (const AlreadyExistsError&) {
+    if (!fs_->IsDirectory(dir)) throw;  // another writer created it first: fine if it is a directory
+  }
+  std::lock_guard lock(mu_);
+  dirty_dirs_.insert(dir.parent_path());
+  dirty_dirs_.insert(dir);
 }
 
 void DirectoryKvStore::Write(std::string_view key, std::string value) {
-  auto path = PathOf(key);
-  fs_->CreateDirs(path.parent_path());
+  ValidateKey(key);
+  const std::filesystem::path path = root_ / std::string(key);
+  EnsureDir(path.parent_path());
   fs_->WriteFile(path, value, /*sync=*/true);
   std::lock_guard lock(mu_);
-  // The new file's directory and every directory up to the root gained an entry that Flush() must make durable.
-  for (auto dir = path.parent_path();; dir = dir.parent_path()) {
-    dirty_dirs_.insert(dir);
-    if (dir == root_ || !dir.has_relative_path()) break;
+  dirty_dirs_.insert(path.parent_path());
+}
+
+std::optional<std::string> DirectoryKvStore::Read(std::string_view key) {
+  ValidateKey(key);
+  const std::filesystem::path path = root_ / std::string(key);
+  auto info = fs_->Stat(path);
+  if (!info || info->is_directory) return std::nullopt;
+  try {
+    return fs_->ReadFile(path);
+  } catch (const NotFoundError&) {
+    return std::nullopt;  // removed between Stat and open
+  }
+}
+
+void DirectoryKvStore::ListRecursive(const std::filesystem::path& dir, const std::string& key_prefix,
+                                     std::string_view prefix, std::vector<std::string>& out) {
+  for (const std::string& name : fs_->ListDir(dir)) {
+    std::string key = key_prefix + name;
+    // Only descend where keys with `prefix` can be: the key so far must extend the prefix or be a prefix of it.
+    size_t n = std::min(key.size(), prefix.size());
+    if (key.compare(0, n, prefix, 0, n) != 0) continue;
+    auto info = fs_->Stat(dir / name);
+    if (!info) continue;  // vanished while listing
+    if (info->is_directory) {
+      ListRecursive(dir / name, key + "/", prefix, out);
+    } else if (key.size() >= prefix.size()) {
+      out.push_back(std::move(key));
+    }
   }
 }
 
 std::vector<std::string> DirectoryKvStore::ListKeys(std::string_view prefix) {
   std::vector<std::string> keys;
-  std::function<void(const std::filesystem::path&, const std::string&)> walk = [&](const auto& dir,
-                                                                                  const std::string& rel) {
-    for (const auto& name : fs_->ListDir(dir)) {
-      std::string key = rel.empty() ? name : rel + "/" + name;
-      auto path = dir / name;
-      if (fs_->IsDirectory(path)) {
-        walk(path, key);
-      } else if (key.compare(0, prefix.size(), prefix) == 0) {
-        keys.push_back(key);
-      }
-    }
-  };
-  if (fs_->IsDirectory(root_)) walk(root_, "");
+  if (!fs_->IsDirectory(root_)) return keys;
+  ListRecursive(root_, "", prefix, keys);
+  // Directory order is per level ("a/b" comes after "a.c" in a listing of "a" then "a.c"), so sort once at the end.
   std::sort(keys.begin(), keys.end());
   return keys;
 }
@@ -74,9 +94,13 @@ void DirectoryKvStore::Flush() {
     std::lock_guard lock(mu_);
     dirs.swap(dirty_dirs_);
   }
-  for (const auto& dir : dirs) fs_->SyncDir(dir);
+  try {
+    for (const auto& dir : dirs) fs_->SyncDir(dir);
+  } catch (...) {
+    std::lock_guard lock(mu_);
+    dirty_dirs_.insert(dirs.begin(), dirs.end());  // keep them for a retry
+    throw;
+  }
 }
-
-std::string DirectoryKvStore::Describe() const { return "directory " + root_.string(); }
 
 }  // namespace cairn::kvstore

@@ -1,11 +1,18 @@
-// A KvStore that keeps each key in its own file under a root directory: Orbax's non-OCDBT layout
-// (`<item>/<param>/.zarray`, `<item>/<param>/0.0`).
+// A KvStore with one file per key: `<root>/<key>`, '/' in a key making subdirectories. This is the layout of a
+// non-OCDBT Orbax checkpoint (zarr `<param>/.zarray`, `<param>/0.0`, ...).
+//
+// Every value is written and fsynced on Write; Flush() fsyncs the directories whose entries changed, so the new
+// names are durable too. Keys that could name something outside the root are rejected.
 #pragma once
 
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "cairn/file_system.h"
 #include "kvstore/kvstore.h"
@@ -16,22 +23,27 @@ class DirectoryKvStore final : public KvStore {
  public:
   DirectoryKvStore(std::shared_ptr<FileSystem> fs, std::filesystem::path root);
 
+  // nullopt when no file is at the key (a directory is not a value).
   std::optional<std::string> Read(std::string_view key) override;
-  // Writes and fsyncs the file at once, creating its directories.
+  // InvalidArgumentError for an empty, absolute or NUL-containing key, or one with an empty, "." or ".." segment.
   void Write(std::string_view key, std::string value) override;
+  // Every file below the root whose key starts with `prefix`, sorted by byte order. A missing root lists nothing.
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
-  // Fsyncs every directory a write created or added to.
   void Flush() override;
   std::string Describe() const override;
 
  private:
-  // Rejects keys that could leave the root: empty segments, "." or "..", a leading '/', NUL.
-  std::filesystem::path PathOf(std::string_view key) const;
+  void ValidateKey(std::string_view key) const;
+  // Creates `dir` and any missing ancestors, noting each parent whose entries changed.
+  void EnsureDir(const std::filesystem::path& dir);
+  void ListRecursive(const std::filesystem::path& dir, const std::string& key_prefix, std::string_view prefix,
+                     std::vector<std::string>& out);
 
-  std::shared_ptr<FileSystem> fs_;
-  std::filesystem::path root_;
+  const std::shared_ptr<FileSystem> fs_;
+  const std::filesystem::path root_;
+
   std::mutex mu_;
-  std::set<std::filesystem::path> dirty_dirs_;
+  std::set<std::filesystem::path> dirty_dirs_;  // directories to fsync at Flush
 };
 
 }  // namespace cairn::kvstore

@@ -1,0 +1,187 @@
+#include "kvstore/ocdbt/writer.h"
+
+#include <zstd.h>
+
+#include <chrono>
+
+#include "cairn/error.h"
+#include "kvstore/ocdbt/random_id.h"
+#include "kvstore/ocdbt/reader.h"
+
+namespace cairn::kvstore {
+namespace ocdbt {
+namespace {
+
+constexpr char kManifestName[] = "manifest.ocdbt";
+constexpr uint32_t kMaxInlineValueBytes = 1u << 20;  // TensorStore rejects larger inline values when reading
+
+void ValidateOptions(const OcdbtWriterOptions& options) {
+  if (options.max_inline_value_bytes > kMaxInlineValueBytes) {
+    throw InvalidArgumentError("OCDBT max_inline_value_bytes " + std::to_string(options.max_inline_value_bytes) +
+                               " exceeds the format's limit of " + std::to_string(kMaxInlineValueBytes));
+  }
+  if (options.target_data_file_size == 0) throw InvalidArgumentError("OCDBT target_data_file_size must be positive");
+  if (options.write_buffer_bytes == 0) throw InvalidArgumentError("OCDBT write_buffer_bytes must be positive");
+  if (options.zstd && (options.zstd_level < ZSTD_minCLevel() || options.zstd_level > ZSTD_maxCLevel())) {
+    throw InvalidArgumentError("zstd level " + std::to_string(options.zstd_level) + " is out of range");
+  }
+}
+
+uint64_t NowNanos() {
+  auto now = std::chrono::system_clock::now().time_since_epoch();
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now).count());
+}
+
+}  // namespace
+
+Config MakeConfig(const OcdbtWriterOptions& options) {
+  Config config;
+  config.uuid = RandomId128();
+  config.manifest_kind = ManifestKind::kSingle;
+  config.max_inline_value_bytes = options.max_inline_value_bytes;
+  config.max_decoded_node_bytes = options.max_decoded_node_bytes;
+  config.version_tree_arity_log2 = 4;
+  config.compression.zstd = options.zstd;
+  config.compression.zstd_level = options.zstd ? options.zstd_level : 0;
+  return config;
+}
+
+DataFileWriter::Options DataFileOptions(const OcdbtWriterOptions& options) {
+  DataFileWriter::Options out;
+  out.target_file_size = options.target_data_file_size;
+  out.buffer_bytes = options.write_buffer_bytes;
+  return out;
+}
+
+void CheckNoDatabase(FileSystem& fs, const std::filesystem::path& dir) {
+  if (fs.Exists(dir / kManifestName)) {
+    throw AlreadyExistsError("an OCDBT database already exists at " + dir.string() + " (" +
+                             (dir / kManifestName).string() + ")");
+  }
+}
+
+void CommitNewDatabase(FileSystem& fs, const std::filesystem::path& dir, const OcdbtWriterOptions& options,
+                       std::vector<LeafEntry> entries, DataFileWriter& data) {
+  ValidateOptions(options);
+  Manifest manifest;
+  manifest.config = MakeConfig(options);
+  BtreeBuildOptions build;
+  build.max_decoded_node_bytes = options.max_decoded_node_bytes;
+  build.compression = manifest.config.compression;
+  BuiltTree tree = BuildBtree(std::move(entries), build, data);
+  // Every value and node must be durable before the manifest that points at them exists.
+  data.Finish();
+
+  VersionRef version;
+  version.generation = 1;
+  version.root_height = tree.height;
+  version.root = tree.root;
+  version.stats = tree.stats;
+  version.commit_time_ns = NowNanos();
+  manifest.versions.push_back(version);
+
+  const std::filesystem::path path = dir / kManifestName;
+  const std::filesystem::path temp = dir / (std::string(kManifestName) + ".tmp-" + ToLowerHex(RandomId128()));
+  fs.WriteFile(temp, EncodeManifest(manifest), /*sync=*/true);
+  fs.Rename(temp, path);
+  fs.SyncDir(dir);
+}
+
+}  // namespace ocdbt
+
+OcdbtWriter::OcdbtWriter(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, OcdbtWriterOptions options)
+    : fs_(std::move(fs)),
+      dir_(std::move(dir)),
+      options_(options),
+      data_(fs_, dir_, (ocdbt::ValidateOptions(options), ocdbt::DataFileOptions(options))) {
+  fs_->CreateDirs(dir_);
+  ocdbt::CheckNoDatabase(*fs_, dir_);
+}
+
+OcdbtWriter::~OcdbtWriter() = default;
+
+std::string OcdbtWriter::Describe() const { return "ocdbt database at " + dir_.string() + " (being written)"; }
+
+void OcdbtWriter::Write(std::string_view key, std::string value) {
+  if (key.size() > ocdbt::kMaxKeyLength) {
+    throw InvalidArgumentError("OCDBT key of " + std::to_string(key.size()) + " bytes exceeds the 65535-byte limit (" +
+                               Describe() + ")");
+  }
+  auto check_open = [&] {
+    if (flushed_) {
+      throw InvalidArgumentError("cannot write key '" + std::string(key) + "': " + Describe() +
+                                 " was already flushed (OCDBT stores are write-once)");
+    }
+  };
+  Value stored;
+  if (value.size() > options_.max_inline_value_bytes) {
+    {
+      std::lock_guard lock(mu_);
+      check_open();
+    }
+    // Appended outside mu_: the data file writer has its own lock, and other keys need not wait on this copy.
+    stored = data_.Append(value);
+  } else {
+    stored = std::move(value);
+  }
+  std::lock_guard lock(mu_);
+  check_open();
+  entries_.insert_or_assign(std::string(key), std::move(stored));
+}
+
+OcdbtReader& OcdbtWriter::ReaderLocked() {
+  if (!reader_) reader_ = std::make_unique<OcdbtReader>(fs_, dir_);
+  return *reader_;
+}
+
+std::optional<std::string> OcdbtWriter::Read(std::string_view key) {
+  std::unique_lock lock(mu_);
+  if (flushed_) {
+    OcdbtReader& reader = ReaderLocked();
+    lock.unlock();  // the reader is thread-safe and lives as long as the writer
+    return reader.Read(key);
+  }
+  auto it = entries_.find(key);
+  if (it == entries_.end()) return std::nullopt;
+  if (auto* inline_value = std::get_if<std::string>(&it->second)) return *inline_value;
+  ocdbt::IndirectRef ref = std::get<ocdbt::IndirectRef>(it->second);
+  lock.unlock();
+  return data_.Read(ref);
+}
+
+std::vector<std::string> OcdbtWriter::ListKeys(std::string_view prefix) {
+  std::unique_lock lock(mu_);
+  if (flushed_) {
+    OcdbtReader& reader = ReaderLocked();
+    lock.unlock();
+    return reader.ListKeys(prefix);
+  }
+  std::vector<std::string> keys;
+  for (auto it = entries_.lower_bound(prefix); it != entries_.end() && it->first.starts_with(prefix); ++it) {
+    keys.push_back(it->first);
+  }
+  return keys;
+}
+
+void OcdbtWriter::Flush() {
+  std::lock_guard lock(mu_);
+  if (flushed_) return;
+  std::vector<ocdbt::LeafEntry> entries;
+  entries.reserve(entries_.size());
+  // Copies rather than moves: if the commit fails, the writer still holds everything and Flush can be retried.
+  for (const auto& [key, value] : entries_) entries.push_back(ocdbt::LeafEntry{key, value});
+  ocdbt::CommitNewDatabase(*fs_, dir_, options_, std::move(entries), data_);
+  flushed_ = true;
+  entries_.clear();
+}
+
+std::unique_ptr<KvStore> OpenOcdbtForRead(std::shared_ptr<FileSystem> fs, std::filesystem::path dir) {
+  return std::make_unique<OcdbtReader>(std::move(fs), std::move(dir));
+}
+
+std::unique_ptr<KvStore> NewOcdbtWriter(std::shared_ptr<FileSystem> fs, std::filesystem::path dir,
+                                        OcdbtWriterOptions options) {
+  return std::make_unique<OcdbtWriter>(std::move(fs), std::move(dir), options);
+}
+
+}  // namespace cairn::kvstore

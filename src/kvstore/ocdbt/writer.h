@@ -1,0 +1,76 @@
+// Writes a new OCDBT database holding exactly one generation, as an Orbax save does.
+//
+// Write() is thread-safe. Values larger than max_inline_value_bytes are appended to data files as they arrive
+// (buffered into large sequential writes); smaller ones are kept in memory for the leaves. Flush() sorts the keys,
+// builds the B+tree into the data files, fsyncs them, and finally writes `manifest.ocdbt` (temp file, fsync,
+// rename, directory fsync): until then no reader sees a database.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "cairn/file_system.h"
+#include "kvstore/kvstore.h"
+#include "kvstore/ocdbt/btree_builder.h"
+#include "kvstore/ocdbt/data_file_writer.h"
+#include "kvstore/ocdbt/manifest.h"
+#include "kvstore/ocdbt/ocdbt.h"
+
+namespace cairn::kvstore {
+
+class OcdbtReader;
+
+class OcdbtWriter final : public KvStore {
+ public:
+  OcdbtWriter(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, OcdbtWriterOptions options = {});
+  ~OcdbtWriter() override;
+
+  // Sees every write so far, flushed or not.
+  std::optional<std::string> Read(std::string_view key) override;
+  // Last write of a key wins. InvalidArgumentError after Flush() or for a key over 65535 bytes.
+  void Write(std::string_view key, std::string value) override;
+  std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
+  // Commits generation 1. Later calls do nothing.
+  void Flush() override;
+  std::string Describe() const override;
+
+ private:
+  using Value = std::variant<std::string, ocdbt::IndirectRef>;
+
+  OcdbtReader& ReaderLocked();  // requires mu_ and flushed_
+
+  const std::shared_ptr<FileSystem> fs_;
+  const std::filesystem::path dir_;
+  const OcdbtWriterOptions options_;
+  ocdbt::DataFileWriter data_;
+
+  std::mutex mu_;
+  std::map<std::string, Value, std::less<>> entries_;  // std::string orders bytes as unsigned, as OCDBT does
+  bool flushed_ = false;
+  std::unique_ptr<OcdbtReader> reader_;  // serves reads once the entries have gone into the tree
+};
+
+namespace ocdbt {
+
+// The config a writer with `options` puts in its manifest (a fresh random uuid each call).
+Config MakeConfig(const OcdbtWriterOptions& options);
+
+// Builds the tree of `entries` (full keys, sorted and unique) into `data`, finishes the data files and commits
+// the manifest of `dir` with that tree as generation 1. Shared by OcdbtWriter::Flush and the merge.
+void CommitNewDatabase(FileSystem& fs, const std::filesystem::path& dir, const OcdbtWriterOptions& options,
+                       std::vector<LeafEntry> entries, DataFileWriter& data);
+
+// AlreadyExistsError when `dir` already holds a database; a writer never replaces one.
+void CheckNoDatabase(FileSystem& fs, const std::filesystem::path& dir);
+
+DataFileWriter::Options DataFileOptions(const OcdbtWriterOptions& options);
+
+}  // namespace ocdbt
+}  // namespace cairn::kvstore
