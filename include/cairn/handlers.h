@@ -21,6 +21,9 @@ struct PyTreeCheckpointHandlerOptions {
   // Bounds on bytes in flight (Orbax's save_concurrent_gb / restore_concurrent_gb).
   int64_t save_concurrent_gb = 96;
   int64_t restore_concurrent_gb = 96;
+  // OCDBT B+tree node size limit (Orbax: 100,000,000 decoded bytes). Smaller values make deeper trees; tests use
+  // them to exercise interior nodes.
+  uint32_t ocdbt_max_decoded_node_bytes = 100000000;
 };
 
 // Saves and restores a Tree of arrays, scalars, strings, empty containers and None, in Orbax's layout:

@@ -19,6 +19,7 @@ std::unique_ptr<kvstore::KvStore> OpenArrayStoreForWrite(const std::shared_ptr<F
                                                          std::optional<int64_t> target_data_file_size) {
   if (!options.use_ocdbt) return std::make_unique<kvstore::DirectoryKvStore>(fs, item_dir);
   kvstore::OcdbtWriterOptions ocdbt;
+  ocdbt.max_decoded_node_bytes = options.ocdbt_max_decoded_node_bytes;
   if (target_data_file_size) {
     if (*target_data_file_size <= 0) throw InvalidArgumentError("ocdbt_target_data_file_size must be positive");
     ocdbt.target_data_file_size = static_cast<uint64_t>(*target_data_file_size);
@@ -27,13 +28,16 @@ std::unique_ptr<kvstore::KvStore> OpenArrayStoreForWrite(const std::shared_ptr<F
                                  ocdbt);
 }
 
-void FinalizeArrayStore(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& item_dir) {
+void FinalizeArrayStore(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& item_dir,
+                        const PyTreeCheckpointHandlerOptions& options) {
   std::vector<std::string> children;
   for (const auto& name : fs->ListDir(item_dir)) {
     if (name.rfind(kProcessDirPrefix, 0) == 0 && fs->IsDirectory(item_dir / name)) children.push_back(name);
   }
   if (children.empty()) return;  // nothing was written with OCDBT
-  kvstore::MergeOcdbtDatabases(fs, item_dir, children);
+  kvstore::OcdbtWriterOptions ocdbt;
+  ocdbt.max_decoded_node_bytes = options.ocdbt_max_decoded_node_bytes;
+  kvstore::MergeOcdbtDatabases(fs, item_dir, children, ocdbt);
 }
 
 std::unique_ptr<kvstore::KvStore> OpenArrayStoreForRead(const std::shared_ptr<FileSystem>& fs,

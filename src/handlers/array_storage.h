@@ -20,7 +20,8 @@ std::unique_ptr<kvstore::KvStore> OpenArrayStoreForWrite(const std::shared_ptr<F
 
 // After every process has written: with OCDBT, builds the root database that readers open, referring to the
 // per-process data files without copying them.
-void FinalizeArrayStore(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& item_dir);
+void FinalizeArrayStore(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& item_dir,
+                        const PyTreeCheckpointHandlerOptions& options);
 
 // The store a reader opens: the root OCDBT database when `manifest.ocdbt` exists, else per-parameter
 // directories. `use_ocdbt` is what `_METADATA` says, when it says anything: an OCDBT checkpoint without its

@@ -270,7 +270,7 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
 }
 
 void PyTreeCheckpointHandler::finalize(const std::filesystem::path& directory) {
-  if (options_.use_ocdbt) handlers::FinalizeArrayStore(fs_ptr(), directory);
+  if (options_.use_ocdbt) handlers::FinalizeArrayStore(fs_ptr(), directory, options_);
 }
 
 Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, const RestoreRequest& request) {

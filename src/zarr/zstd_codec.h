@@ -8,6 +8,7 @@
 
 namespace cairn::zarr {
 
+// One frame with its content size and a content checksum.
 std::string ZstdCompress(std::string_view data, int level);
 // Decodes one or more concatenated frames into exactly `expected_size` bytes at `out`. Anything else (bad
 // frame, too few or too many bytes) is a CorruptionError mentioning `what`.

@@ -32,9 +32,14 @@ const DType kAllDTypes[] = {DType::kBool,      DType::kInt8,     DType::kInt16, 
                             DType::kFloat64,   DType::kComplex64, DType::kComplex128, DType::kFloat8E4M3FN,
                             DType::kFloat8E5M2};
 
-class LayoutTest : public ::testing::TestWithParam<std::tuple<bool, bool>> {
+// (use_ocdbt, use_zarr3, use_compression): every layout Orbax writes.
+class LayoutTest : public ::testing::TestWithParam<std::tuple<bool, bool, bool>> {
  protected:
-  PyTreeCheckpointHandlerOptions Options() { return Layout(std::get<0>(GetParam()), std::get<1>(GetParam())); }
+  PyTreeCheckpointHandlerOptions Options() {
+    PyTreeCheckpointHandlerOptions options = Layout(std::get<1>(GetParam()), std::get<2>(GetParam()));
+    options.use_ocdbt = std::get<0>(GetParam());
+    return options;
+  }
 };
 
 TEST_P(LayoutTest, EveryDTypeRoundTrips) {
@@ -55,10 +60,57 @@ TEST_P(LayoutTest, ChunkedArraysAndLargeOnes) {
   EXPECT_EQ(ckptr.restore(dir / "1"), state);
 }
 
-INSTANTIATE_TEST_SUITE_P(Layouts, LayoutTest, ::testing::Combine(::testing::Bool(), ::testing::Bool()),
+TEST_P(LayoutTest, OutOfLineValuesScalarsStringsAndEmptyContainers) {
+  TempDir dir;
+  Tree state = Tree::Dict({{"big", Iota({1024, 1024})},  // 4 MiB: out of line in OCDBT
+                           {"name", "cairn"},
+                           {"n", Tree::Scalar(int64_t{-3})},
+                           {"x", Tree::Scalar(2.25)},
+                           {"flag", Tree::Scalar(true)},
+                           {"none", Tree::None()},
+                           {"empty", Tree::List({Tree::Dict({}), Tree::Tuple({})})}});
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Options()));
+  ckptr.save(dir / "1", args::PyTreeSave{state});
+  EXPECT_EQ(ckptr.restore(dir / "1"), state);
+  // Whatever layout wrote it, a handler with other options reads it.
+  PyTreeCheckpointHandlerOptions other = Options();
+  other.use_ocdbt = !other.use_ocdbt;
+  other.use_zarr3 = !other.use_zarr3;
+  Checkpointer reader(std::make_unique<PyTreeCheckpointHandler>(other));
+  EXPECT_EQ(reader.restore(dir / "1"), state);
+}
+
+// Deep B+trees only exist with OCDBT (the per-parameter layout would only spend its time on 20,000 fsyncs).
+class OcdbtLayoutTest : public LayoutTest {};
+
+TEST_P(OcdbtLayoutTest, TenThousandParameters) {
+  TempDir dir;
+  std::vector<Tree::Item> layers;
+  for (int i = 0; i < 10000; ++i) layers.emplace_back("layer_" + std::to_string(i), Array::FromScalar<int32_t>(i));
+  Tree state = Tree::Dict({{"params", Tree::Dict(std::move(layers))}});
+  PyTreeCheckpointHandlerOptions options = Options();
+  options.ocdbt_max_decoded_node_bytes = 4096;  // deep B+trees: interior nodes at several heights
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(options));
+  ckptr.save(dir / "1", args::PyTreeSave{state});
+  EXPECT_EQ(ckptr.restore(dir / "1"), state);
+  Tree target = Tree::Dict({{"params", Tree::Dict({{"layer_7777", ArraySpec{DType::kInt64, {}}}})}});
+  Tree one = ckptr.restore(dir / "1", args::PyTreeRestore{target, {}, /*partial_restore=*/true});
+  EXPECT_EQ(one["params"]["layer_7777"].array(), Array::FromScalar<int64_t>(7777));
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, OcdbtLayoutTest,
+                         ::testing::Combine(::testing::Values(true), ::testing::Bool(), ::testing::Bool()),
                          [](const auto& info) {
-                           return std::string(std::get<0>(info.param) ? "Zarr3" : "ZarrV2") +
-                                  (std::get<1>(info.param) ? "Zstd" : "Raw");
+                           return std::string(std::get<1>(info.param) ? "Zarr3" : "ZarrV2") +
+                                  (std::get<2>(info.param) ? "Zstd" : "Raw");
+                         });
+
+INSTANTIATE_TEST_SUITE_P(Layouts, LayoutTest,
+                         ::testing::Combine(::testing::Bool(), ::testing::Bool(), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) ? "Ocdbt" : "Directories") +
+                                  (std::get<1>(info.param) ? "Zarr3" : "ZarrV2") +
+                                  (std::get<2>(info.param) ? "Zstd" : "Raw");
                          });
 
 TEST(StandardCheckpointHandler, RoundTripAndLayout) {
