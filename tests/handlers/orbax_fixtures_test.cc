@@ -91,3 +91,73 @@ TEST(OrbaxFixtures, CompositeCheckpointsThroughCompositeCheckpointHandler) {
 
 }  // namespace
 }  // namespace cairn
+
+#include <regex>
+
+#include "kvstore/ocdbt/ocdbt.h"
+
+namespace cairn {
+namespace {
+
+// Relative paths of every file under `root`, with data-file ids replaced by "*".
+std::set<std::string> FileSet(const fs::path& root) {
+  std::set<std::string> out;
+  static const std::regex kDataFile("d/[0-9a-f]{32}$");
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (!entry.is_regular_file()) continue;
+    out.insert(std::regex_replace(fs::relative(entry.path(), root).string(), kDataFile, "d/*"));
+  }
+  return out;
+}
+
+std::string ReadFile(const fs::path& path) { return FileSystem::Default()->ReadFile(path); }
+
+void ExpectSameItemAsOrbax(const fs::path& ours, const fs::path& orbax) {
+  for (const char* file : {"_METADATA", "_sharding", "array_metadatas/process_0"}) {
+    EXPECT_EQ(ReadFile(ours / file), ReadFile(orbax / file)) << file;
+  }
+  auto our_db = kvstore::OpenOcdbtForRead(FileSystem::Default(), ours);
+  auto orbax_db = kvstore::OpenOcdbtForRead(FileSystem::Default(), orbax);
+  EXPECT_EQ(our_db->ListKeys(), orbax_db->ListKeys());
+  for (const auto& key : orbax_db->ListKeys()) {
+    if (key.ends_with(".zarray") || key.ends_with("zarr.json")) EXPECT_EQ(*our_db->Read(key), *orbax_db->Read(key)) << key;
+  }
+}
+
+TEST(OrbaxFixtures, CairnWritesTheSameFilesAsOrbax) {
+  const fs::path orbax = cairn::testing::FixturesDir() /
+                         "v0_checkpoints/direct_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata";
+  cairn::testing::TempDir dir;
+  Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>());
+  ckptr.save(dir / "ckpt", args::StandardSave{Expected()}, {.custom_metadata = {{"custom", "meta"}}});
+
+  std::set<std::string> expected = FileSet(orbax);
+  expected.insert("commit_success.txt");  // Orbax writes it since 2026-08; the fixtures are older
+  EXPECT_EQ(FileSet(dir / "ckpt"), expected);
+  ExpectSameItemAsOrbax(dir / "ckpt", orbax);
+
+  // _CHECKPOINT_METADATA: the same keys in the same order, the same handler and custom metadata.
+  auto ours = nlohmann::ordered_json::parse(ReadFile(dir / "ckpt/_CHECKPOINT_METADATA"));
+  auto theirs = nlohmann::ordered_json::parse(ReadFile(orbax / "_CHECKPOINT_METADATA"));
+  std::vector<std::string> our_keys, their_keys;
+  for (const auto& [key, value] : ours.items()) our_keys.push_back(key);
+  for (const auto& [key, value] : theirs.items()) their_keys.push_back(key);
+  EXPECT_EQ(our_keys, their_keys);
+  EXPECT_EQ(ours["item_handlers"], theirs["item_handlers"]);
+  EXPECT_EQ(ours["custom_metadata"], theirs["custom_metadata"]);
+}
+
+TEST(OrbaxFixtures, CairnWritesTheSameZarr3ItemAsOrbax) {
+  const fs::path orbax = cairn::testing::FixturesDir() /
+                         "v1_checkpoints/composite_checkpoint/checkpoint_metadata_present/"
+                         "pytree_checkpointable_has_metadata/state";
+  cairn::testing::TempDir dir;
+  PyTreeCheckpointHandlerOptions options;
+  options.use_zarr3 = true;
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(options));
+  ckptr.save(dir / "ckpt", args::PyTreeSave{Expected()});
+  ExpectSameItemAsOrbax(dir / "ckpt", orbax);
+}
+
+}  // namespace
+}  // namespace cairn
