@@ -3,6 +3,8 @@
 // Save: flatten (empty nodes included) -> one storage decision per leaf (array, scalar, string, placeholder,
 // empty node) -> zarr arrays in the item's KvStore, strings in `_strings.json` -> `_METADATA`, `_sharding`,
 // `array_metadatas/process_0`. Restore runs backwards, reading only the leaves (and chunks) the target needs.
+#include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 
@@ -10,8 +12,10 @@
 #include "cairn/handlers.h"
 #include "handlers/array_storage.h"
 #include "metadata/array_metadata.h"
+#include "metadata/legacy_aggregate.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
+#include "zarr/box_copy.h"
 #include "zarr/chunk_shape.h"
 #include "zarr/zarr_array.h"
 
@@ -64,6 +68,19 @@ Tree ArrayToScalar(const Array& array, const Tree::ScalarValue* like) {
   return Tree::Scalar(probe.scalar<double>());
 }
 
+// `array` cast to `dtype` and cut or zero-padded at the high end of each dimension to `shape` (the in-memory
+// counterpart of zarr::ReadZarrRegion, for values held in the legacy aggregate file).
+Array FitArray(const Array& array, const Shape& shape, DType dtype) {
+  if (array.shape() == shape) return array.dtype() == dtype ? array : array.Cast(dtype);
+  Array cast = array.dtype() == dtype ? array : array.Cast(dtype);
+  Array out = Array::Zeros(dtype, shape);
+  Shape extent(shape.size()), origin(shape.size(), 0);
+  for (size_t d = 0; d < shape.size(); ++d) extent[d] = std::min(shape[d], cast.shape()[d]);
+  zarr::CopyBox(cast.bytes().data(), cast.shape(), origin, out.mutable_bytes().data(), shape, origin, extent,
+                ItemSize(dtype));
+  return out;
+}
+
 // The saved entries, when `_METADATA` is missing: every parameter with zarr metadata in the store becomes a
 // dict path split at '.', plus the strings of `_strings.json`.
 md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann::json& strings) {
@@ -110,6 +127,38 @@ struct ItemReader {
     }
   }
 
+  // The legacy msgpack aggregate file's tree; None when there is no such file.
+  const Tree& Aggregate() {
+    if (!aggregate_loaded) {
+      aggregate_loaded = true;
+      auto path = dir / md::kLegacyAggregateFile;
+      if (fs->Exists(path) && !fs->IsDirectory(path)) aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
+    }
+    return aggregate;
+  }
+
+  // The aggregate file's value at `path` (sequence levels may be lists or dicts keyed '0', '1', ...).
+  const Tree& AggregateValue(const KeyPath& path) {
+    const Tree* node = &Aggregate();
+    if (node->is_none()) {
+      throw NotFoundError("parameter " + ParamName(path) + " of " + dir.string() + " is stored in the legacy " +
+                          md::kLegacyAggregateFile + " file, which is missing");
+    }
+    for (const auto& entry : path) {
+      if (node->is_dict() && node->contains(entry.key)) {
+        node = &(*node)[entry.key];
+      } else if (node->is_sequence() && entry.type == KeyType::kSequence &&
+                 std::all_of(entry.key.begin(), entry.key.end(), ::isdigit) && entry.key.size() < 10 &&
+                 std::stoul(entry.key) < node->size()) {
+        node = &(*node)[static_cast<size_t>(std::stoul(entry.key))];
+      } else {
+        throw CorruptionError("parameter " + ParamName(path) + " is missing from " +
+                              (dir / md::kLegacyAggregateFile).string());
+      }
+    }
+    return *node;
+  }
+
   const nlohmann::json& Strings() {
     if (!strings_loaded) {
       strings_loaded = true;
@@ -135,36 +184,46 @@ struct ItemReader {
     if (type != md::kJaxArray && type != md::kNumpyArray && type != md::kScalar) {
       throw UnimplementedError("parameter " + param + " has value type \"" + type + "\", which cairn cannot restore");
     }
-    if (entry.skip_deserialize) {
-      throw UnimplementedError("parameter " + param + " of " + dir.string() +
-                               " lives in a legacy msgpack aggregate file, which this build cannot read");
-    }
     if (target.is_string() || target.is_dict() || target.is_sequence()) {
       throw InvalidArgumentError("parameter " + param + " is an array in the checkpoint but the target holds a " +
                                  (target.is_string() ? "string" : "container") + " there");
     }
-    const zarr::ZarrMetadata zmeta = zarr::ReadZarrMetadata(*store, param);
-    Shape shape = zmeta.shape;
-    DType dtype = zmeta.dtype;
+    // Older checkpoints keep some values in the msgpack aggregate file (skip_deserialize marks them).
+    const Tree* held = nullptr;
+    if (entry.skip_deserialize) {
+      held = &AggregateValue(entry.path);
+      if (held->is_scalar() || held->is_string() || held->is_none()) {
+        if (target.is_none() || target.is_scalar() || target.is_string()) return *held;
+        throw InvalidArgumentError("parameter " + param + " is a " + held->ToString() +
+                                   " in the checkpoint's aggregate file, not an array");
+      }
+      if (!held->is_array()) throw CorruptionError("parameter " + param + " in the aggregate file is not an array");
+    }
+    std::optional<zarr::ZarrMetadata> zmeta;
+    if (!held) zmeta = zarr::ReadZarrMetadata(*store, param);
+    const Shape stored_shape = held ? held->array().shape() : zmeta->shape;
+    Shape shape = stored_shape;
+    DType dtype = held ? held->array().dtype() : zmeta->dtype;
     if (target.is_array() || target.is_spec()) {
       ArraySpec spec = target.array_spec();
       dtype = spec.dtype;
-      if (spec.shape != zmeta.shape) {
+      if (spec.shape != stored_shape) {
         if (strict) {
           throw InvalidArgumentError("parameter " + param + ": the checkpoint holds shape " +
-                                     ShapeToString(zmeta.shape) + " but the target asks for " +
+                                     ShapeToString(stored_shape) + " but the target asks for " +
                                      ShapeToString(spec.shape) + " (restore with strict=false to pad or truncate)");
         }
-        if (spec.shape.size() != zmeta.shape.size()) {
+        if (spec.shape.size() != stored_shape.size()) {
           throw InvalidArgumentError("parameter " + param + ": cannot restore rank-" +
-                                     std::to_string(zmeta.shape.size()) + " data into a rank-" +
+                                     std::to_string(stored_shape.size()) + " data into a rank-" +
                                      std::to_string(spec.shape.size()) + " target, even with strict=false");
         }
         shape = spec.shape;
       }
     }
     if (restore_args && restore_args->dtype) dtype = *restore_args->dtype;
-    Array array = zarr::ReadZarrRegion(*store, param, zmeta, Shape(shape.size(), 0), shape, dtype);
+    Array array = held ? FitArray(held->array(), shape, dtype)
+                       : zarr::ReadZarrRegion(*store, param, *zmeta, Shape(shape.size(), 0), shape, dtype);
     if (target.is_scalar()) return ArrayToScalar(array, &target.scalar_value());
     if (target.is_none() && type == md::kScalar && array.rank() == 0) return ArrayToScalar(array, nullptr);
     return Tree(std::move(array));
@@ -176,6 +235,8 @@ struct ItemReader {
   std::unique_ptr<kvstore::KvStore> store;
   bool strings_loaded = false;
   nlohmann::json strings;
+  bool aggregate_loaded = false;
+  Tree aggregate;
 };
 
 }  // namespace
@@ -313,7 +374,10 @@ Tree PyTreeCheckpointHandler::metadata(const std::filesystem::path& directory) {
     const std::string param = ParamName(entry.path);
     if (entry.value_type == md::kString) return reader.Read(entry, Tree::None(), nullptr, true);
     if (entry.value_type == md::kPlaceholderType) return Tree::Placeholder();
-    if (entry.skip_deserialize) return Tree::Placeholder();
+    if (entry.skip_deserialize) {
+      const Tree& held = reader.AggregateValue(entry.path);
+      return held.is_array() ? Tree(held.array().spec()) : held;
+    }
     zarr::ZarrMetadata zmeta = zarr::ReadZarrMetadata(*reader.store, param);
     return Tree(ArraySpec{zmeta.dtype, zmeta.shape});
   });

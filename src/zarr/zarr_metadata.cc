@@ -39,8 +39,7 @@ json Zarr3Codecs(const ZarrMetadata& m) {
                        {"configuration",
                         {{"chunk_shape", m.chunks},
                          {"codecs", inner},
-                         {"index_codecs", index_codecs},
-                         {"index_location", "end"}}}}});
+                         {"index_codecs", index_codecs}}}}});  // index_location "end" is the default, which TensorStore omits
 }
 
 Shape ReadShape(const json& value, const char* field, const std::string& what) {

@@ -29,24 +29,28 @@ void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size,
   ZSTD_outBuffer output{out, expected_size, 0};
   // A spare byte lets us notice a frame that decodes to more than the chunk should hold.
   char overflow;
+  size_t rc = 1;  // nonzero: a frame is still open
   while (in.pos < in.size) {
-    size_t rc = ZSTD_decompressStream(stream.get(), &output, &in);
+    rc = ZSTD_decompressStream(stream.get(), &output, &in);
     if (ZSTD_isError(rc)) {
       throw CorruptionError(what + ": zstd data does not decode (" + ZSTD_getErrorName(rc) + ")");
     }
-    if (output.pos == output.size && in.pos < in.size) {
+    if (output.pos == output.size && rc != 0) {
+      // The output is full but the frame goes on: it must produce nothing more (only its epilogue, such as
+      // the checksum, may remain).
       ZSTD_outBuffer extra{&overflow, 1, 0};
       rc = ZSTD_decompressStream(stream.get(), &extra, &in);
-      if (ZSTD_isError(rc) || extra.pos > 0) {
+      if (ZSTD_isError(rc)) {
+        throw CorruptionError(what + ": zstd data does not decode (" + ZSTD_getErrorName(rc) + ")");
+      }
+      if (extra.pos > 0) {
         throw CorruptionError(what + ": zstd data decodes to more than the expected " + std::to_string(expected_size) +
                               " bytes");
       }
     }
-    if (rc == 0 && in.pos == in.size) break;
-    if (rc != 0 && in.pos == in.size && output.pos < output.size) {
-      throw CorruptionError(what + ": zstd data is truncated");
-    }
+    if (in.pos == in.size) break;
   }
+  if (rc != 0) throw CorruptionError(what + ": zstd data is truncated");
   if (output.pos != expected_size) {
     throw CorruptionError(what + ": zstd data decodes to " + std::to_string(output.pos) + " bytes, expected " +
                           std::to_string(expected_size));

@@ -281,18 +281,6 @@ TEST(CompositeCheckpointHandler, ItemsInTheirOwnDirectories) {
   EXPECT_THROW(CompositeCheckpointHandler({"../escape"}), InvalidArgumentError);
 }
 
-TEST(LegacyFixture, ZarrArraysOfAggregateSomeRestore) {
-  CheckpointerOptions options;
-  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Layout()));
-  auto dir = cairn::testing::FixturesDir() / "zarr_v2/aggregate_some.checkpoint";
-  Tree target = Tree::Dict({{"a", ArraySpec{DType::kInt64, {8}}}, {"b", ArraySpec{DType::kInt64, {16}}}});
-  Tree restored = ckptr.restore(dir, args::PyTreeRestore{target, {}, /*partial_restore=*/true});
-  EXPECT_EQ(restored["a"].array(), Array::FromVector<int64_t>({8}, {0, 1, 2, 3, 4, 5, 6, 7}));
-  std::vector<int64_t> evens(16);
-  for (int i = 0; i < 16; ++i) evens[i] = 2 * i;
-  EXPECT_EQ(restored["b"].array(), Array::FromVector<int64_t>({16}, evens));
-}
-
 }  // namespace
 }  // namespace cairn
 

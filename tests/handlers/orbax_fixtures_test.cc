@@ -161,3 +161,39 @@ TEST(OrbaxFixtures, CairnWritesTheSameZarr3ItemAsOrbax) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+Array Steps(Shape shape, int64_t step) {
+  std::vector<int64_t> values(static_cast<size_t>(NumElements(shape)));
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<int64_t>(i) * step;
+  return Array::FromVector<int64_t>(std::move(shape), values);
+}
+
+// Both legacy layouts restore their whole tree: zarr directories for `a`/`b` (aggregate_some) and the msgpack
+// `checkpoint` file for the rest.
+TEST(OrbaxFixtures, LegacyZarrV2AndMsgpackAggregates) {
+  const Tree expected = Tree::Dict({{"a", Steps({8}, 1)},
+                                    {"b", Steps({16}, 2)},
+                                    {"c", Tree::Dict({{"a", Steps({2, 4}, 3)}, {"e", Steps({4, 4}, 4)}})}});
+  for (const char* name : {"aggregate_some.checkpoint", "aggregate_all.checkpoint"}) {
+    SCOPED_TRACE(name);
+    const fs::path dir = cairn::testing::FixturesDir() / "zarr_v2" / name;
+    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>());
+    EXPECT_EQ(ckptr.restore(dir), expected);
+    // With a target: cast and, non-strictly, padded, for zarr-held and msgpack-held values alike.
+    Tree target = Tree::Dict({{"a", ArraySpec{DType::kInt32, {10}}},
+                              {"b", ArraySpec{DType::kFloat64, {16}}},
+                              {"c", Tree::Dict({{"a", ArraySpec{DType::kInt64, {2, 2}}},
+                                                {"e", ArraySpec{DType::kInt64, {4, 4}}}})}});
+    Tree restored = ckptr.restore(dir, args::PyTreeRestore{target, {}, false, /*strict=*/false});
+    EXPECT_EQ(restored["a"].array(), Array::FromVector<int32_t>({10}, {0, 1, 2, 3, 4, 5, 6, 7, 0, 0}));
+    EXPECT_EQ(restored["b"].array(), Steps({16}, 2).Cast(DType::kFloat64));
+    EXPECT_EQ(restored["c"]["a"].array(), Array::FromVector<int64_t>({2, 2}, {0, 3, 12, 15}));
+    EXPECT_EQ(ckptr.metadata(dir).item_metadata["c"]["e"].spec(), (ArraySpec{DType::kInt64, {4, 4}}));
+  }
+}
+
+}  // namespace
+}  // namespace cairn
