@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,18 @@ struct CheckpointerOptions {
   AtomicityOptions atomicity_options;
   // Every file access goes through this (tests pass an in-memory or fault-injecting one).
   std::shared_ptr<FileSystem> file_system = FileSystem::Default();
+};
+
+// How an AsyncCheckpointer runs its background saves (Orbax's AsyncOptions).
+struct AsyncOptions {
+  // A background save still running after this many seconds ends with a TimeoutError and commits nothing.
+  int64_t timeout_secs = 600;
+  // Replaces the barrier between processes: called with (key, timeout_ms) where Orbax synchronises hosts.
+  std::function<void(const std::string& key, int64_t timeout_ms)> barrier_sync_fn;
+  // Runs on the primary host after the handler's finalize and before the commit rename.
+  std::function<void()> post_finalization_callback;
+  // Create the temporary directory in the background too, so that save() only snapshots the arrays.
+  bool create_directories_asynchronously = true;
 };
 
 // The keyword arguments of Checkpointer::save.
