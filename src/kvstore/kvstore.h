@@ -3,6 +3,7 @@
 // (TensorStore's kvstore layering).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,10 @@ class KvStore {
 
   // The whole value, or nullopt when the key is absent. Corrupt storage throws CorruptionError naming the file.
   virtual std::optional<std::string> Read(std::string_view key) = 0;
+  // Reads the whole value of `key` straight into `out`, which must be exactly `size` bytes: restores use it to
+  // land uncompressed chunks in their destination without an intermediate copy. false when the key is absent;
+  // a value of another size is a CorruptionError naming the key.
+  virtual bool ReadInto(std::string_view key, char* out, size_t size);
   // Stores a value. Safe to call from several threads at once. Writes may be buffered until Flush().
   virtual void Write(std::string_view key, std::string value) = 0;
   // Sorted keys starting with `prefix`.
