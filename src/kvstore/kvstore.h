@@ -23,6 +23,9 @@ class KvStore {
   virtual bool ReadInto(std::string_view key, char* out, size_t size);
   // Stores a value. Safe to call from several threads at once. Writes may be buffered until Flush().
   virtual void Write(std::string_view key, std::string value) = 0;
+  // Write() from bytes the caller keeps alive for the duration of the call: stores that put large values
+  // straight into a file (OCDBT) then copy nothing. Saves use it for uncompressed whole-array chunks.
+  virtual void WriteView(std::string_view key, std::string_view value) { Write(key, std::string(value)); }
   // Sorted keys starting with `prefix`.
   virtual std::vector<std::string> ListKeys(std::string_view prefix = {}) = 0;
   // Makes every write so far durable and visible to a new reader of the same location. Write-once stores (OCDBT)

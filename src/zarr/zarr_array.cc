@@ -110,6 +110,13 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
   const size_t item = ItemSize(m.dtype);
   const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
   const auto grid = GridShape(m);
+  if (m.format == ZarrFormat::kV2 && !m.zstd_level && m.chunks == m.shape) {
+    // One uncompressed chunk holding exactly the array: its bytes are the chunk, written without a copy.
+    const auto bytes = data.bytes();
+    store.WriteView(param + "/" + m.ChunkKey(std::vector<int64_t>(grid.size(), 0)),
+                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    return;
+  }
   ForEachChunk(std::vector<int64_t>(grid.size(), 0), grid, [&](const std::vector<int64_t>& index) {
     std::string raw(chunk_bytes, '\0');  // zero padding beyond the array's edge
     std::vector<int64_t> origin(index.size()), extent(index.size()), zero(index.size(), 0);
