@@ -5,6 +5,8 @@
 #include "cairn/async_checkpointer.h"
 #include "cairn/checkpoint_args.h"
 #include "cairn/checkpoint_handler.h"
+#include "cairn/checkpoint_manager.h"
+#include "cairn/checkpoint_policies.h"
 #include "cairn/checkpointer.h"
 #include "cairn/dtype.h"
 #include "cairn/error.h"

@@ -1,0 +1,684 @@
+// CheckpointManager: steps under one root, saved through a (possibly asynchronous) composite checkpointer, kept
+// or deleted by policy once each save has committed.
+#include "cairn/checkpoint_manager.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "cairn/async_checkpointer.h"
+#include "cairn/error.h"
+#include "cairn/handlers.h"
+#include "checkpoint/save_pipeline.h"
+#include "manager/step_deleter.h"
+#include "manager/step_name.h"
+#include "metadata/checkpoint_metadata.h"
+#include "metadata/python_json.h"
+
+namespace cairn {
+namespace {
+
+constexpr const char* kRootMetadataDir = "metadata";
+constexpr const char* kRootMetadataFile = "_ROOT_METADATA";
+constexpr const char* kLegacyRootMetadataFile = "metadata";
+
+// Orbax's _ShouldSaveFnPolicy: the user's predicate, given the latest saved step.
+class ShouldSaveFnPolicy : public save_decision_policy::SaveDecisionPolicy {
+ public:
+  explicit ShouldSaveFnPolicy(std::function<bool(int64_t, std::optional<int64_t>)> fn) : fn_(std::move(fn)) {}
+  bool should_save(const CheckpointInfo& step, std::span<const CheckpointInfo> previous_steps,
+                   const save_decision_policy::DecisionContext&) const override {
+    return fn_(step.step, previous_steps.empty() ? std::nullopt : std::optional<int64_t>(previous_steps.back().step));
+  }
+
+ private:
+  std::function<bool(int64_t, std::optional<int64_t>)> fn_;
+};
+
+std::shared_ptr<const save_decision_policy::SaveDecisionPolicy> DefaultSavePolicy(
+    const CheckpointManagerOptions& options) {
+  namespace sdp = save_decision_policy;
+  std::vector<std::shared_ptr<const sdp::SaveDecisionPolicy>> policies;
+  if (options.should_save_fn) {
+    policies.push_back(std::make_shared<ShouldSaveFnPolicy>(options.should_save_fn));
+    policies.push_back(std::make_shared<sdp::PreemptionCheckpointingPolicy>());
+  } else {
+    if (options.save_interval_steps > 0) {
+      policies.push_back(std::make_shared<sdp::FixedIntervalPolicy>(options.save_interval_steps));
+    }
+    if (!options.save_on_steps.empty()) {
+      policies.push_back(std::make_shared<sdp::SpecificStepsPolicy>(options.save_on_steps));
+    }
+    policies.push_back(std::make_shared<sdp::PreemptionCheckpointingPolicy>());
+    policies.push_back(std::make_shared<sdp::InitialSavePolicy>());
+  }
+  return std::make_shared<sdp::AnySavePolicy>(std::move(policies));
+}
+
+std::shared_ptr<const preservation_policy::PreservationPolicy> DefaultPreservationPolicy(
+    const CheckpointManagerOptions& options) {
+  namespace pp = preservation_policy;
+  std::vector<std::shared_ptr<const pp::PreservationPolicy>> policies;
+  if (options.keep_period) policies.push_back(std::make_shared<pp::EveryNSteps>(*options.keep_period));
+  if (options.keep_time_interval) {
+    policies.push_back(std::make_shared<pp::EveryNSeconds>(options.keep_time_interval->count()));
+  }
+  if (options.best_fn) {
+    policies.push_back(std::make_shared<pp::BestN>(options.best_fn, options.max_to_keep,
+                                                   /*reverse=*/options.best_mode == "min",
+                                                   options.keep_checkpoints_without_metrics));
+  } else {
+    policies.push_back(std::make_shared<pp::LatestN>(options.max_to_keep));
+  }
+  return std::make_shared<pp::AnyPreservationPolicy>(std::move(policies));
+}
+
+void ValidateOptions(const CheckpointManagerOptions& options) {
+  if (options.best_mode != "max" && options.best_mode != "min") {
+    throw InvalidArgumentError("CheckpointManagerOptions.best_mode must be \"min\" or \"max\", got \"" +
+                               options.best_mode + "\"");
+  }
+  if (options.max_to_keep && *options.max_to_keep < 0) {
+    throw InvalidArgumentError("CheckpointManagerOptions.max_to_keep must be non-negative, got " +
+                               std::to_string(*options.max_to_keep));
+  }
+  if (options.preservation_policy && (options.max_to_keep || options.keep_time_interval || options.keep_period)) {
+    throw InvalidArgumentError(
+        "CheckpointManagerOptions.preservation_policy and max_to_keep / keep_time_interval / keep_period are "
+        "mutually exclusive");
+  }
+  if (options.save_interval_steps < 0) {
+    throw InvalidArgumentError("CheckpointManagerOptions.save_interval_steps must be non-negative, got " +
+                               std::to_string(options.save_interval_steps));
+  }
+  if (options.keep_period && *options.keep_period <= 0) {
+    throw InvalidArgumentError("CheckpointManagerOptions.keep_period must be positive, got " +
+                               std::to_string(*options.keep_period));
+  }
+  if (options.keep_time_interval && options.keep_time_interval->count() < 0) {
+    throw InvalidArgumentError("CheckpointManagerOptions.keep_time_interval must not be negative");
+  }
+  if (options.todelete_subdir) {
+    const std::filesystem::path sub(*options.todelete_subdir);
+    bool bad = sub.empty() || sub.is_absolute();
+    for (const auto& part : sub) bad = bad || part == ".." || part == ".";
+    if (bad) {
+      throw InvalidArgumentError("CheckpointManagerOptions.todelete_subdir \"" + *options.todelete_subdir +
+                                 "\" must be a relative path inside the root directory");
+    }
+  }
+  if (options.async_options.post_finalization_callback && !options.enable_async_checkpointing) {
+    throw InvalidArgumentError(
+        "AsyncOptions.post_finalization_callback needs enable_async_checkpointing (an AsyncCheckpointer)");
+  }
+}
+
+void CheckItemName(const std::string& item) {
+  if (item.empty() || item == "." || item == ".." || item.find('/') != std::string::npos ||
+      item.find('\0') != std::string::npos) {
+    throw InvalidArgumentError("bad checkpoint item name \"" + item + "\": it must be a plain directory name");
+  }
+  if (item == CheckpointManager::kMetricsItemName) {
+    throw InvalidArgumentError(std::string("the item name \"") + CheckpointManager::kMetricsItemName +
+                               "\" is reserved for the metrics given to save()");
+  }
+}
+
+// A CheckpointArgs pointer that does not own `args`: the composite args built for one call live no longer than
+// the caller's.
+std::shared_ptr<const CheckpointArgs> Borrow(const CheckpointArgs& args) {
+  return std::shared_ptr<const CheckpointArgs>(&args, [](const CheckpointArgs*) {});
+}
+
+void InsertSorted(std::vector<CheckpointInfo>& infos, CheckpointInfo info) {
+  auto it = std::lower_bound(infos.begin(), infos.end(), info.step,
+                             [](const CheckpointInfo& c, int64_t step) { return c.step < step; });
+  if (it != infos.end() && it->step == info.step) {
+    *it = std::move(info);
+  } else {
+    infos.insert(it, std::move(info));
+  }
+}
+
+}  // namespace
+
+CheckpointManager::CheckpointManager(std::filesystem::path directory, CheckpointManagerOptions options,
+                                     std::vector<std::string> item_names, nlohmann::json metadata)
+    : CheckpointManager(HandlerSetup{nullptr, {}, std::move(item_names)}, std::move(directory), std::move(options),
+                        std::move(metadata)) {}
+
+CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path directory,
+                                     CheckpointManagerOptions options, nlohmann::json metadata)
+    : options_(std::move(options)) {
+  ValidateOptions(options_);
+  if (!metadata.is_null() && !metadata.is_object()) {
+    throw InvalidArgumentError("CheckpointManager metadata must be a JSON object, got " + metadata.dump());
+  }
+  directory_ = checkpoint::NormalizeCheckpointPath(directory);
+  fs_ = options_.file_system ? options_.file_system : FileSystem::Default();
+  name_format_ = std::make_unique<manager::StepNameFormat>(options_.step_prefix, options_.step_format_fixed_length);
+  if (options_.todelete_subdir && name_format_->Parse(*options_.todelete_subdir)) {
+    throw InvalidArgumentError("CheckpointManagerOptions.todelete_subdir \"" + *options_.todelete_subdir +
+                               "\" would be taken for a step");
+  }
+  save_policy_ = options_.save_decision_policy ? options_.save_decision_policy : DefaultSavePolicy(options_);
+  preservation_policy_ =
+      options_.preservation_policy ? options_.preservation_policy : DefaultPreservationPolicy(options_);
+
+  // The composite handler: the items' handlers (if given) and the metrics item, a JSON file named `metrics`.
+  CheckpointHandlerMap handlers;
+  if (setup.default_handler) {
+    handlers[kDefaultItemName] = std::move(setup.default_handler);
+    default_item_ = true;
+  } else if (!setup.handlers.empty()) {
+    for (auto& [item, handler] : setup.handlers) {
+      CheckItemName(item);
+      if (!handler) throw InvalidArgumentError("CheckpointManager: item '" + item + "' has a null handler");
+      handlers[item] = std::move(handler);
+    }
+    default_item_ = false;
+  } else if (!setup.item_names.empty()) {
+    for (const auto& item : setup.item_names) CheckItemName(item);
+    default_item_ = false;
+  }
+  handlers[kMetricsItemName] = std::make_unique<JsonCheckpointHandler>(kMetricsItemName);
+  auto composite = std::make_unique<CompositeCheckpointHandler>(std::move(handlers));
+  CheckpointerOptions checkpointer_options;
+  checkpointer_options.multiprocessing_options = options_.multiprocessing_options;
+  checkpointer_options.file_options = options_.file_options;
+  checkpointer_options.atomicity_options = options_.atomicity_options;
+  checkpointer_options.file_system = fs_;
+  if (options_.enable_async_checkpointing) {
+    checkpointer_ =
+        std::make_unique<AsyncCheckpointer>(std::move(composite), options_.async_options, checkpointer_options);
+  } else {
+    checkpointer_ = std::make_unique<Checkpointer>(std::move(composite), checkpointer_options);
+  }
+
+  const bool write = !options_.read_only;
+  if (options_.create && write) {
+    if (IsPrimary() && !fs_->IsDirectory(directory_)) {
+      fs_->CreateDirs(directory_, options_.file_options.path_permission_mode);
+    }
+    Barrier("CheckpointManager:create_directory");
+  }
+  if (options_.cleanup_tmp_directories && write) {
+    if (IsPrimary() && fs_->IsDirectory(directory_)) {
+      for (const auto& name : fs_->ListDir(directory_)) {
+        if (manager::IsUnfinishedStep(*fs_, directory_, name, *name_format_, options_.atomicity_options)) {
+          fs_->RemoveAll(directory_ / name);
+        }
+      }
+    }
+    Barrier("CheckpointManager:cleanup_tmp_directories");
+  }
+
+  deleter_ = std::make_unique<manager::StepDeleter>(manager::StepDeleterOptions{
+      .fs = fs_,
+      .root = directory_,
+      .name_format = *name_format_,
+      .atomicity = options_.atomicity_options,
+      .todelete_subdir = options_.todelete_subdir,
+      .background = options_.enable_background_delete,
+      .primary = IsPrimary(),
+      .mode = options_.file_options.path_permission_mode,
+  });
+  checkpoints_ = LoadCheckpointInfos();
+
+  // Root metadata: written once per root; a later manager with other metadata leaves it alone.
+  const auto metadata_dir = directory_ / kRootMetadataDir;
+  if (options_.read_only && !fs_->IsDirectory(metadata_dir)) {
+    root_custom_metadata_ = metadata.is_null() ? nlohmann::json::object() : metadata;
+  }
+  if (options_.save_root_metadata) {
+    if (!metadata.is_null() && write && IsPrimary()) {
+      const auto file = metadata_dir / kRootMetadataFile;
+      if (!fs_->Exists(file)) {
+        fs_->CreateDirs(metadata_dir, options_.file_options.path_permission_mode);
+        nlohmann::ordered_json doc;
+        doc["internal_metadata"] = nlohmann::ordered_json::object();
+        doc["custom_metadata"] = nlohmann::ordered_json(metadata);
+        // Written aside and renamed, so that a crash never leaves a torn file that is then never rewritten.
+        const auto tmp = metadata_dir / (std::string(kRootMetadataFile) + ".tmp");
+        fs_->WriteFile(tmp, metadata::PythonJsonDumps(doc), /*sync=*/true);
+        fs_->Rename(tmp, file);
+        fs_->SyncDir(metadata_dir);
+      }
+    }
+    Barrier("CheckpointManager:save_root_metadata");
+  }
+}
+
+CheckpointManager::~CheckpointManager() {
+  try {
+    close();
+  } catch (const std::exception& e) {
+    // A destructor cannot throw; the failure must still not pass silently.
+    std::fprintf(stderr, "cairn: CheckpointManager for %s: a background save or deletion failed: %s\n",
+                 directory_.c_str(), e.what());
+  }
+}
+
+int64_t CheckpointManager::Now() const {
+  return options_.now_nsecs ? options_.now_nsecs() : metadata::NowNanoseconds();
+}
+
+std::filesystem::path CheckpointManager::StepPath(int64_t step) const {
+  return directory_ / name_format_->Build(step);
+}
+
+// Single process until the distributed layer lands: this process is process 0, so it is the primary host when
+// primary_host is 0.
+bool CheckpointManager::IsPrimary() const { return options_.multiprocessing_options.primary_host == 0; }
+
+void CheckpointManager::Barrier(const char* name) const {
+  const auto& sync = options_.async_options.barrier_sync_fn;
+  if (!sync) return;
+  sync(options_.multiprocessing_options.barrier_sync_key_prefix.value_or("") + name,
+       options_.async_options.timeout_secs * 1000);
+}
+
+std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const {
+  const auto path = StepPath(step) / kMetricsItemName / kMetricsItemName;
+  try {
+    if (!fs_->Exists(path)) return std::nullopt;
+    return metadata::ParseJson(fs_->ReadFile(path), path.string());
+  } catch (const NotFoundError&) {
+    return std::nullopt;  // deleted meanwhile
+  } catch (const CorruptionError& e) {
+    // A step whose metrics cannot be read counts as one without metrics (kept with
+    // keep_checkpoints_without_metrics), rather than making the whole root unusable.
+    std::fprintf(stderr, "cairn: ignoring unreadable metrics of step %lld: %s\n", static_cast<long long>(step),
+                 e.what());
+    return std::nullopt;
+  }
+}
+
+std::vector<CheckpointInfo> CheckpointManager::LoadCheckpointInfos() const {
+  std::vector<CheckpointInfo> infos;
+  if (!fs_->IsDirectory(directory_)) return infos;
+  // Steps on their way out are no longer the manager's, even while their files remain.
+  std::set<int64_t> leaving = deleter_->Pending();
+  if (finalize_) {
+    for (const auto& info : finalize_->removed) leaving.insert(info.step);
+  }
+  for (const auto& name : fs_->ListDir(directory_)) {
+    const auto step = name_format_->Parse(name);
+    if (!step || leaving.count(*step)) continue;
+    const auto path = directory_ / name;
+    if (!manager::IsFinalizedStep(*fs_, path, options_.atomicity_options)) continue;
+    CheckpointInfo info{.step = *step, .time_nsecs = 0, .metrics = std::nullopt};
+    if (!options_.lightweight_initialize) {
+      try {
+        if (auto meta = metadata::ReadCheckpointMetadata(*fs_, path)) {
+          // Orbax falls back to the directory's mtime, which the FileSystem seam does not expose; the start of
+          // the save is the closest thing recorded.
+          info.time_nsecs = meta->commit_timestamp_nsecs.value_or(meta->init_timestamp_nsecs.value_or(0));
+        }
+      } catch (const CorruptionError& e) {
+        std::fprintf(stderr, "cairn: ignoring unreadable metadata of step %lld: %s\n", static_cast<long long>(*step),
+                     e.what());
+      }
+      info.metrics = ReadMetrics(*step);
+    }
+    infos.push_back(std::move(info));
+  }
+  std::sort(infos.begin(), infos.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  return infos;
+}
+
+void CheckpointManager::CheckArgsMode(const CheckpointArgs& args) const {
+  if (!default_item_) return;
+  const bool composite = dynamic_cast<const args::Composite*>(&args) != nullptr;
+  if (*default_item_ && composite) {
+    throw InvalidArgumentError("cannot give Composite args to a CheckpointManager that holds a single, unnamed "
+                               "(default) item");
+  }
+  if (!*default_item_ && !composite) {
+    throw InvalidArgumentError("must give Composite args to a CheckpointManager that holds named items; got " +
+                               args.name());
+  }
+}
+
+void CheckpointManager::DecideDefaultItemFromDisk(int64_t step) {
+  if (default_item_) return;
+  const auto path = StepPath(step);
+  if (fs_->IsDirectory(path)) default_item_ = fs_->IsDirectory(path / kDefaultItemName);
+}
+
+std::vector<int64_t> CheckpointManager::all_steps() const {
+  std::vector<int64_t> steps;
+  steps.reserve(checkpoints_.size());
+  for (const auto& info : checkpoints_) steps.push_back(info.step);
+  return steps;
+}
+
+std::optional<int64_t> CheckpointManager::latest_step() const {
+  if (checkpoints_.empty()) return std::nullopt;
+  return checkpoints_.back().step;
+}
+
+std::optional<int64_t> CheckpointManager::best_step() const {
+  if (!options_.best_fn) return latest_step();
+  const auto sorted = preservation_policy::SortByMetric(checkpoints_, options_.best_fn, options_.best_mode == "min");
+  if (sorted.empty()) return std::nullopt;
+  return sorted.back().step;
+}
+
+bool CheckpointManager::reached_preemption(int64_t step) const {
+  return options_.reached_preemption_fn && options_.reached_preemption_fn(step);
+}
+
+bool CheckpointManager::should_save(int64_t step) const {
+  if (options_.read_only) return false;
+  const auto latest = latest_step();
+  if (latest && *latest >= step) return false;
+  const int64_t now = Now();
+  const save_decision_policy::DecisionContext context{
+      .is_saving_in_progress = is_saving_in_progress(),
+      .reached_preemption = reached_preemption(step),
+      .now_nsecs = now,
+  };
+  return save_policy_->should_save(CheckpointInfo{.step = step, .time_nsecs = now, .metrics = std::nullopt},
+                                   checkpoints_, context);
+}
+
+bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const CheckpointManagerSaveOptions& options) {
+  if (closed_) throw InvalidArgumentError("the CheckpointManager for " + directory_.string() + " is closed");
+  if (step < 0) throw InvalidArgumentError("steps are non-negative, got " + std::to_string(step));
+  if (!default_item_) default_item_ = dynamic_cast<const args::Composite*>(&args) == nullptr;
+  CheckArgsMode(args);
+  if (!options.metrics.is_null() && !options.metrics.is_object()) {
+    throw InvalidArgumentError("metrics must be a JSON object, got " + options.metrics.dump());
+  }
+  if (options_.read_only) return false;
+  if (!options.force && !should_save(step)) return false;
+  Barrier("CheckpointManager:save_start");
+  wait_until_finished();  // one save at a time; the previous one's failure surfaces here
+
+  if (std::any_of(checkpoints_.begin(), checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
+    throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists in " +
+                             directory_.string());
+  }
+  const auto path = StepPath(step);
+  if (manager::IsFinalizedStep(*fs_, path, options_.atomicity_options)) {
+    // Written by someone else since the last scan: never replace it.
+    throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists at " + path.string() +
+                             " (reload() to see it)");
+  }
+  if (deleter_->Pending().count(step)) deleter_->WaitIdle();  // an earlier step of that number is still leaving
+
+  args::Composite composite;
+  if (*default_item_) {
+    composite.set(kDefaultItemName, Borrow(args));
+  } else {
+    for (const auto& [item, item_args] : static_cast<const args::Composite&>(args).items()) {
+      CheckItemName(item);
+      composite.set(item, item_args);
+    }
+  }
+  if (!options.metrics.is_null() && !options_.prevent_write_metrics) {
+    composite.add(kMetricsItemName, args::JsonSave{options.metrics});
+  }
+
+  saving_ = true;
+  try {
+    // force: replace only what does not count as a step (a commit-file directory without its commit file).
+    checkpointer_->save(path, composite, SaveOptions{.force = true, .custom_metadata = options.custom_metadata});
+  } catch (...) {
+    saving_ = false;
+    throw;
+  }
+
+  const int64_t now = Now();
+  InsertSorted(checkpoints_, CheckpointInfo{.step = step,
+                                            .time_nsecs = now,
+                                            .metrics = options.metrics.is_null()
+                                                           ? std::nullopt
+                                                           : std::optional<nlohmann::json>(options.metrics)});
+  std::vector<bool> keep;
+  try {
+    keep = preservation_policy_->should_preserve(checkpoints_,
+                                                 preservation_policy::PreservationContext{.now_nsecs = now});
+    if (keep.size() != checkpoints_.size()) {
+      throw InvalidArgumentError("the preservation policy returned " + std::to_string(keep.size()) +
+                                 " flags for " + std::to_string(checkpoints_.size()) + " checkpoints");
+    }
+  } catch (...) {
+    // The save goes on; nothing is deleted. The failure is reported as the save's.
+    keep.assign(checkpoints_.size(), true);
+    pending_error_ = pending_error_ ? pending_error_ : std::current_exception();
+  }
+  std::vector<CheckpointInfo> removed;
+  std::vector<CheckpointInfo> kept;
+  for (size_t i = 0; i < checkpoints_.size(); ++i) (keep[i] ? kept : removed).push_back(checkpoints_[i]);
+  checkpoints_ = std::move(kept);
+  Barrier("CheckpointManager:old_steps_to_remove");
+  std::vector<int64_t> doomed;
+  for (const auto& info : removed) doomed.push_back(info.step);
+
+  if (options_.enable_async_checkpointing) {
+    auto finalize = std::make_unique<Finalize>();
+    finalize->step = step;
+    finalize->removed = std::move(removed);
+    Finalize* f = finalize.get();
+    finalize_ = std::move(finalize);
+    saving_ = false;
+    f->thread = std::thread([this, f, doomed] {
+      bool committed = false;
+      std::exception_ptr error;
+      try {
+        // Old steps go only once the new one has committed.
+        static_cast<AsyncCheckpointer&>(*checkpointer_).wait_until_finished();
+        committed = true;
+        deleter_->Delete(doomed);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      std::lock_guard lock(f->mu);
+      f->committed = committed;
+      f->error = error;
+      f->done = true;
+    });
+  } else {
+    try {
+      deleter_->Delete(doomed);
+    } catch (...) {
+      // Steps whose deletion failed are still there: the manager still holds them.
+      for (auto& info : removed) {
+        if (manager::IsFinalizedStep(*fs_, StepPath(info.step), options_.atomicity_options)) {
+          InsertSorted(checkpoints_, std::move(info));
+        }
+      }
+      saving_ = false;
+      throw;
+    }
+    saving_ = false;
+  }
+  return true;
+}
+
+void CheckpointManager::JoinFinalize() {
+  if (!finalize_) return;
+  finalize_->thread.join();
+  std::unique_ptr<Finalize> f = std::move(finalize_);
+  if (!f->error) return;
+  if (!f->committed) {
+    std::erase_if(checkpoints_, [&](const CheckpointInfo& c) { return c.step == f->step; });
+  }
+  // Old steps are deleted only after a commit, and a deletion may fail half-way: whatever is still there, the
+  // manager still holds.
+  for (auto& info : f->removed) {
+    if (manager::IsFinalizedStep(*fs_, StepPath(info.step), options_.atomicity_options)) {
+      InsertSorted(checkpoints_, std::move(info));
+    }
+  }
+  if (!pending_error_) pending_error_ = f->error;
+}
+
+void CheckpointManager::RethrowPending() {
+  if (pending_error_) {
+    std::exception_ptr error;
+    std::swap(error, pending_error_);
+    std::rethrow_exception(error);
+  }
+  try {
+    deleter_->CheckForErrors();
+  } catch (...) {
+    // A background deletion failed: rescan, so that the steps it left behind are held again.
+    try {
+      reload();
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+void CheckpointManager::wait_until_finished() {
+  JoinFinalize();
+  RethrowPending();
+}
+
+void CheckpointManager::check_for_errors() {
+  bool finished = false;
+  if (finalize_) {
+    std::lock_guard lock(finalize_->mu);
+    finished = finalize_->done;
+  }
+  if (finished) JoinFinalize();  // joins at once; a save still running is left alone
+  RethrowPending();
+}
+
+bool CheckpointManager::is_saving_in_progress() const {
+  if (saving_) return true;
+  if (!finalize_) return false;
+  std::lock_guard lock(finalize_->mu);
+  return !finalize_->done;
+}
+
+void CheckpointManager::reload() {
+  std::optional<CheckpointInfo> in_flight;
+  if (finalize_) {
+    for (const auto& info : checkpoints_) {
+      if (info.step == finalize_->step) in_flight = info;
+    }
+  }
+  auto infos = LoadCheckpointInfos();
+  // The step being saved is not on disk under its name until it commits; it stays held unless it failed.
+  if (in_flight) {
+    bool failed;
+    {
+      std::lock_guard lock(finalize_->mu);
+      failed = finalize_->done && !finalize_->committed;
+    }
+    if (!failed && std::none_of(infos.begin(), infos.end(), [&](const auto& c) { return c.step == in_flight->step; })) {
+      InsertSorted(infos, *in_flight);
+    }
+  }
+  checkpoints_ = std::move(infos);
+}
+
+void CheckpointManager::delete_step(int64_t step) {
+  if (options_.read_only) return;
+  if (finalize_ && finalize_->step == step) JoinFinalize();  // let its commit land before removing it
+  if (std::none_of(checkpoints_.begin(), checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
+    throw NotFoundError("Requested deleting a non-existent step: " + std::to_string(step) + " in " +
+                        directory_.string());
+  }
+  deleter_->Delete({step});
+  Barrier("CheckpointManager:deleted_step");
+  std::erase_if(checkpoints_, [&](const CheckpointInfo& c) { return c.step == step; });
+}
+
+std::optional<nlohmann::json> CheckpointManager::metrics(int64_t step) const { return ReadMetrics(step); }
+
+Tree CheckpointManager::restore(std::optional<int64_t> step) { return RestoreImpl(step, nullptr); }
+
+Tree CheckpointManager::restore(std::optional<int64_t> step, const CheckpointArgs& args) {
+  return RestoreImpl(step, &args);
+}
+
+Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const CheckpointArgs* args) {
+  // The checkpointer serves one caller at a time: let the save in flight finish (its failure stays pending for
+  // wait_until_finished / check_for_errors).
+  JoinFinalize();
+  if (!step) step = latest_step();
+  if (!step) throw NotFoundError("No steps found in " + directory_.string());
+  const auto path = StepPath(*step);
+  DecideDefaultItemFromDisk(*step);
+  if (args) CheckArgsMode(*args);
+  if (default_item_.value_or(false)) {
+    Tree restored;
+    if (args) {
+      args::Composite composite;
+      composite.set(kDefaultItemName, Borrow(*args));
+      restored = checkpointer_->restore(path, composite);
+    } else {
+      restored = checkpointer_->restore(path);
+    }
+    if (!restored.contains(kDefaultItemName)) {
+      throw NotFoundError("step " + std::to_string(*step) + " at " + path.string() +
+                          " has no restorable default item (no handler for it is registered or recorded)");
+    }
+    return restored[kDefaultItemName];
+  }
+  return args ? checkpointer_->restore(path, *args) : checkpointer_->restore(path);
+}
+
+StepMetadata CheckpointManager::metadata(int64_t step) {
+  JoinFinalize();
+  const auto path = StepPath(step);
+  DecideDefaultItemFromDisk(step);
+  StepMetadata meta = checkpointer_->metadata(path);
+  if (default_item_.value_or(false)) {
+    meta.item_metadata = meta.item_metadata.is_dict() && meta.item_metadata.contains(kDefaultItemName)
+                             ? Tree(meta.item_metadata[kDefaultItemName])
+                             : Tree::None();
+  }
+  if (auto m = ReadMetrics(step)) meta.metrics = *m;
+  return meta;
+}
+
+Tree CheckpointManager::item_metadata(int64_t step) { return metadata(step).item_metadata; }
+
+RootMetadata CheckpointManager::metadata() {
+  RootMetadata root;
+  if (!root_custom_metadata_.is_null()) {
+    root.custom_metadata = root_custom_metadata_;
+    return root;
+  }
+  const auto dir = directory_ / kRootMetadataDir;
+  auto file = dir / kRootMetadataFile;
+  if (!fs_->Exists(file)) file = dir / kLegacyRootMetadataFile;
+  if (!fs_->Exists(file) || fs_->IsDirectory(file)) return root;
+  const nlohmann::json doc = metadata::ParseJson(fs_->ReadFile(file), file.string());
+  if (!doc.is_object()) throw CorruptionError(file.string() + " is not a JSON object");
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "internal_metadata") {
+      if (!value.is_null()) root.internal_metadata = value;
+    } else if (key == "custom_metadata") {
+      if (value.is_object()) root.custom_metadata.update(value);
+    } else {
+      root.custom_metadata[key] = value;  // Orbax keeps unknown keys as custom metadata
+    }
+  }
+  return root;
+}
+
+void CheckpointManager::close() {
+  if (closed_) return;
+  closed_ = true;
+  std::exception_ptr first;
+  auto attempt = [&](auto&& fn) {
+    try {
+      fn();
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  };
+  attempt([&] { wait_until_finished(); });
+  attempt([&] { deleter_->Close(); });
+  attempt([&] { checkpointer_->close(); });
+  if (first) std::rethrow_exception(first);
+}
+
+}  // namespace cairn
