@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,9 @@ class CompositeCheckpointHandler : public CheckpointHandler {
 
   std::vector<std::string> item_names_;
   std::map<std::string, std::unique_ptr<CheckpointHandler>> handlers_;
+  // Items whose handler was taken from a step's `_CHECKPOINT_METADATA`: args given later replace it with the
+  // handler they call for, when that is another kind.
+  std::set<std::string> inferred_items_;
   std::vector<std::string> saved_items_;  // the items of the save in progress, for finalize
   std::shared_ptr<FileSystem> configured_fs_ = FileSystem::Default();
   MultiprocessingOptions configured_multiprocessing_;

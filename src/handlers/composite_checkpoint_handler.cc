@@ -74,7 +74,18 @@ void CompositeCheckpointHandler::Configure(std::shared_ptr<FileSystem> fs,
 }
 
 CheckpointHandler& CompositeCheckpointHandler::HandlerFor(const std::string& item, const CheckpointArgs* args) {
-  if (auto it = handlers_.find(item); it != handlers_.end()) return *it->second;
+  if (auto it = handlers_.find(item); it != handlers_.end()) {
+    if (args && inferred_items_.erase(item)) {
+      // Inferred from a restored step (say an Orbax PyTreeCheckpointHandler item), now saved or restored with
+      // args of another handler (StandardSave): the caller's args decide, as Orbax's registry keyed by args does.
+      auto wanted = args->DefaultHandler();
+      if (wanted->typestr() != it->second->typestr()) {
+        wanted->Configure(configured_fs_, configured_multiprocessing_, configured_file_options_);
+        it->second = std::move(wanted);
+      }
+    }
+    return *it->second;
+  }
   if (!args) {
     throw InvalidArgumentError("checkpoint item '" + item + "' has no handler: register one or pass its args");
   }
@@ -132,6 +143,7 @@ void CompositeCheckpointHandler::AddHandlersFromStepMetadata(const std::filesyst
     if (auto handler = HandlerForTypestr(typestr.get<std::string>())) {
       handler->Configure(configured_fs_, configured_multiprocessing_, configured_file_options_);
       handlers_[item] = std::move(handler);
+      inferred_items_.insert(item);
     }
   }
 }

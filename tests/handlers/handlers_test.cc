@@ -305,5 +305,19 @@ TEST(CompositeCheckpointHandler, RestoresWithoutArgsFromStepMetadata) {
   EXPECT_EQ(reader.metadata(dir / "1").item_metadata["state"]["w"].spec(), (ArraySpec{DType::kFloat32, {3}}));
 }
 
+TEST(CompositeCheckpointHandler, ArgsGivenLaterReplaceAHandlerInferredFromAStep) {
+  cairn::testing::TempDir dir;
+  Tree state = Tree::Dict({{"w", cairn::testing::Iota({3})}});
+  Checkpointer writer(std::make_unique<CompositeCheckpointHandler>());
+  writer.save(dir / "1", args::Composite({{"state", args::Item(args::PyTreeSave{state})}}));
+  Checkpointer ckptr(std::make_unique<CompositeCheckpointHandler>());
+  EXPECT_EQ(ckptr.restore(dir / "1")["state"], state);  // infers PyTreeCheckpointHandler for `state`
+  ckptr.save(dir / "2", args::Composite({{"state", args::Item(args::StandardSave{state})}}));
+  EXPECT_EQ(ckptr.metadata(dir / "2").item_handlers["state"],
+            "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler");
+  EXPECT_EQ(ckptr.restore(dir / "2", args::Composite({{"state", args::Item(args::StandardRestore{})}}))["state"],
+            state);
+}
+
 }  // namespace
 }  // namespace cairn
