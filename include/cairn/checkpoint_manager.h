@@ -205,9 +205,9 @@ class CheckpointManager {
 
  private:
   struct HandlerSetup {
-    std::unique_ptr<CheckpointHandler> default_handler;
-    CheckpointHandlerMap handlers;
-    std::vector<std::string> item_names;
+    std::unique_ptr<CheckpointHandler> default_handler{};
+    CheckpointHandlerMap handlers{};
+    std::vector<std::string> item_names{};
   };
   // (HandlerSetup first, so that no public call can resolve to it.)
   CheckpointManager(HandlerSetup setup, std::filesystem::path directory, CheckpointManagerOptions options,

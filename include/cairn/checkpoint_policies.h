@@ -23,7 +23,7 @@ struct CheckpointInfo {
   // this manager, `commit_timestamp_nsecs` from `_CHECKPOINT_METADATA` for steps found on disk.
   int64_t time_nsecs = 0;
   // The metrics saved with the step (a JSON object), or nullopt when it has none.
-  std::optional<nlohmann::json> metrics;
+  std::optional<nlohmann::json> metrics{};
 
   friend bool operator==(const CheckpointInfo&, const CheckpointInfo&) = default;
 };
