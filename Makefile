@@ -1,5 +1,5 @@
 # cairn: two commands on a fresh Debian 12 machine.
-#   make demo   installs what is missing, builds, runs examples/quickstart
+#   make demo   installs what is missing, builds, runs examples/quickstart and examples/train_loop (killed, resumed)
 #   make test   installs what is missing, builds, runs every test
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -21,6 +21,11 @@ build: configure
 
 demo: build
 	@$(BUILD_DIR)/examples/quickstart
+	@rm -rf /tmp/cairn_train_loop
+	@echo "--- examples/train_loop, killed (SIGKILL) after 1.5 s ---"
+	@timeout -s KILL 1.5 $(BUILD_DIR)/examples/train_loop /tmp/cairn_train_loop || true
+	@echo "--- examples/train_loop again: it resumes from the latest step ---"
+	@$(BUILD_DIR)/examples/train_loop /tmp/cairn_train_loop
 
 test: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
