@@ -503,6 +503,29 @@ TEST_P(ManagerTest, AFailedSaveDeletesNothing) {
   EXPECT_EQ(OnDisk(), std::set<std::string>{"2"});
 }
 
+TEST(CheckpointManager, ASaveThatTimesOutCommitsAndDeletesNothing) {
+  auto fs = NewInMemoryFileSystem();
+  auto control = std::make_shared<ControlledHandler::Control>();
+  CheckpointManagerOptions o;
+  o.max_to_keep = 1;
+  o.async_options.timeout_secs = 1;
+  o.file_system = fs;
+  CheckpointManager m(kRoot, o, std::make_unique<ControlledHandler>(control));
+  m.save(1, args::StandardSave{StateAt(1)});
+  m.wait_until_finished();
+  control->hold = true;
+  m.save(2, args::StandardSave{StateAt(2)});
+  EXPECT_THROW(m.wait_until_finished(), TimeoutError);
+  control->release.set_value();  // the abandoned save wakes up and must not commit
+  EXPECT_EQ(m.all_steps(), Steps{1});
+  EXPECT_EQ(m.restore(), StateAt(1));
+  control->hold = false;
+  EXPECT_TRUE(m.save(3, args::StandardSave{StateAt(3)}));
+  m.close();
+  EXPECT_EQ(m.all_steps(), Steps{3});
+  EXPECT_FALSE(fs->Exists(kRoot / "2"));
+}
+
 TEST(CheckpointManager, ABackgroundFailureSurfacesInCheckForErrorsAndTheNextSave) {
   auto fs = NewInMemoryFileSystem();
   auto control = std::make_shared<ControlledHandler::Control>();
