@@ -160,6 +160,36 @@ struct ItemReader {
     return *node;
   }
 
+  // `_sharding` and `array_metadatas/process_*`, when present: read, checked for form, and held against the
+  // zarr metadata of every array restored.
+  void LoadArrayFacts() {
+    std::call_once(facts_once, [&] {
+      auto sharding_path = dir / md::kShardingFile;
+      if (fs->Exists(sharding_path)) shardings = md::DecodeSharding(fs->ReadFile(sharding_path), sharding_path.string());
+      auto metadatas_dir = dir / md::kArrayMetadatasDir;
+      if (fs->IsDirectory(metadatas_dir)) {
+        for (const auto& name : fs->ListDir(metadatas_dir)) {
+          auto path = metadatas_dir / name;
+          for (auto& [param, entry] : md::DecodeArrayMetadatas(fs->ReadFile(path), path.string())) {
+            array_facts[param] = {std::move(entry), path.string()};
+          }
+        }
+      }
+    });
+  }
+
+  void CheckArrayFacts(const std::string& param, const zarr::ZarrMetadata& zmeta) {
+    LoadArrayFacts();
+    auto it = array_facts.find(param);
+    if (it == array_facts.end()) return;
+    const auto& [entry, file] = it->second;
+    if (entry.chunk_shape.size() != zmeta.shape.size() || entry.write_shape.size() != zmeta.shape.size()) {
+      throw CorruptionError(file + ": parameter " + param + " has write shape " + ShapeToString(entry.write_shape) +
+                            " and chunk shape " + ShapeToString(entry.chunk_shape) + ", which do not fit its rank-" +
+                            std::to_string(zmeta.shape.size()) + " zarr array");
+    }
+  }
+
   const nlohmann::json& Strings() {
     std::call_once(strings_once, [&] {
       auto path = dir / kStringsFile;
@@ -200,7 +230,10 @@ struct ItemReader {
       if (!held->is_array()) throw CorruptionError("parameter " + param + " in the aggregate file is not an array");
     }
     std::optional<zarr::ZarrMetadata> zmeta;
-    if (!held) zmeta = zarr::ReadZarrMetadata(*store, param);
+    if (!held) {
+      zmeta = zarr::ReadZarrMetadata(*store, param);
+      CheckArrayFacts(param, *zmeta);
+    }
     const Shape stored_shape = held ? held->array().shape() : zmeta->shape;
     Shape shape = stored_shape;
     DType dtype = held ? held->array().dtype() : zmeta->dtype;
@@ -238,6 +271,9 @@ struct ItemReader {
   nlohmann::json strings;
   std::once_flag aggregate_once;
   Tree aggregate;
+  std::once_flag facts_once;
+  std::map<std::string, nlohmann::json> shardings;
+  std::map<std::string, std::pair<md::ArrayMetadataEntry, std::string>> array_facts;
 };
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cairn/array.h"
 
 namespace cairn::metadata {
@@ -25,5 +27,13 @@ struct ArrayMetadataEntry {
 };
 // `array_metadatas/process_<i>`.
 std::string EncodeArrayMetadatas(const std::vector<ArrayMetadataEntry>& entries);
+
+// Reading them back. Both are optional (Orbax's fixtures have variants without them); when present they must be
+// well formed, or a CorruptionError names the file.
+//   `_sharding`: parameter name -> the sharding's JSON object (keys are decoded from base64).
+std::map<std::string, nlohmann::json> DecodeSharding(std::string_view text, const std::string& what);
+//   `array_metadatas/process_<i>`: parameter name -> its entry.
+std::map<std::string, ArrayMetadataEntry> DecodeArrayMetadatas(std::string_view text, const std::string& what);
+std::string UrlSafeBase64Decode(std::string_view text, const std::string& what);
 
 }  // namespace cairn::metadata
