@@ -17,7 +17,7 @@
 #include "metadata/legacy_aggregate.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
-#include "zarr/box_copy.h"
+#include "core/box_copy.h"
 #include "zarr/chunk_shape.h"
 #include "zarr/zarr_array.h"
 
@@ -78,7 +78,7 @@ Array FitArray(const Array& array, const Shape& shape, DType dtype) {
   Array out = Array::Zeros(dtype, shape);
   Shape extent(shape.size()), origin(shape.size(), 0);
   for (size_t d = 0; d < shape.size(); ++d) extent[d] = std::min(shape[d], cast.shape()[d]);
-  zarr::CopyBox(cast.bytes().data(), cast.shape(), origin, out.mutable_bytes().data(), shape, origin, extent,
+  CopyBox(cast.bytes().data(), cast.shape(), origin, out.mutable_bytes().data(), shape, origin, extent,
                 ItemSize(dtype));
   return out;
 }

@@ -5,7 +5,7 @@
 
 #include "cairn/error.h"
 #include "core/crc32c.h"
-#include "zarr/box_copy.h"
+#include "core/box_copy.h"
 #include "zarr/zstd_codec.h"
 
 namespace cairn::zarr {
@@ -100,34 +100,64 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
 
 }  // namespace
 
+void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m) {
+  store.Write(param + "/" + m.MetadataKey(), EncodeZarrMetadata(m));
+}
+
+void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data,
+                     const Shape& origin) {
+  const size_t rank = m.shape.size();
+  bool fits = data.dtype() == m.dtype && data.rank() == static_cast<int64_t>(rank) && origin.size() == rank;
+  for (size_t d = 0; fits && d < rank; ++d) {
+    const int64_t end = origin[d] + data.shape()[d];
+    // The box starts on a chunk boundary and ends on one, or at the array's edge: chunks never straddle boxes.
+    fits = origin[d] >= 0 && origin[d] % m.chunks[d] == 0 && end <= m.shape[d] &&
+           (end == m.shape[d] || end % m.chunks[d] == 0);
+  }
+  if (!fits) {
+    throw InvalidArgumentError("parameter " + param + ": a " + std::string(DTypeName(data.dtype())) +
+                               ShapeToString(data.shape()) + " box at " + ShapeToString(origin) +
+                               " does not tile the chunk grid " + ShapeToString(m.chunks) + " of " +
+                               std::string(DTypeName(m.dtype)) + ShapeToString(m.shape));
+  }
+  const size_t item = ItemSize(m.dtype);
+  const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
+  if (m.format == ZarrFormat::kV2 && !m.zstd_level && m.chunks == data.shape()) {
+    // One uncompressed chunk holding exactly the box: its bytes are the chunk, written without a copy.
+    std::vector<int64_t> index(rank);
+    for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
+    const auto bytes = data.bytes();
+    store.WriteView(param + "/" + m.ChunkKey(index),
+                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    return;
+  }
+  std::vector<int64_t> lo(rank), hi(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    lo[d] = origin[d] / m.chunks[d];
+    hi[d] = (origin[d] + data.shape()[d] + m.chunks[d] - 1) / m.chunks[d];
+  }
+  ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
+    std::string raw(chunk_bytes, '\0');  // zero padding beyond the array's edge
+    std::vector<int64_t> src(rank), extent(rank), zero(rank, 0);
+    for (size_t d = 0; d < rank; ++d) {
+      const int64_t chunk_origin = index[d] * m.chunks[d];
+      src[d] = chunk_origin - origin[d];
+      extent[d] = std::min(m.chunks[d], m.shape[d] - chunk_origin);
+    }
+    CopyBox(data.bytes().data(), data.shape(), src, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
+            item);
+    store.Write(param + "/" + m.ChunkKey(index), EncodeChunk(m, std::move(raw)));
+  });
+}
+
 void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data) {
   if (data.dtype() != m.dtype || data.shape() != m.shape) {
     throw InvalidArgumentError("parameter " + param + ": array " + std::string(DTypeName(data.dtype())) +
                                ShapeToString(data.shape()) + " does not match its zarr metadata " +
                                std::string(DTypeName(m.dtype)) + ShapeToString(m.shape));
   }
-  store.Write(param + "/" + m.MetadataKey(), EncodeZarrMetadata(m));
-  const size_t item = ItemSize(m.dtype);
-  const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
-  const auto grid = GridShape(m);
-  if (m.format == ZarrFormat::kV2 && !m.zstd_level && m.chunks == m.shape) {
-    // One uncompressed chunk holding exactly the array: its bytes are the chunk, written without a copy.
-    const auto bytes = data.bytes();
-    store.WriteView(param + "/" + m.ChunkKey(std::vector<int64_t>(grid.size(), 0)),
-                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-    return;
-  }
-  ForEachChunk(std::vector<int64_t>(grid.size(), 0), grid, [&](const std::vector<int64_t>& index) {
-    std::string raw(chunk_bytes, '\0');  // zero padding beyond the array's edge
-    std::vector<int64_t> origin(index.size()), extent(index.size()), zero(index.size(), 0);
-    for (size_t d = 0; d < index.size(); ++d) {
-      origin[d] = index[d] * m.chunks[d];
-      extent[d] = std::min(m.chunks[d], m.shape[d] - origin[d]);
-    }
-    CopyBox(data.bytes().data(), m.shape, origin, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
-            item);
-    store.Write(param + "/" + m.ChunkKey(index), EncodeChunk(m, std::move(raw)));
-  });
+  WriteZarrMetadata(store, param, m);
+  WriteZarrChunks(store, param, m, data, Shape(m.shape.size(), 0));
 }
 
 ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param) {
