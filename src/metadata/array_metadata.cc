@@ -25,12 +25,17 @@ std::string UrlSafeBase64(std::string_view data) {
   return out;
 }
 
-std::string EncodeSingleDeviceSharding(const std::vector<std::string>& param_names) {
+std::string EncodeShardingFile(const std::vector<std::pair<std::string, std::string>>& shardings) {
   // The outer object is compact and each value is a JSON string holding json.dumps' output, as in the fixtures.
-  const std::string sharding = R"({"sharding_type": "SingleDeviceSharding", "device_str": "cpu:0"})";
   nlohmann::ordered_json doc = nlohmann::ordered_json::object();
-  for (const auto& name : param_names) doc[UrlSafeBase64(name)] = sharding;
+  for (const auto& [name, sharding] : shardings) doc[UrlSafeBase64(name)] = sharding;
   return doc.dump(-1, ' ', /*ensure_ascii=*/true);
+}
+
+std::string EncodeSingleDeviceSharding(const std::vector<std::string>& param_names) {
+  std::vector<std::pair<std::string, std::string>> shardings;
+  for (const auto& name : param_names) shardings.emplace_back(name, kSingleDeviceShardingJson);
+  return EncodeShardingFile(shardings);
 }
 
 std::string EncodeArrayMetadatas(const std::vector<ArrayMetadataEntry>& entries) {

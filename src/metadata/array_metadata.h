@@ -17,7 +17,12 @@ inline constexpr const char* kArrayMetadatasDir = "array_metadatas";
 // URL-safe base64 with padding, as Python's base64.urlsafe_b64encode: `_sharding` keys ("YQ==" for "a").
 std::string UrlSafeBase64(std::string_view data);
 
-// `_sharding` for arrays held whole by one process: Orbax's SingleDeviceSharding on "cpu:0".
+// Orbax's sharding of an array held whole by one process: SingleDeviceSharding on "cpu:0".
+inline constexpr const char* kSingleDeviceShardingJson =
+    R"({"sharding_type": "SingleDeviceSharding", "device_str": "cpu:0"})";
+// `_sharding`: (parameter name, sharding JSON text) pairs, in order.
+std::string EncodeShardingFile(const std::vector<std::pair<std::string, std::string>>& shardings);
+// `_sharding` for arrays held whole by one process.
 std::string EncodeSingleDeviceSharding(const std::vector<std::string>& param_names);
 
 struct ArrayMetadataEntry {
