@@ -1,21 +1,30 @@
-// Placeholder until the process-group branch lands: the single-process group.
-#include "cairn/error.h"
 #include "cairn/process_group.h"
+#include "distributed/checks.h"
 
 namespace cairn {
 namespace {
 
-class SingleProcess final : public ProcessGroup {
+class SingleGroup final : public ProcessGroup {
  public:
   int index() const override { return 0; }
   int count() const override { return 1; }
-  std::vector<std::string> AllGather(std::string_view data, const std::string&, std::chrono::milliseconds) override {
+
+  std::vector<std::string> AllGather(std::string_view data, const std::string& key,
+                                     std::chrono::milliseconds timeout) override {
+    distributed::CheckTimeout(timeout, key);
     return {std::string(data)};
+  }
+
+  std::string Broadcast(std::string_view data, int root, const std::string& key,
+                        std::chrono::milliseconds timeout) override {
+    distributed::CheckRoot(root, 1, key);
+    distributed::CheckTimeout(timeout, key);
+    return std::string(data);
   }
 };
 
 }  // namespace
 
-std::shared_ptr<ProcessGroup> SingleProcessGroup() { return std::make_shared<SingleProcess>(); }
+std::shared_ptr<ProcessGroup> SingleProcessGroup() { return std::make_shared<SingleGroup>(); }
 
 }  // namespace cairn
