@@ -13,11 +13,6 @@ namespace {
 
 constexpr uint64_t kMissing = ~uint64_t{0};
 
-std::vector<int64_t> GridShape(const ZarrMetadata& m) {
-  std::vector<int64_t> grid(m.shape.size());
-  for (size_t d = 0; d < m.shape.size(); ++d) grid[d] = (m.shape[d] + m.chunks[d] - 1) / m.chunks[d];
-  return grid;
-}
 
 // Calls fn(grid_index) for every chunk index in [lo, hi) per dimension, in C order.
 template <typename Fn>
@@ -213,11 +208,8 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string what = "chunk " + key + " in " + store.Describe();
-    auto stored = store.Read(key);
-    if (!stored) throw CorruptionError(what + " is missing");
-    bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
-    if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     std::vector<int64_t> src_origin(rank), dst_origin(rank), extent(rank);
+    bool whole_chunk = true;
     for (size_t d = 0; d < rank; ++d) {
       int64_t chunk_begin = index[d] * m.chunks[d];
       int64_t begin = std::max({chunk_begin, origin[d], int64_t{0}});
@@ -225,6 +217,30 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       src_origin[d] = begin - chunk_begin;
       dst_origin[d] = begin - origin[d];
       extent[d] = end - begin;
+      whole_chunk = whole_chunk && extent[d] == m.chunks[d];
+    }
+    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level) {
+      // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
+      // cuts the chunk along its first dimension, exactly the bytes needed). The rest of `chunk` is not used.
+      uint64_t first = 0, last = 0;
+      for (size_t d = 0; d < rank; ++d) {
+        first = first * static_cast<uint64_t>(m.chunks[d]) + static_cast<uint64_t>(src_origin[d]);
+        last = last * static_cast<uint64_t>(m.chunks[d]) + static_cast<uint64_t>(src_origin[d] + extent[d] - 1);
+      }
+      const uint64_t offset = first * item, length = (last - first + 1) * item;
+      std::optional<std::string> span;
+      try {
+        span = store.ReadRange(key, offset, length);
+      } catch (const InvalidArgumentError&) {
+        throw CorruptionError(what + " is shorter than the " + std::to_string(chunk_bytes) + " bytes it must hold");
+      }
+      if (!span) throw CorruptionError(what + " is missing");
+      std::memcpy(chunk.data() + offset, span->data(), span->size());
+    } else {
+      auto stored = store.Read(key);
+      if (!stored) throw CorruptionError(what + " is missing");
+      bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
+      if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     }
     const char* src = chunk.data();
     if (cast) {
