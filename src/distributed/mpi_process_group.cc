@@ -9,8 +9,9 @@
 //
 // A collective that times out cannot be cancelled (MPI has no way to), and the processes that did arrive may
 // still complete it later: its buffers are deliberately leaked, the group is marked broken (every later call
-// throws TimeoutError at once), and MPI_Finalize is skipped at exit, because finalizing is itself a collective
-// step that a dead or stuck process would make hang forever.
+// throws TimeoutError at once), and MPI_Finalize is skipped at exit: finalizing waits for every live process
+// (Open MPI 4.1 fences in MPI_Finalize), so a stuck process would make it hang forever. mpirun then reports
+// the exit as abnormal, which after a timeout it is.
 #include "cairn/error.h"
 #include "cairn/process_group.h"
 

@@ -189,7 +189,7 @@ TEST_P(LocalGroupsOfSize, LateMemberAfterATimeoutFailsFast) {
   std::thread late([&] {
     ProcessGroup& g = *members.back();
     EXPECT_EQ(g.AllGather("z", "first", 5s).size(), static_cast<size_t>(n));
-    std::this_thread::sleep_for(300ms);  // ...stuck past the others' timeout
+    std::this_thread::sleep_for(500ms);  // ...stuck well past the others' timeout
     outcomes[n - 1] = Capture([&] { g.AllGather("late", "second", 10s); });
   });
   RunMembers(early, [&](ProcessGroup& g) {
