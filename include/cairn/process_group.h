@@ -43,8 +43,8 @@ std::shared_ptr<ProcessGroup> SingleProcessGroup();
 // MPI_THREAD_MULTIPLE if the program has not. UnimplementedError when cairn was built without MPI.
 std::shared_ptr<ProcessGroup> MpiProcessGroup();
 
-// `count` processes simulated by threads of this process, for tests: Members()[i] is process i. Calls block
-// until every member has made the matching call, exactly as real processes would.
+// `count` processes simulated by threads of this process, for tests. Calls block
+// until every member has made the matching call, exactly as real processes would. Create(n)[i] is process i.
 class LocalProcessGroups {
  public:
   static std::vector<std::shared_ptr<ProcessGroup>> Create(int count);
