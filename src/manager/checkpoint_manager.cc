@@ -106,6 +106,10 @@ void ValidateOptions(const CheckpointManagerOptions& options) {
                                  "\" must be a relative path inside the root directory");
     }
   }
+  if (options.multiprocessing_options.active_processes && !options.multiprocessing_options.active_processes->empty()) {
+    throw UnimplementedError("MultiprocessingOptions.active_processes is not supported yet: every process of the "
+                             "process group takes part");
+  }
   if (options.async_options.post_finalization_callback && !options.enable_async_checkpointing) {
     throw InvalidArgumentError(
         "AsyncOptions.post_finalization_callback needs enable_async_checkpointing (an AsyncCheckpointer)");
@@ -266,15 +270,24 @@ std::filesystem::path CheckpointManager::StepPath(int64_t step) const {
   return directory_ / name_format_->Build(step);
 }
 
-// Single process until the distributed layer lands: this process is process 0, so it is the primary host when
-// primary_host is 0.
-bool CheckpointManager::IsPrimary() const { return options_.multiprocessing_options.primary_host == 0; }
+// Without a process group this process is process 0 of 1.
+bool CheckpointManager::IsPrimary() const {
+  const auto& mp = options_.multiprocessing_options;
+  const int index = mp.process_group ? mp.process_group->index() : 0;
+  return index == mp.primary_host;
+}
 
+// Orbax's sync_global_processes at the manager's synchronisation points: AsyncOptions::barrier_sync_fn when given
+// (it replaces the barriers), else the process group's barrier.
 void CheckpointManager::Barrier(const char* name) const {
-  const auto& sync = options_.async_options.barrier_sync_fn;
-  if (!sync) return;
-  sync(options_.multiprocessing_options.barrier_sync_key_prefix.value_or("") + name,
-       options_.async_options.timeout_secs * 1000);
+  const auto& mp = options_.multiprocessing_options;
+  const std::string key = mp.barrier_sync_key_prefix.value_or("") + name;
+  const int64_t timeout_ms = mp.barrier_timeout_secs * 1000;
+  if (const auto& sync = options_.async_options.barrier_sync_fn) {
+    sync(key, timeout_ms);
+  } else if (mp.process_group && mp.process_group->count() > 1) {
+    mp.process_group->Barrier(key, std::chrono::milliseconds(timeout_ms));
+  }
 }
 
 std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const {
@@ -387,6 +400,14 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
   if (step < 0) throw InvalidArgumentError("steps are non-negative, got " + std::to_string(step));
   if (!default_item_) default_item_ = dynamic_cast<const args::Composite*>(&args) == nullptr;
   CheckArgsMode(args);
+  if (!*default_item_) {
+    const auto& items = static_cast<const args::Composite&>(args).items();
+    if (items.empty()) throw InvalidArgumentError("Composite args for a save need at least one item");
+    for (const auto& [item, item_args] : items) {
+      CheckItemName(item);
+      if (!item_args) throw InvalidArgumentError("Composite args: item '" + item + "' has no args");
+    }
+  }
   if (!options.metrics.is_null() && !options.metrics.is_object()) {
     throw InvalidArgumentError("metrics must be a JSON object, got " + options.metrics.dump());
   }
@@ -412,7 +433,6 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
     composite.set(kDefaultItemName, Borrow(args));
   } else {
     for (const auto& [item, item_args] : static_cast<const args::Composite&>(args).items()) {
-      CheckItemName(item);
       composite.set(item, item_args);
     }
   }

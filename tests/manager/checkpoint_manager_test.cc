@@ -664,6 +664,8 @@ TEST_P(ManagerTest, ArgsMustMatchTheItemMode) {
   EXPECT_THROW(named.save(1, args::Composite({{"metrics", args::Item(args::JsonSave{{{"a", 1}}})}})),
                InvalidArgumentError);  // reserved
   EXPECT_THROW(CheckpointManager("/bad", Options(), {"metrics"}), InvalidArgumentError);
+  EXPECT_THROW(named.save(1, args::Composite(), {.metrics = {{"loss", 1.0}}}), InvalidArgumentError);
+  EXPECT_EQ(named.all_steps(), Steps{});
   EXPECT_THROW(Save(single, -1, std::nullopt, true), InvalidArgumentError);
   EXPECT_THROW(single.save(5, args::StandardSave{StateAt(5)}, {.metrics = 3.0}), InvalidArgumentError);
   EXPECT_THROW(single.restore(99), NotFoundError);
@@ -726,7 +728,9 @@ TEST(CheckpointManager, BarriersAreNamedAfterOrbaxs) {
   CheckpointManagerOptions o;
   o.max_to_keep = 1;
   o.async_options.barrier_sync_fn = [&](const std::string& key, int64_t timeout_ms) {
-    EXPECT_EQ(timeout_ms, 600'000);
+    // The manager's barriers wait barrier_timeout_secs (Orbax's coordination timeout); the checkpointer's, the
+    // save's timeout_secs.
+    EXPECT_EQ(timeout_ms, key.find("CheckpointManager:") != std::string::npos ? 300'000 : 600'000) << key;
     std::lock_guard lock(mu);
     keys.push_back(key);
   };
@@ -763,6 +767,8 @@ TEST(CheckpointManager, OptionsAreValidated) {
                  o.async_options.post_finalization_callback = [] {};
                }),
                InvalidArgumentError);
+  EXPECT_THROW(make([](auto& o) { o.multiprocessing_options.active_processes = std::vector<int>{0}; }),
+               UnimplementedError);
   EXPECT_NO_THROW(make([](auto& o) { o.save_interval_steps = 0; }));
   EXPECT_THROW(CheckpointManager(kRoot, {.file_system = fs}, {}, nlohmann::json::array()), InvalidArgumentError);
 }
