@@ -749,6 +749,52 @@ TEST(CheckpointManager, BarriersAreNamedAfterOrbaxs) {
   }
 }
 
+// Two processes (threads with a local process group): they meet at the manager's barriers in the same order, and
+// only the primary host (here process 1) deletes and writes the root metadata.
+TEST(CheckpointManager, ProcessesMeetAtTheManagersBarriers) {
+  auto fs = NewInMemoryFileSystem();
+  {
+    CheckpointManagerOptions o;
+    o.file_system = fs;
+    CheckpointManager m(kRoot, o);
+    m.save(1, args::StandardSave{StateAt(1)});
+    m.save(2, args::StandardSave{StateAt(2)});
+  }
+  fs->CreateDirs(kRoot / "3.orbax-checkpoint-tmp");
+  auto groups = LocalProcessGroups::Create(2);
+  std::vector<std::exception_ptr> errors(2);
+  std::vector<std::vector<int64_t>> seen(2);
+  std::vector<std::thread> processes;
+  for (int i = 0; i < 2; ++i) {
+    processes.emplace_back([&, i] {
+      try {
+        CheckpointManagerOptions o;
+        o.cleanup_tmp_directories = true;
+        o.multiprocessing_options.primary_host = 1;
+        o.multiprocessing_options.process_group = groups[static_cast<size_t>(i)];
+        o.multiprocessing_options.barrier_timeout_secs = 20;
+        o.file_system = fs;
+        CheckpointManager m(kRoot, o, {}, nlohmann::json{{"process", i}});
+        m.delete_step(1);
+        seen[static_cast<size_t>(i)] = m.all_steps();
+        m.close();
+      } catch (...) {
+        errors[static_cast<size_t>(i)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& p : processes) p.join();
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  EXPECT_EQ(seen[0], Steps{2});
+  EXPECT_EQ(seen[1], Steps{2});
+  EXPECT_EQ(Entries(*fs, kRoot), (std::set<std::string>{"2", "metadata"}));
+  CheckpointManagerOptions o;
+  o.file_system = fs;
+  EXPECT_EQ(CheckpointManager(kRoot, o).metadata().custom_metadata, (nlohmann::json{{"process", 1}}));
+}
+
 TEST(CheckpointManager, OptionsAreValidated) {
   auto fs = NewInMemoryFileSystem();
   auto make = [&](auto tweak) {
