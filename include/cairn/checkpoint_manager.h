@@ -2,8 +2,7 @@
 //
 // A manager owns a root directory of steps (`<root>/<step>/<item>/...`), decides which steps to save
 // (save-decision policies) and which to keep (preservation policies), and saves through an AsyncCheckpointer (or a
-// Checkpointer) around a CompositeCheckpointHandler, exactly as Orbax lays it out, so Orbax lists and restores the
-// steps cairn writes and the other way round.
+// Checkpointer) around a CompositeCheckpointHandler, in Orbax's layout: steps Orbax wrote are listed and restored.
 #pragma once
 
 #include <chrono>
