@@ -319,3 +319,29 @@ TEST(MultiProcess, RestoresReadNoMoreThanTheirBoxesNeed) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(MultiProcess, CompositeItemsAndAnotherPrimary) {
+  TempDir tmp;
+  ExpectNoErrors(RunProcesses(2, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    CheckpointerOptions options = OptionsFor(group);
+    options.multiprocessing_options.primary_host = 1;
+    options.multiprocessing_options.barrier_sync_key_prefix = "composite/";
+    Checkpointer ckptr(std::make_unique<CompositeCheckpointHandler>(), options);
+    const NamedSharding halves{{2}, {"x"}, {{"x"}}};
+    args::Composite save;
+    save.add("state", args::PyTreeSave{Tree::Dict({{"w", ShardedArray::FromGlobal(kW, halves, p)}})})
+        .add("meta", args::JsonSave{{{"written_by", p}}});
+    ckptr.save(tmp / "1", save);
+  }));
+  Checkpointer single(std::make_unique<CompositeCheckpointHandler>());
+  Tree restored = single.restore(tmp / "1", args::Composite({{"state", args::Item(args::PyTreeRestore{})},
+                                                            {"meta", args::Item(args::JsonRestore{})}}));
+  EXPECT_EQ(restored["state"]["w"].array(), kW);
+  EXPECT_EQ(restored["meta"]["written_by"].scalar<int64_t>(), 1);  // the JSON item is the primary's
+}
+
+}  // namespace
+}  // namespace cairn
