@@ -345,3 +345,54 @@ TEST(MultiProcess, CompositeItemsAndAnotherPrimary) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(MultiProcess, ActiveProcessesSaveWhileOthersDoNot) {
+  TempDir tmp;
+  // Processes 1 and 3 of 4 save (3 is the primary); 0 and 2 do other work meanwhile, and their checkpointers
+  // refuse to save.
+  auto errors = RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    CheckpointerOptions options = OptionsFor(group);
+    options.multiprocessing_options.active_processes = std::vector<int>{3, 1};
+    options.multiprocessing_options.primary_host = 3;
+    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(), options);
+    const NamedSharding halves{{2}, {"x"}, {{"x"}}};
+    const int sub = p == 1 ? 0 : 1;
+    if (p == 1 || p == 3) {
+      ckptr.save(tmp / "1", args::PyTreeSave{Tree::Dict({{"w", ShardedArray::FromGlobal(kW, halves, sub)}})});
+    } else {
+      EXPECT_THROW(ckptr.save(tmp / "x", args::PyTreeSave{Tree::Dict({})}), InvalidArgumentError);
+    }
+  });
+  ExpectNoErrors(errors);
+  Checkpointer single(std::make_unique<PyTreeCheckpointHandler>());
+  EXPECT_EQ(single.restore(tmp / "1")["w"].array(), kW);
+  EXPECT_TRUE(fs::exists(tmp / "1/ocdbt.process_0"));
+  EXPECT_TRUE(fs::exists(tmp / "1/ocdbt.process_1"));
+  EXPECT_FALSE(fs::exists(tmp / "1/ocdbt.process_2"));
+  EXPECT_FALSE(fs::exists(tmp / "x"));
+  // A primary that is not active is a mistake.
+  auto group = LocalProcessGroups::Create(1)[0];
+  CheckpointerOptions options = OptionsFor(group);
+  options.multiprocessing_options.active_processes = std::vector<int>{0};
+  options.multiprocessing_options.primary_host = 1;
+  EXPECT_THROW(Checkpointer(std::make_unique<PyTreeCheckpointHandler>(), options), InvalidArgumentError);
+}
+
+TEST(ProcessGroupSubgroup, MembersOnly) {
+  auto errors = RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    if (p % 2 == 1) return;  // odd processes never call
+    auto sub = group->Subgroup({0, 2});
+    EXPECT_EQ(sub->count(), 2);
+    EXPECT_EQ(sub->index(), p / 2);
+    auto all = sub->AllGather(std::to_string(p), "k", std::chrono::seconds(10));
+    EXPECT_EQ(all, (std::vector<std::string>{"0", "2"}));
+    EXPECT_THROW(group->Subgroup({1, 3}), InvalidArgumentError);  // not a member
+  });
+  ExpectNoErrors(errors);
+}
+
+}  // namespace
+}  // namespace cairn
