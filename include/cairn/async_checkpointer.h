@@ -2,8 +2,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <exception>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -15,7 +13,8 @@ namespace cairn {
 
 namespace checkpoint {
 class StagingPool;
-}
+struct SaveControl;
+}  // namespace checkpoint
 
 // save() blocks only for what must happen before the caller may touch its arrays again: arrays it owns or
 // lends are copied into staging buffers (in parallel, reusing buffers from earlier saves); arrays handed over
@@ -50,29 +49,29 @@ class AsyncCheckpointer : public Checkpointer {
   const AsyncOptions& async_options() const { return async_options_; }
 
  private:
-  void Join();
-
   AsyncOptions async_options_;
   std::unique_ptr<checkpoint::StagingPool> staging_;
   mutable std::mutex mu_;
-  std::condition_variable done_cv_;
+  std::shared_ptr<checkpoint::SaveControl> control_;  // the save in flight, or the finished one not yet waited for
   std::thread worker_;
-  bool in_flight_ = false;
-  std::exception_ptr error_;
+};
+
+// The keyword arguments of StandardCheckpointer::save and restore.
+struct StandardSaveOptions {
+  SaveArgsMap save_args;
+  bool force = false;
+  nlohmann::json custom_metadata = nlohmann::json::object();
+};
+struct StandardRestoreOptions {
+  bool strict = true;
 };
 
 // Orbax's StandardCheckpointer: an AsyncCheckpointer around a StandardCheckpointHandler, taking the tree
 // directly instead of args.
 class StandardCheckpointer : public AsyncCheckpointer {
  public:
-  struct SaveOptions {
-    SaveArgsMap save_args;
-    bool force = false;
-    nlohmann::json custom_metadata = nlohmann::json::object();
-  };
-  struct RestoreOptions {
-    bool strict = true;
-  };
+  using SaveOptions = StandardSaveOptions;
+  using RestoreOptions = StandardRestoreOptions;
 
   explicit StandardCheckpointer(AsyncOptions async_options = {}, CheckpointerOptions options = {},
                                 PyTreeCheckpointHandlerOptions handler_options = {});
@@ -80,10 +79,9 @@ class StandardCheckpointer : public AsyncCheckpointer {
   using AsyncCheckpointer::restore;
   using AsyncCheckpointer::save;
   // Saves `state` asynchronously (returns once the arrays are snapshotted).
-  void save(const std::filesystem::path& directory, const Tree& state, const SaveOptions& options);
-  void save(const std::filesystem::path& directory, const Tree& state) { save(directory, state, SaveOptions{}); }
+  void save(const std::filesystem::path& directory, const Tree& state, const StandardSaveOptions& options = {});
   // Restores into `target` (None: as saved); waits for a pending save first.
-  Tree restore(const std::filesystem::path& directory, const Tree& target, const RestoreOptions& options = {});
+  Tree restore(const std::filesystem::path& directory, const Tree& target, const StandardRestoreOptions& options = {});
 };
 
 }  // namespace cairn

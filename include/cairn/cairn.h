@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cairn/array.h"
+#include "cairn/async_checkpointer.h"
 #include "cairn/checkpoint_args.h"
 #include "cairn/checkpoint_handler.h"
 #include "cairn/checkpointer.h"

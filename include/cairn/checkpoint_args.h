@@ -141,6 +141,10 @@ class Composite : public CheckpointArgs {
     items_[item_name] = std::make_shared<Args>(std::move(item_args));
     return *this;
   }
+  Composite& set(const std::string& item_name, std::shared_ptr<const CheckpointArgs> item_args) {
+    items_[item_name] = std::move(item_args);
+    return *this;
+  }
   const std::map<std::string, std::shared_ptr<const CheckpointArgs>>& items() const { return items_; }
   const CheckpointArgs* get(const std::string& item_name) const {
     auto it = items_.find(item_name);

@@ -48,10 +48,13 @@ class Checkpointer : public AbstractCheckpointer {
   CheckpointHandler& handler() { return *handler_; }
   const CheckpointerOptions& options() const { return options_; }
 
- private:
+ protected:
+  const std::shared_ptr<CheckpointHandler>& shared_handler() const { return handler_; }
   Tree RestoreImpl(const std::filesystem::path& directory, const CheckpointArgs* args);
 
-  std::unique_ptr<CheckpointHandler> handler_;
+ private:
+
+  std::shared_ptr<CheckpointHandler> handler_;  // shared with an AsyncCheckpointer's background save
   CheckpointerOptions options_;
 };
 

@@ -91,6 +91,7 @@ class Tree {
   const std::vector<Tree>& elements() const;  // list or tuple
 
   const Array& array() const;
+  Array& array();  // to change an array in place (its bytes, through Array::mutable_data)
   const ArraySpec& spec() const;
   // The spec of an array leaf or of a spec leaf.
   ArraySpec array_spec() const;

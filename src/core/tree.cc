@@ -210,6 +210,12 @@ const Array& Tree::array() const {
   return *a;
 }
 
+Array& Tree::array() {
+  auto* a = std::get_if<Array>(&node_);
+  if (!a) throw InvalidArgumentError("Tree: array() of a " + std::string(KindName(kind())));
+  return *a;
+}
+
 const ArraySpec& Tree::spec() const {
   const auto* s = std::get_if<ArraySpec>(&node_);
   if (!s) throw InvalidArgumentError("Tree: spec() of a " + std::string(KindName(kind())));

@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "cairn/error.h"
 #include "cairn/handlers.h"
+#include "core/thread_pool.h"
 #include "handlers/array_storage.h"
 #include "metadata/array_metadata.h"
 #include "metadata/legacy_aggregate.h"
@@ -129,11 +131,10 @@ struct ItemReader {
 
   // The legacy msgpack aggregate file's tree; None when there is no such file.
   const Tree& Aggregate() {
-    if (!aggregate_loaded) {
-      aggregate_loaded = true;
+    std::call_once(aggregate_once, [&] {
       auto path = dir / md::kLegacyAggregateFile;
       if (fs->Exists(path) && !fs->IsDirectory(path)) aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
-    }
+    });
     return aggregate;
   }
 
@@ -160,11 +161,10 @@ struct ItemReader {
   }
 
   const nlohmann::json& Strings() {
-    if (!strings_loaded) {
-      strings_loaded = true;
+    std::call_once(strings_once, [&] {
       auto path = dir / kStringsFile;
       if (fs->Exists(path)) strings = md::ParseJson(fs->ReadFile(path), path.string());
-    }
+    });
     return strings;
   }
 
@@ -233,9 +233,10 @@ struct ItemReader {
   std::filesystem::path dir;
   std::optional<md::TreeMetadata> tree;
   std::unique_ptr<kvstore::KvStore> store;
-  bool strings_loaded = false;
+  // Loaded on first use, from whichever thread needs them first (leaves are read in parallel).
+  std::once_flag strings_once;
   nlohmann::json strings;
-  bool aggregate_loaded = false;
+  std::once_flag aggregate_once;
   Tree aggregate;
 };
 
@@ -273,6 +274,12 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   std::vector<md::ArrayMetadataEntry> array_metadatas;
   nlohmann::ordered_json strings = nlohmann::ordered_json::object();
   std::set<std::string> params_seen;
+  struct ArrayWrite {
+    std::string param;
+    zarr::ZarrMetadata metadata;
+    Array array;
+  };
+  std::vector<ArrayWrite> writes;
 
   for (const auto& [path, leaf] : request.item.Flatten(/*include_empty_nodes=*/true)) {
     CheckKey(path);
@@ -296,28 +303,35 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
         const bool scalar = leaf.is_scalar();
         Array array = scalar ? ScalarToArray(leaf.scalar_value()) : leaf.array();
         const SaveArgs* save_args = FindArgs(request.save_args, param);
-        if (save_args && save_args->dtype && *save_args->dtype != array.dtype()) array = array.Cast(*save_args->dtype);
+        const DType dtype = save_args && save_args->dtype ? *save_args->dtype : array.dtype();
         std::optional<int64_t> chunk_target = save_args ? save_args->chunk_byte_size : std::nullopt;
         if (chunk_target) chunk_target = std::min(*chunk_target, target_file_size);
-        else if (static_cast<int64_t>(array.num_bytes()) > target_file_size) chunk_target = target_file_size;
+        else if (static_cast<int64_t>(NumBytes(dtype, array.shape())) > target_file_size) chunk_target = target_file_size;
         zarr::ZarrMetadata zmeta;
         zmeta.format = options_.use_zarr3 ? zarr::ZarrFormat::kV3 : zarr::ZarrFormat::kV2;
-        zmeta.dtype = array.dtype();
+        zmeta.dtype = dtype;
         zmeta.shape = array.shape();
-        zmeta.chunks = zarr::ChooseChunkShape(array.shape(), array.shape(), array.dtype(), chunk_target);
+        zmeta.chunks = zarr::ChooseChunkShape(array.shape(), array.shape(), dtype, chunk_target);
         if (options_.use_compression) zmeta.zstd_level = options_.use_zarr3 ? 3 : 1;
-        zarr::WriteZarrArray(*store, param, zmeta, array);
         entry.value_type = scalar ? md::kScalar : md::kJaxArray;
         if (!scalar) {
           entry.write_shape = array.shape();
           array_params.push_back(param);
           array_metadatas.push_back({param, array.shape(), zmeta.chunks});
         }
+        writes.push_back({param, std::move(zmeta), std::move(array)});
         break;
       }
     }
     tree_metadata.entries.push_back(std::move(entry));
   }
+  // Encode (cast, compress) and write the arrays in parallel; each worker holds one chunk at a time, so the
+  // bytes in flight stay within (threads x chunk size) on top of the arrays themselves.
+  ParallelFor(writes.size(), [&](size_t i) {
+    const ArrayWrite& w = writes[i];
+    const Array data = w.array.dtype() == w.metadata.dtype ? w.array : w.array.Cast(w.metadata.dtype);
+    zarr::WriteZarrArray(*store, w.param, w.metadata, data);
+  });
   store->Flush();
 
   file_system.CreateDirs(directory / md::kArrayMetadatasDir);
@@ -340,8 +354,13 @@ Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, co
   auto restore_args = [&](const std::string& param) { return FindArgs(request.restore_args, param); };
 
   if (request.item.is_none()) {
+    std::vector<Tree> values(saved.entries.size());
+    ParallelFor(saved.entries.size(), [&](size_t i) {
+      const auto& entry = saved.entries[i];
+      values[i] = reader.Read(entry, Tree::None(), restore_args(ParamName(entry.path)), request.strict);
+    });
     return md::TreeFromMetadata(saved, [&](const md::TreeMetadataEntry& entry) {
-      return reader.Read(entry, Tree::None(), restore_args(ParamName(entry.path)), request.strict);
+      return std::move(values[static_cast<size_t>(&entry - saved.entries.data())]);
     });
   }
 
@@ -356,7 +375,15 @@ Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, co
                                  "Pass partial_restore to restore only the target's leaves.");
     }
   }
-  return request.item.Map([&](const KeyPath& path, const Tree& leaf) -> Tree {
+  // Match every target leaf to its saved entry first (so a missing one fails before anything is read), read
+  // them in parallel, then put the values in place: Map visits leaves in the same order both times.
+  struct Job {
+    const md::TreeMetadataEntry* entry;
+    Tree target;
+    std::string param;
+  };
+  std::vector<Job> jobs;
+  request.item.Map([&](const KeyPath& path, const Tree& leaf) -> Tree {
     if (leaf.is_placeholder()) return leaf;
     const std::string param = ParamName(path);
     auto it = by_param.find(param);
@@ -364,7 +391,16 @@ Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, co
       throw NotFoundError("parameter " + KeyPathToString(path) + " of the restore target is not in the checkpoint " +
                           directory.string());
     }
-    return reader.Read(*it->second, leaf, restore_args(param), request.strict);
+    jobs.push_back({it->second, leaf, param});
+    return leaf;
+  });
+  std::vector<Tree> values(jobs.size());
+  ParallelFor(jobs.size(), [&](size_t i) {
+    values[i] = reader.Read(*jobs[i].entry, jobs[i].target, restore_args(jobs[i].param), request.strict);
+  });
+  size_t next = 0;
+  return request.item.Map([&](const KeyPath&, const Tree& leaf) -> Tree {
+    return leaf.is_placeholder() ? leaf : std::move(values[next++]);
   });
 }
 

@@ -1,0 +1,121 @@
+#include "checkpoint/save_pipeline.h"
+
+#include "cairn/error.h"
+#include "io/temporary_path.h"
+#include "metadata/checkpoint_metadata.h"
+
+namespace cairn::checkpoint {
+namespace {
+
+template <typename Fn>
+void IgnoreErrors(Fn&& fn) {
+  try {
+    fn();
+  } catch (...) {
+  }
+}
+
+}  // namespace
+
+std::filesystem::path NormalizeCheckpointPath(const std::filesystem::path& directory) {
+  if (directory.empty()) throw InvalidArgumentError("checkpoint directory is empty");
+  auto path = std::filesystem::absolute(directory).lexically_normal();
+  if (!path.has_filename()) path = path.parent_path();
+  return path;
+}
+
+SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std::filesystem::path& directory_in,
+                  const SaveOptions& save_options) {
+  SavePlan plan;
+  plan.directory = NormalizeCheckpointPath(directory_in);
+  if (io::IsTemporaryPath(plan.directory)) {
+    throw InvalidArgumentError("cannot save to " + plan.directory.string() +
+                               ": the name is reserved for unfinished saves");
+  }
+  if (!save_options.custom_metadata.is_null() && !save_options.custom_metadata.is_object()) {
+    throw InvalidArgumentError("custom_metadata must be a JSON object, got " + save_options.custom_metadata.dump());
+  }
+  const bool exists = fs.Exists(plan.directory);
+  if (exists && !save_options.force) {
+    throw AlreadyExistsError("Destination " + plan.directory.string() + " already exists (pass force to replace it)");
+  }
+  plan.replaces_existing = exists;
+  plan.commit_file = options.atomicity_options.mode == AtomicityMode::kCommitFile;
+  plan.work = plan.commit_file ? plan.directory : io::TemporaryPathFor(plan.directory);
+  plan.mode = options.file_options.path_permission_mode;
+  plan.custom_metadata = save_options.custom_metadata.is_null() ? nlohmann::json::object() : save_options.custom_metadata;
+  plan.init_timestamp_nsecs = metadata::NowNanoseconds();
+  return plan;
+}
+
+void StartSave(FileSystem& fs, const SavePlan& plan) {
+  try {
+    // With a commit file the checkpoint is written in place, so an existing one must go first (as in Orbax).
+    if (plan.replaces_existing && plan.commit_file) fs.RemoveAll(plan.directory);
+    fs.CreateDirs(plan.directory.parent_path(), plan.mode);
+    fs.RemoveAll(plan.work);  // a stale unfinished save of the same step
+    fs.CreateDir(plan.work, plan.mode);
+    StepMetadata step;
+    step.init_timestamp_nsecs = plan.init_timestamp_nsecs;
+    metadata::WriteCheckpointMetadata(fs, plan.work, step);
+  } catch (...) {
+    IgnoreErrors([&] { fs.RemoveAll(plan.work); });
+    throw;
+  }
+}
+
+void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, const CheckpointArgs& args,
+                const CommitHooks& hooks) {
+  const auto& directory = plan.directory;
+  const auto& work = plan.work;
+  auto check = [&] {
+    if (hooks.check_continue) hooks.check_continue();
+  };
+  std::optional<std::filesystem::path> parked;  // the checkpoint being replaced (force), while the new one moves in
+  bool renamed = false;
+  try {
+    check();
+    handler.save(work, args);
+    check();
+    handler.finalize(work);
+    if (hooks.post_finalization) hooks.post_finalization();
+
+    StepMetadata step;
+    step.init_timestamp_nsecs = plan.init_timestamp_nsecs;
+    step.item_handlers = handler.item_handlers();
+    step.custom_metadata = plan.custom_metadata;
+    step.commit_timestamp_nsecs = metadata::NowNanoseconds();
+    metadata::WriteCheckpointMetadata(fs, work, step);
+    fs.WriteFile(work / io::kCommitSuccessFile, "Checkpoint commit was successful to " + directory.string(),
+                 /*sync=*/true);
+    io::SyncDirectoryTree(fs, work);
+    if (hooks.begin_commit) hooks.begin_commit();  // the last point at which the save can be abandoned
+    else check();
+
+    if (!plan.commit_file) {
+      if (plan.replaces_existing) {
+        // force: park the old checkpoint under a temporary name (which no reader lists), move the new one in,
+        // and delete the old one only once the new one is durable.
+        parked = directory.parent_path() / (directory.filename().string() + std::string(io::kTmpSuffix) + "-" +
+                                            std::to_string(metadata::NowNanoseconds()));
+        fs.Rename(directory, *parked);
+      }
+      fs.Rename(work, directory);
+      renamed = true;
+    }
+    fs.SyncDir(directory.parent_path());
+  } catch (...) {
+    // A failed save must not leave anything that restores as a checkpoint, and must leave an earlier one as it
+    // was: undo the rename(s), then remove the unfinished directory. Each step is best effort; if one fails,
+    // what remains still carries a temporary name (or lacks its commit file).
+    if (renamed) IgnoreErrors([&] { fs.Rename(directory, work); });
+    if (parked) IgnoreErrors([&] { if (!fs.Exists(directory)) fs.Rename(*parked, directory); });
+    IgnoreErrors([&] { fs.RemoveAll(work); });
+    throw;
+  }
+  // Committed. Failing to delete the replaced checkpoint does not undo that: the leftover has a temporary name,
+  // which no reader lists and the next cleanup removes.
+  if (parked) IgnoreErrors([&] { fs.RemoveAll(*parked); });
+}
+
+}  // namespace cairn::checkpoint

@@ -1,0 +1,53 @@
+// The steps of an atomic save, shared by Checkpointer (all on the caller's thread) and AsyncCheckpointer
+// (planning and snapshotting on the caller's thread, the rest in the background).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "cairn/checkpoint_handler.h"
+#include "cairn/options.h"
+
+namespace cairn::checkpoint {
+
+// `directory` made absolute and normal, without a trailing '/'; InvalidArgumentError when empty.
+std::filesystem::path NormalizeCheckpointPath(const std::filesystem::path& directory);
+
+struct SavePlan {
+  std::filesystem::path directory;  // where the checkpoint will appear
+  std::filesystem::path work;       // where it is written: `<directory>.orbax-checkpoint-tmp`, or `directory` itself
+  bool replaces_existing = false;   // force, with a checkpoint already at `directory`
+  bool commit_file = false;         // AtomicityMode::kCommitFile
+  std::optional<uint32_t> mode;
+  nlohmann::json custom_metadata;
+  int64_t init_timestamp_nsecs = 0;
+};
+
+// Validates the request and decides the paths; touches nothing but Stat. AlreadyExistsError when the
+// destination exists without force.
+SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std::filesystem::path& directory,
+                  const SaveOptions& save_options);
+
+// Creates the working directory with its first `_CHECKPOINT_METADATA`. On failure nothing is left behind.
+void StartSave(FileSystem& fs, const SavePlan& plan);
+
+struct CommitHooks {
+  // Called between steps and right before the commit, which cannot be undone; throws to abandon the save
+  // (timeouts, cancellation).
+  std::function<void()> check_continue;
+  // Called once, right before the commit: throws to abandon the save; once it returns, the save can no longer
+  // be abandoned. Defaults to check_continue.
+  std::function<void()> begin_commit;
+  // AsyncOptions::post_finalization_callback: after the handler's finalize, before the commit.
+  std::function<void()> post_finalization;
+};
+
+// The handler's save and finalize, the step metadata, `commit_success.txt`, fsyncs, and the commit rename.
+// On failure (or when check_continue throws) the working directory is removed and an earlier checkpoint at
+// the destination is left exactly as it was; the exception propagates.
+void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, const CheckpointArgs& args,
+                const CommitHooks& hooks = {});
+
+}  // namespace cairn::checkpoint
