@@ -42,6 +42,15 @@ def fs_type(path):
         return "unknown"
 
 
+def thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            text = f.read()
+        return text[text.index("[") + 1:text.index("]")]
+    except (OSError, ValueError):
+        return "unknown"
+
+
 def device_of(path):
     p = os.path.abspath(path)
     while not os.path.exists(p):
@@ -174,6 +183,11 @@ def plus_mib(b):
     return "-" if b is None else f"+{b / MIB:.0f} MiB"
 
 
+def first_rep(m):
+    secs = m.get("seconds") if isinstance(m, dict) else None
+    return f"first rep {secs[0]:.4f} s" if secs and len(secs) > 1 else ""
+
+
 def rows(c, p):
     """(group, operation, seconds, GiB/s, note) for every measured operation."""
     out = []
@@ -189,6 +203,8 @@ def rows(c, p):
 
     add("floor", "memcpy (one thread, pre-faulted)", floors.get("memcpy"))
     add("floor", "memcpy into fresh pages", floors.get("memcpy_first_touch"), "once")
+    add("floor", "memcpy into fresh pages, MADV_HUGEPAGE", floors.get("memcpy_first_touch_thp"),
+        "once; transparent huge pages: " + thp_mode())
     add("floor", "write + fsync, one file", floors.get("write_fsync"))
     add("floor", "sequential read, warm", floors.get("read_warm"))
     add("floor", "sequential read, cold", floors.get("read_cold"), "once, after drop_caches")
@@ -207,9 +223,12 @@ def rows(c, p):
                 f"first save {ms(m.get('first_blocked_seconds'))}")
             add("cairn", f"async save, {kind}: until committed", m["commit"],
                 f"peak RSS {plus_mib(m['rss']['peak_rss_above_start_bytes'])} over the state")
-    for key, op, note in (("restore_warm", "restore, warm", ""), ("restore_cold", "restore, cold", "once, after drop_caches"),
-                          ("restore_zstd_warm", "restore zstd, warm", "")):
+    for key, op, note in (("restore_warm", "restore, warm", first_rep(cairn.get("restore_warm"))),
+                          ("restore_cold", "restore, cold", "once, after drop_caches"),
+                          ("restore_zstd_warm", "restore zstd, warm", first_rep(cairn.get("restore_zstd_warm")))):
         m = cairn.get(key)
+        if isinstance(m, dict) and "rss" in m:
+            note = (note + "; " if note else "") + f"{plus_mib(m['rss']['peak_rss_above_start_bytes'])} RSS"
         if isinstance(m, dict) and "verified" in m and not m["verified"]:
             note = (note + "; " if note else "") + "BYTES DIFFER: " + m.get("verify_error", "")
         add("cairn", op, m, note)
@@ -219,7 +238,7 @@ def rows(c, p):
             continue
         bad = "" if m.get("verified", True) else "; LOADED BYTES DIFFER"
         add(name, "save (durable)", m.get("save"), f"{m.get('bytes_on_disk', 0) / MIB:.0f} MiB on disk")
-        add(name, "load, warm", m.get("load_warm"), bad.lstrip("; "))
+        add(name, "load, warm", m.get("load_warm"), first_rep(m.get("load_warm")) + bad)
         add(name, "load, cold", m.get("load_cold"), "once, after drop_caches")
     return out
 
@@ -377,7 +396,8 @@ def main():
     result = {
         "started_utc": started.isoformat(timespec="seconds"),
         "git_revision": rev,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "transparent_hugepage": thp_mode()},
         "args": vars(args) | {"size_gib": size},
         "state": {k: v for k, v in c["state"].items() if k != "shapes"},
         "shapes": c["state"].get("shapes"),
