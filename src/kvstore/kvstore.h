@@ -3,6 +3,7 @@
 // (TensorStore's kvstore layering).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,8 +17,15 @@ class KvStore {
 
   // The whole value, or nullopt when the key is absent. Corrupt storage throws CorruptionError naming the file.
   virtual std::optional<std::string> Read(std::string_view key) = 0;
+  // Reads the whole value of `key` straight into `out`, which must be exactly `size` bytes: restores use it to
+  // land uncompressed chunks in their destination without an intermediate copy. false when the key is absent;
+  // a value of another size is a CorruptionError naming the key.
+  virtual bool ReadInto(std::string_view key, char* out, size_t size);
   // Stores a value. Safe to call from several threads at once. Writes may be buffered until Flush().
   virtual void Write(std::string_view key, std::string value) = 0;
+  // Write() from bytes the caller keeps alive for the duration of the call: stores that put large values
+  // straight into a file (OCDBT) then copy nothing. Saves use it for uncompressed whole-array chunks.
+  virtual void WriteView(std::string_view key, std::string_view value) { Write(key, std::string(value)); }
   // Sorted keys starting with `prefix`.
   virtual std::vector<std::string> ListKeys(std::string_view prefix = {}) = 0;
   // Makes every write so far durable and visible to a new reader of the same location. Write-once stores (OCDBT)

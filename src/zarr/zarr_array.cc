@@ -110,6 +110,13 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
   const size_t item = ItemSize(m.dtype);
   const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
   const auto grid = GridShape(m);
+  if (m.format == ZarrFormat::kV2 && !m.zstd_level && m.chunks == m.shape) {
+    // One uncompressed chunk holding exactly the array: its bytes are the chunk, written without a copy.
+    const auto bytes = data.bytes();
+    store.WriteView(param + "/" + m.ChunkKey(std::vector<int64_t>(grid.size(), 0)),
+                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    return;
+  }
   ForEachChunk(std::vector<int64_t>(grid.size(), 0), grid, [&](const std::vector<int64_t>& index) {
     std::string raw(chunk_bytes, '\0');  // zero padding beyond the array's edge
     std::vector<int64_t> origin(index.size()), extent(index.size()), zero(index.size(), 0);
@@ -141,6 +148,26 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     throw InvalidArgumentError("parameter " + param + ": requested a rank-" + std::to_string(shape.size()) +
                                " region of a rank-" + std::to_string(rank) + " array");
   }
+  const size_t item = ItemSize(m.dtype);
+  const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
+  const bool cast = out_dtype != m.dtype;
+  // The common case: the whole array, stored as one chunk of the requested dtype. Decode (or, uncompressed,
+  // read) straight into the destination: no intermediate buffer, no zero fill.
+  if (!cast && shape == m.shape && m.chunks == m.shape &&
+      std::all_of(origin.begin(), origin.end(), [](int64_t o) { return o == 0; })) {
+    Array out = Array::Allocate(out_dtype, shape);
+    char* dst = reinterpret_cast<char*>(out.mutable_bytes().data());
+    const std::string key = param + "/" + m.ChunkKey(std::vector<int64_t>(rank, 0));
+    const std::string what = "chunk " + key + " in " + store.Describe();
+    if (m.format == ZarrFormat::kV2 && !m.zstd_level) {
+      if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
+      return out;
+    }
+    auto stored = store.Read(key);
+    if (!stored) throw CorruptionError(what + " is missing");
+    if (!DecodeChunk(m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
+    return out;
+  }
   Array out = Array::Zeros(out_dtype, shape);
   // The part of the request inside the stored domain, and the chunks it overlaps.
   std::vector<int64_t> lo(rank), hi(rank);
@@ -151,9 +178,6 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     lo[d] = begin / m.chunks[d];
     hi[d] = (end - 1) / m.chunks[d] + 1;
   }
-  const size_t item = ItemSize(m.dtype);
-  const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
-  const bool cast = out_dtype != m.dtype;
   std::string chunk(chunk_bytes, '\0');
   std::string converted;
   ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {

@@ -1,5 +1,7 @@
 #include "kvstore/ocdbt/reader.h"
 
+#include <cstring>
+
 #include <algorithm>
 
 #include "cairn/error.h"
@@ -234,6 +236,30 @@ std::optional<std::string> OcdbtReader::ReadRange(std::string_view key, uint64_t
   }
   if (auto* value = std::get_if<std::string>(&entry.value)) return value->substr(offset, length);
   return ReadData(std::get<IndirectRef>(entry.value), offset, length, "value");
+}
+
+bool OcdbtReader::ReadInto(std::string_view key, char* out, size_t size) {
+  auto found = Find(key);
+  if (!found) return false;
+  const LeafEntry& entry = found->entry();
+  if (entry.value_length() != size) {
+    throw CorruptionError("value of key '" + std::string(key) + "' in " + Describe() + " holds " +
+                          std::to_string(entry.value_length()) + " bytes, expected " + std::to_string(size));
+  }
+  if (auto* value = std::get_if<std::string>(&entry.value)) {
+    if (size) std::memcpy(out, value->data(), size);
+    return true;
+  }
+  const IndirectRef& ref = std::get<IndirectRef>(entry.value);
+  std::filesystem::path path;
+  auto file = OpenDataFile(ref.file, &path);
+  if (ref.offset > file->Size() || size > file->Size() - ref.offset) {
+    throw CorruptionError(path.string() + ": value of key '" + std::string(key) + "' at offset " +
+                          std::to_string(ref.offset) + " with length " + std::to_string(size) +
+                          " runs past the end of the " + std::to_string(file->Size()) + "-byte file");
+  }
+  if (size) file->ReadAt(ref.offset, size, out);
+  return true;
 }
 
 std::optional<uint64_t> OcdbtReader::ValueSize(std::string_view key) {

@@ -102,6 +102,24 @@ OcdbtWriter::~OcdbtWriter() = default;
 
 std::string OcdbtWriter::Describe() const { return "ocdbt database at " + dir_.string() + " (being written)"; }
 
+void OcdbtWriter::WriteView(std::string_view key, std::string_view value) {
+  if (value.size() <= options_.max_inline_value_bytes) return Write(key, std::string(value));
+  if (key.size() > ocdbt::kMaxKeyLength) {
+    throw InvalidArgumentError("OCDBT key of " + std::to_string(key.size()) + " bytes exceeds the 65535-byte limit (" +
+                               Describe() + ")");
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (flushed_) {
+      throw InvalidArgumentError("cannot write key '" + std::string(key) + "': " + Describe() +
+                                 " was already flushed (OCDBT stores are write-once)");
+    }
+  }
+  Value stored = data_.Append(value);
+  std::lock_guard lock(mu_);
+  entries_.insert_or_assign(std::string(key), std::move(stored));
+}
+
 void OcdbtWriter::Write(std::string_view key, std::string value) {
   if (key.size() > ocdbt::kMaxKeyLength) {
     throw InvalidArgumentError("OCDBT key of " + std::to_string(key.size()) + " bytes exceeds the 65535-byte limit (" +

@@ -36,6 +36,8 @@ class OcdbtWriter final : public KvStore {
   std::optional<std::string> Read(std::string_view key) override;
   // Last write of a key wins. InvalidArgumentError after Flush() or for a key over 65535 bytes.
   void Write(std::string_view key, std::string value) override;
+  // Large values are appended to the data file straight from `value`.
+  void WriteView(std::string_view key, std::string_view value) override;
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
   // Commits generation 1. Later calls do nothing.
   void Flush() override;
