@@ -188,9 +188,19 @@ def first_rep(m):
     return f"first rep {secs[0]:.4f} s" if secs and len(secs) > 1 else ""
 
 
+def fewer_reps(m, reps):
+    n = len(m.get("seconds", [])) if isinstance(m, dict) else 0
+    return f"best of {n} (time budget)" if 0 < n < reps else ""
+
+
+def notes(*parts):
+    return "; ".join(x for x in parts if x)
+
+
 def rows(c, p):
     """(group, operation, seconds, GiB/s, note) for every measured operation."""
     out = []
+    reps = c["config"]["reps"]
     floors, cairn = c.get("floors", {}), c.get("cairn", {})
 
     def add(group, op, m, note=""):
@@ -236,9 +246,11 @@ def rows(c, p):
         if "unavailable" in m:
             out.append((name, "-", None, None, "unavailable: " + m["unavailable"]))
             continue
-        bad = "" if m.get("verified", True) else "; LOADED BYTES DIFFER"
-        add(name, "save (durable)", m.get("save"), f"{m.get('bytes_on_disk', 0) / MIB:.0f} MiB on disk")
-        add(name, "load, warm", m.get("load_warm"), first_rep(m.get("load_warm")) + bad)
+        bad = "" if m.get("verified", True) else "LOADED BYTES DIFFER"
+        add(name, "save (durable)", m.get("save"),
+            notes(f"{m.get('bytes_on_disk', 0) / MIB:.0f} MiB on disk", fewer_reps(m.get("save"), reps)))
+        add(name, "load, warm", m.get("load_warm"),
+            notes(first_rep(m.get("load_warm")), fewer_reps(m.get("load_warm"), reps), bad))
         add(name, "load, cold", m.get("load_cold"), "once, after drop_caches")
     return out
 
@@ -330,6 +342,8 @@ def main():
                     help="train: bfloat16 params + float32 Adam mu/nu; f32 or bf16: params only")
     ap.add_argument("--phases", default="async,floors,sync,restore", help="cairn_bench phases")
     ap.add_argument("--peers", default="torch,numpy,zarr,zarr_zstd1,h5py", help="peers to run ('' for none)")
+    ap.add_argument("--peer-budget-s", type=float, default=15.0,
+                    help="a peer's save or load stops repeating once its repetitions took this long")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold reads (no page-cache drop)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args()
@@ -376,7 +390,7 @@ def main():
     if args.peers and os.path.exists(os.path.join(dump, "manifest.json")):
         peers_json = os.path.join(work, "peers.json")
         pcmd = [sys.executable, os.path.join(HERE, "peers.py"), "--dump", dump, "--dir", work, "--json", peers_json,
-                "--reps", str(args.reps), "--peers", args.peers] + ([] if cold else ["--no-cold"])
+                "--reps", str(args.reps), "--budget-s", str(args.peer_budget_s), "--peers", args.peers] + ([] if cold else ["--no-cold"])
         log(" ".join(pcmd))
         subprocess.run(pcmd, check=True)
         with open(peers_json) as f:
