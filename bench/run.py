@@ -281,7 +281,10 @@ def render_table(c, p, targets):
         if t.note:
             lines.append(f"{'':6}{t.note}")
     passed = sum(t.status == "pass" for t in targets)
-    lines += ["", f"{passed} of {len(targets)} targets met"]
+    missed = sum(t.status == "MISS" for t in targets)
+    unmeasured = len(targets) - passed - missed
+    lines += ["", f"{passed} of {len(targets)} targets met, {missed} missed"
+              + (f", {unmeasured} not measured" if unmeasured else "")]
     return "\n".join(lines)
 
 
