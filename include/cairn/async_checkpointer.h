@@ -58,7 +58,7 @@ class AsyncCheckpointer : public Checkpointer {
 
 // The keyword arguments of StandardCheckpointer::save and restore.
 struct StandardSaveOptions {
-  SaveArgsMap save_args;
+  SaveArgsMap save_args = {};  // (an initializer, so designated initializers may omit it without a warning)
   bool force = false;
   nlohmann::json custom_metadata = nlohmann::json::object();
 };

@@ -110,15 +110,23 @@ TEST(DType, NarrowFloatsRoundToNearestEven) {
 TEST(DType, EveryNarrowFloatCodeRoundTrips) {
   for (uint32_t bits = 0; bits < 65536; ++bits) {
     float f = HalfToFloat(static_cast<uint16_t>(bits));
-    if (!std::isnan(f)) EXPECT_EQ(FloatToHalf(f), bits);
+    if (!std::isnan(f)) {
+      EXPECT_EQ(FloatToHalf(f), bits);
+    }
     float b = BFloat16ToFloat(static_cast<uint16_t>(bits));
-    if (!std::isnan(b)) EXPECT_EQ(FloatToBFloat16(b), bits);
+    if (!std::isnan(b)) {
+      EXPECT_EQ(FloatToBFloat16(b), bits);
+    }
   }
   for (uint32_t bits = 0; bits < 256; ++bits) {
     float a = Float8E4M3FNToFloat(static_cast<uint8_t>(bits));
-    if (!std::isnan(a)) EXPECT_EQ(FloatToFloat8E4M3FN(a), bits);
+    if (!std::isnan(a)) {
+      EXPECT_EQ(FloatToFloat8E4M3FN(a), bits);
+    }
     float b = Float8E5M2ToFloat(static_cast<uint8_t>(bits));
-    if (!std::isnan(b)) EXPECT_EQ(FloatToFloat8E5M2(b), bits);
+    if (!std::isnan(b)) {
+      EXPECT_EQ(FloatToFloat8E5M2(b), bits);
+    }
   }
 }
 

@@ -56,7 +56,9 @@ TEST(OrbaxFixtures, DirectCheckpointsThroughStandardCheckpointHandler) {
     EXPECT_EQ(ckptr.restore(dir, args::StandardRestore{ExpectedSpecs()}), Expected());
     StepMetadata m = ckptr.metadata(dir);
     EXPECT_EQ(m.item_metadata, ExpectedSpecs());
-    if (variant == "checkpoint_metadata_present") EXPECT_EQ(m.custom_metadata["custom"], "meta");
+    if (variant == "checkpoint_metadata_present") {
+      EXPECT_EQ(m.custom_metadata["custom"], "meta");
+    }
   }
 }
 
@@ -120,7 +122,9 @@ void ExpectSameItemAsOrbax(const fs::path& ours, const fs::path& orbax) {
   auto orbax_db = kvstore::OpenOcdbtForRead(FileSystem::Default(), orbax);
   EXPECT_EQ(our_db->ListKeys(), orbax_db->ListKeys());
   for (const auto& key : orbax_db->ListKeys()) {
-    if (key.ends_with(".zarray") || key.ends_with("zarr.json")) EXPECT_EQ(*our_db->Read(key), *orbax_db->Read(key)) << key;
+    if (key.ends_with(".zarray") || key.ends_with("zarr.json")) {
+      EXPECT_EQ(*our_db->Read(key), *orbax_db->Read(key)) << key;
+    }
   }
 }
 

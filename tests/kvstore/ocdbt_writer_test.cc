@@ -307,3 +307,36 @@ TEST(OcdbtWriter, ManifestIsWrittenLastAndAlone) {
 
 }  // namespace
 }  // namespace cairn::kvstore
+
+namespace cairn::kvstore {
+namespace {
+
+TEST(OcdbtWriterLanes, ConcurrentLargeValuesGoToSeveralDataFiles) {
+  auto fs = NewInMemoryFileSystem();
+  OcdbtWriterOptions options;
+  options.parallel_data_files = 3;
+  auto writer = NewOcdbtWriter(fs, "/db", options);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 20; ++i) {
+        writer->Write("k" + std::to_string(t) + "_" + std::to_string(i), std::string(5000 + i, static_cast<char>('a' + t)));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  // Values still buffered in any lane read back before the flush, and after it.
+  EXPECT_EQ(*writer->Read("k3_7"), std::string(5007, 'd'));
+  writer->Flush();
+  EXPECT_GE(fs->ListDir("/db/d").size(), 3u);
+  auto reader = OpenOcdbtForRead(fs, "/db");
+  for (int t = 0; t < 6; ++t) {
+    for (int i = 0; i < 20; ++i) {
+      EXPECT_EQ(*reader->Read("k" + std::to_string(t) + "_" + std::to_string(i)),
+                std::string(5000 + i, static_cast<char>('a' + t)));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cairn::kvstore

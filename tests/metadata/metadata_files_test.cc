@@ -107,7 +107,9 @@ TEST(CheckpointMetadata, DecodingIsLenient) {
   auto root = cairn::testing::FixturesDir() / "v0_checkpoints/direct_checkpoint/non_critical_metadata_alterations";
   for (const auto& entry : std::filesystem::directory_iterator(root)) {
     auto file = entry.path() / kCheckpointMetadataFile;
-    if (std::filesystem::exists(file)) EXPECT_NO_THROW(DecodeCheckpointMetadata(Read(file), file.string())) << file;
+    if (std::filesystem::exists(file)) {
+      EXPECT_NO_THROW(DecodeCheckpointMetadata(Read(file), file.string())) << file;
+    }
   }
 }
 

@@ -89,6 +89,11 @@ void DataFileWriter::Finish() {
   }
 }
 
+bool DataFileWriter::IsCurrentFile(const DataFileId& file) const {
+  std::lock_guard lock(mu_);
+  return file_ && file == file_id_;
+}
+
 uint64_t DataFileWriter::bytes_appended() const {
   std::lock_guard lock(mu_);
   return total_appended_;

@@ -36,6 +36,8 @@ class DataFileWriter {
   // Writes out the buffer, fsyncs and closes every file, and fsyncs the data directory. Appending after Finish
   // starts a new file.
   void Finish();
+  // True when `file` is the file this writer is appending to now (its tail may still be in the buffer).
+  bool IsCurrentFile(const DataFileId& file) const;
   // Bytes appended so far, over all files.
   uint64_t bytes_appended() const;
 

@@ -19,6 +19,8 @@ struct OcdbtWriterOptions {
   uint32_t max_decoded_node_bytes = 100000000;    // split nodes above this decoded size
   uint64_t target_data_file_size = uint64_t{2} << 30;  // start a new data file past this (2 GiB, Orbax on local disk)
   size_t write_buffer_bytes = size_t{4} << 20;    // data files are written in pieces of this size
+  size_t parallel_data_files = 2;                 // values go to this many data files at once, so concurrent
+                                                  // writers do not queue behind one file's lock
   bool zstd = true;                               // compress manifests and nodes
   int32_t zstd_level = 0;                         // zstd's default, as TensorStore writes it
 };

@@ -92,8 +92,11 @@ void CommitNewDatabase(FileSystem& fs, const std::filesystem::path& dir, const O
 OcdbtWriter::OcdbtWriter(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, OcdbtWriterOptions options)
     : fs_(std::move(fs)),
       dir_(std::move(dir)),
-      options_(options),
-      data_(fs_, dir_, (ocdbt::ValidateOptions(options), ocdbt::DataFileOptions(options))) {
+      options_(options) {
+  ocdbt::ValidateOptions(options);
+  for (size_t i = 0; i < std::max<size_t>(1, options.parallel_data_files); ++i) {
+    lanes_.push_back(std::make_unique<ocdbt::DataFileWriter>(fs_, dir_, ocdbt::DataFileOptions(options)));
+  }
   fs_->CreateDirs(dir_);
   ocdbt::CheckNoDatabase(*fs_, dir_);
 }
@@ -101,6 +104,10 @@ OcdbtWriter::OcdbtWriter(std::shared_ptr<FileSystem> fs, std::filesystem::path d
 OcdbtWriter::~OcdbtWriter() = default;
 
 std::string OcdbtWriter::Describe() const { return "ocdbt database at " + dir_.string() + " (being written)"; }
+
+ocdbt::DataFileWriter& OcdbtWriter::LaneFor() {
+  return *lanes_[next_lane_.fetch_add(1, std::memory_order_relaxed) % lanes_.size()];
+}
 
 void OcdbtWriter::WriteView(std::string_view key, std::string_view value) {
   if (value.size() <= options_.max_inline_value_bytes) return Write(key, std::string(value));
@@ -115,7 +122,7 @@ void OcdbtWriter::WriteView(std::string_view key, std::string_view value) {
                                  " was already flushed (OCDBT stores are write-once)");
     }
   }
-  Value stored = data_.Append(value);
+  Value stored = LaneFor().Append(value);
   std::lock_guard lock(mu_);
   entries_.insert_or_assign(std::string(key), std::move(stored));
 }
@@ -138,7 +145,7 @@ void OcdbtWriter::Write(std::string_view key, std::string value) {
       check_open();
     }
     // Appended outside mu_: the data file writer has its own lock, and other keys need not wait on this copy.
-    stored = data_.Append(value);
+    stored = LaneFor().Append(value);
   } else {
     stored = std::move(value);
   }
@@ -164,7 +171,10 @@ std::optional<std::string> OcdbtWriter::Read(std::string_view key) {
   if (auto* inline_value = std::get_if<std::string>(&it->second)) return *inline_value;
   ocdbt::IndirectRef ref = std::get<ocdbt::IndirectRef>(it->second);
   lock.unlock();
-  return data_.Read(ref);
+  for (const auto& lane : lanes_) {
+    if (lane->IsCurrentFile(ref.file)) return lane->Read(ref);
+  }
+  return lanes_.front()->Read(ref);
 }
 
 std::vector<std::string> OcdbtWriter::ListKeys(std::string_view prefix) {
@@ -188,7 +198,8 @@ void OcdbtWriter::Flush() {
   entries.reserve(entries_.size());
   // Copies rather than moves: if the commit fails, the writer still holds everything and Flush can be retried.
   for (const auto& [key, value] : entries_) entries.push_back(ocdbt::LeafEntry{key, value});
-  ocdbt::CommitNewDatabase(*fs_, dir_, options_, std::move(entries), data_);
+  for (size_t i = 1; i < lanes_.size(); ++i) lanes_[i]->Finish();
+  ocdbt::CommitNewDatabase(*fs_, dir_, options_, std::move(entries), *lanes_.front());
   flushed_ = true;
   entries_.clear();
 }

@@ -6,6 +6,7 @@
 // rename, directory fsync): until then no reader sees a database.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -51,7 +52,10 @@ class OcdbtWriter final : public KvStore {
   const std::shared_ptr<FileSystem> fs_;
   const std::filesystem::path dir_;
   const OcdbtWriterOptions options_;
-  ocdbt::DataFileWriter data_;
+  // Out-of-line values are spread over these; B+tree nodes go to the first at Flush.
+  std::vector<std::unique_ptr<ocdbt::DataFileWriter>> lanes_;
+  std::atomic<size_t> next_lane_{0};
+  ocdbt::DataFileWriter& LaneFor();
 
   std::mutex mu_;
   std::map<std::string, Value, std::less<>> entries_;  // std::string orders bytes as unsigned, as OCDBT does
