@@ -218,6 +218,8 @@ def rows(c, p):
     add("floor", "write + fsync, one file", floors.get("write_fsync"))
     add("floor", "sequential read, warm", floors.get("read_warm"))
     add("floor", "sequential read, cold", floors.get("read_cold"), "once, after drop_caches")
+    add("floor", "sequential read, cold, into fresh pages", floors.get("read_cold_fresh_pages"),
+        "once, after drop_caches; information")
     for key, op in (("save_raw", "sync save, uncompressed (durable)"), ("save_zstd", "sync save, zstd-1 (durable)")):
         m = cairn.get(key)
         if isinstance(m, dict):
