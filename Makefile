@@ -6,7 +6,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-asan test-tsan install clean
+.PHONY: all deps configure build demo test test-asan test-tsan test-tsan-async install clean
 
 all: build
 
@@ -22,8 +22,19 @@ build: configure
 demo: build
 	@$(BUILD_DIR)/examples/quickstart
 
+# ctest runs last, so that its summary closes the output.
 test: build
+	@$(MAKE) --no-print-directory test-tsan-async
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# The threaded code (async saves, the thread pool, the OCDBT writer's lanes) under ThreadSanitizer: part of
+# `make test`, limited to the suites that exercise threads so CI stays short.
+TSAN_SUITES = cairn_checkpoint_tests cairn_core_tests cairn_kvstore_tests cairn_distributed_tests
+test-tsan-async: deps
+	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=thread -DCAIRN_BUILD_EXAMPLES=OFF > /dev/null
+	@cmake --build build-tsan -j $(JOBS) --target $(TSAN_SUITES)
+	@for suite in $(TSAN_SUITES); do TSAN_OPTIONS=halt_on_error=1 ./build-tsan/tests/$$suite --gtest_brief=1 || exit 1; done
+	@echo "ThreadSanitizer: clean"
 
 # The same suite under AddressSanitizer + UndefinedBehaviorSanitizer, and under ThreadSanitizer.
 test-asan:

@@ -8,6 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libzstd-dev nlohmann-json3-dev libmsgpack-dev
   libgtest-dev libgmock-dev
+  libopenmpi-dev openmpi-bin
   python3 python3-numpy python3-zarr python3-numcodecs
 )
 

@@ -17,6 +17,7 @@ enum class ErrorCode {
   kTimeout,           // a save, barrier or wait ran past its deadline (Python: TimeoutError)
   kIo,                // the operating system refused a call; errno() says why (Python: OSError)
   kUnimplemented,     // a valid format feature cairn does not support (Python: NotImplementedError)
+  kAborted,           // given up because another process failed (Python: RuntimeError)
 };
 
 const char* ErrorCodeName(ErrorCode code);
@@ -68,6 +69,11 @@ class IoError : public Error {
 class UnimplementedError : public Error {
  public:
   explicit UnimplementedError(const std::string& message) : Error(ErrorCode::kUnimplemented, message) {}
+};
+
+class AbortedError : public Error {
+ public:
+  explicit AbortedError(const std::string& message) : Error(ErrorCode::kAborted, message) {}
 };
 
 }  // namespace cairn

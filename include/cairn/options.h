@@ -11,15 +11,22 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/file_system.h"
+#include "cairn/process_group.h"
 
 namespace cairn {
 
-// Which processes take part and which one commits. Single-process today; the multi-process layer honours all
-// of it.
+// Which processes take part and which one commits.
 struct MultiprocessingOptions {
+  // The process that creates and commits directories and writes the shared metadata.
   int primary_host = 0;
+  // Not supported yet: every process of `process_group` takes part (a non-empty value is rejected).
   std::optional<std::vector<int>> active_processes;
+  // Prepended to every barrier key, so that two checkpointers sharing a group keep their barriers apart.
   std::optional<std::string> barrier_sync_key_prefix;
+  // The processes saving together; null: this process alone. MpiProcessGroup() for an MPI job.
+  std::shared_ptr<ProcessGroup> process_group;
+  // How long a process waits at a barrier for the others before failing with a TimeoutError (Orbax: 300 s).
+  int64_t barrier_timeout_secs = 300;
 };
 
 struct FileOptions {

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/array.h"
+#include "cairn/sharding.h"
 
 namespace cairn {
 
@@ -35,13 +36,17 @@ std::string KeyPathToString(const KeyPath& path);
 
 class Tree {
  public:
-  enum class Kind { kNone, kDict, kList, kTuple, kArray, kArraySpec, kScalar, kString, kPlaceholder };
+  enum class Kind {
+    kNone, kDict, kList, kTuple, kArray, kArraySpec, kScalar, kString, kPlaceholder, kShardedArray, kShardedArraySpec
+  };
   using ScalarValue = std::variant<int64_t, double, bool>;
   using Item = std::pair<std::string, Tree>;
 
   Tree();  // None
   Tree(Array array);
   Tree(ArraySpec spec);
+  Tree(ShardedArray array);
+  Tree(ShardedArraySpec spec);
   Tree(std::string text);
   Tree(const char* text);
 
@@ -73,6 +78,8 @@ class Tree {
   bool is_scalar() const { return kind() == Kind::kScalar; }
   bool is_string() const { return kind() == Kind::kString; }
   bool is_placeholder() const { return kind() == Kind::kPlaceholder; }
+  bool is_sharded_array() const { return kind() == Kind::kShardedArray; }
+  bool is_sharded_spec() const { return kind() == Kind::kShardedArraySpec; }
   // A leaf is anything but a container or None.
   bool is_leaf() const;
   // An empty dict, list or tuple, or None: what Orbax records as an "empty node" value type.
@@ -93,6 +100,8 @@ class Tree {
   const Array& array() const;
   Array& array();  // to change an array in place (its bytes, through Array::mutable_data)
   const ArraySpec& spec() const;
+  const ShardedArray& sharded_array() const;
+  const ShardedArraySpec& sharded_spec() const;
   // The spec of an array leaf or of a spec leaf.
   ArraySpec array_spec() const;
   const ScalarValue& scalar_value() const;
@@ -127,7 +136,7 @@ class Tree {
   };
   struct PlaceholderNode {};
   using Node = std::variant<std::monostate, DictNode, SequenceNode, Array, ArraySpec, ScalarValue, std::string,
-                            PlaceholderNode>;
+                            PlaceholderNode, ShardedArray, ShardedArraySpec>;
 
   explicit Tree(Node node);
   void FlattenInto(KeyPath& path, bool include_empty_nodes, std::vector<std::pair<KeyPath, Tree>>& out) const;

@@ -6,6 +6,7 @@
 
 #include "cairn/error.h"
 #include "checkpoint/save_pipeline.h"
+#include "distributed/agreement.h"
 #include "checkpoint/snapshot.h"
 #include "checkpoint/staging_pool.h"
 
@@ -55,7 +56,9 @@ void AsyncCheckpointer::save(const std::filesystem::path& directory, const Check
                              const SaveOptions& save_options) {
   wait_until_finished();  // one save at a time; a failure of the previous one surfaces here
   const auto fs = options().file_system;
-  const checkpoint::SavePlan plan = checkpoint::PlanSave(*fs, options(), directory, save_options);
+  checkpoint::SavePlan plan;
+  distributed::Agree(options().multiprocessing_options, "AsyncCheckpointer:save_start",
+                     [&] { plan = checkpoint::PlanSave(*fs, options(), directory, save_options); });
   const int64_t timeout_ms = async_options_.timeout_secs * 1000;
   if (async_options_.barrier_sync_fn) {
     async_options_.barrier_sync_fn(BarrierKey(options().multiprocessing_options, "save_start"), timeout_ms);

@@ -2,6 +2,7 @@
 
 #include "cairn/error.h"
 #include "checkpoint/save_pipeline.h"
+#include "distributed/agreement.h"
 #include "io/temporary_path.h"
 #include "metadata/checkpoint_metadata.h"
 
@@ -24,7 +25,9 @@ Checkpointer::~Checkpointer() = default;
 void Checkpointer::save(const std::filesystem::path& directory, const CheckpointArgs& args,
                         const SaveOptions& options) {
   FileSystem& fs = *options_.file_system;
-  const checkpoint::SavePlan plan = checkpoint::PlanSave(fs, options_, directory, options);
+  checkpoint::SavePlan plan;
+  distributed::Agree(options_.multiprocessing_options, "Checkpointer:save_start",
+                     [&] { plan = checkpoint::PlanSave(fs, options_, directory, options); });
   checkpoint::StartSave(fs, plan);
   checkpoint::FinishSave(fs, *handler_, plan, args);
 }

@@ -1,6 +1,7 @@
 #include "checkpoint/save_pipeline.h"
 
 #include "cairn/error.h"
+#include "distributed/agreement.h"
 #include "io/temporary_path.h"
 #include "metadata/checkpoint_metadata.h"
 
@@ -45,38 +46,45 @@ SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std:
   plan.mode = options.file_options.path_permission_mode;
   plan.custom_metadata = save_options.custom_metadata.is_null() ? nlohmann::json::object() : save_options.custom_metadata;
   plan.init_timestamp_nsecs = metadata::NowNanoseconds();
+  plan.multiprocessing = options.multiprocessing_options;
+  if (plan.multiprocessing.active_processes && !plan.multiprocessing.active_processes->empty()) {
+    throw UnimplementedError("MultiprocessingOptions.active_processes is not supported yet: every process of the "
+                             "group takes part in a save");
+  }
+  plan.primary = distributed::IsPrimary(plan.multiprocessing);
   return plan;
 }
 
 void StartSave(FileSystem& fs, const SavePlan& plan) {
-  try {
-    // With a commit file the checkpoint is written in place, so an existing one must go first (as in Orbax).
-    if (plan.replaces_existing && plan.commit_file) fs.RemoveAll(plan.directory);
-    fs.CreateDirs(plan.directory.parent_path(), plan.mode);
-    fs.RemoveAll(plan.work);  // a stale unfinished save of the same step
-    fs.CreateDir(plan.work, plan.mode);
-    StepMetadata step;
-    step.init_timestamp_nsecs = plan.init_timestamp_nsecs;
-    metadata::WriteCheckpointMetadata(fs, plan.work, step);
-  } catch (...) {
-    IgnoreErrors([&] { fs.RemoveAll(plan.work); });
-    throw;
-  }
+  // The primary process creates the directory; the others wait for it at the barrier and write into it.
+  distributed::Agree(plan.multiprocessing, "Checkpointer:create_directory", [&] {
+    try {
+      // With a commit file the checkpoint is written in place, so an existing one must go first (as in Orbax).
+      if (plan.replaces_existing && plan.commit_file) fs.RemoveAll(plan.directory);
+      fs.CreateDirs(plan.directory.parent_path(), plan.mode);
+      fs.RemoveAll(plan.work);  // a stale unfinished save of the same step
+      fs.CreateDir(plan.work, plan.mode);
+      StepMetadata step;
+      step.init_timestamp_nsecs = plan.init_timestamp_nsecs;
+      metadata::WriteCheckpointMetadata(fs, plan.work, step);
+    } catch (...) {
+      IgnoreErrors([&] { fs.RemoveAll(plan.work); });
+      throw;
+    }
+  }, /*run_here=*/plan.primary);
 }
 
-void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, const CheckpointArgs& args,
-                const CommitHooks& hooks) {
+namespace {
+
+// The primary's half of a save once every process has written: finalize, metadata, commit. On failure it
+// undoes what it did, so that nothing restores as a checkpoint and an earlier one is left as it was.
+void Commit(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, const CommitHooks& hooks) {
   const auto& directory = plan.directory;
   const auto& work = plan.work;
-  auto check = [&] {
-    if (hooks.check_continue) hooks.check_continue();
-  };
   std::optional<std::filesystem::path> parked;  // the checkpoint being replaced (force), while the new one moves in
   bool renamed = false;
   try {
-    check();
-    handler.save(work, args);
-    check();
+    if (hooks.check_continue) hooks.check_continue();
     handler.finalize(work);
     if (hooks.post_finalization) hooks.post_finalization();
 
@@ -89,8 +97,9 @@ void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan
     fs.WriteFile(work / io::kCommitSuccessFile, "Checkpoint commit was successful to " + directory.string(),
                  /*sync=*/true);
     io::SyncDirectoryTree(fs, work);
-    if (hooks.begin_commit) hooks.begin_commit();  // the last point at which the save can be abandoned
-    else check();
+    // The last point at which the save can be abandoned.
+    if (hooks.begin_commit) hooks.begin_commit();
+    else if (hooks.check_continue) hooks.check_continue();
 
     if (!plan.commit_file) {
       if (plan.replaces_existing) {
@@ -105,9 +114,8 @@ void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan
     }
     fs.SyncDir(directory.parent_path());
   } catch (...) {
-    // A failed save must not leave anything that restores as a checkpoint, and must leave an earlier one as it
-    // was: undo the rename(s), then remove the unfinished directory. Each step is best effort; if one fails,
-    // what remains still carries a temporary name (or lacks its commit file).
+    // Undo the rename(s), then remove the unfinished directory. Each step is best effort; if one fails, what
+    // remains still carries a temporary name (or lacks its commit file).
     if (renamed) IgnoreErrors([&] { fs.Rename(directory, work); });
     if (parked) IgnoreErrors([&] { if (!fs.Exists(directory)) fs.Rename(*parked, directory); });
     IgnoreErrors([&] { fs.RemoveAll(work); });
@@ -116,6 +124,25 @@ void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan
   // Committed. Failing to delete the replaced checkpoint does not undo that: the leftover has a temporary name,
   // which no reader lists and the next cleanup removes.
   if (parked) IgnoreErrors([&] { fs.RemoveAll(*parked); });
+}
+
+}  // namespace
+
+void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, const CheckpointArgs& args,
+                const CommitHooks& hooks) {
+  // Every process writes its part; if any fails, all stop here and the primary removes the directory.
+  try {
+    distributed::Agree(plan.multiprocessing, "Checkpointer:save", [&] {
+      if (hooks.check_continue) hooks.check_continue();
+      handler.save(plan.work, args);
+    });
+  } catch (...) {
+    if (plan.primary) IgnoreErrors([&] { fs.RemoveAll(plan.work); });
+    throw;
+  }
+  // The primary merges, finalizes and commits; the others learn the outcome at the barrier.
+  distributed::Agree(plan.multiprocessing, "Checkpointer:finalize", [&] { Commit(fs, handler, plan, hooks); },
+                     /*run_here=*/plan.primary);
 }
 
 }  // namespace cairn::checkpoint

@@ -23,6 +23,8 @@ struct SavePlan {
   std::optional<uint32_t> mode;
   nlohmann::json custom_metadata;
   int64_t init_timestamp_nsecs = 0;
+  MultiprocessingOptions multiprocessing;
+  bool primary = true;  // this process creates, finalizes and commits
 };
 
 // Validates the request and decides the paths; touches nothing but Stat. AlreadyExistsError when the
@@ -30,7 +32,8 @@ struct SavePlan {
 SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std::filesystem::path& directory,
                   const SaveOptions& save_options);
 
-// Creates the working directory with its first `_CHECKPOINT_METADATA`. On failure nothing is left behind.
+// The primary creates the working directory with its first `_CHECKPOINT_METADATA`; every process returns once
+// it exists (or throws, on every process, when it could not be made). On failure nothing is left behind.
 void StartSave(FileSystem& fs, const SavePlan& plan);
 
 struct CommitHooks {
@@ -44,9 +47,10 @@ struct CommitHooks {
   std::function<void()> post_finalization;
 };
 
-// The handler's save and finalize, the step metadata, `commit_success.txt`, fsyncs, and the commit rename.
-// On failure (or when check_continue throws) the working directory is removed and an earlier checkpoint at
-// the destination is left exactly as it was; the exception propagates.
+// Every process runs the handler's save; then the primary runs finalize (the OCDBT merge), writes the step
+// metadata and `commit_success.txt`, fsyncs, and renames; the others wait for its outcome. A failure on any
+// process (or check_continue throwing) fails the save on every process: the working directory is removed and an
+// earlier checkpoint at the destination is left exactly as it was.
 void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, const CheckpointArgs& args,
                 const CommitHooks& hooks = {});
 

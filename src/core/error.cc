@@ -13,6 +13,7 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kTimeout: return "timeout";
     case ErrorCode::kIo: return "I/O error";
     case ErrorCode::kUnimplemented: return "unimplemented";
+    case ErrorCode::kAborted: return "aborted";
   }
   return "unknown";
 }

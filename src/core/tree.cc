@@ -30,6 +30,8 @@ Tree::Tree() : node_(std::monostate{}) {}
 Tree::Tree(Node node) : node_(std::move(node)) {}
 Tree::Tree(Array array) : node_(std::move(array)) {}
 Tree::Tree(ArraySpec spec) : node_(std::move(spec)) {}
+Tree::Tree(ShardedArray array) : node_(std::move(array)) {}
+Tree::Tree(ShardedArraySpec spec) : node_(std::move(spec)) {}
 Tree::Tree(std::string text) : node_(std::move(text)) {}
 Tree::Tree(const char* text) : node_(std::string(text)) {}
 
@@ -104,6 +106,12 @@ nlohmann::json Tree::ToJson() const {
     nlohmann::json operator()(const PlaceholderNode&) const {
       throw InvalidArgumentError("a placeholder has no JSON form");
     }
+    nlohmann::json operator()(const ShardedArray&) const {
+      throw InvalidArgumentError("a sharded array has no JSON form");
+    }
+    nlohmann::json operator()(const ShardedArraySpec&) const {
+      throw InvalidArgumentError("a ShardedArraySpec has no JSON form");
+    }
   };
   return std::visit(Visitor{}, node_);
 }
@@ -117,7 +125,9 @@ Tree::Kind Tree::kind() const {
     case 4: return Kind::kArraySpec;
     case 5: return Kind::kScalar;
     case 6: return Kind::kString;
-    default: return Kind::kPlaceholder;
+    case 7: return Kind::kPlaceholder;
+    case 8: return Kind::kShardedArray;
+    default: return Kind::kShardedArraySpec;
   }
 }
 
@@ -136,6 +146,8 @@ const char* KindName(Tree::Kind kind) {
     case Tree::Kind::kScalar: return "scalar";
     case Tree::Kind::kString: return "string";
     case Tree::Kind::kPlaceholder: return "placeholder";
+    case Tree::Kind::kShardedArray: return "sharded array";
+    case Tree::Kind::kShardedArraySpec: return "ShardedArraySpec";
   }
   return "?";
 }
@@ -214,6 +226,18 @@ Array& Tree::array() {
   auto* a = std::get_if<Array>(&node_);
   if (!a) throw InvalidArgumentError("Tree: array() of a " + std::string(KindName(kind())));
   return *a;
+}
+
+const ShardedArray& Tree::sharded_array() const {
+  const auto* a = std::get_if<ShardedArray>(&node_);
+  if (!a) throw InvalidArgumentError("Tree: sharded_array() of a " + std::string(KindName(kind())));
+  return *a;
+}
+
+const ShardedArraySpec& Tree::sharded_spec() const {
+  const auto* s = std::get_if<ShardedArraySpec>(&node_);
+  if (!s) throw InvalidArgumentError("Tree: sharded_spec() of a " + std::string(KindName(kind())));
+  return *s;
 }
 
 const ArraySpec& Tree::spec() const {
@@ -374,6 +398,8 @@ bool operator==(const Tree& a, const Tree& b) {
   if (const auto* x = std::get_if<ArraySpec>(&a.node_)) return *x == std::get<ArraySpec>(b.node_);
   if (const auto* x = std::get_if<Tree::ScalarValue>(&a.node_)) return *x == std::get<Tree::ScalarValue>(b.node_);
   if (const auto* x = std::get_if<std::string>(&a.node_)) return *x == std::get<std::string>(b.node_);
+  if (const auto* x = std::get_if<ShardedArray>(&a.node_)) return *x == std::get<ShardedArray>(b.node_);
+  if (const auto* x = std::get_if<ShardedArraySpec>(&a.node_)) return *x == std::get<ShardedArraySpec>(b.node_);
   return true;  // None == None, placeholder == placeholder
 }
 
@@ -478,6 +504,21 @@ void Render(const Tree& t, std::ostringstream& os) {
       break;
     case Tree::Kind::kString: os << "'" << t.string() << "'"; break;
     case Tree::Kind::kPlaceholder: os << "..."; break;
+    case Tree::Kind::kShardedArray: {
+      const auto& a = t.sharded_array();
+      os << DTypeName(a.dtype()) << ShapeToString(a.global_shape()) << " sharded {";
+      for (size_t i = 0; i < a.shards().size(); ++i) {
+        if (i) os << ", ";
+        os << a.shards()[i].box.ToString();
+        RenderArrayValues(a.shards()[i].data, os);
+      }
+      os << "}";
+      break;
+    }
+    case Tree::Kind::kShardedArraySpec:
+      os << "ShardedArraySpec(" << DTypeName(t.sharded_spec().dtype) << ShapeToString(t.sharded_spec().global_shape)
+         << ")";
+      break;
   }
 }
 

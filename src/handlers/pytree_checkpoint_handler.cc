@@ -12,12 +12,13 @@
 #include "cairn/error.h"
 #include "cairn/handlers.h"
 #include "core/thread_pool.h"
+#include "distributed/agreement.h"
 #include "handlers/array_storage.h"
 #include "metadata/array_metadata.h"
 #include "metadata/legacy_aggregate.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
-#include "zarr/box_copy.h"
+#include "core/box_copy.h"
 #include "zarr/chunk_shape.h"
 #include "zarr/zarr_array.h"
 
@@ -78,7 +79,7 @@ Array FitArray(const Array& array, const Shape& shape, DType dtype) {
   Array out = Array::Zeros(dtype, shape);
   Shape extent(shape.size()), origin(shape.size(), 0);
   for (size_t d = 0; d < shape.size(); ++d) extent[d] = std::min(shape[d], cast.shape()[d]);
-  zarr::CopyBox(cast.bytes().data(), cast.shape(), origin, out.mutable_bytes().data(), shape, origin, extent,
+  CopyBox(cast.bytes().data(), cast.shape(), origin, out.mutable_bytes().data(), shape, origin, extent,
                 ItemSize(dtype));
   return out;
 }
@@ -129,6 +130,35 @@ struct ItemReader {
     }
   }
 
+  // The boxes a ShardedArraySpec asks for, each read from only the chunks it overlaps.
+  Tree ReadBoxes(const std::string& param, const Tree* held, const std::optional<zarr::ZarrMetadata>& zmeta,
+                 const ShardedArraySpec& spec, const RestoreArgs* restore_args, bool strict) {
+    const Shape stored_shape = held ? held->array().shape() : zmeta->shape;
+    if (spec.global_shape != stored_shape && (strict || spec.global_shape.size() != stored_shape.size())) {
+      throw InvalidArgumentError("parameter " + param + ": the checkpoint holds shape " + ShapeToString(stored_shape) +
+                                 " but the target asks for global shape " + ShapeToString(spec.global_shape) +
+                                 (strict ? " (restore with strict=false to pad or truncate)" : ""));
+    }
+    const DType dtype = restore_args && restore_args->dtype ? *restore_args->dtype : spec.dtype;
+    std::vector<Shard> shards;
+    for (const Box& box : spec.boxes) {
+      Array data = held ? FitArray(held->array(), stored_shape, dtype)  // (legacy aggregates: whole arrays only)
+                        : zarr::ReadZarrRegion(*store, param, *zmeta, box.origin, box.shape, dtype);
+      if (held) {
+        Array cut = Array::Zeros(dtype, box.shape);
+        Shape extent(box.shape.size());
+        for (size_t d = 0; d < extent.size(); ++d) {
+          extent[d] = std::max<int64_t>(0, std::min(box.shape[d], stored_shape[d] - box.origin[d]));
+        }
+        CopyBox(data.bytes().data(), stored_shape, box.origin, cut.mutable_bytes().data(), box.shape,
+                Shape(box.shape.size(), 0), extent, ItemSize(dtype));
+        data = std::move(cut);
+      }
+      shards.push_back(Shard{box, 0, std::move(data)});
+    }
+    return Tree(ShardedArray(dtype, spec.global_shape, std::move(shards)));
+  }
+
   // The legacy msgpack aggregate file's tree; None when there is no such file.
   const Tree& Aggregate() {
     std::call_once(aggregate_once, [&] {
@@ -158,6 +188,36 @@ struct ItemReader {
       }
     }
     return *node;
+  }
+
+  // `_sharding` and `array_metadatas/process_*`, when present: read, checked for form, and held against the
+  // zarr metadata of every array restored.
+  void LoadArrayFacts() {
+    std::call_once(facts_once, [&] {
+      auto sharding_path = dir / md::kShardingFile;
+      if (fs->Exists(sharding_path)) shardings = md::DecodeSharding(fs->ReadFile(sharding_path), sharding_path.string());
+      auto metadatas_dir = dir / md::kArrayMetadatasDir;
+      if (fs->IsDirectory(metadatas_dir)) {
+        for (const auto& name : fs->ListDir(metadatas_dir)) {
+          auto path = metadatas_dir / name;
+          for (auto& [param, entry] : md::DecodeArrayMetadatas(fs->ReadFile(path), path.string())) {
+            array_facts[param] = {std::move(entry), path.string()};
+          }
+        }
+      }
+    });
+  }
+
+  void CheckArrayFacts(const std::string& param, const zarr::ZarrMetadata& zmeta) {
+    LoadArrayFacts();
+    auto it = array_facts.find(param);
+    if (it == array_facts.end()) return;
+    const auto& [entry, file] = it->second;
+    if (entry.chunk_shape.size() != zmeta.shape.size() || entry.write_shape.size() != zmeta.shape.size()) {
+      throw CorruptionError(file + ": parameter " + param + " has write shape " + ShapeToString(entry.write_shape) +
+                            " and chunk shape " + ShapeToString(entry.chunk_shape) + ", which do not fit its rank-" +
+                            std::to_string(zmeta.shape.size()) + " zarr array");
+    }
   }
 
   const nlohmann::json& Strings() {
@@ -200,7 +260,16 @@ struct ItemReader {
       if (!held->is_array()) throw CorruptionError("parameter " + param + " in the aggregate file is not an array");
     }
     std::optional<zarr::ZarrMetadata> zmeta;
-    if (!held) zmeta = zarr::ReadZarrMetadata(*store, param);
+    if (!held) {
+      zmeta = zarr::ReadZarrMetadata(*store, param);
+      CheckArrayFacts(param, *zmeta);
+    }
+    if (target.is_sharded_spec()) return ReadBoxes(param, held, zmeta, target.sharded_spec(), restore_args, strict);
+    if (target.is_sharded_array()) {  // a sharded array as the target: its boxes and dtype
+      ShardedArraySpec spec{target.sharded_array().dtype(), target.sharded_array().global_shape(), {}};
+      for (const Shard& shard : target.sharded_array().shards()) spec.boxes.push_back(shard.box);
+      return ReadBoxes(param, held, zmeta, spec, restore_args, strict);
+    }
     const Shape stored_shape = held ? held->array().shape() : zmeta->shape;
     Shape shape = stored_shape;
     DType dtype = held ? held->array().dtype() : zmeta->dtype;
@@ -238,6 +307,9 @@ struct ItemReader {
   nlohmann::json strings;
   std::once_flag aggregate_once;
   Tree aggregate;
+  std::once_flag facts_once;
+  std::map<std::string, nlohmann::json> shardings;
+  std::map<std::string, std::pair<md::ArrayMetadataEntry, std::string>> array_facts;
 };
 
 }  // namespace
@@ -261,25 +333,51 @@ Tree PyTreeCheckpointHandler::restore(const std::filesystem::path& directory, co
 
 void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const SaveRequest& request) {
   auto& file_system = fs();
-  const bool primary = multiprocessing_options().primary_host == 0;
+  // Orbax's division of labour: every process writes the unique shards it holds (replica 0) into its own
+  // `ocdbt.process_<i>/`; the primary also writes whole (unsharded) arrays, scalars, strings and every
+  // metadata file. All processes hold the same tree, so they agree on the metadata without talking.
+  const ProcessGroup& group = distributed::GroupOf(multiprocessing_options());
+  const int process = group.index();
+  const bool primary = distributed::IsPrimary(multiprocessing_options());
   const int64_t target_file_size = request.ocdbt_target_data_file_size.value_or(kDefaultTargetDataFileSize);
-  auto store = handlers::OpenArrayStoreForWrite(fs_ptr(), directory, options_, /*process_index=*/0,
+  auto store = handlers::OpenArrayStoreForWrite(fs_ptr(), directory, options_, process,
                                                 request.ocdbt_target_data_file_size);
 
   md::TreeMetadata tree_metadata;
   tree_metadata.use_ocdbt = options_.use_ocdbt;
   tree_metadata.use_zarr3 = options_.use_zarr3;
   tree_metadata.custom_metadata = request.custom_metadata;
-  std::vector<std::string> array_params;
-  std::vector<md::ArrayMetadataEntry> array_metadatas;
+  std::vector<std::pair<std::string, std::string>> shardings;  // param -> `_sharding` value
+  std::vector<md::ArrayMetadataEntry> array_metadatas;          // this process's `array_metadatas/process_<i>`
   nlohmann::ordered_json strings = nlohmann::ordered_json::object();
   std::set<std::string> params_seen;
   struct ArrayWrite {
     std::string param;
     zarr::ZarrMetadata metadata;
-    Array array;
+    Array data;            // one box of the array (the whole array for unsharded leaves)
+    Shape origin;          // where the box starts
+    bool write_metadata;   // the array's `.zarray`/`zarr.json` goes with this write
   };
   std::vector<ArrayWrite> writes;
+
+  auto zarr_metadata = [&](const std::string& param, DType dtype, const Shape& global, const Shape& write_shape) {
+    const SaveArgs* save_args = FindArgs(request.save_args, param);
+    std::optional<int64_t> chunk_target = save_args ? save_args->chunk_byte_size : std::nullopt;
+    if (chunk_target) chunk_target = std::min(*chunk_target, target_file_size);
+    else if (static_cast<int64_t>(NumBytes(dtype, write_shape)) > target_file_size) chunk_target = target_file_size;
+    zarr::ZarrMetadata zmeta;
+    zmeta.format = options_.use_zarr3 ? zarr::ZarrFormat::kV3 : zarr::ZarrFormat::kV2;
+    zmeta.dtype = dtype;
+    zmeta.shape = global;
+    // A divisor of the shard shape, so that every process's boxes tile the chunk grid.
+    zmeta.chunks = zarr::ChooseChunkShape(global, write_shape, dtype, chunk_target);
+    if (options_.use_compression) zmeta.zstd_level = options_.use_zarr3 ? 3 : 1;
+    return zmeta;
+  };
+  auto stored_dtype = [&](const std::string& param, DType dtype) {
+    const SaveArgs* save_args = FindArgs(request.save_args, param);
+    return save_args && save_args->dtype ? *save_args->dtype : dtype;
+  };
 
   for (const auto& [path, leaf] : request.item.Flatten(/*include_empty_nodes=*/true)) {
     CheckKey(path);
@@ -297,49 +395,66 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
       case Tree::Kind::kPlaceholder: entry.value_type = md::kPlaceholderType; entry.skip_deserialize = true; break;
       case Tree::Kind::kString: entry.value_type = md::kString; strings[param] = leaf.string(); break;
       case Tree::Kind::kArraySpec:
-        throw InvalidArgumentError("parameter " + param + " is an ArraySpec, which has no data to save");
+      case Tree::Kind::kShardedArraySpec:
+        throw InvalidArgumentError("parameter " + param + " is a spec, which has no data to save");
       case Tree::Kind::kScalar:
       case Tree::Kind::kArray: {
         const bool scalar = leaf.is_scalar();
         Array array = scalar ? ScalarToArray(leaf.scalar_value()) : leaf.array();
-        const SaveArgs* save_args = FindArgs(request.save_args, param);
-        const DType dtype = save_args && save_args->dtype ? *save_args->dtype : array.dtype();
-        std::optional<int64_t> chunk_target = save_args ? save_args->chunk_byte_size : std::nullopt;
-        if (chunk_target) chunk_target = std::min(*chunk_target, target_file_size);
-        else if (static_cast<int64_t>(NumBytes(dtype, array.shape())) > target_file_size) chunk_target = target_file_size;
-        zarr::ZarrMetadata zmeta;
-        zmeta.format = options_.use_zarr3 ? zarr::ZarrFormat::kV3 : zarr::ZarrFormat::kV2;
-        zmeta.dtype = dtype;
-        zmeta.shape = array.shape();
-        zmeta.chunks = zarr::ChooseChunkShape(array.shape(), array.shape(), dtype, chunk_target);
-        if (options_.use_compression) zmeta.zstd_level = options_.use_zarr3 ? 3 : 1;
+        zarr::ZarrMetadata zmeta = zarr_metadata(param, stored_dtype(param, array.dtype()), array.shape(), array.shape());
         entry.value_type = scalar ? md::kScalar : md::kJaxArray;
         if (!scalar) {
           entry.write_shape = array.shape();
-          array_params.push_back(param);
-          array_metadatas.push_back({param, array.shape(), zmeta.chunks});
+          shardings.emplace_back(param, md::kSingleDeviceShardingJson);
+          if (primary) array_metadatas.push_back({param, array.shape(), zmeta.chunks});
         }
-        writes.push_back({param, std::move(zmeta), std::move(array)});
+        if (primary) {
+          Shape origin(array.shape().size(), 0);
+          writes.push_back({param, std::move(zmeta), std::move(array), std::move(origin), true});
+        }
+        break;
+      }
+      case Tree::Kind::kShardedArray: {
+        const ShardedArray& sharded = leaf.sharded_array();
+        // Every process must derive the same write shape: take it from the sharding when there is one.
+        Shape write_shape = sharded.sharding()   ? sharded.sharding()->BoxFor(sharded.global_shape(), 0).shape
+                            : !sharded.shards().empty() ? sharded.shards().front().box.shape
+                                                        : sharded.global_shape();
+        zarr::ZarrMetadata zmeta =
+            zarr_metadata(param, stored_dtype(param, sharded.dtype()), sharded.global_shape(), write_shape);
+        entry.value_type = md::kJaxArray;
+        entry.write_shape = write_shape;
+        if (sharded.sharding()) shardings.emplace_back(param, sharded.sharding()->ToOrbaxJson());
+        bool metadata_written = false;
+        for (const Shard& shard : sharded.shards()) {
+          if (shard.replica_id != 0) continue;  // another process writes this box
+          array_metadatas.push_back({param, shard.box.shape, zmeta.chunks});
+          writes.push_back({param, zmeta, shard.data, shard.box.origin, primary && !metadata_written});
+          metadata_written = metadata_written || primary;
+        }
+        if (primary && !metadata_written) writes.push_back({param, zmeta, Array(), {}, true});
         break;
       }
     }
     tree_metadata.entries.push_back(std::move(entry));
   }
-  // Encode (cast, compress) and write the arrays in parallel; each worker holds one chunk at a time, so the
-  // bytes in flight stay within (threads x chunk size) on top of the arrays themselves.
+  // Encode (cast, compress) and write in parallel; each worker holds one chunk at a time, so the bytes in
+  // flight stay within (threads x chunk size) on top of the arrays themselves.
   ParallelFor(writes.size(), [&](size_t i) {
     const ArrayWrite& w = writes[i];
-    const Array data = w.array.dtype() == w.metadata.dtype ? w.array : w.array.Cast(w.metadata.dtype);
-    zarr::WriteZarrArray(*store, w.param, w.metadata, data);
+    if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata);
+    if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
+    const Array data = w.data.dtype() == w.metadata.dtype ? w.data : w.data.Cast(w.metadata.dtype);
+    zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin);
   });
   store->Flush();
 
   file_system.CreateDirs(directory / md::kArrayMetadatasDir);
-  file_system.WriteFile(directory / md::kArrayMetadatasDir / "process_0", md::EncodeArrayMetadatas(array_metadatas),
-                        /*sync=*/true);
+  file_system.WriteFile(directory / md::kArrayMetadatasDir / ("process_" + std::to_string(process)),
+                        md::EncodeArrayMetadatas(array_metadatas), /*sync=*/true);
   if (primary) {
     if (!strings.empty()) file_system.WriteFile(directory / kStringsFile, strings.dump(), /*sync=*/true);
-    file_system.WriteFile(directory / md::kShardingFile, md::EncodeSingleDeviceSharding(array_params), /*sync=*/true);
+    file_system.WriteFile(directory / md::kShardingFile, md::EncodeShardingFile(shardings), /*sync=*/true);
     file_system.WriteFile(directory / md::kTreeMetadataFile, md::EncodeTreeMetadata(tree_metadata), /*sync=*/true);
   }
 }

@@ -79,6 +79,21 @@ void DirectoryKvStore::ListRecursive(const std::filesystem::path& dir, const std
   }
 }
 
+std::optional<std::string> DirectoryKvStore::ReadRange(std::string_view key, uint64_t offset, uint64_t length) {
+  ValidateKey(key);
+  const auto path = root_ / std::string(key);
+  auto info = fs_->Stat(path);
+  if (!info || info->is_directory) return std::nullopt;
+  auto file = fs_->OpenForRead(path);
+  if (offset > file->Size() || length > file->Size() - offset) {
+    throw InvalidArgumentError("range [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                               ") is outside the " + std::to_string(file->Size()) + "-byte file " + path.string());
+  }
+  std::string out(length, '\0');
+  if (length) file->ReadAt(offset, length, out.data());
+  return out;
+}
+
 std::vector<std::string> DirectoryKvStore::ListKeys(std::string_view prefix) {
   std::vector<std::string> keys;
   if (!fs_->IsDirectory(root_)) return keys;

@@ -25,6 +25,8 @@ class DirectoryKvStore final : public KvStore {
 
   // nullopt when no file is at the key (a directory is not a value).
   std::optional<std::string> Read(std::string_view key) override;
+  // Reads only the range from the file.
+  std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;
   // InvalidArgumentError for an empty, absolute or NUL-containing key, or one with an empty, "." or ".." segment.
   void Write(std::string_view key, std::string value) override;
   // Every file below the root whose key starts with `prefix`, sorted by byte order. A missing root lists nothing.

@@ -17,4 +17,15 @@ bool KvStore::ReadInto(std::string_view key, char* out, size_t size) {
   return true;
 }
 
+std::optional<std::string> KvStore::ReadRange(std::string_view key, uint64_t offset, uint64_t length) {
+  auto value = Read(key);
+  if (!value) return std::nullopt;
+  if (offset > value->size() || length > value->size() - offset) {
+    throw InvalidArgumentError("range [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                               ") is outside the " + std::to_string(value->size()) + "-byte value of key '" +
+                               std::string(key) + "' in " + Describe());
+  }
+  return value->substr(offset, length);
+}
+
 }  // namespace cairn::kvstore

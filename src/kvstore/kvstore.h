@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,9 @@ class KvStore {
   // land uncompressed chunks in their destination without an intermediate copy. false when the key is absent;
   // a value of another size is a CorruptionError naming the key.
   virtual bool ReadInto(std::string_view key, char* out, size_t size);
+  // `length` bytes of the value of `key` from `offset`; nullopt when the key is absent, InvalidArgumentError when
+  // the range is not inside the value. Restores use it to read only the rows of a chunk a box needs.
+  virtual std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length);
   // Stores a value. Safe to call from several threads at once. Writes may be buffered until Flush().
   virtual void Write(std::string_view key, std::string value) = 0;
   // Write() from bytes the caller keeps alive for the duration of the call: stores that put large values

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cairn/error.h"
 #include "metadata/python_json.h"
 
 namespace cairn::metadata {
@@ -24,12 +25,17 @@ std::string UrlSafeBase64(std::string_view data) {
   return out;
 }
 
-std::string EncodeSingleDeviceSharding(const std::vector<std::string>& param_names) {
+std::string EncodeShardingFile(const std::vector<std::pair<std::string, std::string>>& shardings) {
   // The outer object is compact and each value is a JSON string holding json.dumps' output, as in the fixtures.
-  const std::string sharding = R"({"sharding_type": "SingleDeviceSharding", "device_str": "cpu:0"})";
   nlohmann::ordered_json doc = nlohmann::ordered_json::object();
-  for (const auto& name : param_names) doc[UrlSafeBase64(name)] = sharding;
+  for (const auto& [name, sharding] : shardings) doc[UrlSafeBase64(name)] = sharding;
   return doc.dump(-1, ' ', /*ensure_ascii=*/true);
+}
+
+std::string EncodeSingleDeviceSharding(const std::vector<std::string>& param_names) {
+  std::vector<std::pair<std::string, std::string>> shardings;
+  for (const auto& name : param_names) shardings.emplace_back(name, kSingleDeviceShardingJson);
+  return EncodeShardingFile(shardings);
 }
 
 std::string EncodeArrayMetadatas(const std::vector<ArrayMetadataEntry>& entries) {
@@ -43,6 +49,77 @@ std::string EncodeArrayMetadatas(const std::vector<ArrayMetadataEntry>& entries)
     list.push_back({{"array_metadata", metadata}});
   }
   return PythonJsonDumps({{"array_metadatas", list}});
+}
+
+std::string UrlSafeBase64Decode(std::string_view text, const std::string& what) {
+  auto value = [&](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-' || c == '+') return 62;
+    if (c == '_' || c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  uint32_t bits = 0;
+  int count = 0;
+  for (char c : text) {
+    if (c == '=') break;
+    int v = value(c);
+    if (v < 0) throw CorruptionError(what + ": \"" + std::string(text) + "\" is not base64");
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    count += 6;
+    if (count >= 8) {
+      count -= 8;
+      out.push_back(static_cast<char>((bits >> count) & 0xff));
+    }
+  }
+  return out;
+}
+
+std::map<std::string, nlohmann::json> DecodeSharding(std::string_view text, const std::string& what) {
+  nlohmann::json doc = ParseJson(text, what);
+  if (!doc.is_object()) throw CorruptionError(what + " is not a JSON object");
+  std::map<std::string, nlohmann::json> out;
+  for (const auto& [key, value] : doc.items()) {
+    if (!value.is_string()) throw CorruptionError(what + ": the sharding of " + key + " is not a JSON string");
+    nlohmann::json sharding = ParseJson(value.get<std::string>(), what + " (sharding of " + key + ")");
+    if (!sharding.is_object() || !sharding.contains("sharding_type") || !sharding["sharding_type"].is_string()) {
+      throw CorruptionError(what + ": the sharding of " + key + " has no \"sharding_type\"");
+    }
+    out[UrlSafeBase64Decode(key, what)] = std::move(sharding);
+  }
+  return out;
+}
+
+std::map<std::string, ArrayMetadataEntry> DecodeArrayMetadatas(std::string_view text, const std::string& what) {
+  nlohmann::json doc = ParseJson(text, what);
+  if (!doc.is_object() || !doc.contains("array_metadatas") || !doc["array_metadatas"].is_array()) {
+    throw CorruptionError(what + " has no \"array_metadatas\" list");
+  }
+  auto shape = [&](const nlohmann::json& value, const std::string& field) {
+    Shape out;
+    if (!value.is_array()) throw CorruptionError(what + ": \"" + field + "\" is not a list");
+    for (const auto& dim : value) {
+      if (!dim.is_number_integer() || dim.get<int64_t>() < 0) throw CorruptionError(what + ": bad \"" + field + "\"");
+      out.push_back(dim.get<int64_t>());
+    }
+    return out;
+  };
+  std::map<std::string, ArrayMetadataEntry> out;
+  for (const auto& item : doc["array_metadatas"]) {
+    if (!item.is_object() || !item.contains("array_metadata") || !item["array_metadata"].is_object()) {
+      throw CorruptionError(what + ": an entry has no \"array_metadata\" object");
+    }
+    const auto& m = item["array_metadata"];
+    if (!m.contains("param_name") || !m["param_name"].is_string()) throw CorruptionError(what + ": no \"param_name\"");
+    ArrayMetadataEntry entry;
+    entry.param_name = m["param_name"].get<std::string>();
+    entry.write_shape = shape(m.value("write_shape", nlohmann::json()), "write_shape");
+    entry.chunk_shape = shape(m.value("chunk_shape", nlohmann::json()), "chunk_shape");
+    out[entry.param_name] = std::move(entry);
+  }
+  return out;
 }
 
 }  // namespace cairn::metadata

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cairn/array.h"
 
 namespace cairn::metadata {
@@ -15,7 +17,12 @@ inline constexpr const char* kArrayMetadatasDir = "array_metadatas";
 // URL-safe base64 with padding, as Python's base64.urlsafe_b64encode: `_sharding` keys ("YQ==" for "a").
 std::string UrlSafeBase64(std::string_view data);
 
-// `_sharding` for arrays held whole by one process: Orbax's SingleDeviceSharding on "cpu:0".
+// Orbax's sharding of an array held whole by one process: SingleDeviceSharding on "cpu:0".
+inline constexpr const char* kSingleDeviceShardingJson =
+    R"({"sharding_type": "SingleDeviceSharding", "device_str": "cpu:0"})";
+// `_sharding`: (parameter name, sharding JSON text) pairs, in order.
+std::string EncodeShardingFile(const std::vector<std::pair<std::string, std::string>>& shardings);
+// `_sharding` for arrays held whole by one process.
 std::string EncodeSingleDeviceSharding(const std::vector<std::string>& param_names);
 
 struct ArrayMetadataEntry {
@@ -25,5 +32,13 @@ struct ArrayMetadataEntry {
 };
 // `array_metadatas/process_<i>`.
 std::string EncodeArrayMetadatas(const std::vector<ArrayMetadataEntry>& entries);
+
+// Reading them back. Both are optional (Orbax's fixtures have variants without them); when present they must be
+// well formed, or a CorruptionError names the file.
+//   `_sharding`: parameter name -> the sharding's JSON object (keys are decoded from base64).
+std::map<std::string, nlohmann::json> DecodeSharding(std::string_view text, const std::string& what);
+//   `array_metadatas/process_<i>`: parameter name -> its entry.
+std::map<std::string, ArrayMetadataEntry> DecodeArrayMetadatas(std::string_view text, const std::string& what);
+std::string UrlSafeBase64Decode(std::string_view text, const std::string& what);
 
 }  // namespace cairn::metadata

@@ -5,7 +5,7 @@
 
 #include "cairn/error.h"
 #include "core/crc32c.h"
-#include "zarr/box_copy.h"
+#include "core/box_copy.h"
 #include "zarr/zstd_codec.h"
 
 namespace cairn::zarr {
@@ -13,11 +13,6 @@ namespace {
 
 constexpr uint64_t kMissing = ~uint64_t{0};
 
-std::vector<int64_t> GridShape(const ZarrMetadata& m) {
-  std::vector<int64_t> grid(m.shape.size());
-  for (size_t d = 0; d < m.shape.size(); ++d) grid[d] = (m.shape[d] + m.chunks[d] - 1) / m.chunks[d];
-  return grid;
-}
 
 // Calls fn(grid_index) for every chunk index in [lo, hi) per dimension, in C order.
 template <typename Fn>
@@ -100,34 +95,64 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
 
 }  // namespace
 
+void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m) {
+  store.Write(param + "/" + m.MetadataKey(), EncodeZarrMetadata(m));
+}
+
+void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data,
+                     const Shape& origin) {
+  const size_t rank = m.shape.size();
+  bool fits = data.dtype() == m.dtype && data.rank() == static_cast<int64_t>(rank) && origin.size() == rank;
+  for (size_t d = 0; fits && d < rank; ++d) {
+    const int64_t end = origin[d] + data.shape()[d];
+    // The box starts on a chunk boundary and ends on one, or at the array's edge: chunks never straddle boxes.
+    fits = origin[d] >= 0 && origin[d] % m.chunks[d] == 0 && end <= m.shape[d] &&
+           (end == m.shape[d] || end % m.chunks[d] == 0);
+  }
+  if (!fits) {
+    throw InvalidArgumentError("parameter " + param + ": a " + std::string(DTypeName(data.dtype())) +
+                               ShapeToString(data.shape()) + " box at " + ShapeToString(origin) +
+                               " does not tile the chunk grid " + ShapeToString(m.chunks) + " of " +
+                               std::string(DTypeName(m.dtype)) + ShapeToString(m.shape));
+  }
+  const size_t item = ItemSize(m.dtype);
+  const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
+  if (m.format == ZarrFormat::kV2 && !m.zstd_level && m.chunks == data.shape()) {
+    // One uncompressed chunk holding exactly the box: its bytes are the chunk, written without a copy.
+    std::vector<int64_t> index(rank);
+    for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
+    const auto bytes = data.bytes();
+    store.WriteView(param + "/" + m.ChunkKey(index),
+                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    return;
+  }
+  std::vector<int64_t> lo(rank), hi(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    lo[d] = origin[d] / m.chunks[d];
+    hi[d] = (origin[d] + data.shape()[d] + m.chunks[d] - 1) / m.chunks[d];
+  }
+  ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
+    std::string raw(chunk_bytes, '\0');  // zero padding beyond the array's edge
+    std::vector<int64_t> src(rank), extent(rank), zero(rank, 0);
+    for (size_t d = 0; d < rank; ++d) {
+      const int64_t chunk_origin = index[d] * m.chunks[d];
+      src[d] = chunk_origin - origin[d];
+      extent[d] = std::min(m.chunks[d], m.shape[d] - chunk_origin);
+    }
+    CopyBox(data.bytes().data(), data.shape(), src, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
+            item);
+    store.Write(param + "/" + m.ChunkKey(index), EncodeChunk(m, std::move(raw)));
+  });
+}
+
 void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data) {
   if (data.dtype() != m.dtype || data.shape() != m.shape) {
     throw InvalidArgumentError("parameter " + param + ": array " + std::string(DTypeName(data.dtype())) +
                                ShapeToString(data.shape()) + " does not match its zarr metadata " +
                                std::string(DTypeName(m.dtype)) + ShapeToString(m.shape));
   }
-  store.Write(param + "/" + m.MetadataKey(), EncodeZarrMetadata(m));
-  const size_t item = ItemSize(m.dtype);
-  const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
-  const auto grid = GridShape(m);
-  if (m.format == ZarrFormat::kV2 && !m.zstd_level && m.chunks == m.shape) {
-    // One uncompressed chunk holding exactly the array: its bytes are the chunk, written without a copy.
-    const auto bytes = data.bytes();
-    store.WriteView(param + "/" + m.ChunkKey(std::vector<int64_t>(grid.size(), 0)),
-                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-    return;
-  }
-  ForEachChunk(std::vector<int64_t>(grid.size(), 0), grid, [&](const std::vector<int64_t>& index) {
-    std::string raw(chunk_bytes, '\0');  // zero padding beyond the array's edge
-    std::vector<int64_t> origin(index.size()), extent(index.size()), zero(index.size(), 0);
-    for (size_t d = 0; d < index.size(); ++d) {
-      origin[d] = index[d] * m.chunks[d];
-      extent[d] = std::min(m.chunks[d], m.shape[d] - origin[d]);
-    }
-    CopyBox(data.bytes().data(), m.shape, origin, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
-            item);
-    store.Write(param + "/" + m.ChunkKey(index), EncodeChunk(m, std::move(raw)));
-  });
+  WriteZarrMetadata(store, param, m);
+  WriteZarrChunks(store, param, m, data, Shape(m.shape.size(), 0));
 }
 
 ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param) {
@@ -183,11 +208,8 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string what = "chunk " + key + " in " + store.Describe();
-    auto stored = store.Read(key);
-    if (!stored) throw CorruptionError(what + " is missing");
-    bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
-    if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     std::vector<int64_t> src_origin(rank), dst_origin(rank), extent(rank);
+    bool whole_chunk = true;
     for (size_t d = 0; d < rank; ++d) {
       int64_t chunk_begin = index[d] * m.chunks[d];
       int64_t begin = std::max({chunk_begin, origin[d], int64_t{0}});
@@ -195,6 +217,30 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       src_origin[d] = begin - chunk_begin;
       dst_origin[d] = begin - origin[d];
       extent[d] = end - begin;
+      whole_chunk = whole_chunk && extent[d] == m.chunks[d];
+    }
+    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level) {
+      // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
+      // cuts the chunk along its first dimension, exactly the bytes needed). The rest of `chunk` is not used.
+      uint64_t first = 0, last = 0;
+      for (size_t d = 0; d < rank; ++d) {
+        first = first * static_cast<uint64_t>(m.chunks[d]) + static_cast<uint64_t>(src_origin[d]);
+        last = last * static_cast<uint64_t>(m.chunks[d]) + static_cast<uint64_t>(src_origin[d] + extent[d] - 1);
+      }
+      const uint64_t offset = first * item, length = (last - first + 1) * item;
+      std::optional<std::string> span;
+      try {
+        span = store.ReadRange(key, offset, length);
+      } catch (const InvalidArgumentError&) {
+        throw CorruptionError(what + " is shorter than the " + std::to_string(chunk_bytes) + " bytes it must hold");
+      }
+      if (!span) throw CorruptionError(what + " is missing");
+      std::memcpy(chunk.data() + offset, span->data(), span->size());
+    } else {
+      auto stored = store.Read(key);
+      if (!stored) throw CorruptionError(what + " is missing");
+      bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
+      if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     }
     const char* src = chunk.data();
     if (cast) {

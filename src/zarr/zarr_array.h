@@ -14,6 +14,14 @@ namespace cairn::zarr {
 void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
                     const Array& data);
 
+// The two halves of WriteZarrArray, for arrays written by several processes: the metadata (written once, by
+// the primary process) and the chunks of one box of the array (`data` placed at `origin`). The box must start
+// on a chunk boundary and end on one or at the array's edge, as every box of a NamedSharding does when the
+// chunk shape divides the shard shape.
+void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata);
+void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
+                     const Array& data, const Shape& origin);
+
 // Reads `<param>/.zarray`, or `<param>/zarr.json` when there is none. NotFoundError naming the parameter
 // when neither exists.
 ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param);

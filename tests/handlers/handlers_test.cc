@@ -307,3 +307,28 @@ TEST(CompositeCheckpointHandler, RestoresWithoutArgsFromStepMetadata) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(PyTreeCheckpointHandler, ShardingAndArrayMetadatasAreReadWhenPresent) {
+  cairn::testing::TempDir dir;
+  Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>());
+  Tree state = Tree::Dict({{"w", cairn::testing::Iota({4, 4})}});
+  ckptr.save(dir / "1", args::StandardSave{state});
+  auto fs = FileSystem::Default();
+  const std::string sharding = fs->ReadFile(dir / "1/_sharding");
+  fs->WriteFile(dir / "1/_sharding", R"({"dw==": 7})");
+  EXPECT_THROW(ckptr.restore(dir / "1"), CorruptionError);
+  fs->WriteFile(dir / "1/_sharding", sharding);
+  fs->WriteFile(dir / "1/array_metadatas/process_0",
+                R"({"array_metadatas": [{"array_metadata": {"param_name": "w", "write_shape": [16], "chunk_shape": [16]}}]})");
+  EXPECT_THROW(ckptr.restore(dir / "1"), CorruptionError);
+  // Absent, they are not needed.
+  fs->RemoveAll(dir / "1/array_metadatas");
+  fs->RemoveFile(dir / "1/_sharding");
+  EXPECT_EQ(ckptr.restore(dir / "1"), state);
+}
+
+}  // namespace
+}  // namespace cairn

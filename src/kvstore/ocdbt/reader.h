@@ -40,7 +40,7 @@ class OcdbtReader final : public KvStore {
   // Bytes [offset, offset + length) of a value; nullopt when the key is absent, InvalidArgumentError when the range
   // runs past the value's end.
   bool ReadInto(std::string_view key, char* out, size_t size) override;
-  std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length);
+  std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;
   std::optional<uint64_t> ValueSize(std::string_view key);
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
   // A reader is read-only: both throw InvalidArgumentError.

@@ -1,8 +1,8 @@
-#include "zarr/box_copy.h"
+#include "core/box_copy.h"
 
 #include <cstring>
 
-namespace cairn::zarr {
+namespace cairn {
 
 void CopyBox(const std::byte* src, const std::vector<int64_t>& src_shape, const std::vector<int64_t>& src_origin,
              std::byte* dst, const std::vector<int64_t>& dst_shape, const std::vector<int64_t>& dst_origin,
@@ -43,4 +43,4 @@ void CopyBox(const std::byte* src, const std::vector<int64_t>& src_shape, const 
   }
 }
 
-}  // namespace cairn::zarr
+}  // namespace cairn

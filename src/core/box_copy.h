@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace cairn::zarr {
+namespace cairn {
 
 // Copies the box of `extent` starting at `src_origin` in `src` (of `src_shape`) to `dst_origin` in `dst` (of
 // `dst_shape`). All vectors have the same rank; the caller guarantees both boxes lie inside their buffers.
@@ -14,4 +14,4 @@ void CopyBox(const std::byte* src, const std::vector<int64_t>& src_shape, const 
              std::byte* dst, const std::vector<int64_t>& dst_shape, const std::vector<int64_t>& dst_origin,
              const std::vector<int64_t>& extent, size_t item_size);
 
-}  // namespace cairn::zarr
+}  // namespace cairn
