@@ -43,10 +43,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cairn/cairn.h"
-#if CAIRN_BENCH_HAVE_ASYNC
 #include "cairn/async_checkpointer.h"
-#endif
+#include "cairn/cairn.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -403,7 +401,6 @@ cairn::Tree OwnedTree(const Layout& layout) {
   return cairn::Tree::FromFlat(leaves);
 }
 
-#if CAIRN_BENCH_HAVE_ASYNC
 // The same bytes handed over as shared immutable buffers (no copy: each aliases the owned array it came from).
 cairn::Tree SharedTree(const Layout& layout) {
   std::vector<std::pair<cairn::KeyPath, cairn::Tree>> leaves;
@@ -414,7 +411,6 @@ cairn::Tree SharedTree(const Layout& layout) {
   }
   return cairn::Tree::FromFlat(leaves);
 }
-#endif
 
 // ---------------------------------------------------------------------------------------------------------------
 // Measurement records
@@ -658,7 +654,6 @@ json Restore(const Layout& layout, const fs::path& dir, int reps, bool cold, boo
   return m;
 }
 
-#if CAIRN_BENCH_HAVE_ASYNC
 json AsyncSave(const Options& o, const Layout& layout, const cairn::Tree& state, const fs::path& dir,
                const std::string& label) {
   std::vector<double> blocked, commit;
@@ -688,7 +683,6 @@ json AsyncSave(const Options& o, const Layout& layout, const cairn::Tree& state,
          {"rss", rss.Finish()}};
   return m;
 }
-#endif
 
 }  // namespace
 
@@ -732,14 +726,12 @@ int main(int argc, char** argv) {
                       {"fs_type", fstype},
                       {"reps", o.reps},
                       {"cores", std::thread::hardware_concurrency()},
-                      {"euid", ::geteuid()},
-                      {"async_built", bool(CAIRN_BENCH_HAVE_ASYNC)}};
+                      {"euid", ::geteuid()}}};
 
   const cairn::Tree state = OwnedTree(layout);
 
   // Async first, while the process holds little besides the state, so that its RSS is easy to read.
   if (HasPhase(o, "async")) {
-#if CAIRN_BENCH_HAVE_ASYNC
     // Shared first: it is the phase whose RSS target is absolute (state + 256 MiB), so it runs while the
     // process holds nothing that an earlier phase left behind.
     json async;
@@ -751,10 +743,6 @@ int main(int argc, char** argv) {
     async["owned"] = AsyncSave(o, layout, state, o.dir / "cairn_async_owned", "owned");
     RemoveTree(o.dir / "cairn_async_owned");
     result["cairn"]["async"] = async;
-#else
-    result["cairn"]["async"] = {{"unavailable", "cairn_bench was built without the AsyncCheckpointer implementation"}};
-    Log("async: not built (the library has no AsyncCheckpointer implementation yet)");
-#endif
   }
 
   std::string cold_reason = o.cold ? "" : "--no-cold";
