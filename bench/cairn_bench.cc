@@ -726,7 +726,7 @@ int main(int argc, char** argv) {
                       {"fs_type", fstype},
                       {"reps", o.reps},
                       {"cores", std::thread::hardware_concurrency()},
-                      {"euid", ::geteuid()}}};
+                      {"euid", ::geteuid()}};
 
   const cairn::Tree state = OwnedTree(layout);
 
