@@ -53,3 +53,16 @@ install: build
 
 clean:
 	@rm -rf build build-asan build-tsan
+
+# The benchmark (not part of `make test`): cairn against the disk's floors and its peers (torch, numpy, zarr,
+# h5py) on one transformer-shaped state; prints a table, writes bench/results/latest.{json,png}.
+#   make bench BENCH_ARGS="--quick"   (256 MiB)   make bench BENCH_ARGS="--size-gib 1"   (see bench/run.py --help)
+BENCH_BUILD_DIR ?= build-bench
+BENCH_ARGS ?=
+.PHONY: bench
+bench:
+	@bash scripts/install-deps.sh --bench
+	@cmake -S . -B $(BENCH_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCAIRN_BUILD_BENCH=ON \
+	  -DCAIRN_BUILD_TESTS=OFF -DCAIRN_BUILD_EXAMPLES=OFF > /dev/null
+	@cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target cairn_bench
+	@/usr/bin/python3 bench/run.py --build-dir $(BENCH_BUILD_DIR) $(BENCH_ARGS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package cairn's build, tests and examples need. Idempotent: when all packages are
 # already present it does nothing (no apt-get update, no network), so `make test` can call it every time.
+#   --bench   also the benchmark's peers and chart: python3-torch, python3-h5py, python3-matplotlib
 set -euo pipefail
 
 PACKAGES=(
@@ -10,6 +11,13 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin
   python3 python3-numpy python3-zarr python3-numcodecs
 )
+
+for arg in "$@"; do
+  case "$arg" in
+    --bench) PACKAGES+=(python3-torch python3-h5py python3-matplotlib) ;;
+    *) echo "install-deps: unknown option $arg (known: --bench)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -50,12 +50,14 @@ class Checkpointer : public AbstractCheckpointer {
 
  protected:
   const std::shared_ptr<CheckpointHandler>& shared_handler() const { return handler_; }
+  // InvalidArgumentError on a process that is not among active_processes: it takes no part in saves.
+  void RequireActive() const;
   Tree RestoreImpl(const std::filesystem::path& directory, const CheckpointArgs* args);
 
  private:
-
   std::shared_ptr<CheckpointHandler> handler_;  // shared with an AsyncCheckpointer's background save
   CheckpointerOptions options_;
+  bool active_ = true;  // among MultiprocessingOptions::active_processes (or there are none)
 };
 
 }  // namespace cairn

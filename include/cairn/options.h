@@ -19,7 +19,10 @@ namespace cairn {
 struct MultiprocessingOptions {
   // The process that creates and commits directories and writes the shared metadata.
   int primary_host = 0;
-  // Not supported yet: every process of `process_group` takes part (a non-empty value is rejected).
+  // The processes (indices in `process_group`) that take part in saves; the others do not call save at all, and
+  // a checkpointer built on one of them refuses to. The checkpointers of the active processes form a subgroup
+  // when they are constructed (so they must be constructed on every active process, in the same order). All
+  // processes: nullopt.
   std::optional<std::vector<int>> active_processes;
   // Prepended to every barrier key, so that two checkpointers sharing a group keep their barriers apart.
   std::optional<std::string> barrier_sync_key_prefix;

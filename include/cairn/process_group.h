@@ -26,6 +26,12 @@ class ProcessGroup {
   virtual std::vector<std::string> AllGather(std::string_view data, const std::string& key,
                                              std::chrono::milliseconds timeout) = 0;
 
+  // The processes `members` (indices in this group, ascending, without repeats) as a group of their own, in
+  // which member members[k] has index k. Only the members call it, all with the same list, in the same order
+  // as their other calls on this group; the others carry on without waiting. InvalidArgumentError when this
+  // process is not among `members`.
+  virtual std::shared_ptr<ProcessGroup> Subgroup(const std::vector<int>& members) = 0;
+
   // Returns once every process has reached the barrier `key`.
   virtual void Barrier(const std::string& key, std::chrono::milliseconds timeout) { AllGather({}, key, timeout); }
   // `data` from process `root`, on every process.

@@ -54,6 +54,7 @@ AsyncCheckpointer::~AsyncCheckpointer() {
 
 void AsyncCheckpointer::save(const std::filesystem::path& directory, const CheckpointArgs& args,
                              const SaveOptions& save_options) {
+  RequireActive();
   wait_until_finished();  // one save at a time; a failure of the previous one surfaces here
   const auto fs = options().file_system;
   checkpoint::SavePlan plan;

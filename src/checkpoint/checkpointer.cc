@@ -17,13 +17,23 @@ Checkpointer::Checkpointer(std::unique_ptr<CheckpointHandler> handler, Checkpoin
     : handler_(std::move(handler)), options_(std::move(options)) {
   if (!handler_) throw InvalidArgumentError("Checkpointer needs a handler");
   if (!options_.file_system) options_.file_system = FileSystem::Default();
+  // A subset of the processes saves together: they get a group of their own (collective over them only).
+  options_.multiprocessing_options = distributed::ResolveActiveProcesses(options_.multiprocessing_options, &active_);
   handler_->Configure(options_.file_system, options_.multiprocessing_options, options_.file_options);
 }
 
 Checkpointer::~Checkpointer() = default;
 
+void Checkpointer::RequireActive() const {
+  if (!active_) {
+    throw InvalidArgumentError("process " + std::to_string(distributed::GroupOf(options_.multiprocessing_options).index()) +
+                               " is not among MultiprocessingOptions::active_processes: it takes no part in saves");
+  }
+}
+
 void Checkpointer::save(const std::filesystem::path& directory, const CheckpointArgs& args,
                         const SaveOptions& options) {
+  RequireActive();
   FileSystem& fs = *options_.file_system;
   checkpoint::SavePlan plan;
   distributed::Agree(options_.multiprocessing_options, "Checkpointer:save_start",

@@ -47,10 +47,6 @@ SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std:
   plan.custom_metadata = save_options.custom_metadata.is_null() ? nlohmann::json::object() : save_options.custom_metadata;
   plan.init_timestamp_nsecs = metadata::NowNanoseconds();
   plan.multiprocessing = options.multiprocessing_options;
-  if (plan.multiprocessing.active_processes && !plan.multiprocessing.active_processes->empty()) {
-    throw UnimplementedError("MultiprocessingOptions.active_processes is not supported yet: every process of the "
-                             "group takes part in a save");
-  }
   plan.primary = distributed::IsPrimary(plan.multiprocessing);
   return plan;
 }

@@ -1,5 +1,7 @@
 #include "distributed/agreement.h"
 
+#include <algorithm>
+
 #include "cairn/error.h"
 
 namespace cairn::distributed {
@@ -10,6 +12,28 @@ ProcessGroup& GroupOf(const MultiprocessingOptions& options) {
 }
 
 bool IsPrimary(const MultiprocessingOptions& options) { return GroupOf(options).index() == options.primary_host; }
+
+MultiprocessingOptions ResolveActiveProcesses(const MultiprocessingOptions& options, bool* active) {
+  *active = true;
+  if (!options.active_processes) return options;
+  std::vector<int> members = *options.active_processes;
+  std::sort(members.begin(), members.end());
+  ProcessGroup& group = GroupOf(options);
+  auto primary = std::find(members.begin(), members.end(), options.primary_host);
+  if (primary == members.end()) {
+    throw InvalidArgumentError("MultiprocessingOptions: primary_host " + std::to_string(options.primary_host) +
+                               " is not among active_processes");
+  }
+  if (std::find(members.begin(), members.end(), group.index()) == members.end()) {
+    *active = false;
+    return options;
+  }
+  MultiprocessingOptions resolved = options;
+  resolved.process_group = group.Subgroup(members);
+  resolved.primary_host = static_cast<int>(primary - members.begin());
+  resolved.active_processes.reset();
+  return resolved;
+}
 
 void Agree(const MultiprocessingOptions& options, const std::string& key, const std::function<void()>& step,
            bool run_here) {

@@ -15,6 +15,11 @@ namespace cairn::distributed {
 ProcessGroup& GroupOf(const MultiprocessingOptions& options);
 bool IsPrimary(const MultiprocessingOptions& options);
 
+// `options` with `active_processes` resolved: for a process among them, a subgroup of just those processes
+// (collective over them), with primary_host renumbered into it; `*active` tells whether this process is one.
+// Without active_processes, `options` as they are. InvalidArgumentError when the primary is not active.
+MultiprocessingOptions ResolveActiveProcesses(const MultiprocessingOptions& options, bool* active);
+
 // Runs `step` on this process (when `run_here`), then exchanges the outcome with every other process under
 // the barrier `key` (prefixed with barrier_sync_key_prefix). If this process failed, its own exception is
 // rethrown; if another failed, an AbortedError names it and its error; if a process does not arrive within

@@ -47,4 +47,21 @@ std::string DescribeKeys(const std::vector<std::string>& keys) {
   return out;
 }
 
+int CheckMembers(const std::vector<int>& members, int count, int index) {
+  if (members.empty()) throw InvalidArgumentError("a process subgroup needs at least one member");
+  int position = -1;
+  for (size_t k = 0; k < members.size(); ++k) {
+    if (members[k] < 0 || members[k] >= count || (k > 0 && members[k] <= members[k - 1])) {
+      throw InvalidArgumentError("subgroup members must be ascending process indices below " + std::to_string(count) +
+                                 ", got " + JoinIndices(members));
+    }
+    if (members[k] == index) position = static_cast<int>(k);
+  }
+  if (position < 0) {
+    throw InvalidArgumentError("process " + std::to_string(index) + " is not among the subgroup members " +
+                               JoinIndices(members));
+  }
+  return position;
+}
+
 }  // namespace cairn::distributed

@@ -20,4 +20,7 @@ std::string DescribeKeys(const std::vector<std::string>& keys);
 // "1, 3": process indices, for messages.
 std::string JoinIndices(const std::vector<int>& indices);
 
+// Checks a Subgroup member list against a group of `count` and returns this process's index in it.
+int CheckMembers(const std::vector<int>& members, int count, int index);
+
 }  // namespace cairn::distributed

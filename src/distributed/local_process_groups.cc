@@ -34,6 +34,10 @@ struct Shared {
   std::vector<uint64_t> next_round;  // per member: the round its next call joins
   std::map<uint64_t, Round> rounds;  // rounds some member has joined and not every member has left
   std::string broken;                // once a call timed out: what happened
+  // Subgroups, by member list and by how many subgroups of that list each member has asked for before: the
+  // k-th Subgroup(members) call of every member lands on the same shared state.
+  std::map<std::pair<std::vector<int>, uint64_t>, std::shared_ptr<Shared>> subgroups;
+  std::map<std::pair<std::vector<int>, int>, uint64_t> subgroup_calls;  // (members, caller) -> calls so far
 };
 
 class LocalGroup final : public ProcessGroup {
@@ -98,6 +102,16 @@ class LocalGroup final : public ProcessGroup {
     }
     if (!mismatch.empty()) throw InvalidArgumentError(mismatch);
     return result;
+  }
+
+  std::shared_ptr<ProcessGroup> Subgroup(const std::vector<int>& members) override {
+    const int position = distributed::CheckMembers(members, count(), index_);
+    Shared& s = *shared_;
+    std::lock_guard lock(s.mu);
+    const uint64_t nth = s.subgroup_calls[{members, index_}]++;
+    auto& sub = s.subgroups[{members, nth}];
+    if (!sub) sub = std::make_shared<Shared>(static_cast<int>(members.size()));
+    return std::make_shared<LocalGroup>(sub, position);
   }
 
   std::string Broadcast(std::string_view data, int root, const std::string& key,

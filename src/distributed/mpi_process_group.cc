@@ -129,9 +129,31 @@ class MpiGroup final : public ProcessGroup {
     EnsureInitialized();
     MpiLock lock;
     Check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup(MPI_COMM_WORLD)");
-    Check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
-    Check(MPI_Comm_rank(comm_, &index_), "MPI_Comm_rank");
-    Check(MPI_Comm_size(comm_, &count_), "MPI_Comm_size");
+    Adopt();
+  }
+
+  // A group over `comm`, which it now owns.
+  explicit MpiGroup(MPI_Comm comm) : comm_(comm) {
+    MpiLock lock;
+    Adopt();
+  }
+
+  std::shared_ptr<ProcessGroup> Subgroup(const std::vector<int>& members) override {
+    distributed::CheckMembers(members, count_, index_);
+    std::lock_guard call(call_mu_);
+    if (!broken_.empty()) throw TimeoutError("MPI process group: no subgroup of a broken group: " + broken_);
+    MpiLock lock;
+    MPI_Group parent = MPI_GROUP_NULL, subset = MPI_GROUP_NULL;
+    Check(MPI_Comm_group(comm_, &parent), "MPI_Comm_group");
+    int code = MPI_Group_incl(parent, static_cast<int>(members.size()), members.data(), &subset);
+    MPI_Group_free(&parent);
+    Check(code, "MPI_Group_incl");
+    MPI_Comm sub = MPI_COMM_NULL;
+    // Collective over the members only: the other processes are not involved.
+    code = MPI_Comm_create_group(comm_, subset, /*tag=*/0, &sub);
+    MPI_Group_free(&subset);
+    Check(code, "MPI_Comm_create_group");
+    return std::make_shared<MpiGroup>(sub);
   }
 
   ~MpiGroup() override {
@@ -146,6 +168,12 @@ class MpiGroup final : public ProcessGroup {
 
   int index() const override { return index_; }
   int count() const override { return count_; }
+
+  void Adopt() {
+    Check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    Check(MPI_Comm_rank(comm_, &index_), "MPI_Comm_rank");
+    Check(MPI_Comm_size(comm_, &count_), "MPI_Comm_size");
+  }
 
   std::vector<std::string> AllGather(std::string_view data, const std::string& key,
                                      std::chrono::milliseconds timeout) override {

@@ -15,6 +15,11 @@ class SingleGroup final : public ProcessGroup {
     return {std::string(data)};
   }
 
+  std::shared_ptr<ProcessGroup> Subgroup(const std::vector<int>& members) override {
+    distributed::CheckMembers(members, 1, 0);
+    return std::make_shared<SingleGroup>();
+  }
+
   std::string Broadcast(std::string_view data, int root, const std::string& key,
                         std::chrono::milliseconds timeout) override {
     distributed::CheckRoot(root, 1, key);

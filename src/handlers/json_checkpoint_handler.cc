@@ -1,6 +1,7 @@
 // JsonCheckpointHandler: one JSON document, written by the primary host as Python's json.dumps would.
 #include "cairn/error.h"
 #include "cairn/handlers.h"
+#include "distributed/agreement.h"
 #include "metadata/python_json.h"
 
 namespace cairn {
@@ -21,7 +22,7 @@ std::string JsonCheckpointHandler::typestr() const {
 
 void JsonCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::JsonSave>(args, "JsonCheckpointHandler");
-  if (multiprocessing_options().primary_host != 0) return;
+  if (!distributed::IsPrimary(multiprocessing_options())) return;  // written once, by the primary
   fs().WriteFile(directory / filename_, metadata::PythonJsonDumps(nlohmann::ordered_json(a.item)), /*sync=*/true);
 }
 

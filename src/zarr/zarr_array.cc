@@ -51,8 +51,8 @@ uint32_t GetU32(const char* p) {
   return v;
 }
 
-std::string EncodeChunk(const ZarrMetadata& m, std::string raw) {
-  std::string encoded = m.zstd_level ? ZstdCompress(raw, *m.zstd_level) : std::move(raw);
+std::string EncodeChunk(const ZarrMetadata& m, std::string_view raw) {
+  std::string encoded = m.zstd_level ? ZstdCompress(raw, *m.zstd_level) : std::string(raw);
   if (m.format == ZarrFormat::kV2 || !m.zarr3_sharded) return encoded;
   // A shard holding one inner chunk: the chunk, then the index (offset, length) and its CRC-32C.
   std::string index;
@@ -126,6 +126,15 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
                     std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     return;
   }
+  if (m.chunks == data.shape()) {
+    // One chunk holding exactly the box: encoded straight from the array's bytes.
+    std::vector<int64_t> index(rank);
+    for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
+    const auto bytes = data.bytes();
+    store.Write(param + "/" + m.ChunkKey(index),
+                EncodeChunk(m, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+    return;
+  }
   std::vector<int64_t> lo(rank), hi(rank);
   for (size_t d = 0; d < rank; ++d) {
     lo[d] = origin[d] / m.chunks[d];
@@ -141,7 +150,7 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     }
     CopyBox(data.bytes().data(), data.shape(), src, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
             item);
-    store.Write(param + "/" + m.ChunkKey(index), EncodeChunk(m, std::move(raw)));
+    store.Write(param + "/" + m.ChunkKey(index), EncodeChunk(m, raw));
   });
 }
 

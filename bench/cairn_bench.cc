@@ -1,0 +1,797 @@
+// cairn_bench: the C++ half of `make bench` (bench/run.py is the orchestrator).
+//
+// Generates a transformer-shaped training state deterministically, then measures, in one process and on the same
+// bytes:
+//   floors  one memcpy of the state; a plain sequential write + fsync of it to one file; a sequential read of that
+//           file, warm (page cache) and cold (after dropping the page cache, when allowed);
+//   cairn   synchronous durable save (uncompressed and zstd), restore (warm and cold), an AsyncCheckpointer's
+//           blocking time and time to commit with owned and with shared immutable arrays, and peak RSS per phase.
+// Leaves the floor file and a manifest in <dir>/floor/ so that bench/peers.py measures the peers on the same
+// bytes, and writes every number as JSON (--json).
+//
+// Timed operations are the best of --reps repetitions; a cold read is one repetition after dropping the cache.
+// Before every timed repetition the previous output is removed and the file system synced (outside the timing),
+// so that no repetition pays for another one's write-back.
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cairn/async_checkpointer.h"
+#include "cairn/cairn.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Options
+
+struct Options {
+  double size_gib = 2.0;
+  fs::path dir;
+  fs::path json_path;
+  int reps = 3;
+  int layers = 8;
+  int64_t vocab = 32000;
+  int mlp_ratio = 4;
+  std::string mix = "train";  // train: bf16 params + f32 Adam mu/nu; f32; bf16
+  bool cold = true;           // drop the page cache for the cold reads (needs root)
+  bool keep = false;          // keep the checkpoints (the floor file and manifest are always kept)
+  bool verify = true;         // check the restored bytes once
+  std::vector<std::string> phases = {"async", "floors", "sync", "restore"};
+};
+
+[[noreturn]] void Usage(const std::string& why) {
+  std::cerr << "cairn_bench: " << why << "\n"
+            << "usage: cairn_bench --dir DIR [--json FILE] [--size-gib 2] [--reps 3] [--layers 8] [--vocab 32000]\n"
+            << "                   [--mlp-ratio 4] [--mix train|f32|bf16] [--no-cold] [--no-verify] [--keep]\n"
+            << "                   [--phases async,floors,sync,restore]\n";
+  std::exit(2);
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) Usage(a + " needs a value");
+      return argv[++i];
+    };
+    if (a == "--size-gib") o.size_gib = std::stod(value());
+    else if (a == "--dir") o.dir = value();
+    else if (a == "--json") o.json_path = value();
+    else if (a == "--reps") o.reps = std::stoi(value());
+    else if (a == "--layers") o.layers = std::stoi(value());
+    else if (a == "--vocab") o.vocab = std::stoll(value());
+    else if (a == "--mlp-ratio") o.mlp_ratio = std::stoi(value());
+    else if (a == "--mix") o.mix = value();
+    else if (a == "--no-cold") o.cold = false;
+    else if (a == "--no-verify") o.verify = false;
+    else if (a == "--keep") o.keep = true;
+    else if (a == "--phases") {
+      o.phases.clear();
+      std::stringstream ss(value());
+      for (std::string p; std::getline(ss, p, ',');) o.phases.push_back(p);
+    } else if (a == "-h" || a == "--help") Usage("help");
+    else Usage("unknown option " + a);
+  }
+  if (o.dir.empty()) Usage("--dir is required");
+  if (o.size_gib <= 0 || o.reps < 1 || o.layers < 1 || o.vocab < 1 || o.mlp_ratio < 1) Usage("bad sizes");
+  if (o.mix != "train" && o.mix != "f32" && o.mix != "bf16") Usage("--mix is train, f32 or bf16");
+  return o;
+}
+
+bool HasPhase(const Options& o, const std::string& p) {
+  return std::find(o.phases.begin(), o.phases.end(), p) != o.phases.end();
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Small system helpers
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+void Log(const std::string& line) { std::cerr << "[cairn_bench] " << line << std::endl; }
+
+[[noreturn]] void Die(const std::string& what) {
+  std::cerr << "cairn_bench: " << what << ": " << std::strerror(errno) << "\n";
+  std::exit(1);
+}
+
+int64_t StatusKb(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(field);
+  while (std::getline(in, line)) {
+    if (line.compare(0, n, field) == 0 && line.size() > n && line[n] == ':') return std::stoll(line.substr(n + 1));
+  }
+  return -1;
+}
+
+// Resets VmHWM to the current RSS (Linux >= 4.0, `echo 5 > /proc/self/clear_refs`).
+bool ResetHwm() {
+  int fd = ::open("/proc/self/clear_refs", O_WRONLY);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, "5", 1) == 1;
+  ::close(fd);
+  return ok;
+}
+
+// Peak RSS of one phase: the high-water mark above the RSS at its start.
+struct RssProbe {
+  bool reset_ok = false;
+  int64_t start_kb = 0;
+  void Start() {
+    malloc_trim(0);
+    reset_ok = ResetHwm();
+    start_kb = StatusKb("VmRSS");
+  }
+  json Finish() const {
+    const int64_t hwm = StatusKb("VmHWM");
+    json j{{"rss_start_bytes", start_kb * 1024}, {"peak_rss_bytes", hwm * 1024},
+           {"peak_rss_above_start_bytes", (hwm - start_kb) * 1024}, {"hwm_reset", reset_ok}};
+    if (!reset_ok) j["note"] = "could not reset VmHWM: the peak is the process-lifetime high-water mark";
+    return j;
+  }
+};
+
+// sync; echo 3 > /proc/sys/vm/drop_caches. Returns an empty string on success, else why not.
+std::string DropCaches() {
+  ::sync();
+  int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY);
+  if (fd < 0) return std::string("open /proc/sys/vm/drop_caches: ") + std::strerror(errno);
+  std::string err;
+  if (::write(fd, "3", 1) != 1) err = std::string("write /proc/sys/vm/drop_caches: ") + std::strerror(errno);
+  ::close(fd);
+  return err;
+}
+
+void SyncAll() { ::sync(); }
+
+void RemoveTree(const fs::path& p) {
+  std::error_code ec;
+  fs::remove_all(p, ec);
+  fs::path tmp = p;
+  tmp += ".orbax-checkpoint-tmp";
+  fs::remove_all(tmp, ec);
+}
+
+uint64_t DiskUsage(const fs::path& p) {
+  uint64_t total = 0;
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return 0;
+  for (auto& e : fs::recursive_directory_iterator(p, ec)) {
+    if (e.is_regular_file(ec)) total += e.file_size(ec);
+  }
+  return total;
+}
+
+// Memory that the kernel maps fresh (untouched pages) and that is unmapped when freed, so that RSS and
+// first-touch costs are what they look like.
+struct MappedBuffer {
+  std::byte* data = nullptr;
+  size_t size = 0;
+  explicit MappedBuffer(size_t n) : size(n) {
+    void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) Die("mmap");
+    data = static_cast<std::byte*>(p);
+  }
+  ~MappedBuffer() { ::munmap(data, size); }
+  MappedBuffer(const MappedBuffer&) = delete;
+  MappedBuffer& operator=(const MappedBuffer&) = delete;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// The state: transformer-shaped parameters and, for the "train" mix, Adam's first and second moments.
+
+struct ArrayInfo {
+  std::string name;  // Orbax parameter name, e.g. "params.layers_03.attn.q"
+  cairn::KeyPath path;
+  cairn::DType dtype;
+  cairn::Shape shape;
+  size_t offset = 0;  // in the floor file
+  size_t bytes = 0;
+  cairn::Array array;  // owned
+  enum class Kind { kWeight, kScale, kMu, kNu } kind = Kind::kWeight;
+};
+
+struct Layout {
+  int64_t d_model = 0;
+  std::vector<ArrayInfo> arrays;
+  size_t total_bytes = 0;
+};
+
+struct ParamShape {
+  std::vector<std::string> keys;
+  cairn::Shape shape;
+  bool scale = false;
+};
+
+std::vector<ParamShape> ParamShapes(const Options& o, int64_t d) {
+  std::vector<ParamShape> out;
+  out.push_back({{"embed", "embedding"}, {o.vocab, d}, false});
+  char layer[32];
+  for (int l = 0; l < o.layers; ++l) {
+    std::snprintf(layer, sizeof layer, "layers_%02d", l);
+    for (const char* w : {"q", "k", "v", "o"}) out.push_back({{layer, "attn", w}, {d, d}, false});
+    out.push_back({{layer, "mlp", "wi"}, {d, d * o.mlp_ratio}, false});
+    out.push_back({{layer, "mlp", "wo"}, {d * o.mlp_ratio, d}, false});
+    out.push_back({{layer, "ln_attn", "scale"}, {d}, true});
+    out.push_back({{layer, "ln_mlp", "scale"}, {d}, true});
+  }
+  out.push_back({{"final_ln", "scale"}, {d}, true});
+  return out;
+}
+
+struct Group {
+  std::string root;  // "params" or "opt_state.mu" ...
+  std::vector<std::string> prefix;
+  cairn::DType dtype;
+  ArrayInfo::Kind kind;  // kWeight stands for params (kScale decided per shape)
+};
+
+std::vector<Group> Groups(const Options& o) {
+  using cairn::DType;
+  if (o.mix == "f32") return {{"params", {"params"}, DType::kFloat32, ArrayInfo::Kind::kWeight}};
+  if (o.mix == "bf16") return {{"params", {"params"}, DType::kBFloat16, ArrayInfo::Kind::kWeight}};
+  return {{"params", {"params"}, DType::kBFloat16, ArrayInfo::Kind::kWeight},
+          {"mu", {"opt_state", "mu"}, DType::kFloat32, ArrayInfo::Kind::kMu},
+          {"nu", {"opt_state", "nu"}, DType::kFloat32, ArrayInfo::Kind::kNu}};
+}
+
+size_t LayoutBytes(const Options& o, int64_t d) {
+  size_t total = 0;
+  for (const auto& g : Groups(o))
+    for (const auto& p : ParamShapes(o, d)) total += cairn::NumBytes(g.dtype, p.shape);
+  return total;
+}
+
+Layout MakeLayout(const Options& o) {
+  const size_t target = static_cast<size_t>(o.size_gib * 1024.0 * 1024.0 * 1024.0);
+  // d_model: the multiple of 16 whose state size is closest to the target.
+  int64_t lo = 16, hi = 16;
+  while (LayoutBytes(o, hi) < target) hi *= 2;
+  while (hi - lo > 16) {
+    int64_t mid = (lo + hi) / 2 / 16 * 16;
+    if (mid == lo) break;
+    (LayoutBytes(o, mid) < target ? lo : hi) = mid;
+  }
+  const int64_t d = (target - LayoutBytes(o, lo) <= LayoutBytes(o, hi) - target) ? lo : hi;
+
+  Layout layout;
+  layout.d_model = d;
+  for (const auto& g : Groups(o)) {
+    for (const auto& p : ParamShapes(o, d)) {
+      ArrayInfo a;
+      std::vector<std::string> keys = g.prefix;
+      keys.insert(keys.end(), p.keys.begin(), p.keys.end());
+      for (const auto& k : keys) {
+        a.path.push_back(cairn::KeyEntry{k, cairn::KeyType::kDict});
+        a.name += (a.name.empty() ? "" : ".") + k;
+      }
+      a.dtype = g.dtype;
+      a.shape = p.shape;
+      a.kind = g.kind == ArrayInfo::Kind::kWeight ? (p.scale ? ArrayInfo::Kind::kScale : ArrayInfo::Kind::kWeight)
+                                                 : g.kind;
+      a.bytes = cairn::NumBytes(a.dtype, a.shape);
+      layout.arrays.push_back(std::move(a));
+    }
+  }
+  // JAX order (sorted by key path), which is also the order of the floor file and of the manifest.
+  std::sort(layout.arrays.begin(), layout.arrays.end(), [](const ArrayInfo& a, const ArrayInfo& b) {
+    std::vector<std::string> ka, kb;
+    for (auto& e : a.path) ka.push_back(e.key);
+    for (auto& e : b.path) kb.push_back(e.key);
+    return ka < kb;
+  });
+  for (auto& a : layout.arrays) {
+    a.offset = layout.total_bytes;
+    layout.total_bytes += a.bytes;
+  }
+  return layout;
+}
+
+// splitmix64: fast, and good enough that zstd finds only the structure of the values, not of the generator.
+inline uint64_t SplitMix(uint64_t& s) {
+  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t Fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Approximately standard normal (Irwin-Hall of four 16-bit uniforms).
+inline float NormalIsh(uint64_t r) {
+  const uint32_t s = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48);
+  return (static_cast<float>(s) - 131070.0f) * (1.0f / 37837.0f);  // sd of the sum: 65536 * sqrt(4/12)
+}
+
+inline uint16_t ToBFloat16(float f) {  // round to nearest even (values here are finite)
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7FFF + ((u >> 16) & 1);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float Value(ArrayInfo::Kind kind, uint64_t r) {
+  const float n = NormalIsh(r);
+  switch (kind) {
+    case ArrayInfo::Kind::kWeight: return 0.02f * n;
+    case ArrayInfo::Kind::kScale: return 1.0f + 0.05f * n;
+    case ArrayInfo::Kind::kMu: return 1e-3f * n;
+    case ArrayInfo::Kind::kNu: return 1e-6f * n * n + 1e-9f;
+  }
+  return n;
+}
+
+void FillBlock(ArrayInfo& a, size_t begin, size_t end) {
+  uint64_t s = Fnv1a(a.name) ^ (begin * 0x2545F4914F6CDD1Dull);
+  std::byte* out = a.array.mutable_bytes().data();
+  if (a.dtype == cairn::DType::kFloat32) {
+    float* f = reinterpret_cast<float*>(out);
+    for (size_t i = begin; i < end; ++i) f[i] = Value(a.kind, SplitMix(s));
+  } else {
+    uint16_t* h = reinterpret_cast<uint16_t*>(out);
+    for (size_t i = begin; i < end; ++i) h[i] = ToBFloat16(Value(a.kind, SplitMix(s)));
+  }
+}
+
+void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t)
+    pool.emplace_back([&] {
+      for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
+    });
+  for (auto& t : pool) t.join();
+}
+
+void Generate(Layout& layout) {
+  struct Block {
+    ArrayInfo* a;
+    size_t begin, end;
+  };
+  std::vector<Block> blocks;
+  constexpr size_t kBlock = 1 << 20;  // elements; block boundaries fix the bytes, whatever the thread count
+  for (auto& a : layout.arrays) {
+    a.array = cairn::Array::Allocate(a.dtype, a.shape);
+    const size_t n = static_cast<size_t>(a.array.num_elements());
+    for (size_t b = 0; b < n; b += kBlock) blocks.push_back({&a, b, std::min(n, b + kBlock)});
+  }
+  ParallelFor(blocks.size(), [&](size_t i) { FillBlock(*blocks[i].a, blocks[i].begin, blocks[i].end); });
+}
+
+cairn::Tree OwnedTree(const Layout& layout) {
+  std::vector<std::pair<cairn::KeyPath, cairn::Tree>> leaves;
+  for (const auto& a : layout.arrays) leaves.emplace_back(a.path, cairn::Tree(a.array));
+  return cairn::Tree::FromFlat(leaves);
+}
+
+// The same bytes handed over as shared immutable buffers (no copy: each aliases the owned array it came from).
+cairn::Tree SharedTree(const Layout& layout) {
+  std::vector<std::pair<cairn::KeyPath, cairn::Tree>> leaves;
+  for (const auto& a : layout.arrays) {
+    auto keep = std::make_shared<cairn::Array>(a.array);
+    std::shared_ptr<const void> bytes(keep, keep->bytes().data());
+    leaves.emplace_back(a.path, cairn::Tree(cairn::Array::FromShared(bytes, a.dtype, a.shape)));
+  }
+  return cairn::Tree::FromFlat(leaves);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Measurement records
+
+json Measure(const std::vector<double>& secs, size_t bytes) {
+  double best = *std::min_element(secs.begin(), secs.end());
+  return json{{"seconds", secs}, {"best_seconds", best}, {"bytes", bytes},
+              {"gib_per_s", static_cast<double>(bytes) / best / (1024.0 * 1024.0 * 1024.0)}};
+}
+
+std::string Fmt(double v, int prec = 3) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
+  return buf;
+}
+
+void LogMeasure(const std::string& what, const json& m) {
+  Log(what + ": best " + Fmt(m["best_seconds"].get<double>()) + " s, " + Fmt(m["gib_per_s"].get<double>(), 2) +
+      " GiB/s");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Floors
+
+void WriteAll(int fd, const std::byte* p, size_t n, const char* what) {
+  constexpr size_t kMaxWrite = 64u << 20;
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, std::min(n, kMaxWrite));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      Die(what);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
+// Writes every array, in order, into one new file with large writes, then fsyncs the file (and its directory).
+void WriteFloorFile(const Layout& layout, const fs::path& file) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) Die("open " + file.string());
+  for (const auto& a : layout.arrays) WriteAll(fd, a.array.bytes().data(), a.bytes, "write floor file");
+  if (::fsync(fd) != 0) Die("fsync floor file");
+  ::close(fd);
+  int dfd = ::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+void ReadFloorFile(const fs::path& file, std::byte* dst, size_t n) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) Die("open " + file.string());
+  constexpr size_t kMaxRead = 16u << 20;
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::read(fd, dst + done, std::min(n - done, kMaxRead));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      Die("read floor file");
+    }
+    if (r == 0) break;
+    done += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  if (done != n) {
+    errno = EIO;
+    Die("short read of floor file");
+  }
+}
+
+void WriteManifest(const Layout& layout, const fs::path& path) {
+  json arrays = json::array();
+  for (const auto& a : layout.arrays)
+    arrays.push_back({{"name", a.name}, {"dtype", std::string(cairn::DTypeName(a.dtype))}, {"shape", a.shape},
+                      {"offset", a.offset}, {"bytes", a.bytes}});
+  std::ofstream(path) << json{{"file", "state.bin"}, {"total_bytes", layout.total_bytes}, {"arrays", arrays}}.dump(1);
+}
+
+// One sequential read of the floor file after dropping the page cache (into a pre-faulted buffer, as the warm
+// reads); `reason` is set when the cache cannot be dropped.
+json ColdFloorRead(const Layout& layout, const fs::path& file, std::string& reason, bool prefault = true) {
+  MappedBuffer dst(layout.total_bytes);
+  if (prefault) std::memset(dst.data, 0, layout.total_bytes);
+  if (reason.empty()) reason = DropCaches();
+  if (!reason.empty()) {
+    Log("floor read cold: unavailable (" + reason + ")");
+    return json{{"unavailable", reason}};
+  }
+  auto a = Clock::now();
+  ReadFloorFile(file, dst.data, layout.total_bytes);
+  json m = Measure({Seconds(a, Clock::now())}, layout.total_bytes);
+  LogMeasure(prefault ? "floor read cold" : "floor read cold (fresh pages)", m);
+  return m;
+}
+
+// memcpy, write + fsync, warm reads; the cold read too when `cold_here` (else it runs right before cairn's cold
+// restore, so that the two single-shot cold numbers are taken under the same conditions).
+json RunFloors(const Options& o, const Layout& layout, bool cold_here, std::string& cold_reason) {
+  json out;
+  const size_t n = layout.total_bytes;
+  const fs::path floor_dir = o.dir / "floor";
+  fs::create_directories(floor_dir);
+  const fs::path file = floor_dir / "state.bin";
+
+  {  // memcpy: one memcpy per array into one buffer (pre-faulted), single thread.
+    MappedBuffer dst(n);
+    auto copy_all = [&] {
+      for (const auto& a : layout.arrays) std::memcpy(dst.data + a.offset, a.array.bytes().data(), a.bytes);
+    };
+    auto t0 = Clock::now();
+    copy_all();  // first touch: the kernel supplies fresh pages as it goes
+    auto t1 = Clock::now();
+    out["memcpy_first_touch"] = Measure({Seconds(t0, t1)}, n);
+    {  // the same into fresh pages that the kernel may back with transparent huge pages (as numpy asks for)
+      MappedBuffer thp(n);
+      const bool advised = ::madvise(thp.data, n, MADV_HUGEPAGE) == 0;
+      auto a = Clock::now();
+      for (const auto& arr : layout.arrays) std::memcpy(thp.data + arr.offset, arr.array.bytes().data(), arr.bytes);
+      out["memcpy_first_touch_thp"] = Measure({Seconds(a, Clock::now())}, n);
+      out["memcpy_first_touch_thp"]["madvise_hugepage"] = advised;
+      LogMeasure("floor memcpy (first touch, MADV_HUGEPAGE)", out["memcpy_first_touch_thp"]);
+    }
+    std::vector<double> secs;
+    for (int r = 0; r < o.reps; ++r) {
+      auto a = Clock::now();
+      copy_all();
+      secs.push_back(Seconds(a, Clock::now()));
+    }
+    out["memcpy"] = Measure(secs, n);
+    LogMeasure("floor memcpy (pre-faulted)", out["memcpy"]);
+    LogMeasure("floor memcpy (first touch)", out["memcpy_first_touch"]);
+  }
+
+  {  // write + fsync
+    std::vector<double> secs;
+    for (int r = 0; r < o.reps; ++r) {
+      std::error_code ec;
+      fs::remove(file, ec);
+      SyncAll();
+      auto a = Clock::now();
+      WriteFloorFile(layout, file);
+      secs.push_back(Seconds(a, Clock::now()));
+    }
+    out["write_fsync"] = Measure(secs, n);
+    LogMeasure("floor write+fsync", out["write_fsync"]);
+    WriteManifest(layout, floor_dir / "manifest.json");
+  }
+
+  {  // reads into one pre-faulted buffer
+    MappedBuffer dst(n);
+    std::memset(dst.data, 0, n);
+    std::vector<double> secs;
+    ReadFloorFile(file, dst.data, n);  // make sure every page is cached, whatever the write left
+    for (int r = 0; r < o.reps; ++r) {
+      auto a = Clock::now();
+      ReadFloorFile(file, dst.data, n);
+      secs.push_back(Seconds(a, Clock::now()));
+    }
+    out["read_warm"] = Measure(secs, n);
+    LogMeasure("floor read warm", out["read_warm"]);
+    if (cold_here) out["read_cold"] = ColdFloorRead(layout, file, cold_reason);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// cairn
+
+std::unique_ptr<cairn::CheckpointHandler> Handler(bool zstd) {
+  cairn::PyTreeCheckpointHandlerOptions h;
+  h.use_compression = zstd;
+  return std::make_unique<cairn::StandardCheckpointHandler>(h);
+}
+
+// Byte-for-byte comparison of a restored tree with the state.
+std::string Verify(const Layout& layout, const cairn::Tree& back) {
+  auto leaves = back.Flatten();
+  std::map<std::string, const cairn::Tree*> by_name;
+  for (auto& [path, leaf] : leaves) by_name[cairn::ParamName(path)] = &leaf;
+  if (by_name.size() != layout.arrays.size())
+    return "restored " + std::to_string(by_name.size()) + " leaves, saved " + std::to_string(layout.arrays.size());
+  for (const auto& a : layout.arrays) {
+    auto it = by_name.find(a.name);
+    if (it == by_name.end() || !it->second->is_array()) return "missing " + a.name;
+    const auto& r = it->second->array();
+    if (r.dtype() != a.dtype || r.shape() != a.shape) return "wrong dtype or shape for " + a.name;
+    if (std::memcmp(r.bytes().data(), a.array.bytes().data(), a.bytes) != 0) return "different bytes in " + a.name;
+  }
+  return "";
+}
+
+json SyncSave(const Options& o, const Layout& layout, const cairn::Tree& state, bool zstd, const fs::path& dir) {
+  std::vector<double> secs;
+  RssProbe rss;
+  rss.Start();
+  for (int r = 0; r < o.reps; ++r) {
+    RemoveTree(dir);
+    SyncAll();
+    cairn::Checkpointer ckptr(Handler(zstd));
+    auto a = Clock::now();
+    ckptr.save(dir, cairn::args::StandardSave{state});
+    secs.push_back(Seconds(a, Clock::now()));
+  }
+  json m = Measure(secs, layout.total_bytes);
+  m["rss"] = rss.Finish();
+  m["bytes_on_disk"] = DiskUsage(dir);
+  LogMeasure(std::string("cairn sync save ") + (zstd ? "zstd" : "raw"), m);
+  return m;
+}
+
+json Restore(const Layout& layout, const fs::path& dir, int reps, bool cold, bool verify,
+             const std::string& cold_reason) {
+  std::vector<double> secs;
+  RssProbe rss;
+  rss.Start();
+  json out = json::object();
+  if (cold && !cold_reason.empty()) return json{{"unavailable", cold_reason}};
+  for (int r = 0; r < reps; ++r) {
+    if (cold) {
+      std::string why = DropCaches();
+      if (!why.empty()) return json{{"unavailable", why}};
+    }
+    cairn::Checkpointer ckptr(Handler(false));
+    auto a = Clock::now();
+    cairn::Tree back = ckptr.restore(dir);
+    secs.push_back(Seconds(a, Clock::now()));
+    if (verify && r == 0) {
+      std::string diff = Verify(layout, back);
+      out["verified"] = diff.empty();
+      if (!diff.empty()) {
+        out["verify_error"] = diff;
+        Log("RESTORE MISMATCH: " + diff);
+      }
+    }
+  }
+  json m = Measure(secs, layout.total_bytes);
+  m.update(out);
+  m["rss"] = rss.Finish();
+  return m;
+}
+
+json AsyncSave(const Options& o, const Layout& layout, const cairn::Tree& state, const fs::path& dir,
+               const std::string& label) {
+  std::vector<double> blocked, commit;
+  std::vector<json> reps;
+  RssProbe rss;
+  rss.Start();
+  {
+    cairn::AsyncCheckpointer ckptr(Handler(false));
+    for (int r = 0; r < o.reps; ++r) {
+      RemoveTree(dir);
+      SyncAll();
+      auto a = Clock::now();
+      ckptr.save(dir, cairn::args::StandardSave{state});
+      auto b = Clock::now();
+      ckptr.wait_until_finished();
+      auto c = Clock::now();
+      blocked.push_back(Seconds(a, b));
+      commit.push_back(Seconds(a, c));
+      Log("cairn async save " + label + " rep " + std::to_string(r) + ": blocked " + Fmt(Seconds(a, b) * 1e3, 3) +
+          " ms, committed after " + Fmt(Seconds(a, c)) + " s");
+    }
+    ckptr.close();
+  }
+  json m{{"blocked", Measure(blocked, layout.total_bytes)},
+         {"commit", Measure(commit, layout.total_bytes)},
+         {"first_blocked_seconds", blocked.front()},
+         {"rss", rss.Finish()}};
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o = ParseOptions(argc, argv);
+  fs::create_directories(o.dir);
+  o.dir = fs::canonical(o.dir);
+
+  json result;
+  struct statfs sfs{};
+  std::string fstype = "unknown";
+  if (::statfs(o.dir.c_str(), &sfs) == 0) {
+    std::ostringstream ss;
+    ss << "0x" << std::hex << static_cast<unsigned long>(sfs.f_type);
+    fstype = ss.str();
+  }
+
+  Layout layout = MakeLayout(o);
+  {
+    RssProbe rss;
+    rss.Start();
+    auto a = Clock::now();
+    Generate(layout);
+    double secs = Seconds(a, Clock::now());
+    size_t f32 = 0, bf16 = 0;
+    for (auto& arr : layout.arrays) (arr.dtype == cairn::DType::kFloat32 ? f32 : bf16)++;
+    json shapes = json::array();
+    for (auto& arr : layout.arrays) shapes.push_back({{"name", arr.name}, {"dtype", std::string(cairn::DTypeName(arr.dtype))}, {"shape", arr.shape}});
+    result["state"] = {{"bytes", layout.total_bytes},     {"arrays", layout.arrays.size()},
+                       {"float32_arrays", f32},           {"bfloat16_arrays", bf16},
+                       {"d_model", layout.d_model},       {"layers", o.layers},
+                       {"vocab", o.vocab},                {"mlp_ratio", o.mlp_ratio},
+                       {"mix", o.mix},                    {"generate_seconds", secs},
+                       {"largest_array_bytes", std::max_element(layout.arrays.begin(), layout.arrays.end(), [](auto& x, auto& y) { return x.bytes < y.bytes; })->bytes},
+                       {"shapes", shapes}};
+    Log("state: " + std::to_string(layout.arrays.size()) + " arrays (" + std::to_string(f32) + " float32, " +
+        std::to_string(bf16) + " bfloat16), d_model " + std::to_string(layout.d_model) + ", " +
+        Fmt(layout.total_bytes / 1048576.0, 1) + " MiB, generated in " + Fmt(secs, 2) + " s");
+  }
+  result["config"] = {{"dir", o.dir.string()},
+                      {"fs_type", fstype},
+                      {"reps", o.reps},
+                      {"cores", std::thread::hardware_concurrency()},
+                      {"euid", ::geteuid()}};
+
+  const cairn::Tree state = OwnedTree(layout);
+
+  // Async first, while the process holds little besides the state, so that its RSS is easy to read.
+  if (HasPhase(o, "async")) {
+    // Shared first: it is the phase whose RSS target is absolute (state + 256 MiB), so it runs while the
+    // process holds nothing that an earlier phase left behind.
+    json async;
+    {
+      const cairn::Tree shared = SharedTree(layout);
+      async["shared"] = AsyncSave(o, layout, shared, o.dir / "cairn_async_shared", "shared");
+    }
+    RemoveTree(o.dir / "cairn_async_shared");
+    async["owned"] = AsyncSave(o, layout, state, o.dir / "cairn_async_owned", "owned");
+    RemoveTree(o.dir / "cairn_async_owned");
+    result["cairn"]["async"] = async;
+  }
+
+  std::string cold_reason = o.cold ? "" : "--no-cold";
+  const fs::path floor_file = o.dir / "floor" / "state.bin";
+  if (HasPhase(o, "floors")) result["floors"] = RunFloors(o, layout, !HasPhase(o, "restore"), cold_reason);
+
+  const fs::path raw_dir = o.dir / "cairn_raw", zstd_dir = o.dir / "cairn_zstd";
+  if (HasPhase(o, "sync")) {
+    result["cairn"]["save_raw"] = SyncSave(o, layout, state, false, raw_dir);
+    result["cairn"]["save_zstd"] = SyncSave(o, layout, state, true, zstd_dir);
+  }
+  if (HasPhase(o, "restore")) {
+    if (!fs::exists(raw_dir)) {  // restore alone: make the checkpoint first
+      cairn::Checkpointer(Handler(false)).save(raw_dir, cairn::args::StandardSave{state});
+    }
+    // Make sure the checkpoint is in the page cache before the warm restores.
+    {
+      cairn::Checkpointer ckptr(Handler(false));
+      ckptr.restore(raw_dir);
+    }
+    json warm = Restore(layout, raw_dir, o.reps, false, o.verify, cold_reason);
+    LogMeasure("cairn restore warm", warm);
+    result["cairn"]["restore_warm"] = warm;
+    if (HasPhase(o, "floors")) {
+      result["floors"]["read_cold"] = ColdFloorRead(layout, floor_file, cold_reason);
+      // For reading the cold restore: the same read into pages never touched, as a restore's new arrays are.
+      result["floors"]["read_cold_fresh_pages"] = ColdFloorRead(layout, floor_file, cold_reason, false);
+    }
+    json cold = Restore(layout, raw_dir, 1, true, false, cold_reason);
+    if (cold.contains("best_seconds")) LogMeasure("cairn restore cold", cold);
+    result["cairn"]["restore_cold"] = cold;
+    if (fs::exists(zstd_dir)) {
+      json z = Restore(layout, zstd_dir, o.reps, false, o.verify, cold_reason);
+      LogMeasure("cairn restore zstd warm", z);
+      result["cairn"]["restore_zstd_warm"] = z;
+    }
+  }
+  result["config"]["cold_reads"] = cold_reason.empty() ? json("page cache dropped before each cold read")
+                                                       : json("unavailable: " + cold_reason);
+  if (!o.keep) {
+    RemoveTree(raw_dir);
+    RemoveTree(zstd_dir);
+  }
+
+  const std::string text = result.dump(1);
+  if (o.json_path.empty()) {
+    std::cout << text << "\n";
+  } else {
+    std::ofstream(o.json_path) << text << "\n";
+  }
+  return 0;
+}

@@ -1,0 +1,445 @@
+#!/usr/bin/python3
+"""`make bench`: cairn against the physical floors and its peers, in one run, on the same bytes.
+
+Runs the already-built cairn_bench (floors and cairn) and bench/peers.py (torch, numpy, zarr, zarr+zstd, h5py),
+computes every target of issue 4 as a ratio of numbers from this run, prints a table and writes
+bench/results/latest.json and bench/results/latest.png. It builds nothing: `make bench` builds, then runs it.
+
+    make bench                                   # 2 GiB state
+    make bench BENCH_ARGS="--quick"              # 256 MiB, for trying things
+    make bench BENCH_ARGS="--size-gib 1 --layers 12 --mix f32"
+    /usr/bin/python3 bench/run.py --help
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+GIB = 1024.0 ** 3
+MIB = 1024.0 ** 2
+MEMORY_FILESYSTEMS = {"tmpfs", "ramfs"}
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def fs_type(path):
+    """The file system type of path (or of its nearest existing parent), as `stat -f -c %T` names it."""
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        p = os.path.dirname(p)
+    try:
+        return subprocess.run(["stat", "-f", "-c", "%T", p], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            text = f.read()
+        return text[text.index("[") + 1:text.index("]")]
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def device_of(path):
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        p = os.path.dirname(p)
+    return os.stat(p).st_dev
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Targets
+
+
+def best(m):
+    return m.get("best_seconds") if isinstance(m, dict) else None
+
+
+def rate(m):
+    return m.get("gib_per_s") if isinstance(m, dict) else None
+
+
+class Target:
+    def __init__(self, name, measured, reference, ratio, need, op, detail, note=""):
+        self.name, self.measured, self.reference = name, measured, reference
+        self.ratio, self.need, self.op, self.detail, self.note = ratio, need, op, detail, note
+
+    @property
+    def status(self):
+        if self.ratio is None:
+            return "n/a"
+        ok = self.ratio >= self.need if self.op == ">=" else (self.ratio <= self.need if self.op == "<=" else
+                                                               self.ratio < self.need)
+        return "pass" if ok else "MISS"
+
+    def to_json(self):
+        return {"target": self.name, "measured": self.measured, "reference": self.reference, "ratio": self.ratio,
+                "required": f"{self.op} {self.need}", "status": self.status, "detail": self.detail,
+                "note": self.note}
+
+
+def compute_targets(c, p):
+    """c: cairn_bench's JSON; p: peers.py's JSON (or None)."""
+    t = []
+    state = c["state"]["bytes"]
+    floors = c.get("floors", {})
+    cairn = c.get("cairn", {})
+    asy = cairn.get("async", {})
+    peers = (p or {}).get("peers", {})
+
+    def ratio(a, b):
+        return a / b if a is not None and b not in (None, 0) else None
+
+    # 1. durable uncompressed save >= 0.9 x write+fsync
+    save, floor = rate(cairn.get("save_raw")), rate(floors.get("write_fsync"))
+    t.append(Target("durable uncompressed save >= 0.9 x write+fsync floor", save, floor, ratio(save, floor), 0.9,
+                    ">=", f"{fmt(save)} vs {fmt(floor)} GiB/s"))
+
+    # 2. async save blocking, owned arrays <= 1.25 x one memcpy
+    owned = asy.get("owned", {}) if isinstance(asy, dict) else {}
+    blocked, memcpy = best(owned.get("blocked")), best(floors.get("memcpy"))
+    first = owned.get("first_blocked_seconds")
+    t.append(Target("async save blocked, owned arrays <= 1.25 x memcpy", blocked, memcpy, ratio(blocked, memcpy),
+                    1.25, "<=", f"{ms(blocked)} vs memcpy {ms(memcpy)}",
+                    f"steady state (best of reps, staging pool reused); first save {ms(first)}" if first else
+                    asy.get("unavailable", "") if isinstance(asy, dict) else ""))
+
+    # 3. async save blocking, shared immutable arrays < 10 ms (at 2 GiB)
+    shared = asy.get("shared", {}) if isinstance(asy, dict) else {}
+    sb = best(shared.get("blocked"))
+    sfirst = shared.get("first_blocked_seconds")
+    size_note = f"state {state / GIB:.2f} GiB" + ("" if abs(state / GIB - 2) < 0.05 else " (the target is set at 2 GiB)")
+    t.append(Target("async save blocked, shared arrays < 10 ms", sb, 0.010, ratio(sb, 0.010), 1.0, "<",
+                    f"{ms(sb)} vs 10 ms", size_note + (f"; first save {ms(sfirst)}" if sfirst else "")))
+
+    # 4. warm restore >= fastest peer's load
+    warm = rate(cairn.get("restore_warm"))
+    loads = {k: rate(v.get("load_warm")) for k, v in peers.items() if isinstance(v, dict) and rate(v.get("load_warm"))}
+    fastest = max(loads, key=loads.get) if loads else None
+    t.append(Target("warm restore >= fastest peer's warm load", warm, loads.get(fastest), ratio(warm, loads.get(fastest)),
+                    1.0, ">=", f"{fmt(warm)} vs {fastest} {fmt(loads.get(fastest))} GiB/s" if fastest else
+                    "no peer measured"))
+
+    # 5. cold restore >= 0.9 x sequential read (cold)
+    cold, rcold = cairn.get("restore_cold", {}), floors.get("read_cold", {})
+    note = cold.get("unavailable") or rcold.get("unavailable") or ""
+    t.append(Target("cold restore >= 0.9 x cold sequential-read floor", rate(cold), rate(rcold),
+                    ratio(rate(cold), rate(rcold)), 0.9, ">=", f"{fmt(rate(cold))} vs {fmt(rate(rcold))} GiB/s",
+                    ("cold reads unavailable: " + note) if note else "page cache dropped before each cold read"))
+
+    # 6. zstd save >= 2 x zarr-python + zstd level 1
+    z, zp = rate(cairn.get("save_zstd")), rate(peers.get("zarr_zstd1", {}).get("save"))
+    t.append(Target("zstd save >= 2 x zarr-python + zstd level 1", z, zp, ratio(z, zp), 2.0, ">=",
+                    f"{fmt(z)} vs {fmt(zp)} GiB/s"))
+
+    # 7. peak RSS of an async save, owned: growth <= 1.1 x state + 256 MiB
+    rss = owned.get("rss", {})
+    grow = rss.get("peak_rss_above_start_bytes")
+    limit = 1.1 * state + 256 * MIB
+    t.append(Target("peak RSS async save, owned: <= 1.1 x state + 256 MiB", grow, limit, ratio(grow, limit), 1.0,
+                    "<=", f"{plus_mib(grow)} vs {mib(limit)}",
+                    "growth: RSS added by the save (staging copy included) above the RSS before it, which holds the state;"
+                    f" peak {mib(rss.get('peak_rss_bytes'))} in all"))
+
+    # 8. peak RSS of an async save, shared: <= 256 MiB above the state
+    rss = shared.get("rss", {})
+    peak = rss.get("peak_rss_bytes")
+    above = peak - state if peak is not None else None
+    t.append(Target("peak RSS async save, shared: <= state + 256 MiB", above, 256 * MIB, ratio(above, 256 * MIB),
+                    1.0, "<=", f"{plus_mib(above)} vs {mib(256 * MIB)}",
+                    f"process peak RSS {mib(peak)} minus the state {mib(state)}; the save itself added"
+                    f" {mib(rss.get('peak_rss_above_start_bytes'))}"))
+    return t
+
+
+# -------------------------------------------------------------------------------------------------------------
+# Formatting
+
+
+def fmt(v, prec=2):
+    return "-" if v is None else f"{v:.{prec}f}"
+
+
+def ms(s):
+    return "-" if s is None else (f"{s * 1e3:.3f} ms" if s < 1 else f"{s * 1e3:.0f} ms")
+
+
+def mib(b):
+    return "-" if b is None else f"{b / MIB:.0f} MiB"
+
+
+def plus_mib(b):
+    return "-" if b is None else f"+{b / MIB:.0f} MiB"
+
+
+def first_rep(m):
+    secs = m.get("seconds") if isinstance(m, dict) else None
+    return f"first rep {secs[0]:.4f} s" if secs and len(secs) > 1 else ""
+
+
+def fewer_reps(m, reps):
+    n = len(m.get("seconds", [])) if isinstance(m, dict) else 0
+    return f"best of {n} (time budget)" if 0 < n < reps else ""
+
+
+def notes(*parts):
+    return "; ".join(x for x in parts if x)
+
+
+def rows(c, p):
+    """(group, operation, seconds, GiB/s, note) for every measured operation."""
+    out = []
+    reps = c["config"]["reps"]
+    floors, cairn = c.get("floors", {}), c.get("cairn", {})
+
+    def add(group, op, m, note=""):
+        if not isinstance(m, dict):
+            return
+        if "unavailable" in m:
+            out.append((group, op, None, None, "unavailable: " + m["unavailable"]))
+        elif "best_seconds" in m:
+            out.append((group, op, m["best_seconds"], m["gib_per_s"], note))
+
+    add("floor", "memcpy (one thread, pre-faulted)", floors.get("memcpy"))
+    add("floor", "memcpy into fresh pages", floors.get("memcpy_first_touch"), "once")
+    add("floor", "memcpy into fresh pages, MADV_HUGEPAGE", floors.get("memcpy_first_touch_thp"),
+        "once; transparent huge pages: " + thp_mode())
+    add("floor", "write + fsync, one file", floors.get("write_fsync"))
+    add("floor", "sequential read, warm", floors.get("read_warm"))
+    add("floor", "sequential read, cold", floors.get("read_cold"), "once, after drop_caches")
+    add("floor", "sequential read, cold, into fresh pages", floors.get("read_cold_fresh_pages"),
+        "once, after drop_caches; information")
+    for key, op in (("save_raw", "sync save, uncompressed (durable)"), ("save_zstd", "sync save, zstd-1 (durable)")):
+        m = cairn.get(key)
+        if isinstance(m, dict):
+            add("cairn", op, m, f"{m.get('bytes_on_disk', 0) / MIB:.0f} MiB on disk, {plus_mib(m['rss']['peak_rss_above_start_bytes'])} RSS"
+                if "rss" in m else "")
+    asy = cairn.get("async", {})
+    if isinstance(asy, dict) and "unavailable" in asy:
+        out.append(("cairn", "async save", None, None, "unavailable: " + asy["unavailable"]))
+    for kind in ("owned", "shared"):
+        m = asy.get(kind) if isinstance(asy, dict) else None
+        if isinstance(m, dict):
+            add("cairn", f"async save, {kind}: save() blocked", m["blocked"],
+                f"first save {ms(m.get('first_blocked_seconds'))}")
+            add("cairn", f"async save, {kind}: until committed", m["commit"],
+                f"peak RSS {plus_mib(m['rss']['peak_rss_above_start_bytes'])} over the state")
+    for key, op, note in (("restore_warm", "restore, warm", first_rep(cairn.get("restore_warm"))),
+                          ("restore_cold", "restore, cold", "once, after drop_caches"),
+                          ("restore_zstd_warm", "restore zstd, warm", first_rep(cairn.get("restore_zstd_warm")))):
+        m = cairn.get(key)
+        if isinstance(m, dict) and "rss" in m:
+            note = (note + "; " if note else "") + f"{plus_mib(m['rss']['peak_rss_above_start_bytes'])} RSS"
+        if isinstance(m, dict) and "verified" in m and not m["verified"]:
+            note = (note + "; " if note else "") + "BYTES DIFFER: " + m.get("verify_error", "")
+        add("cairn", op, m, note)
+    for name, m in ((p or {}).get("peers", {})).items():
+        if "unavailable" in m:
+            out.append((name, "-", None, None, "unavailable: " + m["unavailable"]))
+            continue
+        bad = "" if m.get("verified", True) else "LOADED BYTES DIFFER"
+        add(name, "save (durable)", m.get("save"),
+            notes(f"{m.get('bytes_on_disk', 0) / MIB:.0f} MiB on disk", fewer_reps(m.get("save"), reps)))
+        add(name, "load, warm", m.get("load_warm"),
+            notes(first_rep(m.get("load_warm")), fewer_reps(m.get("load_warm"), reps), bad))
+        add(name, "load, cold", m.get("load_cold"), "once, after drop_caches")
+    return out
+
+
+def render_table(c, p, targets):
+    s = c["state"]
+    lines = [
+        f"cairn bench: {s['bytes'] / GIB:.2f} GiB state, {s['arrays']} arrays ({s['float32_arrays']} float32, "
+        f"{s['bfloat16_arrays']} bfloat16), mix {s['mix']}, {s['layers']} layers, d_model {s['d_model']}, "
+        f"vocab {s['vocab']}",
+        f"dir {c['config']['dir']} ({c['config'].get('fs_type_name', '?')}), {c['config']['cores']} cores, "
+        f"best of {c['config']['reps']}; cold reads: {c['config'].get('cold_reads', '?')}",
+        "",
+        f"{'':10} {'operation':40} {'seconds':>9} {'GiB/s':>7}  note",
+        "-" * 100,
+    ]
+    last = None
+    for group, op, secs, gbs, note in rows(c, p):
+        if last is not None and group != last and (group in ("floor", "cairn") or last in ("floor", "cairn")):
+            lines.append("")
+        last = group
+        lines.append(f"{group:10} {op:40} {fmt(secs, 4) if secs is not None else '-':>9} "
+                     f"{fmt(gbs) if gbs is not None else '-':>7}  {note}")
+    lines += ["", f"{'target':54} {'ratio':>8} {'need':>7}  {'result':6} measured", "-" * 100]
+    for t in targets:
+        lines.append(f"{t.name:54} {fmt(t.ratio, 3) if t.ratio is not None else '-':>8} {t.op + ' ' + str(t.need):>7}  "
+                     f"{t.status:6} {t.detail}")
+        if t.note:
+            lines.append(f"{'':6}{t.note}")
+    passed = sum(t.status == "pass" for t in targets)
+    missed = sum(t.status == "MISS" for t in targets)
+    unmeasured = len(targets) - passed - missed
+    lines += ["", f"{passed} of {len(targets)} targets met, {missed} missed"
+              + (f", {unmeasured} not measured" if unmeasured else "")]
+    return "\n".join(lines)
+
+
+def render_chart(c, p, targets, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = [(f"{g}: {op}", gbs, g) for g, op, secs, gbs, _n in rows(c, p) if gbs is not None
+            and "memcpy" not in op and "read, warm" not in op and "blocked" not in op]
+    colors = {"floor": "#7f7f7f", "cairn": "#1f77b4"}
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, max(6, 0.32 * len(data) + 1.5)),
+                                   gridspec_kw={"width_ratios": [3, 2]})
+    labels = [d[0] for d in data][::-1]
+    values = [d[1] for d in data][::-1]
+    ax1.barh(labels, values, color=[colors.get(d[2], "#ff7f0e") for d in data][::-1])
+    for i, v in enumerate(values):
+        ax1.text(v, i, f" {v:.2f}", va="center", fontsize=8)
+    ax1.set_xlabel("GiB/s of state (higher is better)")
+    ax1.set_title(f"Throughput, {c['state']['bytes'] / GIB:.2f} GiB state "
+                  "(grey: floors, blue: cairn, orange: peers)", fontsize=10)
+    ax1.tick_params(axis="y", labelsize=8)
+
+    tl = [t for t in targets if t.ratio]
+    margin = [(t.ratio / t.need if t.op == ">=" else t.need / t.ratio) for t in tl]
+    ax2.barh([t.name for t in tl][::-1], margin[::-1],
+             color=["#2ca02c" if t.status == "pass" else "#d62728" for t in tl][::-1])
+    ax2.axvline(1.0, color="black", linewidth=1)
+    ax2.set_xscale("log")
+    if margin:
+        ax2.set_xlim(min(margin + [1.0]) / 2, max(margin + [1.0]) * 2)
+    for i, (t, m) in enumerate(zip(tl[::-1], margin[::-1])):
+        ax2.text(m, i, f" {t.ratio:.3g} ({t.op} {t.need})", va="center", fontsize=8)
+    ax2.set_xlabel("margin over the target (>= 1: met), log scale")
+    ax2.set_title("Targets (green: pass, red: miss)", fontsize=10)
+    ax2.tick_params(axis="y", labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -------------------------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-gib", type=float, default=None, help="state size (default 2; 0.25 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="a 256 MiB state, for trying things")
+    ap.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"), help="where cairn_bench was built")
+    ap.add_argument("--dir", default=None, help="scratch directory for checkpoints (default <build-dir>/bench-data);"
+                                                " must be on a disk, not tmpfs")
+    ap.add_argument("--results", default=os.path.join(HERE, "results"), help="where latest.json/latest.png go")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions of each timed operation (best is kept)")
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--mlp-ratio", type=int, default=4)
+    ap.add_argument("--mix", default="train", choices=["train", "f32", "bf16"],
+                    help="train: bfloat16 params + float32 Adam mu/nu; f32 or bf16: params only")
+    ap.add_argument("--phases", default="async,floors,sync,restore", help="cairn_bench phases")
+    ap.add_argument("--peers", default="torch,numpy,zarr,zarr_zstd1,h5py", help="peers to run ('' for none)")
+    ap.add_argument("--peer-budget-s", type=float, default=15.0,
+                    help="a peer's save or load stops repeating once its repetitions took this long")
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold reads (no page-cache drop)")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    args = ap.parse_args()
+
+    size = args.size_gib if args.size_gib is not None else (0.25 if args.quick else 2.0)
+    exe = os.path.join(args.build_dir, "bench", "cairn_bench")
+    if not os.access(exe, os.X_OK):
+        sys.exit(f"bench: {exe} is not built; run `make bench`")
+    work = os.path.abspath(args.dir or os.path.join(args.build_dir, "bench-data"))
+    ftype = fs_type(work)
+    if ftype in MEMORY_FILESYSTEMS:
+        sys.exit(f"bench: {work} is on {ftype}, which is memory, not a disk: pass --dir on a real disk")
+    if device_of(work) != device_of(ROOT):
+        log(f"note: {work} is not on the same file system as the repository")
+    parent = work
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    free = shutil.disk_usage(parent).free
+    need = size * GIB * 5
+    if free < need:
+        sys.exit(f"bench: {free / GIB:.1f} GiB free under {parent}; a {size} GiB run needs about {need / GIB:.1f} GiB")
+    if os.path.exists(work):
+        shutil.rmtree(work)
+    os.makedirs(work)
+    os.makedirs(args.results, exist_ok=True)
+
+    cold = not args.no_cold
+    if cold and os.geteuid() != 0:
+        log("not root: cold reads will say the page cache could not be dropped")
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    cairn_json = os.path.join(work, "cairn.json")
+    cmd = [exe, "--dir", work, "--json", cairn_json, "--size-gib", str(size), "--reps", str(args.reps),
+           "--layers", str(args.layers), "--vocab", str(args.vocab), "--mlp-ratio", str(args.mlp_ratio),
+           "--mix", args.mix, "--phases", args.phases] + ([] if cold else ["--no-cold"])
+    log(" ".join(cmd))
+    subprocess.run(cmd, check=True)
+    with open(cairn_json) as f:
+        c = json.load(f)
+    c["config"]["fs_type_name"] = ftype
+
+    p = None
+    dump = os.path.join(work, "floor")
+    if args.peers and os.path.exists(os.path.join(dump, "manifest.json")):
+        peers_json = os.path.join(work, "peers.json")
+        pcmd = [sys.executable, os.path.join(HERE, "peers.py"), "--dump", dump, "--dir", work, "--json", peers_json,
+                "--reps", str(args.reps), "--budget-s", str(args.peer_budget_s), "--peers", args.peers] + ([] if cold else ["--no-cold"])
+        log(" ".join(pcmd))
+        subprocess.run(pcmd, check=True)
+        with open(peers_json) as f:
+            p = json.load(f)
+    elif args.peers:
+        log("peers skipped: the floors phase did not run, so there is no dump of the state")
+
+    targets = compute_targets(c, p)
+    table = render_table(c, p, targets)
+    print(table)
+
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        rev = "unknown"
+    result = {
+        "started_utc": started.isoformat(timespec="seconds"),
+        "git_revision": rev,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "transparent_hugepage": thp_mode()},
+        "args": vars(args) | {"size_gib": size},
+        "state": {k: v for k, v in c["state"].items() if k != "shapes"},
+        "shapes": c["state"].get("shapes"),
+        "config": c["config"],
+        "floors": c.get("floors"),
+        "cairn": c.get("cairn"),
+        "peers": (p or {}).get("peers"),
+        "targets": [t.to_json() for t in targets],
+        "table": table.splitlines(),
+    }
+    out_json = os.path.join(args.results, "latest.json")
+    with open(out_json, "w") as f:
+        json.dump(result, f, indent=1)
+    out_png = os.path.join(args.results, "latest.png")
+    try:
+        render_chart(c, p, targets, out_png)
+    except ImportError as e:
+        log(f"no chart: {e} (python3-matplotlib: scripts/install-deps.sh --bench)")
+        out_png = None
+    log(f"wrote {out_json}" + (f" and {out_png}" if out_png else ""))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,398 @@
+// Saves and restores across processes, with processes simulated by threads (LocalProcessGroups): sharded saves
+// on 4, restores on 1, 2 and 3 with other partitionings, replicated arrays written once, sync and async,
+// failures on one process failing all, and restores that read only what their boxes need.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <thread>
+
+#include "cairn/cairn.h"
+#include "core/box_copy.h"
+#include "kvstore/ocdbt/ocdbt.h"
+#include "test_util.h"
+
+namespace cairn {
+namespace {
+
+namespace fs = std::filesystem;
+using cairn::testing::Iota;
+using cairn::testing::TempDir;
+
+// Runs fn(process, group) on `count` threads, one per simulated process; rethrows nothing, returns each
+// process's exception (or null).
+std::vector<std::exception_ptr> RunProcesses(int count,
+                                             const std::function<void(int, std::shared_ptr<ProcessGroup>)>& fn) {
+  auto groups = LocalProcessGroups::Create(count);
+  std::vector<std::exception_ptr> errors(count);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < count; ++p) {
+    threads.emplace_back([&, p] {
+      try {
+        fn(p, groups[p]);
+      } catch (...) {
+        errors[p] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return errors;
+}
+
+void ExpectNoErrors(const std::vector<std::exception_ptr>& errors) {
+  for (size_t p = 0; p < errors.size(); ++p) {
+    if (!errors[p]) continue;
+    try {
+      std::rethrow_exception(errors[p]);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "process " << p << ": " << e.what();
+    }
+  }
+}
+
+CheckpointerOptions OptionsFor(std::shared_ptr<ProcessGroup> group, int64_t barrier_timeout_secs = 30) {
+  CheckpointerOptions options;
+  options.multiprocessing_options.process_group = std::move(group);
+  options.multiprocessing_options.barrier_timeout_secs = barrier_timeout_secs;
+  return options;
+}
+
+const NamedSharding kRows{{4}, {"x"}, {{"x"}}};                          // 4 processes, dim 0 split
+const NamedSharding kGrid{{2, 2}, {"x", "y"}, {{"x"}, {"y"}}};           // 2x2 mesh, both dims split
+const NamedSharding kReplicated{{4}, {"x"}, {}};                         // every process holds it all
+
+const Array kW = Iota({16, 12});
+const Array kG = Iota({8, 8}, DType::kInt32);
+const Array kR = Iota({5}, DType::kFloat64);
+
+Tree StateFor(int process) {
+  return Tree::Dict({{"w", ShardedArray::FromGlobal(kW, kRows, process)},
+                     {"g", ShardedArray::FromGlobal(kG, kGrid, process)},
+                     {"r", ShardedArray::FromGlobal(kR, kReplicated, process)},
+                     {"step", Tree::Scalar(int64_t{3})},
+                     {"bias", Iota({3})}});
+}
+
+const Tree kWhole = Tree::Dict({{"w", kW}, {"g", kG}, {"r", kR}, {"step", Tree::Scalar(int64_t{3})}, {"bias", Iota({3})}});
+
+void SaveOnFour(const fs::path& dir, bool async, PyTreeCheckpointHandlerOptions layout = {}) {
+  ExpectNoErrors(RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    auto handler = std::make_unique<PyTreeCheckpointHandler>(layout);
+    if (async) {
+      AsyncCheckpointer ckptr(std::move(handler), {}, OptionsFor(group));
+      ckptr.save(dir, args::PyTreeSave{StateFor(p)});
+      ckptr.wait_until_finished();
+    } else {
+      Checkpointer ckptr(std::move(handler), OptionsFor(group));
+      ckptr.save(dir, args::PyTreeSave{StateFor(p)});
+    }
+  }));
+}
+
+Array Slice(const Array& global, const Box& box, DType dtype) {
+  Array out = Array::Allocate(global.dtype(), box.shape);
+  CopyBox(global.bytes().data(), global.shape(), box.origin, out.mutable_bytes().data(), box.shape,
+          Shape(box.shape.size(), 0), box.shape, ItemSize(global.dtype()));
+  return out.dtype() == dtype ? out : out.Cast(dtype);
+}
+
+// Restores on `n` processes: w split by columns over n, g by rows over 2 when n is even (else whole, as an
+// ArraySpec), and checks every process got exactly its boxes.
+void RestoreOn(int n, const fs::path& dir, PyTreeCheckpointHandlerOptions layout = {}) {
+  const NamedSharding columns{{n}, {"c"}, {{}, {"c"}}};
+  const NamedSharding rows{{n}, {"r"}, {{"r"}}};
+  ExpectNoErrors(RunProcesses(n, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(layout), OptionsFor(group));
+    Tree g_target = n % 2 == 0 ? Tree(ShardedArraySpec::ForProcess(DType::kInt64, {8, 8}, rows, p))
+                               : Tree(ArraySpec{DType::kInt32, {8, 8}});
+    Tree target = Tree::Dict({{"w", ShardedArraySpec::ForProcess(DType::kFloat32, {16, 12}, columns, p)},
+                              {"g", g_target},
+                              {"r", ArraySpec{DType::kFloat64, {5}}},
+                              {"step", Tree::Scalar(int64_t{0})},
+                              {"bias", ArraySpec{DType::kFloat32, {3}}}});
+    Tree restored = ckptr.restore(dir, args::PyTreeRestore{target});
+    const auto& w = restored["w"].sharded_array();
+    ASSERT_EQ(w.shards().size(), 1u);
+    const Box w_box = columns.BoxFor({16, 12}, p);
+    EXPECT_EQ(w.shards()[0].box, w_box);
+    EXPECT_EQ(w.shards()[0].data, Slice(kW, w_box, DType::kFloat32)) << "process " << p;
+    if (n % 2 == 0) {
+      const Box g_box = rows.BoxFor({8, 8}, p);
+      EXPECT_EQ(restored["g"].sharded_array().shards()[0].data, Slice(kG, g_box, DType::kInt64));
+    } else {
+      EXPECT_EQ(restored["g"].array(), kG);
+    }
+    EXPECT_EQ(restored["r"].array(), kR);
+    EXPECT_EQ(restored["step"], Tree::Scalar(int64_t{3}));
+  }));
+}
+
+TEST(MultiProcess, SaveShardedOnFourRestoreOnOneTwoThree) {
+  for (bool async : {false, true}) {
+    SCOPED_TRACE(async ? "async" : "sync");
+    TempDir tmp;
+    const fs::path dir = tmp / "ckpt";
+    SaveOnFour(dir, async);
+    // Each process wrote its own database; the primary merged them into the root that readers open.
+    for (int p = 0; p < 4; ++p) {
+      EXPECT_TRUE(fs::exists(dir / ("ocdbt.process_" + std::to_string(p)) / "manifest.ocdbt"));
+      EXPECT_TRUE(fs::exists(dir / "array_metadatas" / ("process_" + std::to_string(p))));
+    }
+    EXPECT_TRUE(fs::exists(dir / "manifest.ocdbt"));
+    EXPECT_TRUE(fs::exists(dir / "commit_success.txt"));
+    // One process, no target: the whole arrays.
+    Checkpointer single(std::make_unique<PyTreeCheckpointHandler>());
+    EXPECT_EQ(single.restore(dir), kWhole);
+    RestoreOn(2, dir);
+    RestoreOn(3, dir);
+  }
+}
+
+TEST(MultiProcess, PerParameterDirectoriesToo) {
+  TempDir tmp;
+  PyTreeCheckpointHandlerOptions layout;
+  layout.use_ocdbt = false;
+  SaveOnFour(tmp / "ckpt", /*async=*/false, layout);
+  Checkpointer single(std::make_unique<PyTreeCheckpointHandler>(layout));
+  EXPECT_EQ(single.restore(tmp / "ckpt"), kWhole);
+  RestoreOn(2, tmp / "ckpt", layout);
+}
+
+TEST(MultiProcess, ReplicatedArraysAreWrittenOnceAndShardingIsOrbaxs) {
+  TempDir tmp;
+  SaveOnFour(tmp / "ckpt", false);
+  auto fs = FileSystem::Default();
+  for (int p = 0; p < 4; ++p) {
+    auto db = kvstore::OpenOcdbtForRead(fs, tmp / "ckpt" / ("ocdbt.process_" + std::to_string(p)));
+    const auto r_keys = db->ListKeys("r/");
+    const auto bias_keys = db->ListKeys("bias/");
+    // The replicated array and the whole one: only process 0 (replica 0, the primary) holds them.
+    EXPECT_EQ(r_keys.empty(), p != 0) << p;
+    EXPECT_EQ(bias_keys.empty(), p != 0) << p;
+    // Every process wrote exactly its rows of w.
+    EXPECT_EQ(db->ListKeys("w/").size(), p == 0 ? 2u : 1u) << p;  // process 0 also holds w/.zarray
+  }
+  auto sharding = nlohmann::json::parse(fs->ReadFile(tmp / "ckpt/_sharding"));
+  auto w = nlohmann::json::parse(sharding["dw=="].get<std::string>());
+  EXPECT_EQ(w["sharding_type"], "NamedSharding");
+  EXPECT_EQ(w["partition_spec"], nlohmann::json::array({"x"}));
+  EXPECT_EQ(w["device_mesh"]["mesh"], nlohmann::json::parse(R"([{"id": 0}, {"id": 1}, {"id": 2}, {"id": 3}])"));
+  EXPECT_EQ(NamedSharding::FromOrbaxJson(w), kRows);
+  auto metadata = nlohmann::json::parse(fs->ReadFile(tmp / "ckpt/_METADATA"));
+  EXPECT_EQ(metadata["tree_metadata"]["('w',)"]["value_metadata"]["write_shape"], nlohmann::json::array({4, 12}));
+}
+
+// A handler that fails on one process.
+class FailOn : public PyTreeCheckpointHandler {
+ public:
+  explicit FailOn(bool fail) : fail_(fail) {}
+  void save(const fs::path& directory, const CheckpointArgs& args) override {
+    if (fail_) throw IoError("simulated disk failure on this process", EIO);
+    PyTreeCheckpointHandler::save(directory, args);
+  }
+
+ private:
+  bool fail_;
+};
+
+TEST(MultiProcess, OneProcessFailingFailsAllAndCommitsNothing) {
+  for (bool async : {false, true}) {
+    SCOPED_TRACE(async ? "async" : "sync");
+    TempDir tmp;
+    SaveOnFour(tmp / "1", false);
+    auto errors = RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+      auto handler = std::make_unique<FailOn>(p == 2);
+      if (async) {
+        AsyncCheckpointer ckptr(std::move(handler), {}, OptionsFor(group));
+        ckptr.save(tmp / "2", args::PyTreeSave{StateFor(p)});
+        ckptr.wait_until_finished();
+      } else {
+        Checkpointer ckptr(std::move(handler), OptionsFor(group));
+        ckptr.save(tmp / "2", args::PyTreeSave{StateFor(p)});
+      }
+    });
+    for (int p = 0; p < 4; ++p) {
+      ASSERT_TRUE(errors[p]) << "process " << p << " did not fail";
+      try {
+        std::rethrow_exception(errors[p]);
+      } catch (const IoError& e) {
+        EXPECT_EQ(p, 2);
+      } catch (const AbortedError& e) {
+        EXPECT_NE(p, 2);
+        EXPECT_NE(std::string(e.what()).find("process 2 failed"), std::string::npos) << e.what();
+      }
+    }
+    EXPECT_FALSE(fs::exists(tmp / "2"));
+    EXPECT_FALSE(fs::exists(tmp / "2.orbax-checkpoint-tmp"));
+    Checkpointer single(std::make_unique<PyTreeCheckpointHandler>());
+    EXPECT_EQ(single.restore(tmp / "1"), kWhole);
+  }
+}
+
+TEST(MultiProcess, AProcessThatDiesMakesTheOthersTimeOut) {
+  TempDir tmp;
+  SaveOnFour(tmp / "1", false);
+  const auto start = std::chrono::steady_clock::now();
+  auto errors = RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    if (p == 3) return;  // "killed" before it reached the save
+    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(), OptionsFor(group, /*barrier_timeout_secs=*/1));
+    ckptr.save(tmp / "2", args::PyTreeSave{StateFor(p)});
+  });
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  for (int p = 0; p < 3; ++p) {
+    ASSERT_TRUE(errors[p]);
+    try {
+      std::rethrow_exception(errors[p]);
+    } catch (const TimeoutError&) {
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "process " << p << ": " << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(tmp / "2"));
+  Checkpointer single(std::make_unique<PyTreeCheckpointHandler>());
+  EXPECT_EQ(single.restore(tmp / "1"), kWhole);
+}
+
+// Counts the bytes read through it.
+class CountingFileSystem final : public FileSystem {
+ public:
+  explicit CountingFileSystem(std::shared_ptr<FileSystem> base) : base_(std::move(base)) {}
+  std::atomic<uint64_t> bytes_read{0};
+  std::optional<FileInfo> Stat(const fs::path& p) override { return base_->Stat(p); }
+  void CreateDir(const fs::path& p, std::optional<uint32_t> m) override { base_->CreateDir(p, m); }
+  std::unique_ptr<WritableFile> NewWritableFile(const fs::path& p) override { return base_->NewWritableFile(p); }
+  std::vector<std::string> ListDir(const fs::path& p) override { return base_->ListDir(p); }
+  void Rename(const fs::path& a, const fs::path& b) override { base_->Rename(a, b); }
+  void RemoveFile(const fs::path& p) override { base_->RemoveFile(p); }
+  void RemoveEmptyDir(const fs::path& p) override { base_->RemoveEmptyDir(p); }
+  void SyncDir(const fs::path& p) override { base_->SyncDir(p); }
+  std::unique_ptr<ReadableFile> OpenForRead(const fs::path& p) override {
+    struct Counted final : ReadableFile {
+      std::unique_ptr<ReadableFile> file;
+      std::atomic<uint64_t>* counter;
+      uint64_t Size() const override { return file->Size(); }
+      void ReadAt(uint64_t offset, size_t length, char* out) const override {
+        *counter += length;
+        file->ReadAt(offset, length, out);
+      }
+    };
+    auto counted = std::make_unique<Counted>();
+    counted->file = base_->OpenForRead(p);
+    counted->counter = &bytes_read;
+    return counted;
+  }
+
+ private:
+  std::shared_ptr<FileSystem> base_;
+};
+
+TEST(MultiProcess, RestoresReadNoMoreThanTheirBoxesNeed) {
+  // Large enough that metadata is noise; uncompressed, saved in 4 row blocks, restored in 3 and 6 row blocks
+  // that cut the saved chunks.
+  TempDir tmp;
+  const Array big = Iota({960, 256});
+  const NamedSharding save_rows{{4}, {"x"}, {{"x"}}};
+  PyTreeCheckpointHandlerOptions layout;
+  layout.use_compression = false;
+  ExpectNoErrors(RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(layout), OptionsFor(group));
+    ckptr.save(tmp / "ckpt", args::PyTreeSave{Tree::Dict({{"big", ShardedArray::FromGlobal(big, save_rows, p)}})});
+  }));
+  for (int n : {3, 6}) {
+    const NamedSharding rows{{n}, {"r"}, {{"r"}}};
+    ExpectNoErrors(RunProcesses(n, [&](int p, std::shared_ptr<ProcessGroup> group) {
+      auto counting = std::make_shared<CountingFileSystem>(FileSystem::Default());
+      CheckpointerOptions options = OptionsFor(group);
+      options.file_system = counting;
+      Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(layout), options);
+      Tree target = Tree::Dict({{"big", ShardedArraySpec::ForProcess(DType::kFloat32, {960, 256}, rows, p)}});
+      Tree restored = ckptr.restore(tmp / "ckpt", args::PyTreeRestore{target});
+      const Box box = rows.BoxFor({960, 256}, p);
+      EXPECT_EQ(restored["big"].sharded_array().shards()[0].data, Slice(big, box, DType::kFloat32));
+      const double needed = static_cast<double>(NumBytes(DType::kFloat32, box.shape));
+      if (std::getenv("CAIRN_TEST_VERBOSE")) std::printf("%d processes, process %d: read %.3f x its box\n", n, p, counting->bytes_read.load() / needed);
+      EXPECT_LE(static_cast<double>(counting->bytes_read.load()), 1.1 * needed)
+          << n << " processes, process " << p << " read " << counting->bytes_read << " bytes for " << needed;
+    }));
+  }
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(MultiProcess, CompositeItemsAndAnotherPrimary) {
+  TempDir tmp;
+  ExpectNoErrors(RunProcesses(2, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    CheckpointerOptions options = OptionsFor(group);
+    options.multiprocessing_options.primary_host = 1;
+    options.multiprocessing_options.barrier_sync_key_prefix = "composite/";
+    Checkpointer ckptr(std::make_unique<CompositeCheckpointHandler>(), options);
+    const NamedSharding halves{{2}, {"x"}, {{"x"}}};
+    args::Composite save;
+    save.add("state", args::PyTreeSave{Tree::Dict({{"w", ShardedArray::FromGlobal(kW, halves, p)}})})
+        .add("meta", args::JsonSave{{{"written_by", p}}});
+    ckptr.save(tmp / "1", save);
+  }));
+  Checkpointer single(std::make_unique<CompositeCheckpointHandler>());
+  Tree restored = single.restore(tmp / "1", args::Composite({{"state", args::Item(args::PyTreeRestore{})},
+                                                            {"meta", args::Item(args::JsonRestore{})}}));
+  EXPECT_EQ(restored["state"]["w"].array(), kW);
+  EXPECT_EQ(restored["meta"]["written_by"].scalar<int64_t>(), 1);  // the JSON item is the primary's
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(MultiProcess, ActiveProcessesSaveWhileOthersDoNot) {
+  TempDir tmp;
+  // Processes 1 and 3 of 4 save (3 is the primary); 0 and 2 do other work meanwhile, and their checkpointers
+  // refuse to save.
+  auto errors = RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    CheckpointerOptions options = OptionsFor(group);
+    options.multiprocessing_options.active_processes = std::vector<int>{3, 1};
+    options.multiprocessing_options.primary_host = 3;
+    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(), options);
+    const NamedSharding halves{{2}, {"x"}, {{"x"}}};
+    const int sub = p == 1 ? 0 : 1;
+    if (p == 1 || p == 3) {
+      ckptr.save(tmp / "1", args::PyTreeSave{Tree::Dict({{"w", ShardedArray::FromGlobal(kW, halves, sub)}})});
+    } else {
+      EXPECT_THROW(ckptr.save(tmp / "x", args::PyTreeSave{Tree::Dict({})}), InvalidArgumentError);
+    }
+  });
+  ExpectNoErrors(errors);
+  Checkpointer single(std::make_unique<PyTreeCheckpointHandler>());
+  EXPECT_EQ(single.restore(tmp / "1")["w"].array(), kW);
+  EXPECT_TRUE(fs::exists(tmp / "1/ocdbt.process_0"));
+  EXPECT_TRUE(fs::exists(tmp / "1/ocdbt.process_1"));
+  EXPECT_FALSE(fs::exists(tmp / "1/ocdbt.process_2"));
+  EXPECT_FALSE(fs::exists(tmp / "x"));
+  // A primary that is not active is a mistake.
+  auto group = LocalProcessGroups::Create(1)[0];
+  CheckpointerOptions options = OptionsFor(group);
+  options.multiprocessing_options.active_processes = std::vector<int>{0};
+  options.multiprocessing_options.primary_host = 1;
+  EXPECT_THROW(Checkpointer(std::make_unique<PyTreeCheckpointHandler>(), options), InvalidArgumentError);
+}
+
+TEST(ProcessGroupSubgroup, MembersOnly) {
+  auto errors = RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    if (p % 2 == 1) return;  // odd processes never call
+    auto sub = group->Subgroup({0, 2});
+    EXPECT_EQ(sub->count(), 2);
+    EXPECT_EQ(sub->index(), p / 2);
+    auto all = sub->AllGather(std::to_string(p), "k", std::chrono::seconds(10));
+    EXPECT_EQ(all, (std::vector<std::string>{"0", "2"}));
+    EXPECT_THROW(group->Subgroup({1, 3}), InvalidArgumentError);  // not a member
+  });
+  ExpectNoErrors(errors);
+}
+
+}  // namespace
+}  // namespace cairn
