@@ -122,8 +122,10 @@ struct RootMetadata {
 // A map from item name to its handler.
 using CheckpointHandlerMap = std::map<std::string, std::unique_ptr<CheckpointHandler>>;
 
-// Not thread-safe (one training thread calls it, as in Orbax); safe across processes through
-// MultiprocessingOptions and AsyncOptions::barrier_sync_fn.
+// Not thread-safe (one training thread calls it, as in Orbax). Across processes (MultiprocessingOptions::
+// process_group), every process makes the same calls: the primary host creates, cleans up and deletes, the
+// processes agree at each synchronisation point (a failure on one fails all), and a save decision that could
+// differ between them (a custom save_decision_policy or should_save_fn) is the primary's.
 class CheckpointManager {
  public:
   // The name of the single unnamed item and of the metrics item.
@@ -225,8 +227,9 @@ class CheckpointManager {
 
   int64_t Now() const;
   std::filesystem::path StepPath(int64_t step) const;
-  void Barrier(const char* name) const;
+  void Agree(const char* name, const std::function<void()>& step = {}, bool run_here = true) const;
   bool IsPrimary() const;
+  bool DecideLocally(int64_t step) const;
   std::vector<CheckpointInfo> LoadCheckpointInfos() const;
   std::optional<nlohmann::json> ReadMetrics(int64_t step) const;
   void CheckArgsMode(const CheckpointArgs& args) const;
@@ -242,6 +245,8 @@ class CheckpointManager {
   std::filesystem::path directory_;
   CheckpointManagerOptions options_;
   std::shared_ptr<FileSystem> fs_;
+  MultiprocessingOptions mp_;  // active processes resolved; the manager's own group for its barriers
+  bool active_ = true;         // among active_processes (or there are none)
   std::unique_ptr<manager::StepNameFormat> name_format_;
   std::shared_ptr<const save_decision_policy::SaveDecisionPolicy> save_policy_;
   std::shared_ptr<const preservation_policy::PreservationPolicy> preservation_policy_;

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <numeric>
 
 #include "cairn/async_checkpointer.h"
 #include "cairn/error.h"
 #include "cairn/handlers.h"
 #include "checkpoint/save_pipeline.h"
+#include "distributed/agreement.h"
 #include "manager/step_deleter.h"
 #include "manager/step_name.h"
 #include "metadata/checkpoint_metadata.h"
@@ -106,10 +108,6 @@ void ValidateOptions(const CheckpointManagerOptions& options) {
                                  "\" must be a relative path inside the root directory");
     }
   }
-  if (options.multiprocessing_options.active_processes && !options.multiprocessing_options.active_processes->empty()) {
-    throw UnimplementedError("MultiprocessingOptions.active_processes is not supported yet: every process of the "
-                             "process group takes part");
-  }
   if (options.async_options.post_finalization_callback && !options.enable_async_checkpointing) {
     throw InvalidArgumentError(
         "AsyncOptions.post_finalization_callback needs enable_async_checkpointing (an AsyncCheckpointer)");
@@ -186,8 +184,26 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
   }
   handlers[kMetricsItemName] = std::make_unique<JsonCheckpointHandler>(kMetricsItemName);
   auto composite = std::make_unique<CompositeCheckpointHandler>(std::move(handlers));
+  // The processes: with active_processes, those form a subgroup (the others only read). The manager's own
+  // barriers get a group of their own, so that they never interleave with the collectives of a save running in
+  // the background on the checkpointer's group.
+  bool active = true;
+  const MultiprocessingOptions resolved =
+      distributed::ResolveActiveProcesses(options_.multiprocessing_options, &active);
+  active_ = active;
+  mp_ = resolved;
+  if (active_) {
+    ProcessGroup& group = distributed::GroupOf(resolved);
+    if (group.count() > 1) {
+      std::vector<int> everyone(static_cast<size_t>(group.count()));
+      std::iota(everyone.begin(), everyone.end(), 0);
+      mp_.process_group = group.Subgroup(everyone);
+    }
+  }
   CheckpointerOptions checkpointer_options;
-  checkpointer_options.multiprocessing_options = options_.multiprocessing_options;
+  // An active process hands its subgroup on; an inactive one the options as they were (its checkpointer refuses
+  // to save).
+  checkpointer_options.multiprocessing_options = active_ ? resolved : options_.multiprocessing_options;
   checkpointer_options.file_options = options_.file_options;
   checkpointer_options.atomicity_options = options_.atomicity_options;
   checkpointer_options.file_system = fs_;
@@ -200,20 +216,19 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
 
   const bool write = !options_.read_only;
   if (options_.create && write) {
-    if (IsPrimary() && !fs_->IsDirectory(directory_)) {
-      fs_->CreateDirs(directory_, options_.file_options.path_permission_mode);
-    }
-    Barrier("CheckpointManager:create_directory");
+    Agree("CheckpointManager:create_directory", [&] {
+      if (!fs_->IsDirectory(directory_)) fs_->CreateDirs(directory_, options_.file_options.path_permission_mode);
+    }, /*run_here=*/IsPrimary());
   }
   if (options_.cleanup_tmp_directories && write) {
-    if (IsPrimary() && fs_->IsDirectory(directory_)) {
+    Agree("CheckpointManager:cleanup_tmp_directories", [&] {
+      if (!fs_->IsDirectory(directory_)) return;
       for (const auto& name : fs_->ListDir(directory_)) {
         if (manager::IsUnfinishedStep(*fs_, directory_, name, *name_format_, options_.atomicity_options)) {
           fs_->RemoveAll(directory_ / name);
         }
       }
-    }
-    Barrier("CheckpointManager:cleanup_tmp_directories");
+    }, /*run_here=*/IsPrimary());
   }
 
   deleter_ = std::make_unique<manager::StepDeleter>(manager::StepDeleterOptions{
@@ -234,7 +249,8 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
     root_custom_metadata_ = metadata.is_null() ? nlohmann::json::object() : metadata;
   }
   if (options_.save_root_metadata) {
-    if (!metadata.is_null() && write && IsPrimary()) {
+    Agree("CheckpointManager:save_root_metadata", [&] {
+      if (metadata.is_null() || !write) return;
       const auto file = metadata_dir / kRootMetadataFile;
       if (!fs_->Exists(file)) {
         fs_->CreateDirs(metadata_dir, options_.file_options.path_permission_mode);
@@ -247,8 +263,7 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
         fs_->Rename(tmp, file);
         fs_->SyncDir(metadata_dir);
       }
-    }
-    Barrier("CheckpointManager:save_root_metadata");
+    }, /*run_here=*/IsPrimary());
   }
 }
 
@@ -270,23 +285,19 @@ std::filesystem::path CheckpointManager::StepPath(int64_t step) const {
   return directory_ / name_format_->Build(step);
 }
 
-// Without a process group this process is process 0 of 1.
-bool CheckpointManager::IsPrimary() const {
-  const auto& mp = options_.multiprocessing_options;
-  const int index = mp.process_group ? mp.process_group->index() : 0;
-  return index == mp.primary_host;
-}
+bool CheckpointManager::IsPrimary() const { return active_ && distributed::IsPrimary(mp_); }
 
-// Orbax's sync_global_processes at the manager's synchronisation points: AsyncOptions::barrier_sync_fn when given
-// (it replaces the barriers), else the process group's barrier.
-void CheckpointManager::Barrier(const char* name) const {
-  const auto& mp = options_.multiprocessing_options;
-  const std::string key = mp.barrier_sync_key_prefix.value_or("") + name;
-  const int64_t timeout_ms = mp.barrier_timeout_secs * 1000;
+// Orbax's sync_global_processes at the manager's synchronisation points, as an agreement: `step` runs (where
+// `run_here`), then the processes exchange their outcomes, so that a failure anywhere fails every process here.
+// AsyncOptions::barrier_sync_fn, when given, is called too. An inactive process takes no part.
+void CheckpointManager::Agree(const char* name, const std::function<void()>& step, bool run_here) const {
+  if (active_) {
+    distributed::Agree(mp_, name, step ? step : [] {}, run_here);
+  } else if (step && run_here) {
+    step();
+  }
   if (const auto& sync = options_.async_options.barrier_sync_fn) {
-    sync(key, timeout_ms);
-  } else if (mp.process_group && mp.process_group->count() > 1) {
-    mp.process_group->Barrier(key, std::chrono::milliseconds(timeout_ms));
+    sync(mp_.barrier_sync_key_prefix.value_or("") + name, mp_.barrier_timeout_secs * 1000);
   }
 }
 
@@ -382,6 +393,21 @@ bool CheckpointManager::reached_preemption(int64_t step) const {
 }
 
 bool CheckpointManager::should_save(int64_t step) const {
+  bool decision = DecideLocally(step);
+  // A decision that may hang on this process's clock, or on when its background save finished, can differ
+  // between processes: the primary's counts (Orbax does this for continuous checkpointing). The default
+  // policies depend only on the step and the steps held, which every process agrees on.
+  ProcessGroup& group = distributed::GroupOf(mp_);
+  if (active_ && group.count() > 1 && !options_.read_only &&
+      (options_.save_decision_policy || options_.should_save_fn || options_.reached_preemption_fn)) {
+    decision = group.Broadcast(decision ? "1" : "0", mp_.primary_host,
+                               mp_.barrier_sync_key_prefix.value_or("") + "CheckpointManager:should_save",
+                               std::chrono::seconds(mp_.barrier_timeout_secs)) == "1";
+  }
+  return decision;
+}
+
+bool CheckpointManager::DecideLocally(int64_t step) const {
   if (options_.read_only) return false;
   const auto latest = latest_step();
   if (latest && *latest >= step) return false;
@@ -398,6 +424,11 @@ bool CheckpointManager::should_save(int64_t step) const {
 bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const CheckpointManagerSaveOptions& options) {
   if (closed_) throw InvalidArgumentError("the CheckpointManager for " + directory_.string() + " is closed");
   if (step < 0) throw InvalidArgumentError("steps are non-negative, got " + std::to_string(step));
+  if (!active_) {
+    throw InvalidArgumentError("process " +
+                               std::to_string(distributed::GroupOf(options_.multiprocessing_options).index()) +
+                               " is not among MultiprocessingOptions::active_processes: it takes no part in saves");
+  }
   if (!default_item_) default_item_ = dynamic_cast<const args::Composite*>(&args) == nullptr;
   CheckArgsMode(args);
   if (!*default_item_) {
@@ -413,20 +444,21 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
   }
   if (options_.read_only) return false;
   if (!options.force && !should_save(step)) return false;
-  Barrier("CheckpointManager:save_start");
   wait_until_finished();  // one save at a time; the previous one's failure surfaces here
 
-  if (std::any_of(checkpoints_.begin(), checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
-    throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists in " +
-                             directory_.string());
-  }
   const auto path = StepPath(step);
-  if (manager::IsFinalizedStep(*fs_, path, options_.atomicity_options)) {
-    // Written by someone else since the last scan: never replace it.
-    throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists at " + path.string() +
-                             " (reload() to see it)");
-  }
-  if (deleter_->Pending().count(step)) deleter_->WaitIdle();  // an earlier step of that number is still leaving
+  Agree("CheckpointManager:save_start", [&] {
+    if (std::any_of(checkpoints_.begin(), checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
+      throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists in " +
+                               directory_.string());
+    }
+    if (manager::IsFinalizedStep(*fs_, path, options_.atomicity_options)) {
+      // Written by someone else since the last scan: never replace it.
+      throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists at " +
+                               path.string() + " (reload() to see it)");
+    }
+    if (deleter_->Pending().count(step)) deleter_->WaitIdle();  // an earlier step of that number is still leaving
+  });
 
   args::Composite composite;
   if (*default_item_) {
@@ -472,7 +504,7 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
   std::vector<CheckpointInfo> kept;
   for (size_t i = 0; i < checkpoints_.size(); ++i) (keep[i] ? kept : removed).push_back(checkpoints_[i]);
   checkpoints_ = std::move(kept);
-  Barrier("CheckpointManager:old_steps_to_remove");
+  Agree("CheckpointManager:old_steps_to_remove");
   std::vector<int64_t> doomed;
   for (const auto& info : removed) doomed.push_back(info.step);
 
@@ -604,8 +636,8 @@ void CheckpointManager::delete_step(int64_t step) {
     throw NotFoundError("Requested deleting a non-existent step: " + std::to_string(step) + " in " +
                         directory_.string());
   }
-  deleter_->Delete({step});
-  Barrier("CheckpointManager:deleted_step");
+  // Only the primary deletes (the deleter does nothing elsewhere); every process learns whether it worked.
+  Agree("CheckpointManager:deleted_step", [&] { deleter_->Delete({step}); });
   std::erase_if(checkpoints_, [&](const CheckpointInfo& c) { return c.step == step; });
 }
 

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <functional>
 #include <mutex>
+#include <thread>
 
 #include "manager_test_util.h"
 #include "metadata/python_json.h"
@@ -795,6 +798,106 @@ TEST(CheckpointManager, ProcessesMeetAtTheManagersBarriers) {
   EXPECT_EQ(CheckpointManager(kRoot, o).metadata().custom_metadata, (nlohmann::json{{"process", 1}}));
 }
 
+// Runs fn(process, group) on `count` threads, one per simulated process; returns each one's exception.
+std::vector<std::exception_ptr> RunProcesses(int count,
+                                             const std::function<void(int, std::shared_ptr<ProcessGroup>)>& fn) {
+  auto groups = LocalProcessGroups::Create(count);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(count));
+  std::vector<std::thread> threads;
+  for (int p = 0; p < count; ++p) {
+    threads.emplace_back([&, p] {
+      try {
+        fn(p, groups[static_cast<size_t>(p)]);
+      } catch (...) {
+        errors[static_cast<size_t>(p)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return errors;
+}
+
+void ExpectNoErrors(const std::vector<std::exception_ptr>& errors) {
+  for (size_t p = 0; p < errors.size(); ++p) {
+    if (!errors[p]) continue;
+    try {
+      std::rethrow_exception(errors[p]);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "process " << p << ": " << e.what();
+    }
+  }
+}
+
+// Two processes save a run together: asynchronous saves, metrics, retention; each process holds the same steps
+// and restores the same state. Their clocks disagree, yet they save the same steps: the primary decides.
+TEST(CheckpointManager, TwoProcessesSaveARunTogether) {
+  auto fs = NewInMemoryFileSystem();
+  std::vector<std::vector<int64_t>> held(2), saved(2);
+  ExpectNoErrors(RunProcesses(2, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    FakeClock clock(1000 + p * 100);  // the clocks disagree, and process 1's runs faster
+    CheckpointManagerOptions o;
+    o.save_decision_policy = std::make_shared<sdp::ContinuousCheckpointingPolicy>(/*minimum_interval_secs=*/10);
+    o.preservation_policy = std::make_shared<pp::AnyPreservationPolicy>(
+        pp::BestN(Loss, 1, /*reverse=*/true), pp::LatestN(2));
+    o.cleanup_tmp_directories = true;
+    o.multiprocessing_options.process_group = group;
+    o.multiprocessing_options.barrier_timeout_secs = 30;
+    o.file_system = fs;
+    o.now_nsecs = clock.fn();
+    CheckpointManager m(kRoot, o, {}, nlohmann::json{{"run", "two"}});
+    for (int64_t step = 0; step < 12; ++step) {
+      clock.Advance(p == 0 ? 4 : 7);
+      m.wait_until_finished();  // so that "a save in progress" does not depend on timing here
+      const double loss = step == 3 ? 0.01 : 1.0 / (step + 1);
+      if (m.save(step, args::StandardSave{StateAt(step)}, {.metrics = {{"loss", loss}}})) {
+        saved[static_cast<size_t>(p)].push_back(step);
+      }
+    }
+    m.wait_until_finished();
+    held[static_cast<size_t>(p)] = m.all_steps();
+    for (int64_t step : m.all_steps()) EXPECT_EQ(m.restore(step), StateAt(step)) << "process " << p;
+    m.close();
+  }));
+  // Process 0's clock (4 s a step): the first step, then every third (12 s). Process 1's alone would save every
+  // second step.
+  EXPECT_EQ(saved[0], (Steps{0, 3, 6, 9}));
+  EXPECT_EQ(saved[1], saved[0]);
+  EXPECT_EQ(held[0], (Steps{3, 6, 9}));
+  EXPECT_EQ(held[1], held[0]);
+  EXPECT_EQ(Entries(*fs, kRoot), (std::set<std::string>{"3", "6", "9", "metadata"}));
+}
+
+// With active_processes, the active ones save; another process may read the run but not save.
+TEST(CheckpointManager, ActiveProcessesSaveAndTheOthersOnlyRead) {
+  auto fs = NewInMemoryFileSystem();
+  std::atomic<int> done{0};
+  ExpectNoErrors(RunProcesses(3, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    CheckpointManagerOptions o;
+    o.max_to_keep = 2;
+    o.multiprocessing_options.process_group = group;
+    o.multiprocessing_options.active_processes = std::vector<int>{0, 2};
+    o.multiprocessing_options.primary_host = 2;
+    o.multiprocessing_options.barrier_timeout_secs = 30;
+    o.file_system = fs;
+    CheckpointManager m(kRoot, o);
+    if (p == 1) {
+      EXPECT_THROW(m.save(0, args::StandardSave{StateAt(0)}), InvalidArgumentError);
+      return;
+    }
+    for (int64_t step = 0; step < 4; ++step) m.save(step, args::StandardSave{StateAt(step)});
+    m.close();
+    EXPECT_EQ(m.all_steps(), (Steps{2, 3}));
+    ++done;
+  }));
+  EXPECT_EQ(done.load(), 2);
+  CheckpointManagerOptions o;
+  o.read_only = true;
+  o.file_system = fs;
+  CheckpointManager reader(kRoot, o);
+  EXPECT_EQ(reader.all_steps(), (Steps{2, 3}));
+  EXPECT_EQ(reader.restore(), StateAt(3));
+}
+
 TEST(CheckpointManager, OptionsAreValidated) {
   auto fs = NewInMemoryFileSystem();
   auto make = [&](auto tweak) {
@@ -813,8 +916,8 @@ TEST(CheckpointManager, OptionsAreValidated) {
                  o.async_options.post_finalization_callback = [] {};
                }),
                InvalidArgumentError);
-  EXPECT_THROW(make([](auto& o) { o.multiprocessing_options.active_processes = std::vector<int>{0}; }),
-               UnimplementedError);
+  EXPECT_THROW(make([](auto& o) { o.multiprocessing_options.active_processes = std::vector<int>{1}; }),
+               InvalidArgumentError);  // the primary is not active
   EXPECT_NO_THROW(make([](auto& o) { o.save_interval_steps = 0; }));
   EXPECT_THROW(CheckpointManager(kRoot, {.file_system = fs}, {}, nlohmann::json::array()), InvalidArgumentError);
 }
