@@ -11,6 +11,7 @@
 
 #include "cairn/error.h"
 #include "cairn/handlers.h"
+#include "core/byte_budget.h"
 #include "core/thread_pool.h"
 #include "distributed/agreement.h"
 #include "handlers/array_storage.h"
@@ -440,10 +441,13 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   }
   // Encode (cast, compress) and write in parallel; each worker holds one chunk at a time, so the bytes in
   // flight stay within (threads x chunk size) on top of the arrays themselves.
+  // save_concurrent_gb bounds the bytes being cast and encoded at once (an array, or one box of it).
+  ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options_.save_concurrent_gb, 1)) << 30);
   ParallelFor(writes.size(), [&](size_t i) {
     const ArrayWrite& w = writes[i];
     if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata);
     if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
+    ByteBudget::Hold hold(budget, w.data.num_bytes());
     const Array data = w.data.dtype() == w.metadata.dtype ? w.data : w.data.Cast(w.metadata.dtype);
     zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin);
   });
@@ -510,8 +514,13 @@ Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, co
     return leaf;
   });
   std::vector<Tree> values(jobs.size());
+  ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options_.restore_concurrent_gb, 1)) << 30);
   ParallelFor(jobs.size(), [&](size_t i) {
-    values[i] = reader.Read(*jobs[i].entry, jobs[i].target, restore_args(jobs[i].param), request.strict);
+    // restore_concurrent_gb bounds the bytes of the leaves being read at once (the target's size for arrays).
+    const Tree& target = jobs[i].target;
+    const uint64_t bytes = target.is_spec() || target.is_array() ? NumBytes(target.array_spec().dtype, target.array_spec().shape) : 0;
+    ByteBudget::Hold hold(budget, bytes);
+    values[i] = reader.Read(*jobs[i].entry, target, restore_args(jobs[i].param), request.strict);
   });
   size_t next = 0;
   return request.item.Map([&](const KeyPath&, const Tree& leaf) -> Tree {
