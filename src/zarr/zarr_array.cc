@@ -185,13 +185,19 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   const size_t item = ItemSize(m.dtype);
   const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
   const bool cast = out_dtype != m.dtype;
-  // The common case: the whole array, stored as one chunk of the requested dtype. Decode (or, uncompressed,
+  // The common cases: the request is exactly one chunk (the whole array stored as one chunk, or a box of the
+  // sharding it was saved with), not cut by the array's edge, in the stored dtype. Decode (or, uncompressed,
   // read) straight into the destination: no intermediate buffer, no zero fill.
-  if (!cast && shape == m.shape && m.chunks == m.shape &&
-      std::all_of(origin.begin(), origin.end(), [](int64_t o) { return o == 0; })) {
+  bool one_chunk = !cast && shape == m.chunks;
+  std::vector<int64_t> chunk_index(rank);
+  for (size_t d = 0; one_chunk && d < rank; ++d) {
+    one_chunk = origin[d] >= 0 && origin[d] % m.chunks[d] == 0 && origin[d] + shape[d] <= m.shape[d];
+    chunk_index[d] = one_chunk ? origin[d] / m.chunks[d] : 0;
+  }
+  if (one_chunk) {
     Array out = Array::Allocate(out_dtype, shape);
     char* dst = reinterpret_cast<char*>(out.mutable_bytes().data());
-    const std::string key = param + "/" + m.ChunkKey(std::vector<int64_t>(rank, 0));
+    const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
     if (m.format == ZarrFormat::kV2 && !m.zstd_level) {
       if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
