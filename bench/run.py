@@ -2,8 +2,10 @@
 """`make bench`: cairn against the physical floors and its peers, in one run, on the same bytes.
 
 Runs the already-built cairn_bench (floors and cairn) and bench/peers.py (torch, numpy, zarr, zarr+zstd, h5py),
-computes every target of issue 4 as a ratio of numbers from this run, prints a table and writes
-bench/results/latest.json and bench/results/latest.png. It builds nothing: `make bench` builds, then runs it.
+computes every target of issue 4 as a ratio of numbers from this run, then runs cairn_bench_mp under mpirun with
+1, 2 and 4 processes (the multi-process rows: aggregate save and restore throughput of one global state against
+this run's single-process floors), prints a table and writes bench/results/latest.json and
+bench/results/latest.png. It builds nothing: `make bench` builds, then runs it.
 
     make bench                                   # 2 GiB state
     make bench BENCH_ARGS="--quick"              # 256 MiB, for trying things
@@ -17,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -164,6 +167,135 @@ def compute_targets(c, p):
 
 
 # -------------------------------------------------------------------------------------------------------------
+# Multi-process: cairn_bench_mp under mpirun
+
+# As the tests run it (tests/CMakeLists.txt): root allowed, more processes than cores allowed, shared memory
+# without CMA. --bind-to none: Open MPI would otherwise pin each process of a small job to one core, so that one
+# process would save on one core where the single-process bench uses them all.
+MPIRUN_FLAGS = ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "--mca", "btl", "self,vader",
+                "--mca", "btl_vader_single_copy_mechanism", "none"]
+
+
+def run_multi_process(args, work, size_gib, cold):
+    """Runs cairn_bench_mp with each process count; returns what goes under "multi_process" in latest.json."""
+    counts = [int(x) for x in args.mp_procs.split(",") if x.strip()]
+    if not counts:
+        return {"skipped": "--mp-procs is empty"}
+    exe = os.path.join(args.build_dir, "bench", "cairn_bench_mp")
+    mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
+    if not os.access(exe, os.X_OK):
+        return {"skipped": f"{exe} is not built (cairn was configured without MPI: install libopenmpi-dev, "
+                           "see docs/distributed.md)"}
+    if not mpirun:
+        return {"skipped": "no mpirun or mpiexec on PATH"}
+    size_mib = size_gib * 1024
+    reps = args.mp_reps or args.reps
+    out = {"size_gib": size_gib, "processes": counts, "reps": reps, "zstd": args.mp_zstd,
+           "mpirun": [mpirun] + MPIRUN_FLAGS, "runs": {}}
+    for n in counts:
+        js = os.path.join(work, f"mp_{n}.json")
+        cmd = [mpirun] + MPIRUN_FLAGS + ["-n", str(n), exe, "--dir", os.path.join(work, "mp"), "--json", js,
+                                         "--size-mib", f"{size_mib:g}", "--reps", str(reps)]
+        cmd += (["--zstd"] if args.mp_zstd else []) + ([] if cold else ["--no-cold"])
+        log(" ".join(cmd))
+        # In a session of its own, so that a run past its limit ends with every process mpirun started.
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=args.mp_timeout_s)
+            if rc != 0:
+                out["runs"][str(n)] = {"error": f"exit status {rc}"}
+        except subprocess.TimeoutExpired:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+                try:
+                    os.killpg(proc.pid, sig)
+                    proc.wait(timeout=wait)
+                    break
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    continue
+            out["runs"][str(n)] = {"error": f"timed out after {args.mp_timeout_s:g} s"}
+        if str(n) not in out["runs"] or os.path.exists(js):
+            try:
+                with open(js) as f:
+                    out["runs"][str(n)] = json.load(f) | out["runs"].get(str(n), {})
+            except (OSError, ValueError) as e:
+                out["runs"][str(n)] = {"error": f"no result: {e}"}
+        shutil.rmtree(os.path.join(work, "mp"), ignore_errors=True)
+    return out
+
+
+MP_COLUMNS = (  # key in cairn_bench_mp's JSON, column header, floor it is compared with
+    ("save_raw", "save", "write_fsync"),
+    ("restore_warm", "restore warm", "read_warm"),
+    ("restore_cold", "restore cold", "read_cold"),
+    ("save_zstd", "zstd save", "write_fsync"),
+    ("restore_zstd_warm", "zstd restore", "read_warm"),
+)
+
+
+def mp_rows(c, mp):
+    """One dict per process count: GiB/s and the ratio to this run's single-process floor, per operation."""
+    floors = c.get("floors", {}) if c else {}
+    out = []
+    checksums = {r.get("state", {}).get("checksum") for r in mp.get("runs", {}).values() if isinstance(r, dict)}
+    checksums.discard(None)
+    for n in mp.get("processes", []):
+        r = mp["runs"].get(str(n), {})
+        row = {"processes": n, "error": r.get("error")}
+        notes_ = []
+        for key, _title, floor in MP_COLUMNS:
+            m = r.get(key)
+            g = rate(m)
+            f = rate(floors.get(floor))
+            row[key] = {"gib_per_s": g, "best_seconds": best(m), "floor": floor, "floor_gib_per_s": f,
+                        "ratio_to_floor": g / f if g is not None and f else None}
+            if isinstance(m, dict) and "unavailable" in m:
+                row[key]["unavailable"] = m["unavailable"]
+                if key == "restore_cold":
+                    notes_.append("cold: " + m["unavailable"])
+            if isinstance(m, dict) and m.get("verified") is False:
+                notes_.append(f"{key}: BYTES DIFFER ({m.get('verify_error', '')})")
+        row["verified"] = all(r.get(k, {}).get("verified", True) for k, _t, _f in MP_COLUMNS
+                              if isinstance(r.get(k), dict)) if not row["error"] else None
+        row["checksum"] = r.get("state", {}).get("checksum")
+        if len(checksums) > 1:
+            notes_.append("STATE DIFFERS between process counts")
+        if row["error"]:
+            notes_.append("failed: " + row["error"])
+        row["note"] = "; ".join(notes_)
+        out.append(row)
+    return out
+
+
+def render_mp(c, mp, rows_):
+    if "skipped" in mp:
+        return [f"multi-process: skipped: {mp['skipped']}"]
+    floors = c.get("floors", {})
+    state = next((r["state"] for r in mp["runs"].values() if isinstance(r, dict) and "state" in r), {})
+    lines = [
+        f"multi-process: {state.get('bytes', mp['size_gib'] * GIB) / GIB:.2f} GiB global state, "
+        f"{state.get('arrays', '?')} float32 arrays (d_model {state.get('d_model', '?')}), rows split over n "
+        f"processes (NamedSharding x), mpirun on {c['config']['cores']} cores",
+        "  aggregate GiB/s = state bytes / wall time of the slowest process (barrier to barrier), best of "
+        f"{mp['reps']}; cold: once, after drop_caches" + ("" if mp.get("zstd") else "; zstd not run (--no-mp-zstd)"),
+        f"  x floor: ratio to this run's single-process floors at {c['state']['bytes'] / GIB:.2f} GiB: write+fsync "
+        f"{fmt(rate(floors.get('write_fsync')))}, read warm {fmt(rate(floors.get('read_warm')))}, read cold "
+        f"{fmt(rate(floors.get('read_cold')))} GiB/s",
+        "",
+        f"{'':5}  " + "  ".join(f"{t:^15}" for _k, t, _f in MP_COLUMNS),
+        f"{'procs':>5}  " + "  ".join(f"{'GiB/s':>6} {'x floor':>8}" for _ in MP_COLUMNS) + "  verified",
+        "-" * 100,
+    ]
+    for r in rows_:
+        cells = []
+        for key, _t, _f in MP_COLUMNS:
+            x = r[key]
+            cells.append(f"{fmt(x['gib_per_s']):>6} {fmt(x['ratio_to_floor'], 3) if x['ratio_to_floor'] is not None else '-':>8}")
+        ver = "-" if r["verified"] is None else ("yes" if r["verified"] else "NO")
+        lines.append(f"{r['processes']:>5}  " + "  ".join(cells) + f"  {ver}" + (f"  {r['note']}" if r["note"] else ""))
+    return lines
+
+
+# -------------------------------------------------------------------------------------------------------------
 # Formatting
 
 
@@ -257,7 +389,7 @@ def rows(c, p):
     return out
 
 
-def render_table(c, p, targets):
+def render_table(c, p, targets, mp=None):
     s = c["state"]
     lines = [
         f"cairn bench: {s['bytes'] / GIB:.2f} GiB state, {s['arrays']} arrays ({s['float32_arrays']} float32, "
@@ -276,6 +408,8 @@ def render_table(c, p, targets):
         last = group
         lines.append(f"{group:10} {op:40} {fmt(secs, 4) if secs is not None else '-':>9} "
                      f"{fmt(gbs) if gbs is not None else '-':>7}  {note}")
+    if mp is not None:
+        lines += [""] + render_mp(c, mp, mp_rows(c, mp))
     lines += ["", f"{'target':54} {'ratio':>8} {'need':>7}  {'result':6} measured", "-" * 100]
     for t in targets:
         lines.append(f"{t.name:54} {fmt(t.ratio, 3) if t.ratio is not None else '-':>8} {t.op + ' ' + str(t.need):>7}  "
@@ -290,7 +424,7 @@ def render_table(c, p, targets):
     return "\n".join(lines)
 
 
-def render_chart(c, p, targets, path):
+def render_chart(c, p, targets, path, mp=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -298,8 +432,12 @@ def render_chart(c, p, targets, path):
     data = [(f"{g}: {op}", gbs, g) for g, op, secs, gbs, _n in rows(c, p) if gbs is not None
             and "memcpy" not in op and "read, warm" not in op and "blocked" not in op]
     colors = {"floor": "#7f7f7f", "cairn": "#1f77b4"}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, max(6, 0.32 * len(data) + 1.5)),
-                                   gridspec_kw={"width_ratios": [3, 2]})
+    mp_data = mp_rows(c, mp) if mp and "skipped" not in mp else []
+    top = max(6, 0.32 * len(data) + 1.5)
+    fig = plt.figure(figsize=(16, top + (5 if mp_data else 0)))
+    gs = fig.add_gridspec(2 if mp_data else 1, 2, width_ratios=[3, 2],
+                          height_ratios=[top, 5] if mp_data else [1])
+    ax1, ax2 = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
     labels = [d[0] for d in data][::-1]
     values = [d[1] for d in data][::-1]
     ax1.barh(labels, values, color=[colors.get(d[2], "#ff7f0e") for d in data][::-1])
@@ -323,9 +461,47 @@ def render_chart(c, p, targets, path):
     ax2.set_xlabel("margin over the target (>= 1: met), log scale")
     ax2.set_title("Targets (green: pass, red: miss)", fontsize=10)
     ax2.tick_params(axis="y", labelsize=8)
+    if mp_data:
+        render_mp_chart(fig.add_subplot(gs[1, :]), c, mp, mp_data)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def render_mp_chart(ax, c, mp, mp_data):
+    """Grouped bars: one group per operation, one bar per process count; a dashed line over each group marks
+    the single-process floor it is compared with."""
+    floors = c.get("floors", {})
+    ops = [(k, t, f) for k, t, f in MP_COLUMNS if any(r[k]["gib_per_s"] is not None for r in mp_data)]
+    width = 0.8 / max(1, len(mp_data))
+    palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+    for j, r in enumerate(mp_data):
+        xs = [i - 0.4 + width * (j + 0.5) for i in range(len(ops))]
+        vals = [r[k]["gib_per_s"] or 0 for k, _t, _f in ops]
+        ax.bar(xs, vals, width * 0.9, label=f"{r['processes']} process{'es' if r['processes'] > 1 else ''}",
+               color=palette[j % len(palette)])
+        for x, v, (k, _t, _f) in zip(xs, vals, ops):
+            ratio = r[k]["ratio_to_floor"]
+            if v:
+                ax.text(x, v, f"{v:.2f}" + (f"\n{ratio:.2f}x" if ratio is not None else ""), ha="center",
+                        va="bottom", fontsize=7)
+    floor_names = {"write_fsync": "write+fsync", "read_warm": "read warm", "read_cold": "read cold"}
+    for i, (_k, _t, f) in enumerate(ops):
+        fv = rate(floors.get(f))
+        if fv:
+            ax.hlines(fv, i - 0.45, i + 0.45, colors="#7f7f7f", linestyles="dashed", linewidth=1.2)
+            ax.text(i - 0.45, fv * 1.03, f"{floor_names[f]} floor {fv:.2f}", va="bottom", ha="left", fontsize=7,
+                    color="#555555")
+    ax.set_xticks(range(len(ops)))
+    ax.set_xticklabels([t for _k, t, _f in ops])
+    ax.set_yscale("log")
+    ax.set_ylabel("aggregate GiB/s (higher is better), log scale")
+    state = next((r["state"] for r in mp["runs"].values() if isinstance(r, dict) and "state" in r), {})
+    ax.set_title(f"Multi-process: {state.get('bytes', mp['size_gib'] * GIB) / GIB:.2f} GiB global state, rows split "
+                 f"over n processes under mpirun ({c['config']['cores']} cores); dashed: single-process floors, "
+                 "labels: GiB/s and x floor", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.margins(y=0.3)
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -351,6 +527,14 @@ def main():
                     help="a peer's save or load stops repeating once its repetitions took this long")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold reads (no page-cache drop)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--mp-procs", default="1,2,4",
+                    help="process counts for the multi-process rows (cairn_bench_mp under mpirun; '' for none)")
+    ap.add_argument("--mp-size-gib", type=float, default=None,
+                    help="global state of the multi-process rows (default: the same as --size-gib)")
+    ap.add_argument("--mp-reps", type=int, default=None, help="repetitions there (default: --reps)")
+    ap.add_argument("--no-mp-zstd", dest="mp_zstd", action="store_false",
+                    help="no zstd save and restore in the multi-process rows")
+    ap.add_argument("--mp-timeout-s", type=float, default=600, help="limit on each mpirun")
     args = ap.parse_args()
 
     size = args.size_gib if args.size_gib is not None else (0.25 if args.quick else 2.0)
@@ -403,8 +587,13 @@ def main():
     elif args.peers:
         log("peers skipped: the floors phase did not run, so there is no dump of the state")
 
+    mp_size = args.mp_size_gib if args.mp_size_gib is not None else size
+    mp = run_multi_process(args, work, mp_size, cold)
+    if "skipped" in mp:
+        log("multi-process: skipped: " + mp["skipped"])
+
     targets = compute_targets(c, p)
-    table = render_table(c, p, targets)
+    table = render_table(c, p, targets, mp)
     print(table)
 
     try:
@@ -424,6 +613,7 @@ def main():
         "floors": c.get("floors"),
         "cairn": c.get("cairn"),
         "peers": (p or {}).get("peers"),
+        "multi_process": mp | ({"rows": mp_rows(c, mp)} if "skipped" not in mp else {}),
         "targets": [t.to_json() for t in targets],
         "table": table.splitlines(),
     }
@@ -432,7 +622,7 @@ def main():
         json.dump(result, f, indent=1)
     out_png = os.path.join(args.results, "latest.png")
     try:
-        render_chart(c, p, targets, out_png)
+        render_chart(c, p, targets, out_png, mp)
     except ImportError as e:
         log(f"no chart: {e} (python3-matplotlib: scripts/install-deps.sh --bench)")
         out_png = None

@@ -22,6 +22,10 @@ struct PyTreeCheckpointHandlerOptions {
   // Bounds on bytes in flight (Orbax's save_concurrent_gb / restore_concurrent_gb).
   int64_t save_concurrent_gb = 96;
   int64_t restore_concurrent_gb = 96;
+  // Check every chunk and metadata file against the CRC-32C cairn recorded when it saved them
+  // (`cairn_checksums/`); a mismatch is a CorruptionError naming the file or chunk. Checkpoints without
+  // checksums (Orbax's) restore as they are.
+  bool verify_checksums = true;
   // OCDBT B+tree node size limit (Orbax: 100,000,000 decoded bytes). Smaller values make deeper trees; tests use
   // them to exercise interior nodes.
   uint32_t ocdbt_max_decoded_node_bytes = 100000000;

@@ -11,10 +11,13 @@
 
 #include "cairn/error.h"
 #include "cairn/handlers.h"
+#include "core/byte_budget.h"
+#include "core/crc32c.h"
 #include "core/thread_pool.h"
 #include "distributed/agreement.h"
 #include "handlers/array_storage.h"
 #include "metadata/array_metadata.h"
+#include "metadata/checksums.h"
 #include "metadata/legacy_aggregate.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
@@ -116,9 +119,11 @@ md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann:
 }
 
 struct ItemReader {
-  ItemReader(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir) : fs(fs), dir(dir) {
+  ItemReader(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir, bool verify_checksums)
+      : fs(fs), dir(dir) {
+    if (verify_checksums) LoadChecksums();
     auto metadata_path = dir / md::kTreeMetadataFile;
-    if (fs->Exists(metadata_path)) tree = md::DecodeTreeMetadata(fs->ReadFile(metadata_path), metadata_path.string());
+    if (fs->Exists(metadata_path)) tree = md::DecodeTreeMetadata(ReadChecked(md::kTreeMetadataFile), metadata_path.string());
     store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
     if (!tree) {
       if (!fs->IsDirectory(dir)) throw NotFoundError("checkpoint item " + dir.string() + " does not exist");
@@ -129,6 +134,36 @@ struct ItemReader {
       }
     }
   }
+
+  // Every `cairn_checksums/process_*` file (checkpoints cairn wrote have one per process; Orbax's have none).
+  void LoadChecksums() {
+    const auto checksums_dir = dir / md::kChecksumsDir;
+    if (!fs->IsDirectory(checksums_dir)) return;
+    for (const auto& name : fs->ListDir(checksums_dir)) {
+      const auto path = checksums_dir / name;
+      md::Checksums part = md::DecodeChecksums(fs->ReadFile(path), path.string());
+      checksums.chunks.merge(part.chunks);
+      checksums.files.merge(part.files);
+    }
+    verify = [this](const std::string& key, std::string_view stored) {
+      auto it = checksums.chunks.find(key);
+      if (it != checksums.chunks.end() && Crc32c(stored) != it->second) {
+        throw CorruptionError("chunk " + key + " in " + store->Describe() + " fails its CRC-32C check: the stored bytes "
+                              "are not the ones that were saved");
+      }
+    };
+  }
+
+  // A metadata file of the item, checked against its CRC-32C when one was recorded.
+  std::string ReadChecked(const std::string& relative) {
+    std::string text = fs->ReadFile(dir / relative);
+    if (auto it = checksums.files.find(relative); it != checksums.files.end() && Crc32c(text) != it->second) {
+      throw CorruptionError((dir / relative).string() + " fails its CRC-32C check: the file is not the one that was saved");
+    }
+    return text;
+  }
+
+  const zarr::ChunkObserver* verifier() const { return verify ? &verify : nullptr; }
 
   // The boxes a ShardedArraySpec asks for, each read from only the chunks it overlaps.
   Tree ReadBoxes(const std::string& param, const Tree* held, const std::optional<zarr::ZarrMetadata>& zmeta,
@@ -143,7 +178,7 @@ struct ItemReader {
     std::vector<Shard> shards;
     for (const Box& box : spec.boxes) {
       Array data = held ? FitArray(held->array(), stored_shape, dtype)  // (legacy aggregates: whole arrays only)
-                        : zarr::ReadZarrRegion(*store, param, *zmeta, box.origin, box.shape, dtype);
+                        : zarr::ReadZarrRegion(*store, param, *zmeta, box.origin, box.shape, dtype, verifier());
       if (held) {
         Array cut = Array::Zeros(dtype, box.shape);
         Shape extent(box.shape.size());
@@ -195,12 +230,13 @@ struct ItemReader {
   void LoadArrayFacts() {
     std::call_once(facts_once, [&] {
       auto sharding_path = dir / md::kShardingFile;
-      if (fs->Exists(sharding_path)) shardings = md::DecodeSharding(fs->ReadFile(sharding_path), sharding_path.string());
+      if (fs->Exists(sharding_path)) shardings = md::DecodeSharding(ReadChecked(md::kShardingFile), sharding_path.string());
       auto metadatas_dir = dir / md::kArrayMetadatasDir;
       if (fs->IsDirectory(metadatas_dir)) {
         for (const auto& name : fs->ListDir(metadatas_dir)) {
           auto path = metadatas_dir / name;
-          for (auto& [param, entry] : md::DecodeArrayMetadatas(fs->ReadFile(path), path.string())) {
+          const std::string relative = std::string(md::kArrayMetadatasDir) + "/" + name;
+          for (auto& [param, entry] : md::DecodeArrayMetadatas(ReadChecked(relative), path.string())) {
             array_facts[param] = {std::move(entry), path.string()};
           }
         }
@@ -223,7 +259,7 @@ struct ItemReader {
   const nlohmann::json& Strings() {
     std::call_once(strings_once, [&] {
       auto path = dir / kStringsFile;
-      if (fs->Exists(path)) strings = md::ParseJson(fs->ReadFile(path), path.string());
+      if (fs->Exists(path)) strings = md::ParseJson(ReadChecked(kStringsFile), path.string());
     });
     return strings;
   }
@@ -261,7 +297,7 @@ struct ItemReader {
     }
     std::optional<zarr::ZarrMetadata> zmeta;
     if (!held) {
-      zmeta = zarr::ReadZarrMetadata(*store, param);
+      zmeta = zarr::ReadZarrMetadata(*store, param, verifier());
       CheckArrayFacts(param, *zmeta);
     }
     if (target.is_sharded_spec()) return ReadBoxes(param, held, zmeta, target.sharded_spec(), restore_args, strict);
@@ -292,7 +328,7 @@ struct ItemReader {
     }
     if (restore_args && restore_args->dtype) dtype = *restore_args->dtype;
     Array array = held ? FitArray(held->array(), shape, dtype)
-                       : zarr::ReadZarrRegion(*store, param, *zmeta, Shape(shape.size(), 0), shape, dtype);
+                       : zarr::ReadZarrRegion(*store, param, *zmeta, Shape(shape.size(), 0), shape, dtype, verifier());
     if (target.is_scalar()) return ArrayToScalar(array, &target.scalar_value());
     if (target.is_none() && type == md::kScalar && array.rank() == 0) return ArrayToScalar(array, nullptr);
     return Tree(std::move(array));
@@ -307,6 +343,8 @@ struct ItemReader {
   nlohmann::json strings;
   std::once_flag aggregate_once;
   Tree aggregate;
+  md::Checksums checksums;
+  zarr::ChunkObserver verify;  // empty: no checksums to check
   std::once_flag facts_once;
   std::map<std::string, nlohmann::json> shardings;
   std::map<std::string, std::pair<md::ArrayMetadataEntry, std::string>> array_facts;
@@ -440,23 +478,40 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   }
   // Encode (cast, compress) and write in parallel; each worker holds one chunk at a time, so the bytes in
   // flight stay within (threads x chunk size) on top of the arrays themselves.
+  // A CRC-32C of every chunk stored, and below of every metadata file written, into cairn_checksums/.
+  md::Checksums checksums;
+  std::mutex checksums_mu;
+  const zarr::ChunkObserver record = [&](const std::string& key, std::string_view stored) {
+    const uint32_t crc = Crc32c(stored);
+    std::lock_guard lock(checksums_mu);
+    checksums.chunks[key] = crc;
+  };
+  auto write_file = [&](const std::string& relative, const std::string& text) {
+    file_system.WriteFile(directory / relative, text, /*sync=*/true);
+    checksums.files[relative] = Crc32c(text);
+  };
+  // save_concurrent_gb bounds the bytes being cast and encoded at once (an array, or one box of it).
+  ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options_.save_concurrent_gb, 1)) << 30);
   ParallelFor(writes.size(), [&](size_t i) {
     const ArrayWrite& w = writes[i];
-    if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata);
+    if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata, &record);
     if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
+    ByteBudget::Hold hold(budget, w.data.num_bytes());
     const Array data = w.data.dtype() == w.metadata.dtype ? w.data : w.data.Cast(w.metadata.dtype);
-    zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin);
+    zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin, &record);
   });
   store->Flush();
 
+  const std::string process_file = "process_" + std::to_string(process);
   file_system.CreateDirs(directory / md::kArrayMetadatasDir);
-  file_system.WriteFile(directory / md::kArrayMetadatasDir / ("process_" + std::to_string(process)),
-                        md::EncodeArrayMetadatas(array_metadatas), /*sync=*/true);
+  write_file(std::string(md::kArrayMetadatasDir) + "/" + process_file, md::EncodeArrayMetadatas(array_metadatas));
   if (primary) {
-    if (!strings.empty()) file_system.WriteFile(directory / kStringsFile, strings.dump(), /*sync=*/true);
-    file_system.WriteFile(directory / md::kShardingFile, md::EncodeShardingFile(shardings), /*sync=*/true);
-    file_system.WriteFile(directory / md::kTreeMetadataFile, md::EncodeTreeMetadata(tree_metadata), /*sync=*/true);
+    if (!strings.empty()) write_file(kStringsFile, strings.dump());
+    write_file(md::kShardingFile, md::EncodeShardingFile(shardings));
+    write_file(md::kTreeMetadataFile, md::EncodeTreeMetadata(tree_metadata));
   }
+  file_system.CreateDirs(directory / md::kChecksumsDir);
+  file_system.WriteFile(directory / md::kChecksumsDir / process_file, md::EncodeChecksums(checksums), /*sync=*/true);
 }
 
 void PyTreeCheckpointHandler::finalize(const std::filesystem::path& directory) {
@@ -464,7 +519,7 @@ void PyTreeCheckpointHandler::finalize(const std::filesystem::path& directory) {
 }
 
 Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, const RestoreRequest& request) {
-  ItemReader reader(fs_ptr(), directory);
+  ItemReader reader(fs_ptr(), directory, options_.verify_checksums);
   const md::TreeMetadata& saved = *reader.tree;
   auto restore_args = [&](const std::string& param) { return FindArgs(request.restore_args, param); };
 
@@ -510,8 +565,13 @@ Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, co
     return leaf;
   });
   std::vector<Tree> values(jobs.size());
+  ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options_.restore_concurrent_gb, 1)) << 30);
   ParallelFor(jobs.size(), [&](size_t i) {
-    values[i] = reader.Read(*jobs[i].entry, jobs[i].target, restore_args(jobs[i].param), request.strict);
+    // restore_concurrent_gb bounds the bytes of the leaves being read at once (the target's size for arrays).
+    const Tree& target = jobs[i].target;
+    const uint64_t bytes = target.is_spec() || target.is_array() ? NumBytes(target.array_spec().dtype, target.array_spec().shape) : 0;
+    ByteBudget::Hold hold(budget, bytes);
+    values[i] = reader.Read(*jobs[i].entry, target, restore_args(jobs[i].param), request.strict);
   });
   size_t next = 0;
   return request.item.Map([&](const KeyPath&, const Tree& leaf) -> Tree {
@@ -520,7 +580,7 @@ Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, co
 }
 
 Tree PyTreeCheckpointHandler::metadata(const std::filesystem::path& directory) {
-  ItemReader reader(fs_ptr(), directory);
+  ItemReader reader(fs_ptr(), directory, options_.verify_checksums);
   return md::TreeFromMetadata(*reader.tree, [&](const md::TreeMetadataEntry& entry) -> Tree {
     const std::string param = ParamName(entry.path);
     if (entry.value_type == md::kString) return reader.Read(entry, Tree::None(), nullptr, true);
@@ -529,7 +589,7 @@ Tree PyTreeCheckpointHandler::metadata(const std::filesystem::path& directory) {
       const Tree& held = reader.AggregateValue(entry.path);
       return held.is_array() ? Tree(held.array().spec()) : held;
     }
-    zarr::ZarrMetadata zmeta = zarr::ReadZarrMetadata(*reader.store, param);
+    zarr::ZarrMetadata zmeta = zarr::ReadZarrMetadata(*reader.store, param, reader.verifier());
     return Tree(ArraySpec{zmeta.dtype, zmeta.shape});
   });
 }

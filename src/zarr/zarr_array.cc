@@ -95,12 +95,20 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
 
 }  // namespace
 
-void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m) {
-  store.Write(param + "/" + m.MetadataKey(), EncodeZarrMetadata(m));
+void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
+                       const ChunkObserver* written) {
+  const std::string key = param + "/" + m.MetadataKey();
+  std::string value = EncodeZarrMetadata(m);
+  if (written) (*written)(key, value);
+  store.Write(key, std::move(value));
 }
 
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data,
-                     const Shape& origin) {
+                     const Shape& origin, const ChunkObserver* written) {
+  auto put = [&](const std::string& key, std::string value) {
+    if (written) (*written)(key, value);
+    store.Write(key, std::move(value));
+  };
   const size_t rank = m.shape.size();
   bool fits = data.dtype() == m.dtype && data.rank() == static_cast<int64_t>(rank) && origin.size() == rank;
   for (size_t d = 0; fits && d < rank; ++d) {
@@ -122,8 +130,10 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     std::vector<int64_t> index(rank);
     for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
     const auto bytes = data.bytes();
-    store.WriteView(param + "/" + m.ChunkKey(index),
-                    std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    const std::string key = param + "/" + m.ChunkKey(index);
+    const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (written) (*written)(key, view);
+    store.WriteView(key, view);
     return;
   }
   if (m.chunks == data.shape()) {
@@ -131,8 +141,8 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     std::vector<int64_t> index(rank);
     for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
     const auto bytes = data.bytes();
-    store.Write(param + "/" + m.ChunkKey(index),
-                EncodeChunk(m, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+    put(param + "/" + m.ChunkKey(index),
+        EncodeChunk(m, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
     return;
   }
   std::vector<int64_t> lo(rank), hi(rank);
@@ -150,7 +160,7 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     }
     CopyBox(data.bytes().data(), data.shape(), src, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
             item);
-    store.Write(param + "/" + m.ChunkKey(index), EncodeChunk(m, raw));
+    put(param + "/" + m.ChunkKey(index), EncodeChunk(m, raw));
   });
 }
 
@@ -164,11 +174,13 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
   WriteZarrChunks(store, param, m, data, Shape(m.shape.size(), 0));
 }
 
-ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param) {
+ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param, const ChunkObserver* verify) {
   if (auto v2 = store.Read(param + "/.zarray")) {
+    if (verify) (*verify)(param + "/.zarray", *v2);
     return DecodeZarrV2Metadata(*v2, "zarr metadata " + param + "/.zarray in " + store.Describe());
   }
   if (auto v3 = store.Read(param + "/zarr.json")) {
+    if (verify) (*verify)(param + "/zarr.json", *v3);
     return DecodeZarr3Metadata(*v3, "zarr metadata " + param + "/zarr.json in " + store.Describe());
   }
   throw NotFoundError("parameter " + param + " has no zarr metadata (" + param + "/.zarray or " + param +
@@ -176,7 +188,7 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param)
 }
 
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Shape& origin,
-                     const Shape& shape, DType out_dtype) {
+                     const Shape& shape, DType out_dtype, const ChunkObserver* verify) {
   const size_t rank = m.shape.size();
   if (origin.size() != rank || shape.size() != rank) {
     throw InvalidArgumentError("parameter " + param + ": requested a rank-" + std::to_string(shape.size()) +
@@ -185,20 +197,28 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   const size_t item = ItemSize(m.dtype);
   const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
   const bool cast = out_dtype != m.dtype;
-  // The common case: the whole array, stored as one chunk of the requested dtype. Decode (or, uncompressed,
+  // The common cases: the request is exactly one chunk (the whole array stored as one chunk, or a box of the
+  // sharding it was saved with), not cut by the array's edge, in the stored dtype. Decode (or, uncompressed,
   // read) straight into the destination: no intermediate buffer, no zero fill.
-  if (!cast && shape == m.shape && m.chunks == m.shape &&
-      std::all_of(origin.begin(), origin.end(), [](int64_t o) { return o == 0; })) {
+  bool one_chunk = !cast && shape == m.chunks;
+  std::vector<int64_t> chunk_index(rank);
+  for (size_t d = 0; one_chunk && d < rank; ++d) {
+    one_chunk = origin[d] >= 0 && origin[d] % m.chunks[d] == 0 && origin[d] + shape[d] <= m.shape[d];
+    chunk_index[d] = one_chunk ? origin[d] / m.chunks[d] : 0;
+  }
+  if (one_chunk) {
     Array out = Array::Allocate(out_dtype, shape);
     char* dst = reinterpret_cast<char*>(out.mutable_bytes().data());
-    const std::string key = param + "/" + m.ChunkKey(std::vector<int64_t>(rank, 0));
+    const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
     if (m.format == ZarrFormat::kV2 && !m.zstd_level) {
       if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
+      if (verify) (*verify)(key, std::string_view(dst, chunk_bytes));
       return out;
     }
     auto stored = store.Read(key);
     if (!stored) throw CorruptionError(what + " is missing");
+    if (verify) (*verify)(key, *stored);
     if (!DecodeChunk(m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
     return out;
   }
@@ -248,6 +268,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     } else {
       auto stored = store.Read(key);
       if (!stored) throw CorruptionError(what + " is missing");
+      if (verify) (*verify)(key, *stored);
       bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
       if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     }

@@ -1,13 +1,18 @@
 // Reading and writing one zarr array (v2 or zarr3) through a KvStore, under the key prefix `<param>/`.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "cairn/array.h"
 #include "kvstore/kvstore.h"
 #include "zarr/zarr_metadata.h"
 
 namespace cairn::zarr {
+
+// Told of every chunk value as it is stored (key, bytes), e.g. to checksum it. Called from several threads.
+using ChunkObserver = std::function<void(const std::string& key, std::string_view stored)>;
 
 // Writes `<param>/.zarray` (or `zarr.json`) and every chunk of `data`, whose dtype and shape must match the
 // metadata. Edge chunks are padded to full size with zeros, as TensorStore writes them.
@@ -18,18 +23,24 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
 // the primary process) and the chunks of one box of the array (`data` placed at `origin`). The box must start
 // on a chunk boundary and end on one or at the array's edge, as every box of a NamedSharding does when the
 // chunk shape divides the shard shape.
-void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata);
+void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
+                       const ChunkObserver* written = nullptr);
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
-                     const Array& data, const Shape& origin);
+                     const Array& data, const Shape& origin, const ChunkObserver* written = nullptr);
 
 // Reads `<param>/.zarray`, or `<param>/zarr.json` when there is none. NotFoundError naming the parameter
 // when neither exists.
-ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param);
+// `verify` sees the metadata value before it is parsed, as ReadZarrRegion's does chunks.
+ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param,
+                              const ChunkObserver* verify = nullptr);
 
 // Reads the box [origin, origin + shape) of the stored array into a new array of `out_dtype` (cast as
 // NumPy's astype) and `shape`; elements outside the stored domain are zero (Orbax's strict=false padding).
 // Reads only the chunks the box overlaps; a missing chunk is a CorruptionError naming it.
+// `verify`, when given, sees every chunk value read whole, before it is decoded, and throws to reject it. (Chunks
+// of which only a byte span is read, for boxes that cut uncompressed chunks, are not shown to it.)
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
-                     const Shape& origin, const Shape& shape, DType out_dtype);
+                     const Shape& origin, const Shape& shape, DType out_dtype,
+                     const ChunkObserver* verify = nullptr);
 
 }  // namespace cairn::zarr
