@@ -34,7 +34,7 @@ test: build
 
 # The threaded code (async saves, the thread pool, the OCDBT writer's lanes) under ThreadSanitizer: part of
 # `make test`, limited to the suites that exercise threads so CI stays short.
-TSAN_SUITES = cairn_checkpoint_tests cairn_core_tests cairn_kvstore_tests cairn_distributed_tests
+TSAN_SUITES = cairn_checkpoint_tests cairn_core_tests cairn_kvstore_tests cairn_distributed_tests cairn_manager_tests
 test-tsan-async: deps
 	@cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCAIRN_SANITIZE=thread -DCAIRN_BUILD_EXAMPLES=OFF > /dev/null
 	@cmake --build build-tsan -j $(JOBS) --target $(TSAN_SUITES)
