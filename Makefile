@@ -52,7 +52,7 @@ install: build
 	@cmake --install $(BUILD_DIR)
 
 clean:
-	@rm -rf build build-asan build-tsan
+	@rm -rf build build-asan build-tsan build-fuzz
 
 # The benchmark (not part of `make test`): cairn against the disk's floors and its peers (torch, numpy, zarr,
 # h5py) on one transformer-shaped state; prints a table, writes bench/results/latest.{json,png}.
@@ -66,3 +66,52 @@ bench:
 	  -DCAIRN_BUILD_TESTS=OFF -DCAIRN_BUILD_EXAMPLES=OFF > /dev/null
 	@cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target cairn_bench
 	@/usr/bin/python3 bench/run.py --build-dir $(BENCH_BUILD_DIR) $(BENCH_ARGS)
+
+# Fuzzing (not part of `make test`): one libFuzzer target per parser of on-disk bytes (fuzz/*_fuzzer.cc), built
+# with clang under AddressSanitizer + UndefinedBehaviorSanitizer in build-fuzz/ (the whole library again).
+#   make fuzz                      each target for FUZZ_SECONDS (60), one after another, from its seed corpus
+#   make fuzz FUZZ_TARGETS="ocdbt_database zarr_chunk" FUZZ_SECONDS=600
+#   make fuzz-corpus               each target once over its committed corpus, fuzz/corpus/<target>/ (for CI)
+# A finding (crash, sanitizer report, exception other than cairn::Error, timeout, allocation over the limit)
+# fails the run; its input is in build-fuzz/findings/<target>/. `make fuzz` grows build-fuzz/corpus/<target>,
+# never the committed seeds.
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+# target:max_len (the largest input libFuzzer generates for it)
+FUZZ_SPECS = tree_metadata:8192 checkpoint_metadata:4096 sharding:4096 array_metadatas:4096 \
+  legacy_aggregate:4096 zarray:2048 zarr_json:4096 zarr_chunk:1024 ocdbt_manifest:2048 ocdbt_btree_node:4096 \
+  ocdbt_database:8192
+FUZZ_TARGETS ?= $(foreach spec,$(FUZZ_SPECS),$(firstword $(subst :, ,$(spec))))
+FUZZ_FLAGS = -timeout=10 -rss_limit_mb=2048
+
+.PHONY: fuzz fuzz-build fuzz-corpus
+fuzz-build:
+	@bash scripts/install-deps.sh --fuzz
+	@cmake -S . -B $(FUZZ_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+	  -DCAIRN_BUILD_FUZZERS=ON -DCAIRN_BUILD_TESTS=OFF -DCAIRN_BUILD_EXAMPLES=OFF -DCAIRN_WITH_MPI=OFF \
+	  -DCAIRN_SANITIZE=address,undefined > /dev/null
+	@cmake --build $(FUZZ_BUILD_DIR) -j $(JOBS) --target $(addprefix cairn_fuzz_,$(FUZZ_TARGETS))
+
+fuzz: fuzz-build
+	@failed=""; for spec in $(FUZZ_SPECS); do t=$${spec%%:*}; max_len=$${spec##*:}; \
+	  case " $(FUZZ_TARGETS) " in *" $$t "*) ;; *) continue ;; esac; \
+	  mkdir -p $(FUZZ_BUILD_DIR)/corpus/$$t $(FUZZ_BUILD_DIR)/findings/$$t; \
+	  cp -n fuzz/corpus/$$t/* $(FUZZ_BUILD_DIR)/corpus/$$t/; \
+	  dict=""; if [ -f fuzz/dict/$$t.dict ]; then dict=-dict=fuzz/dict/$$t.dict; fi; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s (max_len $$max_len)"; \
+	  $(FUZZ_BUILD_DIR)/fuzz/cairn_fuzz_$$t $(FUZZ_BUILD_DIR)/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+	    -max_len=$$max_len $(FUZZ_FLAGS) $$dict -artifact_prefix=$(FUZZ_BUILD_DIR)/findings/$$t/ -print_final_stats=1 \
+	    > $(FUZZ_BUILD_DIR)/findings/$$t.log 2>&1 || failed="$$failed $$t"; \
+	  grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)|^#[0-9]+ +DONE" $(FUZZ_BUILD_DIR)/findings/$$t.log | tr '\n' ' '; echo; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: findings in:$$failed (logs: $(FUZZ_BUILD_DIR)/findings/<target>.log)"; exit 1; fi; \
+	echo "fuzz: no findings"
+
+fuzz-corpus: fuzz-build
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_BUILD_DIR)/fuzz/cairn_fuzz_$$t $(FUZZ_FLAGS) fuzz/corpus/$$t/* > $(FUZZ_BUILD_DIR)/corpus-$$t.log 2>&1 \
+	    || { failed="$$failed $$t"; tail -n 40 $(FUZZ_BUILD_DIR)/corpus-$$t.log; }; \
+	  echo "fuzz-corpus: $$t: $$(ls fuzz/corpus/$$t | wc -l) inputs"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz-corpus: findings in:$$failed"; exit 1; fi; \
+	echo "fuzz-corpus: no findings"

@@ -2,6 +2,8 @@
 # Installs every Debian package cairn's build, tests and examples need. Idempotent: when all packages are
 # already present it does nothing (no apt-get update, no network), so `make test` can call it every time.
 #   --bench   also the benchmark's peers and chart: python3-torch, python3-h5py, python3-matplotlib
+#   --fuzz    also clang and its runtimes for `make fuzz` / `make fuzz-corpus` (libFuzzer, ASan, UBSan):
+#             clang, libclang-rt-14-dev
 set -euo pipefail
 
 PACKAGES=(
@@ -15,7 +17,8 @@ PACKAGES=(
 for arg in "$@"; do
   case "$arg" in
     --bench) PACKAGES+=(python3-torch python3-h5py python3-matplotlib) ;;
-    *) echo "install-deps: unknown option $arg (known: --bench)" >&2; exit 2 ;;
+    --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
+    *) echo "install-deps: unknown option $arg (known: --bench, --fuzz)" >&2; exit 2 ;;
   esac
 done
 

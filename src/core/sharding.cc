@@ -134,13 +134,19 @@ std::string NamedSharding::ToOrbaxJson() const {
   return out;
 }
 
-NamedSharding NamedSharding::FromOrbaxJson(const nlohmann::json& json) {
+// A function-try-block: nlohmann::json's accessors throw its own exceptions (type_error) when a field has an
+// unexpected type, which is an invalid sharding like any other.
+NamedSharding NamedSharding::FromOrbaxJson(const nlohmann::json& json) try {
   if (!json.is_object() || json.value("sharding_type", "") != "NamedSharding" || !json.contains("shape") ||
       !json.contains("axis_names") || !json.contains("partition_spec")) {
     throw InvalidArgumentError("not a NamedSharding: " + json.dump());
   }
   NamedSharding sharding;
-  for (const auto& dim : json["shape"]) sharding.mesh_shape.push_back(dim.get<int64_t>());
+  for (const auto& dim : json["shape"]) {
+    // get<int64_t>() of a float such as 1e300 would be undefined behaviour.
+    if (!dim.is_number_integer()) throw InvalidArgumentError("NamedSharding: mesh shape " + json["shape"].dump());
+    sharding.mesh_shape.push_back(dim.get<int64_t>());
+  }
   for (const auto& name : json["axis_names"]) sharding.axis_names.push_back(name.get<std::string>());
   for (const auto& entry : json["partition_spec"]) {
     std::vector<std::string> axes;
@@ -150,6 +156,8 @@ NamedSharding NamedSharding::FromOrbaxJson(const nlohmann::json& json) {
   }
   CheckSharding(sharding);
   return sharding;
+} catch (const nlohmann::json::exception& e) {
+  throw InvalidArgumentError(std::string("not a NamedSharding: ") + e.what());
 }
 
 ShardedArray::ShardedArray(DType dtype, Shape global_shape, std::vector<Shard> shards,

@@ -27,7 +27,9 @@ std::string EncodeTreeMetadata(const TreeMetadata& m) {
   return PythonJsonDumps(doc);
 }
 
-TreeMetadata DecodeTreeMetadata(std::string_view text, const std::string& what) {
+// A function-try-block: nlohmann::json's accessors throw its own exceptions (type_error) when a field has an
+// unexpected type, which is corrupt metadata like any other.
+TreeMetadata DecodeTreeMetadata(std::string_view text, const std::string& what) try {
   auto doc = ParseOrderedJson(text, what);
   if (!doc.is_object() || !doc.contains("tree_metadata") || !doc["tree_metadata"].is_object()) {
     throw CorruptionError(what + " has no \"tree_metadata\" object");
@@ -43,8 +45,12 @@ TreeMetadata DecodeTreeMetadata(std::string_view text, const std::string& what) 
       if (!key.is_object() || !key.contains("key") || !key["key"].is_string()) {
         throw CorruptionError(where + " has a key without a string \"key\"");
       }
-      int type = key.value("key_type", 2);
-      if (type != 1 && type != 2) throw CorruptionError(where + " has key_type " + std::to_string(type));
+      // Compared as JSON before converting: a float such as 1e300 converted to int is undefined behaviour.
+      const auto key_type = key.value("key_type", nlohmann::ordered_json(2));
+      if (!key_type.is_number() || (key_type != 1 && key_type != 2)) {
+        throw CorruptionError(where + " has key_type " + key_type.dump());
+      }
+      const int type = key_type.get<int>();
       entry.path.push_back({key["key"].get<std::string>(), static_cast<KeyType>(type)});
     }
     const auto value = node.value("value_metadata", nlohmann::ordered_json::object());
@@ -68,6 +74,8 @@ TreeMetadata DecodeTreeMetadata(std::string_view text, const std::string& what) 
   m.store_array_data_equal_to_fill_value = doc.value("store_array_data_equal_to_fill_value", true);
   if (doc.contains("custom_metadata")) m.custom_metadata = nlohmann::json(doc["custom_metadata"]);
   return m;
+} catch (const nlohmann::json::exception& e) {
+  throw CorruptionError(what + ": " + e.what());
 }
 
 bool IsEmptyNodeType(const std::string& t) {

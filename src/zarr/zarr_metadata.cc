@@ -100,7 +100,9 @@ std::string EncodeZarrMetadata(const ZarrMetadata& m) {
   return doc.dump();
 }
 
-ZarrMetadata DecodeZarrV2Metadata(std::string_view text, const std::string& what) {
+// Both decoders are function-try-blocks: nlohmann::json's accessors throw its own exceptions (type_error) when a
+// field has an unexpected type, which is corrupt metadata like any other.
+ZarrMetadata DecodeZarrV2Metadata(std::string_view text, const std::string& what) try {
   json doc = Parse(text, what);
   ZarrMetadata m;
   m.format = ZarrFormat::kV2;
@@ -127,9 +129,11 @@ ZarrMetadata DecodeZarrV2Metadata(std::string_view text, const std::string& what
   m.dimension_separator = separator[0];
   CheckChunks(m, what);
   return m;
+} catch (const json::exception& e) {
+  throw CorruptionError(what + ": " + e.what());
 }
 
-ZarrMetadata DecodeZarr3Metadata(std::string_view text, const std::string& what) {
+ZarrMetadata DecodeZarr3Metadata(std::string_view text, const std::string& what) try {
   json doc = Parse(text, what);
   ZarrMetadata m;
   m.format = ZarrFormat::kV3;
@@ -144,7 +148,8 @@ ZarrMetadata DecodeZarr3Metadata(std::string_view text, const std::string& what)
   if (!grid.is_object() || grid.value("name", "") != "regular") {
     throw UnimplementedError(what + ": only a regular chunk_grid is supported");
   }
-  m.chunks = ReadShape(grid["configuration"].value("chunk_shape", json()), "chunk_shape", what);
+  // Not grid["configuration"]: on a const json without that key, operator[] reads past the map.
+  m.chunks = ReadShape(grid.value("configuration", json::object()).value("chunk_shape", json()), "chunk_shape", what);
   const json keys = doc.value("chunk_key_encoding", json{{"name", "default"}});
   m.zarr3_default_keys = keys.value("name", "default") == "default";
   std::string separator = keys.contains("configuration") ? keys["configuration"].value(
@@ -196,6 +201,8 @@ ZarrMetadata DecodeZarr3Metadata(std::string_view text, const std::string& what)
   if (!saw_bytes) throw CorruptionError(what + ": no \"bytes\" codec");
   CheckChunks(m, what);
   return m;
+} catch (const json::exception& e) {
+  throw CorruptionError(what + ": " + e.what());
 }
 
 }  // namespace cairn::zarr

@@ -290,7 +290,7 @@ std::optional<uint64_t> OcdbtReader::ValueSize(std::string_view key) {
 }
 
 void OcdbtReader::Visit(const std::shared_ptr<const BtreeNode>& node, const std::string& node_prefix,
-                        std::string_view prefix, const Visitor& visit) {
+                        std::string_view prefix, const Visitor& visit, std::set<std::string>& visited) {
   if (node->height == 0) {
     for (const LeafEntry& e : node->leaf_entries) {
       std::string key = node_prefix + e.key;
@@ -311,16 +311,23 @@ void OcdbtReader::Visit(const std::shared_ptr<const BtreeNode>& node, const std:
     std::string child_prefix = node_prefix + e.key.substr(0, e.subtree_common_prefix_length);
     // The whole subtree shares child_prefix: it can hold matches only if one of the two prefixes extends the other.
     if (!StartsWith(child_prefix, prefix) && !StartsWith(prefix, child_prefix)) continue;
+    // A B+tree references each node once. Nodes referenced from several entries would make a DAG whose traversal
+    // takes time exponential in its height: a database of a few KiB could keep ListKeys busy forever.
+    if (!visited.insert(e.child.file.FullPath() + '\0' + std::to_string(e.child.offset)).second) {
+      throw CorruptionError(Describe() + ": B+tree node in " + e.child.file.FullPath() + " at offset " +
+                            std::to_string(e.child.offset) + " is referenced more than once");
+    }
     auto child = ReadNode(e.child, static_cast<uint8_t>(node->height - 1),
                           std::string_view(e.key).substr(e.subtree_common_prefix_length));
-    Visit(child, child_prefix, prefix, visit);
+    Visit(child, child_prefix, prefix, visit, visited);
   }
 }
 
 void OcdbtReader::ForEach(std::string_view prefix, const Visitor& visit) {
   std::shared_ptr<const BtreeNode> root = Root();
   if (!root) return;
-  Visit(root, "", prefix, visit);
+  std::set<std::string> visited;
+  Visit(root, "", prefix, visit, visited);
 }
 
 std::vector<std::string> OcdbtReader::ListKeys(std::string_view prefix) {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,8 +73,9 @@ class OcdbtReader final : public KvStore {
                                                    std::string_view inclusive_min);
   std::string ReadData(const ocdbt::IndirectRef& ref, uint64_t offset, uint64_t length, const char* what);
   std::shared_ptr<ReadableFile> OpenDataFile(const ocdbt::DataFileId& id, std::filesystem::path* path);
+  // `visited` holds every node reference this traversal has followed (see reader.cc).
   void Visit(const std::shared_ptr<const ocdbt::BtreeNode>& node, const std::string& node_prefix,
-             std::string_view prefix, const Visitor& visit);
+             std::string_view prefix, const Visitor& visit, std::set<std::string>& visited);
   size_t MaxDecodedNodeBytes() const;
 
   const std::shared_ptr<FileSystem> fs_;

@@ -1,0 +1,15 @@
+// `_METADATA` (DecodeTreeMetadata), then the tree a restore builds from it (TreeFromMetadata), whose key paths
+// come from the file and may clash.
+#include "cairn/tree.h"
+#include "fuzz_util.h"
+#include "metadata/tree_metadata.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  cairn::fuzz::IgnoreCairnErrors([&] {
+    cairn::metadata::TreeMetadata metadata = cairn::metadata::DecodeTreeMetadata(cairn::fuzz::AsBytes(data, size), "_METADATA");
+    cairn::metadata::TreeFromMetadata(metadata, [](const cairn::metadata::TreeMetadataEntry&) {
+      return cairn::Tree::Placeholder();
+    });
+  });
+  return 0;
+}
