@@ -62,8 +62,18 @@ int ZstdLevel(const json& configuration, int default_level, const std::string& w
   return level.get<int>();
 }
 
+// Deeper nesting is refused while parsing: nlohmann::json copies and dumps values recursively (the error messages
+// below dump what they reject), so a few hundred KiB of '[' would overflow the stack.
+constexpr int kMaxJsonDepth = 1000;
+
 json Parse(std::string_view text, const std::string& what) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  auto limit_depth = [&](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth) {
+      throw CorruptionError(what + ": nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    return true;
+  };
+  json doc = json::parse(text, limit_depth, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) throw CorruptionError(what + ": not a JSON object");
   return doc;
 }
