@@ -1,13 +1,16 @@
-// Regenerates the seed corpora in fuzz/corpus/<target>/ (they are committed; this records where they came from):
+// Generates the seed corpora in fuzz/corpus/<target>/ (they are committed; this records where they came from):
 //
-//   build-fuzz/fuzz/cairn_fuzz_make_seeds ../shared/fixtures/orbax fuzz/corpus
+//   build-fuzz/fuzz/cairn_fuzz_make_seeds ../shared/fixtures/orbax <empty dir>
+//
+// then replace the generated files in fuzz/corpus/ (keep the regress-* files: they reproduce fixed findings).
 //
 // Sources: the Orbax fixture checkpoints (metadata files, msgpack aggregates, OCDBT manifests, B+tree nodes and
 // whole databases, and the zarr metadata and chunks stored in them), and what cairn itself writes (zarr metadata
 // and chunks in every form, uncompressed OCDBT databases with several tree levels, out-of-line values, a merged
 // database and a numbered manifest, a msgpack aggregate using every feature). Compressed OCDBT objects are also
 // added uncompressed, so that mutations reach the parsers rather than zstd. Files are named <source>-<hash of the
-// contents>, so running it again adds nothing new.
+// contents>. The OCDBT databases cairn writes hold random file ids, a uuid and a commit time, so those seeds differ
+// from run to run.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -258,7 +261,9 @@ void AddOcdbt(Corpus& corpus) {
     auto writer = cairn::kvstore::NewOcdbtWriter(memory, "/tree", raw);
     ZarrMetadata m = ChunkTargetMetadata(ZarrFormat::kV2, false, true);
     cairn::zarr::WriteZarrArray(*writer, "params.w", m, Int64Iota(m.shape));
-    for (int i = 0; i < 12; ++i) writer->Write("k/" + std::to_string(i * 37), std::string(static_cast<size_t>(i * 3), 'v'));
+    for (int i = 0; i < 12; ++i) {
+      writer->Write("k/" + std::to_string(i * 37), std::string(static_cast<size_t>(i * 3), 'v'));
+    }
     writer->Flush();
   }
   AddDatabase(corpus, memory, "/tree", "cairn");
@@ -303,20 +308,23 @@ void AddMetadata(Corpus& corpus) {
   namespace md = cairn::metadata;
   md::TreeMetadata tree;
   using cairn::KeyType;
-  tree.entries.push_back({{{"params", KeyType::kDict}, {"w", KeyType::kDict}}, md::kJaxArray, false, cairn::Shape{2, 3}});
-  tree.entries.push_back({{{"layers", KeyType::kDict}, {"0", KeyType::kSequence}}, md::kNumpyArray, false, cairn::Shape{}});
-  tree.entries.push_back({{{"step", KeyType::kDict}}, md::kScalar, false, std::nullopt});
-  tree.entries.push_back({{{"name", KeyType::kDict}}, md::kString, false, std::nullopt});
-  tree.entries.push_back({{{"opt", KeyType::kDict}, {"it's", KeyType::kDict}}, md::kPlaceholderType, false, std::nullopt});
-  tree.entries.push_back({{{"empty", KeyType::kDict}, {"1", KeyType::kSequence}}, md::kEmptyDict, true, std::nullopt});
-  tree.entries.push_back({{{"none", KeyType::kDict}}, md::kNone, true, std::nullopt});
+  const cairn::KeyEntry params{"params"}, w{"w"}, layers{"layers"}, zero{"0", KeyType::kSequence}, step_key{"step"},
+      name{"name"}, opt{"opt"}, quoted{"it's"}, empty{"empty"}, one{"1", KeyType::kSequence}, none{"none"};
+  tree.entries.push_back({{params, w}, md::kJaxArray, false, cairn::Shape{2, 3}});
+  tree.entries.push_back({{layers, zero}, md::kNumpyArray, false, cairn::Shape{}});
+  tree.entries.push_back({{step_key}, md::kScalar, false, std::nullopt});
+  tree.entries.push_back({{name}, md::kString, false, std::nullopt});
+  tree.entries.push_back({{opt, quoted}, md::kPlaceholderType, false, std::nullopt});
+  tree.entries.push_back({{empty, one}, md::kEmptyDict, true, std::nullopt});
+  tree.entries.push_back({{none}, md::kNone, true, std::nullopt});
   tree.use_ocdbt = true;
   tree.use_zarr3 = false;
   tree.custom_metadata = {{"note", "\u00e9t\u00e9"}, {"n", 3}};
   corpus.Add("tree_metadata", "cairn", md::EncodeTreeMetadata(tree));
 
   cairn::StepMetadata step;
-  step.item_handlers = {{"state", "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler"}};
+  step.item_handlers = {
+      {"state", "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler"}};
   step.metrics = {{"loss", 0.25}, {"accuracy", nullptr}};
   step.performance_metrics = {{"save_s", 1.5}};
   step.init_timestamp_nsecs = 1700000000000000000;

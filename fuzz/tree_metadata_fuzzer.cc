@@ -6,10 +6,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cairn::fuzz::IgnoreCairnErrors([&] {
-    cairn::metadata::TreeMetadata metadata = cairn::metadata::DecodeTreeMetadata(cairn::fuzz::AsBytes(data, size), "_METADATA");
-    cairn::metadata::TreeFromMetadata(metadata, [](const cairn::metadata::TreeMetadataEntry&) {
-      return cairn::Tree::Placeholder();
-    });
+    namespace md = cairn::metadata;
+    md::TreeMetadata metadata = md::DecodeTreeMetadata(cairn::fuzz::AsBytes(data, size), "_METADATA");
+    md::TreeFromMetadata(metadata, [](const md::TreeMetadataEntry&) { return cairn::Tree::Placeholder(); });
   });
   return 0;
 }

@@ -68,16 +68,33 @@ std::string PythonKeyTupleRepr(const KeyPath& path) {
   return out + ")";
 }
 
-nlohmann::json ParseJson(std::string_view text, const std::string& what) {
-  auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+namespace {
+
+// Deeper nesting is refused while parsing: nlohmann::json copies and dumps values recursively, so a few hundred KiB
+// of '[' would overflow the stack. Python's json module cannot write deeper than its recursion limit (1000) either.
+constexpr int kMaxJsonDepth = 1000;
+
+template <typename Json>
+Json ParseWithDepthLimit(std::string_view text, const std::string& what) {
+  auto limit_depth = [&](int depth, typename Json::parse_event_t, Json&) {
+    if (depth > kMaxJsonDepth) {
+      throw CorruptionError(what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    return true;
+  };
+  auto doc = Json::parse(text, limit_depth, /*allow_exceptions=*/false);
   if (doc.is_discarded()) throw CorruptionError(what + " is not valid JSON");
   return doc;
 }
 
+}  // namespace
+
+nlohmann::json ParseJson(std::string_view text, const std::string& what) {
+  return ParseWithDepthLimit<nlohmann::json>(text, what);
+}
+
 nlohmann::ordered_json ParseOrderedJson(std::string_view text, const std::string& what) {
-  auto doc = nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) throw CorruptionError(what + " is not valid JSON");
-  return doc;
+  return ParseWithDepthLimit<nlohmann::ordered_json>(text, what);
 }
 
 }  // namespace cairn::metadata

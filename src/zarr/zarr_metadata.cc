@@ -54,8 +54,26 @@ Shape ReadShape(const json& value, const char* field, const std::string& what) {
   return shape;
 }
 
+// A zstd level from a codec's configuration. Numbers are compared and converted as JSON: value<int>() of a
+// float such as 1e300 would be undefined behaviour.
+int ZstdLevel(const json& configuration, int default_level, const std::string& what) {
+  const json level = configuration.value("level", json(default_level));
+  if (!level.is_number_integer()) throw CorruptionError(what + ": zstd level " + level.dump() + " is not an integer");
+  return level.get<int>();
+}
+
+// Deeper nesting is refused while parsing: nlohmann::json copies and dumps values recursively (the error messages
+// below dump what they reject), so a few hundred KiB of '[' would overflow the stack.
+constexpr int kMaxJsonDepth = 1000;
+
 json Parse(std::string_view text, const std::string& what) {
-  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  auto limit_depth = [&](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth) {
+      throw CorruptionError(what + ": nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    return true;
+  };
+  json doc = json::parse(text, limit_depth, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) throw CorruptionError(what + ": not a JSON object");
   return doc;
 }
@@ -106,7 +124,7 @@ ZarrMetadata DecodeZarrV2Metadata(std::string_view text, const std::string& what
   json doc = Parse(text, what);
   ZarrMetadata m;
   m.format = ZarrFormat::kV2;
-  if (doc.value("zarr_format", 0) != 2) throw CorruptionError(what + ": \"zarr_format\" is not 2");
+  if (doc.value("zarr_format", json(0)) != 2) throw CorruptionError(what + ": \"zarr_format\" is not 2");
   if (!doc.contains("dtype") || !doc["dtype"].is_string()) throw CorruptionError(what + ": no string \"dtype\"");
   m.dtype = DTypeFromZarrV2(doc["dtype"].get<std::string>());
   m.shape = ReadShape(doc.value("shape", json()), "shape", what);
@@ -122,7 +140,7 @@ ZarrMetadata DecodeZarrV2Metadata(std::string_view text, const std::string& what
     if (!compressor.is_object() || compressor.value("id", "") != "zstd") {
       throw UnimplementedError(what + ": compressor " + compressor.dump() + " is not supported (only zstd)");
     }
-    m.zstd_level = compressor.value("level", 1);
+    m.zstd_level = ZstdLevel(compressor, 1, what);
   }
   std::string separator = doc.value("dimension_separator", ".");
   if (separator != "." && separator != "/") throw CorruptionError(what + ": bad dimension_separator");
@@ -137,7 +155,7 @@ ZarrMetadata DecodeZarr3Metadata(std::string_view text, const std::string& what)
   json doc = Parse(text, what);
   ZarrMetadata m;
   m.format = ZarrFormat::kV3;
-  if (doc.value("zarr_format", 0) != 3) throw CorruptionError(what + ": \"zarr_format\" is not 3");
+  if (doc.value("zarr_format", json(0)) != 3) throw CorruptionError(what + ": \"zarr_format\" is not 3");
   if (doc.value("node_type", "") != "array") throw CorruptionError(what + ": \"node_type\" is not \"array\"");
   if (!doc.contains("data_type") || !doc["data_type"].is_string()) {
     throw CorruptionError(what + ": no string \"data_type\"");
@@ -193,7 +211,7 @@ ZarrMetadata DecodeZarr3Metadata(std::string_view text, const std::string& what)
       }
       saw_bytes = true;
     } else if (name == "zstd" && saw_bytes && !m.zstd_level) {
-      m.zstd_level = codec.contains("configuration") ? codec["configuration"].value("level", 3) : 3;
+      m.zstd_level = codec.contains("configuration") ? ZstdLevel(codec["configuration"], 3, what) : 3;
     } else {
       throw UnimplementedError(what + ": zarr3 codec " + codec.dump() + " is not supported");
     }
