@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package cairn's build, tests and examples need. Idempotent: when all packages are
 # already present it does nothing (no apt-get update, no network), so `make test` can call it every time.
-#   --bench   also the benchmark's peers and chart: python3-torch, python3-h5py, python3-matplotlib
+#   --bench   also the benchmark's peers and chart: python3-h5py, python3-matplotlib
 #   --fuzz    also clang and its runtimes for `make fuzz` / `make fuzz-corpus` (libFuzzer, ASan, UBSan):
 #             clang, libclang-rt-14-dev
 set -euo pipefail
@@ -12,11 +12,12 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libopenmpi-dev openmpi-bin
   python3 python3-numpy python3-zarr python3-numcodecs
+  python3-dev pybind11-dev python3-pytest python3-venv python3-pip python3-torch
 )
 
 for arg in "$@"; do
   case "$arg" in
-    --bench) PACKAGES+=(python3-torch python3-h5py python3-matplotlib) ;;
+    --bench) PACKAGES+=(python3-h5py python3-matplotlib) ;;
     --fuzz) PACKAGES+=(clang libclang-rt-14-dev) ;;
     *) echo "install-deps: unknown option $arg (known: --bench, --fuzz)" >&2; exit 2 ;;
   esac
