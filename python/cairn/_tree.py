@@ -1,0 +1,36 @@
+"""Pytree helpers: Orbax's parameter names for per-parameter options given as a tree."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+
+def _walk(tree: Any, prefix: tuple[str, ...], is_leaf: Callable[[Any], bool]) -> Iterator[tuple[tuple[str, ...], Any]]:
+    if is_leaf(tree):
+        yield prefix, tree
+    elif isinstance(tree, dict):
+        for key in sorted(tree):
+            yield from _walk(tree[key], prefix + (str(key),), is_leaf)
+    elif isinstance(tree, (list, tuple)):
+        for i, element in enumerate(tree):
+            yield from _walk(element, prefix + (str(i),), is_leaf)
+    elif tree is not None:
+        yield prefix, tree
+
+
+def options_by_param_name(tree: Any, leaf_type: type) -> dict[str, Any] | None:
+    """{'params.w': leaf, ...} from a tree of `leaf_type` (Orbax passes SaveArgs/RestoreArgs as a pytree).
+
+    A single `leaf_type` applies to every parameter (the name ""). A dict whose keys already are parameter names
+    ('params.w') gives the same names. None leaves are skipped.
+    """
+    if tree is None:
+        return None
+    if isinstance(tree, leaf_type):
+        return {"": tree}
+    out = {}
+    for path, leaf in _walk(tree, (), lambda x: isinstance(x, leaf_type)):
+        if not isinstance(leaf, leaf_type):
+            raise TypeError(f"expected {leaf_type.__name__} leaves, got {type(leaf).__name__} at {'.'.join(path)}")
+        out[".".join(path)] = leaf
+    return out

@@ -1,0 +1,203 @@
+"""`ocp.args`: the arguments of each handler's save and restore.
+
+    ckptr.save(path, args=cairn.args.StandardSave(state))
+    ckptr.restore(path, args=cairn.args.StandardRestore(target, strict=False))
+    mngr.save(step, args=cairn.args.Composite(state=cairn.args.StandardSave(state), meta=cairn.args.JsonSave({...})))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+from ._tree import options_by_param_name
+from .types import RestoreArgs, SaveArgs
+
+__all__ = [
+    "CheckpointArgs", "StandardSave", "StandardRestore", "PyTreeSave", "PyTreeRestore", "ArraySave", "ArrayRestore",
+    "JsonSave", "JsonRestore", "Composite",
+]
+
+
+def _save_args(save_args: Any) -> Optional[dict]:
+    by_name = options_by_param_name(save_args, SaveArgs)
+    return None if by_name is None else {name: a._native() for name, a in by_name.items()}
+
+
+def _restore_args(restore_args: Any) -> Optional[dict]:
+    by_name = options_by_param_name(restore_args, RestoreArgs)
+    return None if by_name is None else {name: a._native() for name, a in by_name.items()}
+
+
+class CheckpointArgs:
+    """Base of every handler's arguments."""
+
+    def _native(self) -> dict:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass
+class StandardSave(CheckpointArgs):
+    """A tree of arrays and scalars (StandardCheckpointHandler)."""
+
+    item: Any
+    save_args: Any = None
+    custom_metadata: Optional[dict] = None
+
+    def _native(self) -> dict:
+        return {"kind": "StandardSave", "item": self.item, "save_args": _save_args(self.save_args),
+                "custom_metadata": self.custom_metadata}
+
+
+@dataclasses.dataclass
+class StandardRestore(CheckpointArgs):
+    """A target tree of ArraySpecs or arrays (None: restore as saved). strict=False zero-pads or truncates."""
+
+    item: Any = None
+    strict: bool = True
+
+    def _native(self) -> dict:
+        return {"kind": "StandardRestore", "item": self.item, "strict": self.strict}
+
+
+@dataclasses.dataclass
+class PyTreeSave(CheckpointArgs):
+    """A tree of arrays, scalars and strings (PyTreeCheckpointHandler)."""
+
+    item: Any
+    save_args: Any = None
+    ocdbt_target_data_file_size: Optional[int] = None
+    custom_metadata: Optional[dict] = None
+
+    def _native(self) -> dict:
+        return {"kind": "PyTreeSave", "item": self.item, "save_args": _save_args(self.save_args),
+                "ocdbt_target_data_file_size": self.ocdbt_target_data_file_size,
+                "custom_metadata": self.custom_metadata}
+
+
+@dataclasses.dataclass
+class PyTreeRestore(CheckpointArgs):
+    """A target tree (None: as saved); restore_args cast per parameter; partial_restore reads only the target's
+    leaves (`...` leaves are skipped)."""
+
+    item: Any = None
+    restore_args: Any = None
+    transforms: Any = None
+    transforms_default_to_original: bool = True
+    legacy_transform_fn: Any = None
+    partial_restore: bool = False
+    strict: bool = True
+
+    def _native(self) -> dict:
+        if self.transforms is not None or self.legacy_transform_fn is not None:
+            raise NotImplementedError("cairn does not implement PyTreeRestore transforms")
+        return {"kind": "PyTreeRestore", "item": self.item, "restore_args": _restore_args(self.restore_args),
+                "partial_restore": self.partial_restore, "strict": self.strict}
+
+
+@dataclasses.dataclass
+class ArraySave(CheckpointArgs):
+    """One array (ArrayCheckpointHandler)."""
+
+    item: Any
+    save_args: Optional[SaveArgs] = None
+
+    def _native(self) -> dict:
+        return {"kind": "ArraySave", "item": self.item,
+                "save_args": None if self.save_args is None else self.save_args._native()}
+
+
+@dataclasses.dataclass
+class ArrayRestore(CheckpointArgs):
+    """An ArraySpec target (None: as saved)."""
+
+    item: Any = None
+    restore_args: Optional[RestoreArgs] = None
+    strict: bool = True
+
+    def _native(self) -> dict:
+        item = self.item
+        if self.restore_args is not None and self.restore_args.dtype is not None:
+            if item is None:
+                raise ValueError("ArrayRestore: restore_args.dtype needs an item with a shape")
+            from .types import ArraySpec
+            item = ArraySpec(item.shape, self.restore_args.dtype)
+        return {"kind": "ArrayRestore", "item": item, "strict": self.strict}
+
+
+@dataclasses.dataclass
+class JsonSave(CheckpointArgs):
+    """A JSON-serialisable value (JsonCheckpointHandler)."""
+
+    item: Any
+
+    def _native(self) -> dict:
+        return {"kind": "JsonSave", "item": self.item}
+
+
+@dataclasses.dataclass
+class JsonRestore(CheckpointArgs):
+    item: Any = None
+
+    def _native(self) -> dict:
+        return {"kind": "JsonRestore"}
+
+
+class Composite(CheckpointArgs):
+    """Arguments for several named items (CompositeCheckpointHandler), and the result of restoring them.
+
+    Items are keyword arguments; read them as attributes or by key: `c.state`, `c['state']`.
+    """
+
+    def __init__(self, **items: Any):
+        for name in items:
+            if name.startswith("_"):
+                raise ValueError(f"Composite item names may not start with '_': {name!r}")
+        object.__setattr__(self, "_items", dict(items))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise AttributeError(f"Composite has no item {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Composite is immutable")
+
+    def __getitem__(self, name: str) -> Any:
+        return self._items[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return "Composite(" + ", ".join(f"{k}={v!r}" for k, v in self._items.items()) + ")"
+
+    def keys(self):
+        return self._items.keys()
+
+    def values(self):
+        return self._items.values()
+
+    def items(self):
+        return self._items.items()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._items.get(name, default)
+
+    def _native(self) -> dict:
+        items = {}
+        for name, value in self._items.items():
+            if value is None:
+                continue
+            if not isinstance(value, CheckpointArgs):
+                raise TypeError(f"Composite item {name!r} must be checkpoint args (e.g. args.StandardSave(...)), "
+                                f"got {type(value).__name__}")
+            items[name] = value._native()
+        return {"kind": "Composite", "items": items}

@@ -1,0 +1,189 @@
+// numpy arrays (and anything with __dlpack__ or __array__) to cairn Arrays and back.
+//
+// Saving borrows: the Array points into the caller's buffer, and the Python objects holding it stay referenced
+// until the library call returns. A synchronous save reads the bytes during the call; an asynchronous one copies
+// borrowed arrays into staging buffers before save() returns (cairn's contract for Ownership::kBorrowed), so a
+// caller may change its arrays as soon as save() returns. Restoring hands the restored buffer to numpy through a
+// capsule, without another copy.
+#include <cstring>
+
+#include "common.h"
+
+namespace cairn::python {
+namespace {
+
+// The DLPack ABI (dlpack.h, version 0.x), the parts we read.
+struct DLDevice {
+  int32_t device_type;
+  int32_t device_id;
+};
+struct DLDataType {
+  uint8_t code;
+  uint8_t bits;
+  uint16_t lanes;
+};
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  int32_t ndim;
+  DLDataType dtype;
+  int64_t* shape;
+  int64_t* strides;
+  uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor* self);
+};
+enum : int32_t { kDLCPU = 1, kDLCUDAHost = 3 };
+enum : uint8_t { kDLInt = 0, kDLUInt = 1, kDLFloat = 2, kDLBfloat = 4, kDLComplex = 5, kDLBool = 6 };
+
+DType DTypeFromDLPack(const DLDataType& t, py::handle obj, const std::string& where) {
+  if (t.lanes == 1) {
+    switch (t.code) {
+      case kDLInt:
+        if (t.bits == 8) return DType::kInt8;
+        if (t.bits == 16) return DType::kInt16;
+        if (t.bits == 32) return DType::kInt32;
+        if (t.bits == 64) return DType::kInt64;
+        break;
+      case kDLUInt:
+        if (t.bits == 8) {
+          // Older producers (torch 1.x) export bool as uint8.
+          py::object dt = Attr(obj, "dtype");
+          if (!dt.is_none() && py::str(dt).cast<std::string>() == "torch.bool") return DType::kBool;
+          return DType::kUInt8;
+        }
+        if (t.bits == 16) return DType::kUInt16;
+        if (t.bits == 32) return DType::kUInt32;
+        if (t.bits == 64) return DType::kUInt64;
+        break;
+      case kDLFloat:
+        if (t.bits == 16) return DType::kFloat16;
+        if (t.bits == 32) return DType::kFloat32;
+        if (t.bits == 64) return DType::kFloat64;
+        break;
+      case kDLBfloat:
+        if (t.bits == 16) return DType::kBFloat16;
+        break;
+      case kDLComplex:
+        if (t.bits == 64) return DType::kComplex64;
+        if (t.bits == 128) return DType::kComplex128;
+        break;
+      case kDLBool:
+        if (t.bits == 8) return DType::kBool;
+        break;
+    }
+  }
+  throw InvalidArgumentError(where + ": DLPack dtype (code " + std::to_string(t.code) + ", bits " +
+                             std::to_string(t.bits) + ", lanes " + std::to_string(t.lanes) +
+                             ") has no cairn equivalent");
+}
+
+Array FromDLPack(py::handle original, KeepAlive& keep, const std::string& where) {
+  py::object obj = py::reinterpret_borrow<py::object>(original);
+  // torch: a tensor that requires grad refuses export; a non-contiguous one is made contiguous (a copy).
+  if (py::hasattr(obj, "requires_grad") && obj.attr("requires_grad").cast<bool>() && py::hasattr(obj, "detach")) {
+    obj = obj.attr("detach")();
+  }
+  if (py::hasattr(obj, "is_contiguous") && !obj.attr("is_contiguous")().cast<bool>()) {
+    obj = obj.attr("contiguous")();
+  }
+  py::object capsule = obj.attr("__dlpack__")();
+  auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
+  if (!managed) throw py::error_already_set();
+  // We consume it: the capsule no longer deletes it, our own capsule (kept alive with the save) does.
+  if (PyCapsule_SetName(capsule.ptr(), "used_dltensor") != 0) throw py::error_already_set();
+  py::capsule owner(managed, [](void* p) {
+    auto* m = static_cast<DLManagedTensor*>(p);
+    if (m->deleter) m->deleter(m);
+  });
+  keep.push_back(owner);
+  keep.push_back(obj);
+  const DLTensor& t = managed->dl_tensor;
+  if (t.device.device_type != kDLCPU && t.device.device_type != kDLCUDAHost) {
+    throw InvalidArgumentError(where + ": the array is on a device (DLPack device type " +
+                               std::to_string(t.device.device_type) + "); copy it to host memory first");
+  }
+  DType dtype = DTypeFromDLPack(t.dtype, obj, where);
+  Shape shape(t.shape, t.shape + t.ndim);
+  if (t.strides) {
+    int64_t expected = 1;
+    for (int i = t.ndim - 1; i >= 0; --i) {
+      if (shape[i] != 1 && t.strides[i] != expected) {
+        throw InvalidArgumentError(where + ": the DLPack array is not C-contiguous; make it contiguous first");
+      }
+      expected *= shape[i];
+    }
+  }
+  const auto* data = static_cast<const std::byte*>(t.data) + t.byte_offset;
+  return Array::FromBorrowed(data, dtype, std::move(shape));
+}
+
+bool IsNumpyGeneric(py::handle obj) {
+  static auto* generic = new py::object(py::module_::import("numpy").attr("generic"));
+  return py::isinstance(obj, *generic);
+}
+
+}  // namespace
+
+bool IsArrayLike(py::handle obj) {
+  return py::isinstance<py::array>(obj) || IsNumpyGeneric(obj) || py::hasattr(obj, "__dlpack__") ||
+         py::hasattr(obj, "__array__");
+}
+
+Array ArrayFromPy(py::handle obj, KeepAlive& keep, const std::string& where) {
+  py::object np = py::module_::import("numpy");
+  py::object arr;
+  if (py::isinstance<py::array>(obj)) {
+    arr = py::reinterpret_borrow<py::object>(obj);
+  } else if (!IsNumpyGeneric(obj) && py::hasattr(obj, "__dlpack__")) {
+    return FromDLPack(obj, keep, where);
+  } else {
+    arr = np.attr("asarray")(obj);
+  }
+  py::dtype dt = arr.attr("dtype").cast<py::dtype>();
+  if (dt.attr("byteorder").cast<std::string>() == ">") arr = arr.attr("astype")(dt.attr("newbyteorder")("="));
+  if (!arr.attr("flags").attr("c_contiguous").cast<bool>()) arr = np.attr("ascontiguousarray")(arr);
+  DType dtype;
+  try {
+    dtype = DTypeFromPy(arr.attr("dtype"));
+  } catch (const InvalidArgumentError& e) {
+    throw InvalidArgumentError(where + ": " + e.what());
+  }
+  auto a = py::reinterpret_borrow<py::array>(arr);
+  Shape shape(a.shape(), a.shape() + a.ndim());
+  keep.push_back(arr);
+  return Array::FromBorrowed(a.data(), dtype, std::move(shape));
+}
+
+py::array ArrayToNumpy(const Array& array) {
+  auto* held = new Array(array.ownership() == Ownership::kOwned ? array : array.Copy());
+  py::capsule owner(held, [](void* p) { delete static_cast<Array*>(p); });
+  std::vector<py::ssize_t> shape(held->shape().begin(), held->shape().end());
+  void* data = held->num_bytes() ? static_cast<void*>(held->mutable_bytes().data()) : nullptr;
+  if (!data) return py::array(ToNumpyDType(held->dtype()), shape);  // empty: numpy allocates nothing of note
+  return py::array(ToNumpyDType(held->dtype()), shape, data, owner);
+}
+
+void InitArrays(py::module_& m) {
+  m.def(
+      "cast",
+      [](py::handle array, py::handle dtype) {
+        KeepAlive keep;
+        Array a = ArrayFromPy(array, keep, "cast");
+        DType to = DTypeFromPy(dtype);
+        Array out;
+        {
+          py::gil_scoped_release release;
+          out = a.Cast(to);
+        }
+        return ArrayToNumpy(out);
+      },
+      py::arg("array"), py::arg("dtype"),
+      "A new numpy array with the elements converted to `dtype` (numpy's astype semantics), bfloat16 and float8 "
+      "included: cast(x, cairn.bfloat16), cast(bf16_array, np.float32).");
+}
+
+}  // namespace cairn::python
