@@ -34,3 +34,25 @@ def options_by_param_name(tree: Any, leaf_type: type) -> dict[str, Any] | None:
             raise TypeError(f"expected {leaf_type.__name__} leaves, got {type(leaf).__name__} at {'.'.join(path)}")
         out[".".join(path)] = leaf
     return out
+
+
+def lists_for_tuples(tree: Any) -> Any:
+    """The tree with every tuple (namedtuples too) made a list: Orbax's metadata records only "sequence", so a saved
+    tuple is a list on disk, and cairn's C++ restore compares a target's containers with the saved ones."""
+    if isinstance(tree, dict):
+        return {k: lists_for_tuples(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [lists_for_tuples(v) for v in tree]
+    return tree
+
+
+def match_containers(restored: Any, target: Any) -> Any:
+    """`restored` with the container types of `target`: tuples and namedtuples where the target has them."""
+    if isinstance(target, dict) and isinstance(restored, dict):
+        return {k: match_containers(v, target[k]) if k in target else v for k, v in restored.items()}
+    if isinstance(target, (list, tuple)) and isinstance(restored, (list, tuple)) and len(target) == len(restored):
+        values = [match_containers(r, t) for r, t in zip(restored, target)]
+        if isinstance(target, tuple):
+            return type(target)(*values) if hasattr(target, "_fields") else tuple(values)
+        return values
+    return restored

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from ._tree import options_by_param_name
+from ._tree import lists_for_tuples, match_containers, options_by_param_name
 from .types import RestoreArgs, SaveArgs
 
 __all__ = [
@@ -35,6 +35,10 @@ class CheckpointArgs:
     def _native(self) -> dict:
         raise NotImplementedError
 
+    def _match(self, restored: Any) -> Any:
+        """The restored value with the target's container types (a restore target's tuples stay tuples)."""
+        return restored
+
 
 @dataclasses.dataclass
 class StandardSave(CheckpointArgs):
@@ -57,7 +61,10 @@ class StandardRestore(CheckpointArgs):
     strict: bool = True
 
     def _native(self) -> dict:
-        return {"kind": "StandardRestore", "item": self.item, "strict": self.strict}
+        return {"kind": "StandardRestore", "item": lists_for_tuples(self.item), "strict": self.strict}
+
+    def _match(self, restored: Any) -> Any:
+        return match_containers(restored, self.item)
 
 
 @dataclasses.dataclass
@@ -91,8 +98,12 @@ class PyTreeRestore(CheckpointArgs):
     def _native(self) -> dict:
         if self.transforms is not None or self.legacy_transform_fn is not None:
             raise NotImplementedError("cairn does not implement PyTreeRestore transforms")
-        return {"kind": "PyTreeRestore", "item": self.item, "restore_args": _restore_args(self.restore_args),
-                "partial_restore": self.partial_restore, "strict": self.strict}
+        return {"kind": "PyTreeRestore", "item": lists_for_tuples(self.item),
+                "restore_args": _restore_args(self.restore_args), "partial_restore": self.partial_restore,
+                "strict": self.strict}
+
+    def _match(self, restored: Any) -> Any:
+        return match_containers(restored, self.item)
 
 
 @dataclasses.dataclass
@@ -190,6 +201,12 @@ class Composite(CheckpointArgs):
 
     def get(self, name: str, default: Any = None) -> Any:
         return self._items.get(name, default)
+
+    def _match(self, restored: Any) -> Any:
+        if not isinstance(restored, dict):
+            return restored
+        return {name: self._items[name]._match(value) if isinstance(self._items.get(name), CheckpointArgs) else value
+                for name, value in restored.items()}
 
     def _native(self) -> dict:
         items = {}

@@ -106,8 +106,10 @@ class Checkpointer(AbstractCheckpointer):
 
     def restore(self, directory: Any, *args: Any, **kwargs: Any) -> Any:
         ckpt_args = _construct_args(self._handler, args, kwargs, save=False)
-        restored = self._impl.restore(os.fspath(directory), None if ckpt_args is None else ckpt_args._native())
-        return self._handler._wrap(restored)
+        if ckpt_args is None:
+            return self._handler._wrap(self._impl.restore(os.fspath(directory), None))
+        restored = self._impl.restore(os.fspath(directory), ckpt_args._native())
+        return self._handler._wrap(ckpt_args._match(restored))
 
     def metadata(self, directory: Any) -> StepMetadata:
         """`_CHECKPOINT_METADATA` and the item's metadata (ArraySpecs for arrays); reads no array bytes."""

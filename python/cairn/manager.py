@@ -194,6 +194,8 @@ class CheckpointManager:
             else:
                 args = _args.PyTreeRestore(items)
         restored = self._impl.restore(None if step is None else int(step), None if args is None else args._native())
+        if args is not None:
+            restored = args._match(restored)
         if self._is_composite_result(step, args):
             return _args.Composite(**restored)
         return restored

@@ -1,0 +1,269 @@
+"""Round trips of nested trees of every dtype through each checkpointer and handler, in both call forms."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cairn as ocp
+from conftest import ALL_DTYPES, as_saved, assert_tree_equal, every_dtype_tree, sample_array
+
+
+def _standard():
+    return ocp.Checkpointer(ocp.StandardCheckpointHandler())
+
+
+def _pytree():
+    return ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+
+
+def _async_standard():
+    return ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler())
+
+
+def _async_pytree():
+    return ocp.AsyncCheckpointer(ocp.PyTreeCheckpointHandler())
+
+
+CHECKPOINTERS = {
+    "Checkpointer(Standard)": (_standard, ocp.args.StandardSave, ocp.args.StandardRestore),
+    "Checkpointer(PyTree)": (_pytree, ocp.args.PyTreeSave, ocp.args.PyTreeRestore),
+    "AsyncCheckpointer(Standard)": (_async_standard, ocp.args.StandardSave, ocp.args.StandardRestore),
+    "AsyncCheckpointer(PyTree)": (_async_pytree, ocp.args.PyTreeSave, ocp.args.PyTreeRestore),
+    "StandardCheckpointer": (ocp.StandardCheckpointer, ocp.args.StandardSave, ocp.args.StandardRestore),
+}
+
+
+def _finish(ckptr):
+    if hasattr(ckptr, "wait_until_finished"):
+        ckptr.wait_until_finished()
+
+
+@pytest.mark.parametrize("kind", CHECKPOINTERS)
+def test_every_dtype_round_trip_args_form(tmp_path, kind):
+    make, save_args, restore_args = CHECKPOINTERS[kind]
+    tree = every_dtype_tree(strings="PyTree" in kind)
+    with make() as ckptr:
+        ckptr.save(tmp_path / "ckpt", args=save_args(tree))
+        _finish(ckptr)
+        assert_tree_equal(ckptr.restore(tmp_path / "ckpt"), as_saved(tree))
+        assert_tree_equal(ckptr.restore(tmp_path / "ckpt", args=restore_args()), as_saved(tree))
+        # With the tree itself as the target, tuples stay tuples and every value is restored as it was.
+        assert_tree_equal(ckptr.restore(tmp_path / "ckpt", args=restore_args(tree)), tree)
+
+
+@pytest.mark.parametrize("kind", CHECKPOINTERS)
+def test_keyword_and_positional_forms(tmp_path, kind):
+    make, _, _ = CHECKPOINTERS[kind]
+    tree = every_dtype_tree(seed=1)
+    with make() as ckptr:
+        ckptr.save(tmp_path / "kw", state=tree)
+        ckptr.save(str(tmp_path / "pos"), tree)
+        _finish(ckptr)
+        assert_tree_equal(ckptr.restore(tmp_path / "kw"), as_saved(tree))
+        assert_tree_equal(ckptr.restore(tmp_path / "pos", tree), tree)
+    if kind != "StandardCheckpointer":
+        with make() as ckptr:
+            ckptr.save(tmp_path / "item", item=tree)
+            _finish(ckptr)
+            assert_tree_equal(ckptr.restore(tmp_path / "item", item=tree), tree)
+
+
+def test_standard_checkpointer_orbax_signature(tmp_path):
+    state = {"params": {"w": sample_array("float32"), "b": sample_array("bfloat16", (3,))}, "step": 7}
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(tmp_path / "1", state, custom_metadata={"note": "first"})
+        ckptr.wait_until_finished()
+        target = {"params": {"w": ocp.ArraySpec((2, 4), np.float64), "b": ocp.ArraySpec((3,), np.float32)},
+                  "step": ocp.ArraySpec((), np.int64)}
+        padded = ckptr.restore(tmp_path / "1", target, strict=False)
+        assert padded["params"]["w"].dtype == np.float64
+        np.testing.assert_array_equal(padded["params"]["w"][:, :3], state["params"]["w"])
+        np.testing.assert_array_equal(padded["params"]["w"][:, 3], [0, 0])
+        np.testing.assert_array_equal(padded["params"]["b"], ocp.cast(state["params"]["b"], np.float32))
+        assert int(padded["step"]) == 7
+        with pytest.raises(ValueError):
+            ckptr.restore(tmp_path / "1", target)  # strict: the shapes differ
+        meta = ckptr.metadata(tmp_path / "1")
+        assert meta.custom_metadata == {"note": "first"}
+        assert meta.item_metadata["params"]["w"] == ocp.ArraySpec((2, 3), np.float32)
+        assert meta.item_metadata["params"]["b"] == ocp.ArraySpec((3,), ocp.bfloat16)
+        assert "StandardCheckpointHandler" in meta.item_handlers
+        assert meta.commit_timestamp_nsecs >= meta.init_timestamp_nsecs > 0
+
+
+def test_force_replaces(tmp_path):
+    with _standard() as ckptr:
+        ckptr.save(tmp_path / "c", args=ocp.args.StandardSave({"x": np.zeros(3)}))
+        with pytest.raises(FileExistsError):
+            ckptr.save(tmp_path / "c", args=ocp.args.StandardSave({"x": np.ones(3)}))
+        ckptr.save(tmp_path / "c", args=ocp.args.StandardSave({"x": np.ones(3)}), force=True)
+        np.testing.assert_array_equal(ckptr.restore(tmp_path / "c")["x"], np.ones(3))
+
+
+def test_save_args_cast_and_restore_args(tmp_path):
+    tree = {"params": {"w": sample_array("float32"), "b": sample_array("float32", (3,))}}
+    save_args = {"params": {"w": ocp.SaveArgs(dtype="bfloat16"), "b": None}}
+    with _pytree() as ckptr:
+        ckptr.save(tmp_path / "c", args=ocp.args.PyTreeSave(tree, save_args=save_args))
+        back = ckptr.restore(tmp_path / "c")
+        assert back["params"]["w"].dtype == ocp.bfloat16
+        assert back["params"]["b"].dtype == np.float32
+        cast = ckptr.restore(tmp_path / "c", args=ocp.args.PyTreeRestore(
+            restore_args={"params": {"w": ocp.RestoreArgs(dtype=np.float32), "b": ocp.RestoreArgs(dtype=np.float64)}}))
+        np.testing.assert_array_equal(cast["params"]["w"], tree["params"]["w"])  # exact in bfloat16
+        assert cast["params"]["b"].dtype == np.float64
+        # Orbax's single SaveArgs for every parameter, and parameter names as keys.
+        ckptr.save(tmp_path / "d", args=ocp.args.PyTreeSave(tree, save_args=ocp.SaveArgs(dtype=np.float16)))
+        assert ckptr.metadata(tmp_path / "d").item_metadata["params"]["b"].dtype == np.float16
+        ckptr.save(tmp_path / "e", args=ocp.args.PyTreeSave(tree, save_args={"params.b": ocp.SaveArgs(dtype=np.int32)}))
+        meta = ckptr.metadata(tmp_path / "e").item_metadata
+        assert meta["params"]["b"].dtype == np.int32 and meta["params"]["w"].dtype == np.float32
+
+
+def test_partial_restore_with_placeholder(tmp_path):
+    tree = {"a": sample_array("int32", (8,)), "b": {"c": sample_array("float32", (3,))}}
+    with _pytree() as ckptr:
+        ckptr.save(tmp_path / "c", args=ocp.args.PyTreeSave(tree))
+        back = ckptr.restore(tmp_path / "c", args=ocp.args.PyTreeRestore(
+            {"a": ocp.PLACEHOLDER, "b": {"c": ocp.ArraySpec((3,), np.float64)}}, partial_restore=True))
+        assert back["a"] is ... and back["b"]["c"].dtype == np.float64
+        with pytest.raises(ValueError):
+            ckptr.restore(tmp_path / "c", args=ocp.args.PyTreeRestore({"b": {"c": ocp.ArraySpec((3,), np.float64)}}))
+
+
+def test_json_array_and_composite_handlers(tmp_path):
+    with ocp.Checkpointer(ocp.JsonCheckpointHandler()) as ckptr:
+        doc = {"name": "run", "lr": 0.5, "steps": [1, 2, 3], "nested": {"ok": True, "none": None}}
+        ckptr.save(tmp_path / "json", args=ocp.args.JsonSave(doc))
+        assert ckptr.restore(tmp_path / "json") == doc
+        assert ckptr.restore(tmp_path / "json", args=ocp.args.JsonRestore()) == doc
+        ckptr.save(tmp_path / "json2", {"k": np.float32(1.5)})  # keyword form; numpy scalars become JSON numbers
+        assert ckptr.restore(tmp_path / "json2") == {"k": 1.5}
+    with ocp.Checkpointer(ocp.ArrayCheckpointHandler()) as ckptr:
+        x = sample_array("complex64", (5,))
+        ckptr.save(tmp_path / "array", args=ocp.args.ArraySave(x))
+        assert_tree_equal(ckptr.restore(tmp_path / "array"), x)
+        back = ckptr.restore(tmp_path / "array", args=ocp.args.ArrayRestore(ocp.ArraySpec((5,), np.complex128)))
+        assert back.dtype == np.complex128
+    tree = every_dtype_tree()
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler("state", "meta")) as ckptr:
+        ckptr.save(tmp_path / "comp", args=ocp.args.Composite(state=ocp.args.StandardSave(tree),
+                                                              meta=ocp.args.JsonSave({"step": 3})))
+        back = ckptr.restore(tmp_path / "comp")
+        assert isinstance(back, ocp.args.Composite)
+        assert_tree_equal(back.state, as_saved(tree))
+        assert back["meta"] == {"step": 3}
+        only_state = ckptr.restore(tmp_path / "comp", args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+        assert_tree_equal(only_state.state, as_saved(tree))
+    # Keyword form of a composite with explicit handlers.
+    with ocp.AsyncCheckpointer(ocp.CompositeCheckpointHandler(state=ocp.StandardCheckpointHandler(),
+                                                              meta=ocp.JsonCheckpointHandler())) as ckptr:
+        ckptr.save(tmp_path / "comp2", state=tree, meta={"step": 4})
+        ckptr.wait_until_finished()
+        back = ckptr.restore(tmp_path / "comp2")
+        assert_tree_equal(back.state, as_saved(tree))
+        assert back.meta == {"step": 4}
+        assert set(ckptr.metadata(tmp_path / "comp2").item_handlers) == {"state", "meta"}
+
+
+def test_storage_options(tmp_path):
+    tree = every_dtype_tree()
+    for i, opts in enumerate([dict(use_ocdbt=False), dict(use_zarr3=True), dict(use_compression=False)]):
+        with ocp.Checkpointer(ocp.PyTreeCheckpointHandler(**opts)) as ckptr:
+            ckptr.save(tmp_path / str(i), tree)
+            assert_tree_equal(ckptr.restore(tmp_path / str(i)), as_saved(tree))
+
+
+def test_restored_arrays_own_their_memory(tmp_path):
+    with _standard() as ckptr:
+        ckptr.save(tmp_path / "c", {"x": np.arange(1000, dtype=np.float32)})
+        x = ckptr.restore(tmp_path / "c")["x"]
+    del ckptr
+    assert x.flags.writeable and x.flags.c_contiguous
+    x += 1  # writable, and still alive after the checkpointer is gone
+    assert x[999] == 1000
+
+
+def test_async_save_snapshots_arrays(tmp_path):
+    """The caller may change its arrays as soon as save() returns: the save has copied them."""
+    x = np.arange(1 << 20, dtype=np.float32)
+    expected = x.copy()
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(tmp_path / "c", {"x": x})
+        x[:] = -1
+        del x
+        ckptr.wait_until_finished()
+        np.testing.assert_array_equal(ckptr.restore(tmp_path / "c")["x"], expected)
+
+
+def test_non_contiguous_and_big_endian_inputs(tmp_path):
+    base = sample_array("float64", (4, 6))
+    tree = {"t": base.T, "s": base[::2, 1::2], "be": base.astype(">f8")}
+    with _standard() as ckptr:
+        ckptr.save(tmp_path / "c", tree)
+        back = ckptr.restore(tmp_path / "c")
+    np.testing.assert_array_equal(back["t"], base.T)
+    np.testing.assert_array_equal(back["s"], base[::2, 1::2])
+    np.testing.assert_array_equal(back["be"], base)
+    assert back["be"].dtype == np.dtype("<f8")
+
+
+def test_save_releases_the_gil(tmp_path):
+    """Another Python thread runs while a save does its I/O."""
+    big = {"x": np.random.default_rng(0).standard_normal(8 << 20).astype(np.float32)}  # 32 MiB
+    ticks = [0]
+    stop = threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            ticks[0] += 1
+
+    thread = threading.Thread(target=spin)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        with _standard() as ckptr:
+            before = ticks[0]
+            start = time.monotonic()
+            ckptr.save(tmp_path / "c", big)
+            elapsed = time.monotonic() - start
+            during_save = ticks[0] - before
+            before = ticks[0]
+            ckptr.restore(tmp_path / "c")
+            during_restore = ticks[0] - before
+    finally:
+        stop.set()
+        thread.join()
+    # Holding the GIL, the spinning thread would get at most a tick or two per switch interval (5 ms) in.
+    assert elapsed > 0.02
+    assert during_save > 1000, (during_save, elapsed)
+    assert during_restore > 1000, during_restore
+
+
+def test_context_manager_waits_for_async_save(tmp_path):
+    tree = {"x": sample_array("float32", (256, 256))}
+    with ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler()) as ckptr:
+        ckptr.save(tmp_path / "c", args=ocp.args.StandardSave(tree))
+    assert (tmp_path / "c" / "commit_success.txt").exists()
+    assert not ckptr.is_saving_in_progress()
+
+
+def test_callbacks_run(tmp_path):
+    called = []
+    options = ocp.AsyncOptions(post_finalization_callback=lambda: called.append(threading.get_ident()))
+    with ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler(), async_options=options) as ckptr:
+        ckptr.save(tmp_path / "c", {"x": np.zeros(4)})
+        ckptr.wait_until_finished()
+    assert len(called) == 1
+
+
+@pytest.mark.parametrize("name", ALL_DTYPES)
+def test_restore_cast_from_every_dtype_to_float32(tmp_path, name):
+    x = sample_array(name)
+    with _standard() as ckptr:
+        ckptr.save(tmp_path / "c", {"x": x})
+        back = ckptr.restore(tmp_path / "c", args=ocp.args.StandardRestore({"x": ocp.ArraySpec((2, 3), np.float32)}))
+    assert back["x"].dtype == np.float32
+    np.testing.assert_array_equal(back["x"], ocp.cast(x, np.float32))
