@@ -139,7 +139,14 @@ Array ArrayFromPy(py::handle obj, KeepAlive& keep, const std::string& where) {
   if (py::isinstance<py::array>(obj)) {
     arr = py::reinterpret_borrow<py::object>(obj);
   } else if (!IsNumpyGeneric(obj) && py::hasattr(obj, "__dlpack__")) {
-    return FromDLPack(obj, keep, where);
+    try {
+      return FromDLPack(obj, keep, where);
+    } catch (py::error_already_set& e) {
+      // The producer refused this array (torch 1.x exports no bool, no conjugated views): use __array__ if it has
+      // one, else say why.
+      if (!py::hasattr(obj, "__array__")) throw;
+    }
+    arr = np.attr("asarray")(obj);
   } else {
     arr = np.attr("asarray")(obj);
   }
