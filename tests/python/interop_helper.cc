@@ -1,6 +1,8 @@
 // The C++ side of the Python interop tests (tests/python/test_interop.py):
 //   cairn_py_interop save <dir>    saves the known tree with a C++ Checkpointer
-//   cairn_py_interop check <dir>   restores <dir> (saved from Python) and compares it with the known tree
+//   cairn_py_interop check <dir>   restores <dir> (saved from Python) and compares it with the known tree, and its
+//                                  custom_metadata with {"from": "python"}
+//   cairn_py_interop check-tree <dir>   the same without the metadata (an item directory inside a manager's step)
 // Prints "CAIRN-PY-INTEROP PASS" on success; anything else is a failure.
 //
 // The known tree: every dtype as a (2, 3) array whose element i is float32(i * 0.5 - 1) cast to the dtype (bool:
@@ -58,7 +60,7 @@ int main(int argc, char** argv) {
     cairn::Checkpointer ckptr(std::make_unique<cairn::StandardCheckpointHandler>());
     if (mode == "save") {
       ckptr.save(dir, cairn::args::StandardSave{KnownTree()}, {.force = true, .custom_metadata = {{"from", "c++"}}});
-    } else if (mode == "check") {
+    } else if (mode == "check" || mode == "check-tree") {
       Tree back = ckptr.restore(dir);
       Tree expected = KnownTree();
       if (!(back == expected)) {
@@ -66,7 +68,7 @@ int main(int argc, char** argv) {
         return 1;
       }
       auto meta = ckptr.metadata(dir);
-      if (meta.custom_metadata.value("from", "") != "python") {
+      if (mode == "check" && meta.custom_metadata.value("from", "") != "python") {
         std::cout << "CAIRN-PY-INTEROP FAIL: custom_metadata " << meta.custom_metadata.dump() << "\n";
         return 1;
       }

@@ -242,6 +242,24 @@ def test_save_releases_the_gil(tmp_path):
     assert during_restore > 1000, during_restore
 
 
+def test_async_save_returns_before_the_write(tmp_path):
+    """save() returns once the arrays are copied; the write and the commit run in the background."""
+    release = threading.Event()
+    options = ocp.AsyncOptions(post_finalization_callback=lambda: release.wait(30))
+    big = {"x": np.ones(4 << 20, dtype=np.float32)}
+    with ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler(), async_options=options) as ckptr:
+        start = time.monotonic()
+        ckptr.save(tmp_path / "c", args=ocp.args.StandardSave(big))
+        blocked = time.monotonic() - start
+        assert ckptr.is_saving_in_progress()
+        assert not (tmp_path / "c").exists()
+        release.set()
+        ckptr.wait_until_finished()
+        assert not ckptr.is_saving_in_progress()
+    assert (tmp_path / "c" / "commit_success.txt").exists()
+    assert blocked < 10, blocked
+
+
 def test_context_manager_waits_for_async_save(tmp_path):
     tree = {"x": sample_array("float32", (256, 256))}
     with ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler()) as ckptr:

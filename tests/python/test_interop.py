@@ -58,8 +58,9 @@ def test_python_saves_cpp_restores(tmp_path, interop_helper):
 def test_python_saves_with_manager_cpp_restores_step(tmp_path, interop_helper):
     with ocp.CheckpointManager(tmp_path / "run") as mngr:
         mngr.save(3, args=ocp.args.StandardSave(known_tree()), custom_metadata={"from": "python"})
-    # The unnamed item of a step is a plain Standard item directory; its step metadata is one level up.
-    assert (tmp_path / "run" / "3" / "default" / "_METADATA").exists()
+        assert mngr.metadata(3).custom_metadata == {"from": "python"}
+    # The unnamed item of a step is a Standard item directory (its step metadata is one level up).
+    _helper(interop_helper, "check-tree", tmp_path / "run" / "3" / "default")
 
 
 ORBAX_TREE = {"a": np.arange(8, dtype=np.int32), "b": {"c": np.array([1, 2, 3], dtype=np.int32)}}
