@@ -30,3 +30,15 @@ from .options import AsyncOptions, AtomicityMode, AtomicityOptions, FileOptions,
 from .types import PLACEHOLDER, ArrayRestoreArgs, ArraySpec, RestoreArgs, SaveArgs
 
 __version__ = "0.1.0"
+
+# `from cairn import *` leaves the builtin TimeoutError alone (cairn.TimeoutError is a subclass of it).
+__all__ = [
+    "AbortedError", "AbstractCheckpointer", "AlreadyExistsError", "ArrayCheckpointHandler", "ArrayRestoreArgs",
+    "ArraySpec", "AsyncCheckpointer", "AsyncOptions", "AtomicityMode", "AtomicityOptions", "CheckpointHandler",
+    "CheckpointManager", "CheckpointManagerOptions", "Checkpointer", "CompositeCheckpointHandler", "CorruptionError",
+    "Error", "FileOptions", "InvalidArgumentError", "IoError", "JsonCheckpointHandler", "MultiprocessingOptions",
+    "NotFoundError", "PLACEHOLDER", "PyTreeCheckpointHandler", "RestoreArgs", "RootMetadata", "SaveArgs",
+    "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError", "args",
+    "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "float8_e4m3fn", "float8_e5m2",
+    "options",
+]
