@@ -161,8 +161,8 @@ class CheckpointManager:
             return handler._save_args(value) if save else handler._restore_args(value)
         return _args.PyTreeSave(value) if save else _args.PyTreeRestore(value)
 
-    def save(self, step: int, items: Any = None, save_kwargs: Optional[dict] = None, *, force: bool = False,
-             metrics: Optional[dict] = None, args: Optional[_args.CheckpointArgs] = None,
+    def save(self, step: int, items: Any = None, save_kwargs: Optional[dict] = None, metrics: Optional[dict] = None,
+             force: bool = False, args: Optional[_args.CheckpointArgs] = None,
              custom_metadata: Optional[dict] = None) -> bool:
         """Saves `step` if the policy (or force) says so; returns whether it saved. FileExistsError if it exists."""
         if save_kwargs:
@@ -178,7 +178,7 @@ class CheckpointManager:
         return saved
 
     def restore(self, step: Optional[int] = None, items: Any = None, restore_kwargs: Optional[dict] = None,
-                directory: Any = None, *, args: Optional[_args.CheckpointArgs] = None) -> Any:
+                directory: Any = None, args: Optional[_args.CheckpointArgs] = None) -> Any:
         """Restores `step` (default: the latest). The unnamed item itself, or an args.Composite of named items."""
         if restore_kwargs:
             raise NotImplementedError("restore_kwargs: pass args=... instead")

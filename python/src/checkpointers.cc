@@ -79,7 +79,11 @@ class PyCheckpointer {
     py::gil_scoped_release release;
     async_->check_for_errors();
   }
-  bool is_saving_in_progress() const { return async_ && async_->is_saving_in_progress(); }
+  bool is_saving_in_progress() const {
+    if (!async_) return false;
+    py::gil_scoped_release release;  // it takes a lock a background thread may hold while it waits for the GIL
+    return async_->is_saving_in_progress();
+  }
   void close() {
     if (!impl_) return;
     py::gil_scoped_release release;

@@ -199,14 +199,37 @@ class PyManager {
     }
     return TreeToPy(t);
   }
+  // Even the calls that do no I/O release the GIL: they take the manager's locks, which a background thread may
+  // hold while it waits for the GIL to call a Python policy or callback.
   py::object metrics(int64_t step) {
-    auto m = manager().metrics(step);
+    std::optional<nlohmann::json> m;
+    {
+      py::gil_scoped_release release;
+      m = manager().metrics(step);
+    }
     return m ? JsonToPy(*m) : py::none();
   }
 
-  std::vector<int64_t> all_steps() { return manager().all_steps(); }
-  py::object latest_step() { return OptionalStep(manager().latest_step()); }
-  py::object best_step() { return OptionalStep(manager().best_step()); }
+  std::vector<int64_t> all_steps() {
+    py::gil_scoped_release release;
+    return manager().all_steps();
+  }
+  py::object latest_step() {
+    std::optional<int64_t> step;
+    {
+      py::gil_scoped_release release;
+      step = manager().latest_step();
+    }
+    return OptionalStep(step);
+  }
+  py::object best_step() {
+    std::optional<int64_t> step;
+    {
+      py::gil_scoped_release release;
+      step = manager().best_step();
+    }
+    return OptionalStep(step);
+  }
   bool should_save(int64_t step) {
     py::gil_scoped_release release;  // a Python should_save_fn takes the GIL itself
     return manager().should_save(step);
@@ -231,7 +254,10 @@ class PyManager {
     py::gil_scoped_release release;
     manager().check_for_errors();
   }
-  bool is_saving_in_progress() { return manager().is_saving_in_progress(); }
+  bool is_saving_in_progress() {
+    py::gil_scoped_release release;
+    return manager().is_saving_in_progress();
+  }
   void close() {
     py::gil_scoped_release release;
     manager().close();
