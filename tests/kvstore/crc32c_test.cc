@@ -34,7 +34,7 @@ TEST(Crc32c, IncrementalEqualsOneShot) {
 
 TEST(Crc32c, HardwareMatchesSoftware) {
   if (!crc32c_internal::HardwareAvailable()) GTEST_SKIP() << "no SSE4.2 on this CPU";
-  for (size_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 65537}) {
+  for (size_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 3071, 3072, 3073, 3080, 4099, 65537, 1000003}) {
     std::string data = RandomBytes(n, static_cast<uint32_t>(n));
     for (uint32_t seed : {0u, 0x12345678u}) {
       // Also at an odd offset, so the 8-byte loads are unaligned.
