@@ -57,17 +57,8 @@ uint32_t Software(std::string_view data, uint32_t crc) {
   return ~c;
 }
 
-#if defined(__x86_64__)
-
-bool HardwareAvailable() {
-  static const bool available = __builtin_cpu_supports("sse4.2");
-  return available;
-}
-
-namespace {
-
 // GF(2) arithmetic modulo the CRC polynomial, in the CRC's bit-reflected order (x^0 is the top bit). Used only
-// to join the three interleaved CRCs below, a few hundred operations per call whatever its length.
+// to join CRCs of consecutive pieces: a few hundred operations per join, whatever the pieces' lengths.
 uint32_t MultiplyModP(uint32_t a, uint32_t b) {
   uint32_t product = 0;
   for (uint32_t bit = 1u << 31; bit != 0; bit >>= 1) {
@@ -87,6 +78,15 @@ uint32_t ZeroBytesOperator(uint64_t bytes) {
   }
   return result;
 }
+
+#if defined(__x86_64__)
+
+bool HardwareAvailable() {
+  static const bool available = __builtin_cpu_supports("sse4.2");
+  return available;
+}
+
+namespace {
 
 __attribute__((target("sse4.2"))) inline uint64_t Load64(const char* p) {
   uint64_t word;
@@ -143,6 +143,12 @@ uint32_t Hardware(std::string_view data, uint32_t crc) { return Software(data, c
 #endif
 
 }  // namespace crc32c_internal
+
+// With raw states (no inversion) shift(s, n) = s * x^(8n) mod P is linear, and the inversions at both ends cancel:
+// Crc32c(a + b) = shift(Crc32c(a), |b|) ^ Crc32c(b) (zlib's crc32_combine, for this polynomial).
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
+  return crc32c_internal::MultiplyModP(crc32c_internal::ZeroBytesOperator(length_b), crc_a) ^ crc_b;
+}
 
 uint32_t Crc32c(std::string_view data, uint32_t crc) {
   if (crc32c_internal::HardwareAvailable()) return crc32c_internal::Hardware(data, crc);
