@@ -141,7 +141,8 @@ ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem:
     i["handler"] = item.handler;
     if (item.is_pytree) {
       i["kind"] = "pytree";
-      for (auto& [k, v] : DescribePyTree(fs, item.dir).items()) i[k] = v;
+      const ojson described = DescribePyTree(fs, item.dir);
+      for (const auto& [k, v] : described.items()) i[k] = v;
     } else {
       const bool json = item.handler.find("JsonCheckpointHandler") != std::string::npos;
       i["kind"] = json ? "json" : "other";
@@ -186,7 +187,8 @@ nlohmann::ordered_json DescribeCheckpoint(const std::filesystem::path& path_in, 
     ojson out;
     out["path"] = path.string();
     out["kind"] = checkpoint::PathKindName(kind);
-    for (auto& [k, v] : DescribeStep(fs, path).items()) {
+    const ojson described = DescribeStep(fs, path);
+    for (const auto& [k, v] : described.items()) {
       if (k != "path") out[k] = v;
     }
     return out;
@@ -200,7 +202,8 @@ nlohmann::ordered_json DescribeCheckpoint(const std::filesystem::path& path_in, 
     ojson s;
     s["name"] = name;
     try {
-      for (auto& [k, v] : DescribeStep(fs, path / name).items()) s[k] = v;
+      const ojson described = DescribeStep(fs, path / name);
+      for (const auto& [k, v] : described.items()) s[k] = v;
     } catch (const Error& e) {
       s["error"] = e.what();
     }
