@@ -54,7 +54,11 @@ TensorInfo ParseTensor(const std::string& name, const nlohmann::json& entry, con
   info.name = name;
   auto dtype = entry.find("dtype");
   if (dtype == entry.end() || !dtype->is_string()) throw CorruptionError(where + " has no \"dtype\" string");
-  info.dtype = DTypeFromSafetensors(dtype->get<std::string>());
+  try {
+    info.dtype = DTypeFromSafetensors(dtype->get<std::string>());
+  } catch (const UnimplementedError& e) {
+    throw UnimplementedError(where + ": " + e.what());
+  }
   auto shape = entry.find("shape");
   if (shape == entry.end() || !shape->is_array()) throw CorruptionError(where + " has no \"shape\" list");
   // Elements and bytes with overflow checks: a hostile shape must not wrap around to match a small size.
@@ -88,14 +92,14 @@ TensorInfo ParseTensor(const std::string& name, const nlohmann::json& entry, con
 }
 
 // "a.b.c" -> dict keys a, b, c. Empty segments cannot come from a tree.
-KeyPath NameToPath(const std::string& name) {
+KeyPath NameToPath(const std::string& name, const std::string& what) {
   KeyPath path;
   size_t start = 0;
   while (true) {
     const size_t dot = name.find('.', start);
     std::string key = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (key.empty()) {
-      throw InvalidArgumentError("tensor name \"" + name + "\" has an empty part between dots, so it cannot nest " +
+      throw InvalidArgumentError(what + ": tensor name \"" + name + "\" has an empty part between dots, so it cannot nest " +
                                  "into a tree (load with nest=false to keep the names flat)");
     }
     path.push_back({std::move(key), KeyType::kDict});
@@ -112,7 +116,7 @@ Loaded BuildLoaded(const Header& header, std::vector<Array> arrays, const LoadOp
   std::vector<std::pair<KeyPath, Tree>> leaves;
   leaves.reserve(arrays.size());
   for (size_t i = 0; i < arrays.size(); ++i) {
-    KeyPath path = options.nest ? NameToPath(header.tensors[i].name)
+    KeyPath path = options.nest ? NameToPath(header.tensors[i].name, what)
                                 : KeyPath{{header.tensors[i].name, KeyType::kDict}};
     leaves.emplace_back(std::move(path), Tree(std::move(arrays[i])));
   }
