@@ -218,7 +218,7 @@ class Verifier {
         throw CorruptionError("fails its CRC-32C check: the stored bytes are not the ones that were saved");
       }
     };
-    const zarr::ChunkObserver metadata_check = [&](const std::string& key, std::string_view stored) {
+    const zarr::ChunkObserver metadata_check = [&](const std::string& key, std::string_view stored, const uint32_t*) {
       check_crc(key, stored, false);
     };
     ParallelFor(params.size(), [&](size_t i) {
