@@ -285,4 +285,27 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   return out;
 }
 
+uint64_t NumChunks(const ZarrMetadata& m, const std::string& what) {
+  if (m.chunks.size() != m.shape.size()) throw CorruptionError(what + ": the chunk shape's rank is not the array's");
+  uint64_t count = 1;
+  for (size_t d = 0; d < m.shape.size(); ++d) {
+    if (m.chunks[d] <= 0 || m.shape[d] < 0) throw CorruptionError(what + ": a chunk or array dimension is not positive");
+    const uint64_t n = static_cast<uint64_t>((m.shape[d] + m.chunks[d] - 1) / m.chunks[d]);
+    if (__builtin_mul_overflow(count, n, &count)) throw CorruptionError(what + ": the number of chunks overflows");
+  }
+  return count;
+}
+
+void ForEachChunkKey(const ZarrMetadata& m, const std::function<void(const std::string& key)>& fn) {
+  const size_t rank = m.shape.size();
+  std::vector<int64_t> lo(rank, 0), hi(rank);
+  for (size_t d = 0; d < rank; ++d) hi[d] = (m.shape[d] + m.chunks[d] - 1) / m.chunks[d];
+  ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) { fn(m.ChunkKey(index)); });
+}
+
+bool DecodeZarrChunk(const ZarrMetadata& m, std::string_view stored, const std::string& what) {
+  std::string out(NumBytes(m.dtype, m.chunks), '\0');
+  return DecodeChunk(m, stored, out.data(), out.size(), what);
+}
+
 }  // namespace cairn::zarr

@@ -46,4 +46,14 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
                      const Shape& origin, const Shape& shape, DType out_dtype,
                      const ChunkObserver* verify = nullptr);
 
+// For checking a stored array chunk by chunk (`cairn verify`):
+// The number of chunks in the array's grid; CorruptionError when a chunk dimension is not positive or the count
+// overflows.
+uint64_t NumChunks(const ZarrMetadata& metadata, const std::string& what);
+// Calls fn(key) with the key of every chunk of the grid, relative to the array ("0.0", "c/0/1"), in C order.
+void ForEachChunkKey(const ZarrMetadata& metadata, const std::function<void(const std::string& key)>& fn);
+// Decodes one stored chunk value, read whole, as a read would (shard index and its CRC-32C, zstd frame, size).
+// false: a zarr3 shard whose chunk is marked missing (it reads as the fill value). CorruptionError naming `what`.
+bool DecodeZarrChunk(const ZarrMetadata& metadata, std::string_view stored, const std::string& what);
+
 }  // namespace cairn::zarr
