@@ -99,14 +99,14 @@ void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const 
                        const ChunkObserver* written) {
   const std::string key = param + "/" + m.MetadataKey();
   std::string value = EncodeZarrMetadata(m);
-  if (written) (*written)(key, value);
+  if (written) (*written)(key, value, nullptr);
   store.Write(key, std::move(value));
 }
 
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data,
                      const Shape& origin, const ChunkObserver* written) {
   auto put = [&](const std::string& key, std::string value) {
-    if (written) (*written)(key, value);
+    if (written) (*written)(key, value, nullptr);
     store.Write(key, std::move(value));
   };
   const size_t rank = m.shape.size();
@@ -132,7 +132,7 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     const auto bytes = data.bytes();
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (written) (*written)(key, view);
+    if (written) (*written)(key, view, nullptr);
     store.WriteView(key, view);
     return;
   }
@@ -176,11 +176,11 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
 
 ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param, const ChunkObserver* verify) {
   if (auto v2 = store.Read(param + "/.zarray")) {
-    if (verify) (*verify)(param + "/.zarray", *v2);
+    if (verify) (*verify)(param + "/.zarray", *v2, nullptr);
     return DecodeZarrV2Metadata(*v2, "zarr metadata " + param + "/.zarray in " + store.Describe());
   }
   if (auto v3 = store.Read(param + "/zarr.json")) {
-    if (verify) (*verify)(param + "/zarr.json", *v3);
+    if (verify) (*verify)(param + "/zarr.json", *v3, nullptr);
     return DecodeZarr3Metadata(*v3, "zarr metadata " + param + "/zarr.json in " + store.Describe());
   }
   throw NotFoundError("parameter " + param + " has no zarr metadata (" + param + "/.zarray or " + param +
@@ -212,13 +212,14 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
     if (m.format == ZarrFormat::kV2 && !m.zstd_level) {
-      if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
-      if (verify) (*verify)(key, std::string_view(dst, chunk_bytes));
+      uint32_t crc = 0;
+      if (!store.ReadInto(key, dst, chunk_bytes, verify ? &crc : nullptr)) throw CorruptionError(what + " is missing");
+      if (verify) (*verify)(key, std::string_view(dst, chunk_bytes), &crc);
       return out;
     }
     auto stored = store.Read(key);
     if (!stored) throw CorruptionError(what + " is missing");
-    if (verify) (*verify)(key, *stored);
+    if (verify) (*verify)(key, *stored, nullptr);
     if (!DecodeChunk(m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
     return out;
   }
@@ -268,7 +269,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     } else {
       auto stored = store.Read(key);
       if (!stored) throw CorruptionError(what + " is missing");
-      if (verify) (*verify)(key, *stored);
+      if (verify) (*verify)(key, *stored, nullptr);
       bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
       if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     }
@@ -282,6 +283,29 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
             dst_origin, extent, cast ? ItemSize(out_dtype) : item);
   });
   return out;
+}
+
+uint64_t NumChunks(const ZarrMetadata& m, const std::string& what) {
+  if (m.chunks.size() != m.shape.size()) throw CorruptionError(what + ": the chunk shape's rank is not the array's");
+  uint64_t count = 1;
+  for (size_t d = 0; d < m.shape.size(); ++d) {
+    if (m.chunks[d] <= 0 || m.shape[d] < 0) throw CorruptionError(what + ": a chunk or array dimension is not positive");
+    const uint64_t n = static_cast<uint64_t>((m.shape[d] + m.chunks[d] - 1) / m.chunks[d]);
+    if (__builtin_mul_overflow(count, n, &count)) throw CorruptionError(what + ": the number of chunks overflows");
+  }
+  return count;
+}
+
+void ForEachChunkKey(const ZarrMetadata& m, const std::function<void(const std::string& key)>& fn) {
+  const size_t rank = m.shape.size();
+  std::vector<int64_t> lo(rank, 0), hi(rank);
+  for (size_t d = 0; d < rank; ++d) hi[d] = (m.shape[d] + m.chunks[d] - 1) / m.chunks[d];
+  ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) { fn(m.ChunkKey(index)); });
+}
+
+bool DecodeZarrChunk(const ZarrMetadata& m, std::string_view stored, const std::string& what) {
+  std::string out(NumBytes(m.dtype, m.chunks), '\0');
+  return DecodeChunk(m, stored, out.data(), out.size(), what);
 }
 
 }  // namespace cairn::zarr

@@ -11,8 +11,11 @@
 
 namespace cairn::zarr {
 
-// Told of every chunk value as it is stored (key, bytes), e.g. to checksum it. Called from several threads.
-using ChunkObserver = std::function<void(const std::string& key, std::string_view stored)>;
+// Told of every chunk value as it is stored or read (key, bytes), e.g. to checksum it. `crc32c`, when not null,
+// is the CRC-32C of `stored`, already computed by the reader while the bytes were in cache. Called from several
+// threads.
+using ChunkObserver =
+    std::function<void(const std::string& key, std::string_view stored, const uint32_t* crc32c)>;
 
 // Writes `<param>/.zarray` (or `zarr.json`) and every chunk of `data`, whose dtype and shape must match the
 // metadata. Edge chunks are padded to full size with zeros, as TensorStore writes them.
@@ -42,5 +45,15 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param,
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
                      const Shape& origin, const Shape& shape, DType out_dtype,
                      const ChunkObserver* verify = nullptr);
+
+// For checking a stored array chunk by chunk (`cairn verify`):
+// The number of chunks in the array's grid; CorruptionError when a chunk dimension is not positive or the count
+// overflows.
+uint64_t NumChunks(const ZarrMetadata& metadata, const std::string& what);
+// Calls fn(key) with the key of every chunk of the grid, relative to the array ("0.0", "c/0/1"), in C order.
+void ForEachChunkKey(const ZarrMetadata& metadata, const std::function<void(const std::string& key)>& fn);
+// Decodes one stored chunk value, read whole, as a read would (shard index and its CRC-32C, zstd frame, size).
+// false: a zarr3 shard whose chunk is marked missing (it reads as the fill value). CorruptionError naming `what`.
+bool DecodeZarrChunk(const ZarrMetadata& metadata, std::string_view stored, const std::string& what);
 
 }  // namespace cairn::zarr

@@ -1,0 +1,217 @@
+// DescribeCheckpoint: the layout, the tree and each array's storage, from metadata files only.
+#include "cairn/inspect.h"
+
+#include <set>
+
+#include "cairn/error.h"
+#include "checkpoint/layout.h"
+#include "handlers/array_storage.h"
+#include "io/temporary_path.h"
+#include "metadata/array_metadata.h"
+#include "metadata/checkpoint_metadata.h"
+#include "metadata/checksums.h"
+#include "metadata/legacy_aggregate.h"
+#include "metadata/python_json.h"
+#include "metadata/tree_metadata.h"
+#include "zarr/zarr_array.h"
+
+namespace cairn {
+namespace {
+
+namespace md = metadata;
+using ojson = nlohmann::ordered_json;
+
+bool IsArrayType(const std::string& type) {
+  return type == md::kJaxArray || type == md::kNumpyArray || type == md::kScalar;
+}
+
+ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir) {
+  ojson out;
+  std::optional<md::TreeMetadata> tree;
+  const auto metadata_path = dir / md::kTreeMetadataFile;
+  if (fs->Exists(metadata_path)) tree = md::DecodeTreeMetadata(fs->ReadFile(metadata_path), metadata_path.string());
+  auto store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
+
+  int processes = 0;
+  for (const auto& name : fs->ListDir(dir)) {
+    if (name.rfind("ocdbt.process_", 0) == 0) ++processes;
+  }
+  if (processes == 0 && fs->IsDirectory(dir / md::kArrayMetadatasDir)) {
+    processes = static_cast<int>(fs->ListDir(dir / md::kArrayMetadatasDir).size());
+  }
+  const bool ocdbt = fs->Exists(dir / "manifest.ocdbt");
+  ojson layout;
+  layout["ocdbt"] = ocdbt;
+  layout["processes"] = std::max(processes, 1);
+  layout["checksums"] = fs->IsDirectory(dir / md::kChecksumsDir);
+  layout["metadata_file"] = tree.has_value();
+
+  std::vector<md::TreeMetadataEntry> entries;
+  if (tree) {
+    entries = tree->entries;
+  } else {
+    std::set<std::string> params;
+    for (const auto& key : store->ListKeys()) {
+      for (std::string_view suffix : {"/.zarray", "/zarr.json"}) {
+        if (key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
+          params.insert(key.substr(0, key.size() - suffix.size()));
+        }
+      }
+    }
+    for (const auto& p : params) entries.push_back({{{p, KeyType::kDict}}, md::kNumpyArray, false, std::nullopt});
+  }
+
+  Tree aggregate;
+  bool aggregate_loaded = false;
+  std::set<int> formats;
+  uint64_t total = 0;
+  ojson leaves = ojson::array();
+  for (const auto& entry : entries) {
+    ojson leaf;
+    const std::string param = ParamName(entry.path);
+    leaf["name"] = param;
+    leaf["value_type"] = entry.value_type;
+    if (IsArrayType(entry.value_type)) {
+      try {
+        if (entry.skip_deserialize) {
+          if (!aggregate_loaded) {
+            const auto path = dir / md::kLegacyAggregateFile;
+            aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
+            aggregate_loaded = true;
+          }
+          const Tree* node = &aggregate;
+          for (const auto& key : entry.path) {
+            if (node->is_dict() && node->contains(key.key)) {
+              node = &(*node)[key.key];
+            } else if (node->is_sequence() && key.key.size() < 10 && !key.key.empty() &&
+                       key.key.find_first_not_of("0123456789") == std::string::npos &&
+                       std::stoul(key.key) < node->size()) {
+              node = &(*node)[static_cast<size_t>(std::stoul(key.key))];
+            } else {
+              throw CorruptionError("parameter " + param + " is missing from the legacy aggregate file");
+            }
+          }
+          leaf["in_aggregate"] = true;
+          if (node->is_array()) {
+            leaf["dtype"] = DTypeName(node->array().dtype());
+            leaf["shape"] = node->array().shape();
+            leaf["bytes"] = node->array().num_bytes();
+            total += node->array().num_bytes();
+          } else {
+            leaf["value"] = node->ToString();
+          }
+        } else {
+          const zarr::ZarrMetadata m = zarr::ReadZarrMetadata(*store, param);
+          formats.insert(static_cast<int>(m.format));
+          const uint64_t bytes = NumBytes(m.dtype, m.shape);
+          leaf["dtype"] = DTypeName(m.dtype);
+          leaf["shape"] = m.shape;
+          leaf["bytes"] = bytes;
+          leaf["chunks"] = m.chunks;
+          leaf["compression"] = m.zstd_level ? ojson("zstd(" + std::to_string(*m.zstd_level) + ")") : ojson(nullptr);
+          leaf["zarr_format"] = static_cast<int>(m.format);
+          total += bytes;
+        }
+      } catch (const Error& e) {
+        leaf["error"] = e.what();
+      }
+    }
+    leaves.push_back(std::move(leaf));
+  }
+  layout["zarr_formats"] = formats;
+  out["layout"] = std::move(layout);
+  out["custom_metadata"] = tree ? ojson(tree->custom_metadata) : ojson(nullptr);
+  out["bytes"] = total;
+  out["tree"] = std::move(leaves);
+  return out;
+}
+
+ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& step) {
+  ojson out;
+  out["path"] = step.string();
+  auto metadata = md::ReadCheckpointMetadata(*fs, step);
+  out["step_metadata"] = metadata ? md::ParseOrderedJson(md::EncodeCheckpointMetadata(*metadata),
+                                                         (step / md::kCheckpointMetadataFile).string())
+                                  : ojson(nullptr);
+  out["committed"] = fs->Exists(step / io::kCommitSuccessFile);
+  ojson items = ojson::array();
+  for (const auto& item : checkpoint::ListItems(*fs, step)) {
+    ojson i;
+    i["name"] = item.name;
+    i["handler"] = item.handler;
+    if (item.is_pytree) {
+      i["kind"] = "pytree";
+      const ojson described = DescribePyTree(fs, item.dir);
+      for (const auto& [k, v] : described.items()) i[k] = v;
+    } else {
+      const bool json = item.handler.find("JsonCheckpointHandler") != std::string::npos;
+      i["kind"] = json ? "json" : "other";
+      ojson files = ojson::object();
+      for (const auto& name : fs->ListDir(item.dir)) {
+        const auto path = item.dir / name;
+        if (fs->IsDirectory(path)) continue;
+        if (json) {
+          files[name] = md::ParseOrderedJson(fs->ReadFile(path), path.string());
+        } else {
+          files[name] = fs->Stat(path)->size;
+        }
+      }
+      i["files"] = std::move(files);
+    }
+    items.push_back(std::move(i));
+  }
+  out["items"] = std::move(items);
+  return out;
+}
+
+}  // namespace
+
+nlohmann::ordered_json DescribeCheckpoint(const std::filesystem::path& path_in, const std::shared_ptr<FileSystem>& fs_in) {
+  const auto fs = fs_in ? fs_in : FileSystem::Default();
+  std::filesystem::path path = path_in.lexically_normal();
+  if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();
+  const auto kind = checkpoint::ClassifyPath(*fs, path);
+  switch (kind) {
+    case checkpoint::PathKind::kMissing:
+      throw NotFoundError("No checkpoint at " + path.string() + ": no such file or directory");
+    case checkpoint::PathKind::kIncomplete:
+      throw InvalidArgumentError("Found incomplete checkpoint at " + path.string() + ": its save did not finish");
+    case checkpoint::PathKind::kFile:
+    case checkpoint::PathKind::kOther:
+      throw NotFoundError(path.string() + " is not a checkpoint: no _CHECKPOINT_METADATA, _METADATA, OCDBT database "
+                          "or zarr arrays in it, and no steps below it");
+    default:
+      break;
+  }
+  if (kind != checkpoint::PathKind::kRoot) {
+    ojson out;
+    out["path"] = path.string();
+    out["kind"] = checkpoint::PathKindName(kind);
+    const ojson described = DescribeStep(fs, path);
+    for (const auto& [k, v] : described.items()) {
+      if (k != "path") out[k] = v;
+    }
+    return out;
+  }
+  ojson out;
+  out["path"] = path.string();
+  out["kind"] = "root";
+  const auto layout = checkpoint::ListSteps(*fs, path);
+  ojson steps = ojson::array();
+  for (const auto& name : layout.steps) {
+    ojson s;
+    s["name"] = name;
+    try {
+      const ojson described = DescribeStep(fs, path / name);
+      for (const auto& [k, v] : described.items()) s[k] = v;
+    } catch (const Error& e) {
+      s["error"] = e.what();
+    }
+    steps.push_back(std::move(s));
+  }
+  out["steps"] = std::move(steps);
+  out["unfinished"] = layout.unfinished;
+  return out;
+}
+
+}  // namespace cairn
