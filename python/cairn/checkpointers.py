@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from . import _cairn
+from . import _cairn, _lifecycle
 from . import args as _args
 from .handlers import CheckpointHandler, CompositeCheckpointHandler, StandardCheckpointHandler
 from .metadata import StepMetadata
@@ -94,6 +94,7 @@ class Checkpointer(AbstractCheckpointer):
         self._handler = handler
         self._impl = _cairn._Checkpointer(handler._native(), self._is_async, async_options, multiprocessing_options,
                                           file_options, atomicity_options)
+        _lifecycle.track(self)
 
     @property
     def handler(self) -> CheckpointHandler:

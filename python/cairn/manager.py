@@ -7,7 +7,7 @@ import os
 import pathlib
 from typing import Any, Callable, Optional, Sequence, Union
 
-from . import _cairn
+from . import _cairn, _lifecycle
 from . import args as _args
 from .checkpointers import Checkpointer
 from .handlers import CheckpointHandler
@@ -112,6 +112,7 @@ class CheckpointManager:
         self._options = options
         self._impl = _cairn._CheckpointManager(os.fspath(directory), options, list(item_names) if item_names else None,
                                                native_handlers, metadata)
+        _lifecycle.track(self)
 
     # -- properties ---------------------------------------------------------------------------------------------
     @property

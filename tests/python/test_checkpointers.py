@@ -1,5 +1,7 @@
 """Round trips of nested trees of every dtype through each checkpointer and handler, in both call forms."""
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -291,3 +293,22 @@ def test_restore_cast_from_every_dtype_to_float32(tmp_path, name):
         back = ckptr.restore(tmp_path / "c", args=ocp.args.StandardRestore({"x": ocp.ArraySpec((2, 3), np.float32)}))
     assert back["x"].dtype == np.float32
     np.testing.assert_array_equal(back["x"], ocp.cast(x, np.float32))
+
+
+def test_exit_with_a_save_in_flight(tmp_path):
+    """The interpreter exits normally with saves still running (and Python callbacks still to call): they finish."""
+    script = f"""
+import time, numpy as np, cairn as ocp
+def callback():
+    time.sleep(0.5)
+options = ocp.AsyncOptions(post_finalization_callback=callback)
+ckptr = ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler(), async_options=options)
+ckptr.save({str(tmp_path / 'ckpt')!r}, {{"x": np.zeros(3)}})
+mngr = ocp.CheckpointManager({str(tmp_path / 'run')!r}, options=ocp.CheckpointManagerOptions(
+    best_fn=lambda m: m["loss"], max_to_keep=1, async_options=options))
+mngr.save(0, args=ocp.args.StandardSave({{"x": np.zeros(3)}}), metrics={{"loss": 1.0}})
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "ckpt" / "commit_success.txt").exists()
+    assert (tmp_path / "run" / "0" / "commit_success.txt").exists()
