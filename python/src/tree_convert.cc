@@ -206,6 +206,12 @@ void InitTree(py::module_& m) {
       .def("__hash__", [](const ArraySpec& s) {
         return py::hash(py::make_tuple(std::string(DTypeName(s.dtype)), py::tuple(py::cast(s.shape))));
       })
+      .def(py::pickle(
+          [](const ArraySpec& s) { return py::make_tuple(py::tuple(py::cast(s.shape)), std::string(DTypeName(s.dtype))); },
+          [](py::tuple t) {
+            if (t.size() != 2) throw InvalidArgumentError("ArraySpec: bad pickle state");
+            return ArraySpec{DTypeFromName(t[1].cast<std::string>()), t[0].cast<Shape>()};
+          }))
       .def("__repr__", [](const ArraySpec& s) {
         std::string shape = "(";
         for (size_t i = 0; i < s.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(s.shape[i]);

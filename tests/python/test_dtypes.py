@@ -1,6 +1,8 @@
 """dtypes, ArraySpec, cast, and the conversion of trees to cairn's Tree and back."""
 
 import collections
+import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -43,6 +45,8 @@ def test_array_spec():
     assert hash(spec) == hash(ocp.ArraySpec((2, 3), np.float32))
     assert repr(spec) == "ArraySpec(shape=(2, 3), dtype=float32)"
     assert repr(ocp.ArraySpec((4,), ocp.bfloat16)) == "ArraySpec(shape=(4,), dtype=bfloat16)"
+    assert pickle.loads(pickle.dumps(ocp.ArraySpec((4,), ocp.bfloat16))) == ocp.ArraySpec((4,), "bfloat16")
+    assert copy.deepcopy(spec) == spec
 
 
 def test_tree_conversion_round_trip():
