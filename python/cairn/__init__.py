@@ -18,6 +18,8 @@ from . import _cairn
 from . import args
 from . import checkpoint_managers
 from . import options
+from . import utils
+from . import utils as checkpoint_utils
 from ._cairn import (AbortedError, AlreadyExistsError, CorruptionError, Error, InvalidArgumentError, IoError,
                      NotFoundError, TimeoutError, UnimplementedError, as_numpy_dtype, bfloat16, cast, dtype_name,
                      float8_e4m3fn, float8_e5m2)
@@ -40,5 +42,5 @@ __all__ = [
     "NotFoundError", "PLACEHOLDER", "PyTreeCheckpointHandler", "RestoreArgs", "RootMetadata", "SaveArgs",
     "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError", "args",
     "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "float8_e4m3fn", "float8_e5m2",
-    "options",
+    "options", "utils", "checkpoint_utils",
 ]

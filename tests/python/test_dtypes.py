@@ -85,3 +85,17 @@ def test_zero_size_and_zero_dim_arrays(tmp_path, name):
         back = ckptr.restore(tmp_path / "c")
     assert back["empty"].shape == (0, 3) and back["empty"].dtype == tree["empty"].dtype
     assert back["scalar"].shape == () and back["scalar"].tobytes() == tree["scalar"].tobytes()
+
+
+def test_utils_build_targets_and_restore_args(tmp_path):
+    state = {"w": sample_array("bfloat16", (2, 2)), "layers": [sample_array("int32", (3,))], "step": 5}
+    specs = ocp.utils.tree_to_specs(state)
+    assert specs == {"w": ocp.ArraySpec((2, 2), ocp.bfloat16), "layers": [ocp.ArraySpec((3,), np.int32)], "step": 5}
+    assert ocp.utils.to_shape_dtype_struct(np.zeros((1, 2), np.int8)) == ocp.ArraySpec((1, 2), np.int8)
+    with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as ckptr:
+        ckptr.save(tmp_path / "c", state)
+        target = {"w": ocp.ArraySpec((2, 2), np.float32), "layers": [ocp.ArraySpec((3,), np.float64)], "step": 0}
+        back = ckptr.restore(tmp_path / "c", args=ocp.args.PyTreeRestore(
+            target, restore_args=ocp.checkpoint_utils.construct_restore_args(target)))
+    assert back["w"].dtype == np.float32 and back["layers"][0].dtype == np.float64
+    np.testing.assert_array_equal(back["w"], ocp.cast(state["w"], np.float32))
