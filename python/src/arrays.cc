@@ -121,6 +121,19 @@ Array FromDLPack(py::handle original, KeepAlive& keep, const std::string& where)
   return Array::FromBorrowed(data, dtype, std::move(shape));
 }
 
+// An array on an accelerator that can copy itself to the host through __array__ (a jax.Array on a GPU): numpy's
+// asarray does that copy, where DLPack would hand over device memory.
+bool OnDeviceWithArray(py::handle obj) {
+  if (!py::hasattr(obj, "__dlpack_device__") || !py::hasattr(obj, "__array__")) return false;
+  try {
+    auto device = obj.attr("__dlpack_device__")().cast<py::tuple>();
+    int device_type = device[0].cast<int>();
+    return device_type != kDLCPU && device_type != kDLCUDAHost;
+  } catch (py::error_already_set&) {
+    return false;
+  }
+}
+
 bool IsNumpyGeneric(py::handle obj) {
   static auto* generic = new py::object(py::module_::import("numpy").attr("generic"));
   return py::isinstance(obj, *generic);
@@ -138,7 +151,7 @@ Array ArrayFromPy(py::handle obj, KeepAlive& keep, const std::string& where) {
   py::object arr;
   if (py::isinstance<py::array>(obj)) {
     arr = py::reinterpret_borrow<py::object>(obj);
-  } else if (!IsNumpyGeneric(obj) && py::hasattr(obj, "__dlpack__")) {
+  } else if (!IsNumpyGeneric(obj) && py::hasattr(obj, "__dlpack__") && !OnDeviceWithArray(obj)) {
     try {
       return FromDLPack(obj, keep, where);
     } catch (py::error_already_set& e) {

@@ -99,3 +99,19 @@ def test_utils_build_targets_and_restore_args(tmp_path):
             target, restore_args=ocp.checkpoint_utils.construct_restore_args(target)))
     assert back["w"].dtype == np.float32 and back["layers"][0].dtype == np.float64
     np.testing.assert_array_equal(back["w"], ocp.cast(state["w"], np.float32))
+
+
+def test_device_arrays_are_copied_to_host_through_array(tmp_path):
+    class DeviceArray:  # like a jax.Array on a GPU: DLPack would hand over device memory, __array__ copies to host
+        def __dlpack_device__(self):
+            return (2, 0)  # kDLCUDA
+
+        def __dlpack__(self, stream=None):
+            raise AssertionError("DLPack must not be used for a device array")
+
+        def __array__(self, dtype=None):
+            return np.arange(4, dtype=np.float32)
+
+    with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
+        ckptr.save(tmp_path / "c", {"x": DeviceArray()})
+        np.testing.assert_array_equal(ckptr.restore(tmp_path / "c")["x"], np.arange(4, dtype=np.float32))
