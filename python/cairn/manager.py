@@ -219,7 +219,8 @@ class CheckpointManager:
         return self._impl.item_metadata(int(step))
 
     def metadata(self, step: Optional[int] = None) -> Union[StepMetadata, RootMetadata]:
-        """With a step: its StepMetadata. Without: the RootMetadata (the constructor's `metadata` is custom_metadata)."""
+        """With a step: its StepMetadata. Without: the RootMetadata (the constructor's `metadata` is its
+        custom_metadata)."""
         if step is None:
             return RootMetadata(**self._impl.root_metadata())
         return StepMetadata(**self._impl.step_metadata(int(step)))

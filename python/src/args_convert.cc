@@ -15,12 +15,10 @@ std::string Kind(py::handle native) {
   return native.cast<py::dict>()["kind"].cast<std::string>();
 }
 
-py::object Get(py::handle native, const char* key) { return native.cast<py::dict>().attr("get")(key); }
-
 SaveArgs SaveArgsFromNative(py::handle obj) {
   SaveArgs out;
   if (obj.is_none()) return out;
-  if (auto dtype = Get(obj, "dtype"); !dtype.is_none()) out.dtype = DTypeFromPy(dtype);
+  if (auto dtype = NativeItem(obj, "dtype"); !dtype.is_none()) out.dtype = DTypeFromPy(dtype);
   out.chunk_byte_size = OptionalAttr<int64_t>(obj, "chunk_byte_size");
   return out;
 }
@@ -37,7 +35,7 @@ RestoreArgsMap RestoreArgsMapFromNative(py::handle obj) {
   if (obj.is_none()) return out;
   for (auto [name, args] : obj.cast<py::dict>()) {
     RestoreArgs r;
-    if (auto dtype = Get(args, "dtype"); !dtype.is_none()) r.dtype = DTypeFromPy(dtype);
+    if (auto dtype = NativeItem(args, "dtype"); !dtype.is_none()) r.dtype = DTypeFromPy(dtype);
     out[name.cast<std::string>()] = r;
   }
   return out;
@@ -61,34 +59,34 @@ PyTreeCheckpointHandlerOptions PyTreeOptionsFromNative(py::handle native) {
 std::unique_ptr<CheckpointArgs> ArgsFromNative(py::handle native, KeepAlive& keep) {
   std::string kind = Kind(native);
   if (kind == "StandardSave") {
-    return std::make_unique<args::StandardSave>(TreeFromPy(Get(native, "item"), keep),
-                                                SaveArgsMapFromNative(Get(native, "save_args")),
-                                                JsonOrNull(Get(native, "custom_metadata")));
+    return std::make_unique<args::StandardSave>(TreeFromPy(NativeItem(native, "item"), keep),
+                                                SaveArgsMapFromNative(NativeItem(native, "save_args")),
+                                                JsonOrNull(NativeItem(native, "custom_metadata")));
   }
   if (kind == "StandardRestore") {
-    return std::make_unique<args::StandardRestore>(TreeFromPy(Get(native, "item"), keep),
+    return std::make_unique<args::StandardRestore>(TreeFromPy(NativeItem(native, "item"), keep),
                                                    OptionalAttr<bool>(native, "strict").value_or(true));
   }
   if (kind == "PyTreeSave") {
-    return std::make_unique<args::PyTreeSave>(TreeFromPy(Get(native, "item"), keep),
-                                              SaveArgsMapFromNative(Get(native, "save_args")),
+    return std::make_unique<args::PyTreeSave>(TreeFromPy(NativeItem(native, "item"), keep),
+                                              SaveArgsMapFromNative(NativeItem(native, "save_args")),
                                               OptionalAttr<int64_t>(native, "ocdbt_target_data_file_size"),
-                                              JsonOrNull(Get(native, "custom_metadata")));
+                                              JsonOrNull(NativeItem(native, "custom_metadata")));
   }
   if (kind == "PyTreeRestore") {
-    return std::make_unique<args::PyTreeRestore>(TreeFromPy(Get(native, "item"), keep),
-                                                 RestoreArgsMapFromNative(Get(native, "restore_args")),
+    return std::make_unique<args::PyTreeRestore>(TreeFromPy(NativeItem(native, "item"), keep),
+                                                 RestoreArgsMapFromNative(NativeItem(native, "restore_args")),
                                                  OptionalAttr<bool>(native, "partial_restore").value_or(false),
                                                  OptionalAttr<bool>(native, "strict").value_or(true));
   }
   if (kind == "ArraySave") {
-    Tree item = TreeFromPy(Get(native, "item"), keep);
+    Tree item = TreeFromPy(NativeItem(native, "item"), keep);
     if (!item.is_array()) throw InvalidArgumentError("ArraySave: the item must be an array");
-    return std::make_unique<args::ArraySave>(item.array(), SaveArgsFromNative(Get(native, "save_args")));
+    return std::make_unique<args::ArraySave>(item.array(), SaveArgsFromNative(NativeItem(native, "save_args")));
   }
   if (kind == "ArrayRestore") {
     std::optional<ArraySpec> spec;
-    if (auto item = Get(native, "item"); !item.is_none()) {
+    if (auto item = NativeItem(native, "item"); !item.is_none()) {
       Tree target = TreeFromPy(item, keep);
       if (!target.is_spec() && !target.is_array()) {
         throw InvalidArgumentError("ArrayRestore: the item must be an ArraySpec or an array");
@@ -97,11 +95,11 @@ std::unique_ptr<CheckpointArgs> ArgsFromNative(py::handle native, KeepAlive& kee
     }
     return std::make_unique<args::ArrayRestore>(spec, OptionalAttr<bool>(native, "strict").value_or(true));
   }
-  if (kind == "JsonSave") return std::make_unique<args::JsonSave>(JsonFromPy(Get(native, "item")));
+  if (kind == "JsonSave") return std::make_unique<args::JsonSave>(JsonFromPy(NativeItem(native, "item")));
   if (kind == "JsonRestore") return std::make_unique<args::JsonRestore>();
   if (kind == "Composite") {
     auto out = std::make_unique<args::Composite>();
-    for (auto [name, item] : Get(native, "items").cast<py::dict>()) {
+    for (auto [name, item] : NativeItem(native, "items").cast<py::dict>()) {
       out->set(name.cast<std::string>(), std::shared_ptr<const CheckpointArgs>(ArgsFromNative(item, keep)));
     }
     return out;
@@ -121,9 +119,9 @@ std::unique_ptr<CheckpointHandler> HandlerFromNative(py::handle native) {
     return std::make_unique<JsonCheckpointHandler>(OptionalAttr<std::string>(native, "filename").value_or("metadata"));
   }
   if (kind == "composite") {
-    py::object handlers = Get(native, "handlers");
+    py::object handlers = NativeItem(native, "handlers");
     std::vector<std::string> names;
-    if (auto item_names = Get(native, "item_names"); !item_names.is_none()) {
+    if (auto item_names = NativeItem(native, "item_names"); !item_names.is_none()) {
       names = item_names.cast<std::vector<std::string>>();
     }
     if (!handlers.is_none() && py::len(handlers) > 0) {

@@ -106,8 +106,8 @@ class PyCheckpointer {
 void InitCheckpointers(py::module_& m) {
   py::class_<PyCheckpointer>(m, "_Checkpointer")
       .def(py::init<py::handle, bool, py::handle, py::handle, py::handle, py::handle>(), py::arg("handler"),
-           py::arg("is_async"), py::arg("async_options"), py::arg("multiprocessing_options"),
-           py::arg("file_options"), py::arg("atomicity_options"))
+           py::arg("is_async"), py::arg("async_options"), py::arg("multiprocessing_options"), py::arg("file_options"),
+           py::arg("atomicity_options"))
       .def("save", &PyCheckpointer::save, py::arg("directory"), py::arg("args"), py::arg("force"),
            py::arg("custom_metadata"))
       .def("restore", &PyCheckpointer::restore, py::arg("directory"), py::arg("args"))

@@ -83,13 +83,15 @@ class PyCallable {
   std::shared_ptr<py::object> fn_;
 };
 
+// native[key] of a `_native()` dict, or None when it has no such key.
+py::object NativeItem(py::handle native, const char* key);
 // getattr(obj, name), or None when obj is None or has no such attribute.
 py::object Attr(py::handle obj, const char* name);
 // An attribute (or dict item, for dicts) that may be None.
 template <typename T>
 std::optional<T> OptionalAttr(py::handle obj, const char* name) {
-  py::object value = py::isinstance<py::dict>(obj) ? py::reinterpret_borrow<py::dict>(obj).attr("get")(name)
-                                                   : Attr(obj, name);
+  py::object value =
+      py::isinstance<py::dict>(obj) ? py::reinterpret_borrow<py::dict>(obj).attr("get")(name) : Attr(obj, name);
   if (value.is_none()) return std::nullopt;
   return value.cast<T>();
 }

@@ -63,9 +63,9 @@ DType FromNumpyDType(const py::dtype& dt) {
                                " is big-endian; cairn stores little-endian data (use .astype('<...'))");
   }
   auto name = dt.attr("name").cast<std::string>();
-  if (name == "bool" || name == "int8" || name == "int16" || name == "int32" || name == "int64" ||
-      name == "uint8" || name == "uint16" || name == "uint32" || name == "uint64" || name == "float16" ||
-      name == "float32" || name == "float64" || name == "complex64" || name == "complex128") {
+  if (name == "bool" || name == "int8" || name == "int16" || name == "int32" || name == "int64" || name == "uint8" ||
+      name == "uint16" || name == "uint32" || name == "uint64" || name == "float16" || name == "float32" ||
+      name == "float64" || name == "complex64" || name == "complex128") {
     return DTypeFromName(name);
   }
   throw InvalidArgumentError("numpy dtype " + py::repr(dt).cast<std::string>() + " has no cairn equivalent");

@@ -27,8 +27,7 @@ PyObject* io = nullptr;
 PyObject* unimplemented = nullptr;
 PyObject* aborted = nullptr;
 
-PyObject* NewException(py::module_& m, const char* name, std::initializer_list<PyObject*> bases,
-                       const char* doc) {
+PyObject* NewException(py::module_& m, const char* name, std::initializer_list<PyObject*> bases, const char* doc) {
   py::tuple base_tuple(bases.size());
   size_t i = 0;
   for (PyObject* base : bases) base_tuple[i++] = py::reinterpret_borrow<py::object>(base);
@@ -55,12 +54,11 @@ void InitErrors(py::module_& m) {
                             "Bytes on disk do not decode or fail their checksum.");
   timeout = NewException(m, "TimeoutError", {error_base, PyExc_TimeoutError},
                          "A save, barrier or wait ran past its deadline.");
-  io = NewException(m, "IoError", {error_base, PyExc_OSError},
-                    "The operating system refused a call; errno says why.");
+  io = NewException(m, "IoError", {error_base, PyExc_OSError}, "The operating system refused a call; errno says why.");
   unimplemented = NewException(m, "UnimplementedError", {error_base, PyExc_NotImplementedError},
                                "A valid format feature cairn does not support.");
-  aborted = NewException(m, "AbortedError", {error_base, PyExc_RuntimeError},
-                         "Given up because another process failed.");
+  aborted =
+      NewException(m, "AbortedError", {error_base, PyExc_RuntimeError}, "Given up because another process failed.");
 
   py::register_exception_translator([](std::exception_ptr p) {
     if (!p) return;

@@ -12,14 +12,13 @@ std::function<double(const nlohmann::json&)> MetricFn(py::object fn) {
   };
 }
 
-py::object Get(py::handle native, const char* key) { return native.cast<py::dict>().attr("get")(key); }
-
 std::shared_ptr<const save_decision_policy::SaveDecisionPolicy> SavePolicyFromNative(py::handle native) {
   namespace sdp = save_decision_policy;
-  auto kind = Get(native, "kind").cast<std::string>();
-  if (kind == "FixedIntervalPolicy") return std::make_shared<sdp::FixedIntervalPolicy>(Get(native, "interval").cast<int64_t>());
+  auto kind = NativeItem(native, "kind").cast<std::string>();
+  if (kind == "FixedIntervalPolicy")
+    return std::make_shared<sdp::FixedIntervalPolicy>(NativeItem(native, "interval").cast<int64_t>());
   if (kind == "SpecificStepsPolicy") {
-    return std::make_shared<sdp::SpecificStepsPolicy>(Get(native, "steps").cast<std::set<int64_t>>());
+    return std::make_shared<sdp::SpecificStepsPolicy>(NativeItem(native, "steps").cast<std::set<int64_t>>());
   }
   if (kind == "ContinuousCheckpointingPolicy") {
     return std::make_shared<sdp::ContinuousCheckpointingPolicy>(OptionalAttr<int64_t>(native, "minimum_interval_secs"));
@@ -28,7 +27,7 @@ std::shared_ptr<const save_decision_policy::SaveDecisionPolicy> SavePolicyFromNa
   if (kind == "InitialSavePolicy") return std::make_shared<sdp::InitialSavePolicy>();
   if (kind == "AnySavePolicy") {
     std::vector<std::shared_ptr<const sdp::SaveDecisionPolicy>> policies;
-    for (py::handle p : Get(native, "policies")) policies.push_back(SavePolicyFromNative(p));
+    for (py::handle p : NativeItem(native, "policies")) policies.push_back(SavePolicyFromNative(p));
     return std::make_shared<sdp::AnySavePolicy>(std::move(policies));
   }
   throw InvalidArgumentError("unknown save decision policy '" + kind + "'");
@@ -36,27 +35,30 @@ std::shared_ptr<const save_decision_policy::SaveDecisionPolicy> SavePolicyFromNa
 
 std::shared_ptr<const preservation_policy::PreservationPolicy> PreservationPolicyFromNative(py::handle native) {
   namespace pp = preservation_policy;
-  auto kind = Get(native, "kind").cast<std::string>();
+  auto kind = NativeItem(native, "kind").cast<std::string>();
   if (kind == "PreserveAll") return std::make_shared<pp::PreserveAll>();
   if (kind == "LatestN") return std::make_shared<pp::LatestN>(OptionalAttr<int64_t>(native, "n"));
-  if (kind == "EveryNSeconds") return std::make_shared<pp::EveryNSeconds>(Get(native, "interval_secs").cast<int64_t>());
+  if (kind == "EveryNSeconds")
+    return std::make_shared<pp::EveryNSeconds>(NativeItem(native, "interval_secs").cast<int64_t>());
   if (kind == "EveryNSteps") {
-    return std::make_shared<pp::EveryNSteps>(Get(native, "interval_steps").cast<int64_t>(),
+    return std::make_shared<pp::EveryNSteps>(NativeItem(native, "interval_steps").cast<int64_t>(),
                                              OptionalAttr<bool>(native, "exact_interval").value_or(true),
                                              OptionalAttr<int64_t>(native, "max_to_keep"));
   }
-  if (kind == "CustomSteps") return std::make_shared<pp::CustomSteps>(Get(native, "steps").cast<std::set<int64_t>>());
+  if (kind == "CustomSteps")
+    return std::make_shared<pp::CustomSteps>(NativeItem(native, "steps").cast<std::set<int64_t>>());
   if (kind == "LatestDuration") {
-    return std::make_shared<pp::LatestDuration>(Get(native, "duration_secs").cast<int64_t>());
+    return std::make_shared<pp::LatestDuration>(NativeItem(native, "duration_secs").cast<int64_t>());
   }
   if (kind == "BestN") {
-    return std::make_shared<pp::BestN>(MetricFn(Get(native, "get_metric_fn")), OptionalAttr<int64_t>(native, "n"),
+    return std::make_shared<pp::BestN>(MetricFn(NativeItem(native, "get_metric_fn")),
+                                       OptionalAttr<int64_t>(native, "n"),
                                        OptionalAttr<bool>(native, "reverse").value_or(false),
                                        OptionalAttr<bool>(native, "keep_checkpoints_without_metrics").value_or(true));
   }
   if (kind == "AnyPreservationPolicy") {
     std::vector<std::shared_ptr<const pp::PreservationPolicy>> policies;
-    for (py::handle p : Get(native, "policies")) policies.push_back(PreservationPolicyFromNative(p));
+    for (py::handle p : NativeItem(native, "policies")) policies.push_back(PreservationPolicyFromNative(p));
     return std::make_shared<pp::AnyPreservationPolicy>(std::move(policies));
   }
   throw InvalidArgumentError("unknown preservation policy '" + kind + "'");
@@ -73,7 +75,8 @@ CheckpointManagerOptions ManagerOptionsFromPy(py::handle obj) {
   if (obj.is_none()) return o;
   if (auto v = OptionalAttr<int64_t>(obj, "save_interval_steps")) o.save_interval_steps = *v;
   o.max_to_keep = OptionalAttr<int64_t>(obj, "max_to_keep");
-  if (py::object v = Attr(obj, "keep_time_interval"); !v.is_none()) o.keep_time_interval = std::chrono::seconds(Seconds(v));
+  if (py::object v = Attr(obj, "keep_time_interval"); !v.is_none())
+    o.keep_time_interval = std::chrono::seconds(Seconds(v));
   o.keep_period = OptionalAttr<int64_t>(obj, "keep_period");
   if (py::object fn = Attr(obj, "best_fn"); !fn.is_none()) o.best_fn = MetricFn(fn);
   if (auto v = OptionalAttr<std::string>(obj, "best_mode")) o.best_mode = *v;
@@ -121,8 +124,7 @@ py::object OptionalStep(std::optional<int64_t> step) { return step ? py::object(
 class PyManager {
  public:
   // `handlers`: None, one handler (the unnamed item) or a dict of them by item name.
-  PyManager(py::handle directory, py::handle options, py::handle item_names, py::handle handlers,
-            py::handle metadata) {
+  PyManager(py::handle directory, py::handle options, py::handle item_names, py::handle handlers, py::handle metadata) {
     std::filesystem::path path = PathFromPy(directory);
     CheckpointManagerOptions o = ManagerOptionsFromPy(options);
     nlohmann::json root = metadata.is_none() ? nlohmann::json(nullptr) : JsonFromPy(metadata);

@@ -14,11 +14,11 @@ py::object Attr(py::handle obj, const char* name) {
   return obj.attr(name);
 }
 
+py::object NativeItem(py::handle native, const char* key) { return native.cast<py::dict>().attr("get")(key); }
+
 std::filesystem::path PathFromPy(py::handle obj) {
-  // str, bytes, pathlib.Path and anything else os.fspath() takes (epath.Path included).
-  py::object fs = py::module_::import("os").attr("fspath")(obj);
-  if (py::isinstance<py::bytes>(fs)) return std::filesystem::path(fs.cast<std::string>());
-  return std::filesystem::path(fs.cast<std::string>());
+  // str, bytes, pathlib.Path and anything else os.fspath() takes (epath.Path included); str and bytes both cast.
+  return std::filesystem::path(py::module_::import("os").attr("fspath")(obj).cast<std::string>());
 }
 
 }  // namespace cairn::python

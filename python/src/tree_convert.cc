@@ -200,14 +200,16 @@ void InitTree(py::module_& m) {
       .def_property_readonly("dtype_name", [](const ArraySpec& s) { return std::string(DTypeName(s.dtype)); })
       .def_property_readonly("ndim", [](const ArraySpec& s) { return s.shape.size(); })
       .def_property_readonly("size", [](const ArraySpec& s) { return NumElements(s.shape); })
-      .def("__eq__", [](const ArraySpec& a, py::handle b) {
-        return py::isinstance<ArraySpec>(b) && a == b.cast<ArraySpec>();
-      })
-      .def("__hash__", [](const ArraySpec& s) {
-        return py::hash(py::make_tuple(std::string(DTypeName(s.dtype)), py::tuple(py::cast(s.shape))));
-      })
+      .def("__eq__",
+           [](const ArraySpec& a, py::handle b) { return py::isinstance<ArraySpec>(b) && a == b.cast<ArraySpec>(); })
+      .def("__hash__",
+           [](const ArraySpec& s) {
+             return py::hash(py::make_tuple(std::string(DTypeName(s.dtype)), py::tuple(py::cast(s.shape))));
+           })
       .def(py::pickle(
-          [](const ArraySpec& s) { return py::make_tuple(py::tuple(py::cast(s.shape)), std::string(DTypeName(s.dtype))); },
+          [](const ArraySpec& s) {
+            return py::make_tuple(py::tuple(py::cast(s.shape)), std::string(DTypeName(s.dtype)));
+          },
           [](py::tuple t) {
             if (t.size() != 2) throw InvalidArgumentError("ArraySpec: bad pickle state");
             return ArraySpec{DTypeFromName(t[1].cast<std::string>()), t[0].cast<Shape>()};

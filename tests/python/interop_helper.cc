@@ -30,18 +30,18 @@ Array Known(DType dtype) {
 }
 
 Tree KnownTree() {
-  const DType all[] = {DType::kBool,      DType::kInt8,       DType::kInt16,        DType::kInt32,
-                       DType::kInt64,     DType::kUInt8,      DType::kUInt16,       DType::kUInt32,
-                       DType::kUInt64,    DType::kFloat16,    DType::kBFloat16,     DType::kFloat32,
-                       DType::kFloat64,   DType::kComplex64,  DType::kComplex128,   DType::kFloat8E4M3FN,
-                       DType::kFloat8E5M2};
+  const DType all[] = {DType::kBool,         DType::kInt8,      DType::kInt16,   DType::kInt32,     DType::kInt64,
+                       DType::kUInt8,        DType::kUInt16,    DType::kUInt32,  DType::kUInt64,    DType::kFloat16,
+                       DType::kBFloat16,     DType::kFloat32,   DType::kFloat64, DType::kComplex64, DType::kComplex128,
+                       DType::kFloat8E4M3FN, DType::kFloat8E5M2};
   std::vector<Tree::Item> arrays;
   for (DType d : all) arrays.emplace_back(std::string(cairn::DTypeName(d)), Known(d));
   return Tree::Dict({
       {"arrays", Tree::Dict(arrays)},
-      {"nested", Tree::Dict({{"layers", Tree::List({Array::FromVector<int32_t>({4}, {0, 1, 2, 3}),
-                                                    Tree::Dict({{"w", Array::FromVector<float>({2, 2}, {1, 2, 3, 4})}})})},
-                             {"empty", Tree::None()}})},
+      {"nested",
+       Tree::Dict({{"layers", Tree::List({Array::FromVector<int32_t>({4}, {0, 1, 2, 3}),
+                                          Tree::Dict({{"w", Array::FromVector<float>({2, 2}, {1, 2, 3, 4})}})})},
+                   {"empty", Tree::None()}})},
       {"step", Tree::Scalar(int64_t{42})},
       {"lr", Tree::Scalar(0.125)},
   });
@@ -64,7 +64,9 @@ int main(int argc, char** argv) {
       Tree back = ckptr.restore(dir);
       Tree expected = KnownTree();
       if (!(back == expected)) {
-        std::cout << "CAIRN-PY-INTEROP FAIL: restored\n" << back.ToString() << "\nexpected\n" << expected.ToString() << "\n";
+        std::cout << "CAIRN-PY-INTEROP FAIL: restored\n"
+                  << back.ToString() << "\nexpected\n"
+                  << expected.ToString() << "\n";
         return 1;
       }
       auto meta = ckptr.metadata(dir);
