@@ -89,7 +89,6 @@ class PyCheckpointer {
     py::gil_scoped_release release;
     impl_->close();
   }
-  std::string typestr() { return checkpointer().handler().typestr(); }
 
  private:
   Checkpointer& checkpointer() {
@@ -115,8 +114,7 @@ void InitCheckpointers(py::module_& m) {
       .def("wait_until_finished", &PyCheckpointer::wait_until_finished)
       .def("check_for_errors", &PyCheckpointer::check_for_errors)
       .def("is_saving_in_progress", &PyCheckpointer::is_saving_in_progress)
-      .def("close", &PyCheckpointer::close)
-      .def("typestr", &PyCheckpointer::typestr);
+      .def("close", &PyCheckpointer::close);
 }
 
 }  // namespace cairn::python

@@ -230,10 +230,6 @@ void InitTree(py::module_& m) {
         return TreeToPy(tree);
       },
       "Converts a pytree to cairn's Tree and back (for tests).");
-  m.def("_tree_repr", [](py::handle obj) {
-    KeepAlive keep;
-    return TreeFromPy(obj, keep).ToString();
-  });
 }
 
 }  // namespace cairn::python
