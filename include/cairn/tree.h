@@ -120,7 +120,8 @@ class Tree {
 
   friend bool operator==(const Tree& a, const Tree& b);
   // Readable multi-line description of the structural differences, empty when the structures match. Leaves
-  // of any kind match each other; only containers, keys and lengths are compared.
+  // of any kind match each other, and so do lists and tuples (Orbax's metadata records both as a sequence);
+  // only containers, keys and lengths are compared.
   static std::string StructureDiff(const Tree& expected, const Tree& actual);
 
   // A readable rendering: {'params': {'w': float32(2, 3) [1, 2, 3, ...]}, 'step': 42}.

@@ -409,8 +409,10 @@ void DiffInto(const Tree& expected, const Tree& actual, KeyPath& path, std::vect
   const std::string where = KeyPathToString(path);
   auto container = [](const Tree& t) { return t.is_dict() || t.is_sequence(); };
   if (expected.is_leaf() && actual.is_leaf()) return;
-  if (expected.kind() != actual.kind() && (container(expected) || container(actual) || expected.is_none() ||
-                                           actual.is_none())) {
+  // A list and a tuple are both a sequence: Orbax's tree metadata records only that, so a checkpoint saved from
+  // a tuple lists it back as a list, and a restore target may use either.
+  const bool same_kind = expected.kind() == actual.kind() || (expected.is_sequence() && actual.is_sequence());
+  if (!same_kind && (container(expected) || container(actual) || expected.is_none() || actual.is_none())) {
     out.push_back(where + ": expected " + KindName(expected.kind()) + ", found " + KindName(actual.kind()));
     return;
   }

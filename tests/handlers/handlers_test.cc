@@ -189,6 +189,22 @@ TEST(StandardCheckpointHandler, MismatchedTargetShowsTheDiff) {
   }
 }
 
+// Orbax's metadata records lists and tuples alike as a "sequence": a checkpoint saved from tuples lists them back
+// as lists, and a target may ask for either; the restored tree takes the target's.
+TEST(StandardCheckpointHandler, TuplesAndListsAreBothSequences) {
+  TempDir dir;
+  Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>(Layout()));
+  Tree state = Tree::Dict({{"layers", Tree::Tuple({Iota({2}), Iota({3})})}});
+  ckptr.save(dir / "1", args::StandardSave{state});
+  Tree untargeted = ckptr.restore(dir / "1");
+  EXPECT_EQ(untargeted["layers"].kind(), Tree::Kind::kList);
+  Tree target = Tree::Dict({{"layers", Tree::Tuple({ArraySpec{DType::kFloat32, {2}}, ArraySpec{DType::kFloat32, {3}}})}});
+  Tree restored = ckptr.restore(dir / "1", args::StandardRestore{target});
+  EXPECT_EQ(restored, state);
+  Tree as_list = Tree::Dict({{"layers", Tree::List({ArraySpec{DType::kFloat32, {2}}, ArraySpec{DType::kFloat32, {3}}})}});
+  EXPECT_EQ(ckptr.restore(dir / "1", args::StandardRestore{as_list})["layers"].kind(), Tree::Kind::kList);
+}
+
 TEST(PyTreeCheckpointHandler, StringsPlaceholdersAndPartialRestore) {
   TempDir dir;
   Tree state = Tree::Dict({{"name", "run-7 ünïcode"}, {"w", Iota({3})}, {"skip", Tree::Placeholder()}});
