@@ -123,7 +123,15 @@ struct ItemReader {
       : fs(fs), dir(dir) {
     if (verify_checksums) LoadChecksums();
     auto metadata_path = dir / md::kTreeMetadataFile;
-    if (fs->Exists(metadata_path)) tree = md::DecodeTreeMetadata(ReadChecked(md::kTreeMetadataFile), metadata_path.string());
+    if (fs->Exists(metadata_path)) {
+      tree = md::DecodeTreeMetadata(ReadChecked(md::kTreeMetadataFile), metadata_path.string());
+    } else if (fs->Exists(dir / md::kShardingFile) || fs->IsDirectory(dir / md::kArrayMetadatasDir) ||
+               fs->IsDirectory(dir / md::kChecksumsDir)) {
+      // Orbax writes `_sharding` and `array_metadatas/` only alongside `_METADATA` (and cairn its checksums): the
+      // tree's structure is lost, and guessing it from the stored arrays would return a different tree.
+      throw CorruptionError(metadata_path.string() + " is missing, though the item was saved with one (it has " +
+                            md::kShardingFile + ", " + md::kArrayMetadatasDir + "/ or " + md::kChecksumsDir + "/)");
+    }
     store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
     if (!tree) {
       if (!fs->IsDirectory(dir)) throw NotFoundError("checkpoint item " + dir.string() + " does not exist");
@@ -145,11 +153,19 @@ struct ItemReader {
       checksums.chunks.merge(part.chunks);
       checksums.files.merge(part.files);
     }
+    // A metadata file recorded at save time must still be there (a missing `_sharding` or `array_metadatas/` file
+    // would otherwise pass unnoticed: both are optional in Orbax's format).
+    for (const auto& [relative, crc] : checksums.files) {
+      if (!fs->Exists(dir / relative)) {
+        throw CorruptionError((dir / relative).string() + " is missing, though it was saved (it is recorded in " +
+                              (dir / md::kChecksumsDir).string() + ")");
+      }
+    }
     verify = [this](const std::string& key, std::string_view stored) {
       auto it = checksums.chunks.find(key);
       if (it != checksums.chunks.end() && Crc32c(stored) != it->second) {
-        throw CorruptionError("chunk " + key + " in " + store->Describe() + " fails its CRC-32C check: the stored bytes "
-                              "are not the ones that were saved");
+        throw CorruptionError("chunk " + key + " fails its CRC-32C check: the stored bytes are not the ones that were "
+                              "saved [" + store->DescribeKey(key) + "]");
       }
     };
   }

@@ -19,6 +19,7 @@ const char* FsOpName(FsOp op) {
     case FsOp::kRemoveFile: return "remove";
     case FsOp::kRemoveDir: return "remove directory";
     case FsOp::kSyncDir: return "fsync directory";
+    case FsOp::kChmod: return "chmod";
   }
   return "?";
 }
@@ -90,6 +91,10 @@ std::optional<FileInfo> FaultInjectingFileSystem::Stat(const std::filesystem::pa
   MaybeFail(FsOp::kStat, path);
   return base_->Stat(path);
 }
+std::optional<FileInfo> FaultInjectingFileSystem::StatNoFollow(const std::filesystem::path& path) {
+  MaybeFail(FsOp::kStat, path);
+  return base_->StatNoFollow(path);
+}
 void FaultInjectingFileSystem::CreateDir(const std::filesystem::path& path, std::optional<uint32_t> mode) {
   MaybeFail(FsOp::kCreateDir, path);
   base_->CreateDir(path, mode);
@@ -121,6 +126,10 @@ void FaultInjectingFileSystem::RemoveEmptyDir(const std::filesystem::path& path)
 void FaultInjectingFileSystem::SyncDir(const std::filesystem::path& path) {
   MaybeFail(FsOp::kSyncDir, path);
   base_->SyncDir(path);
+}
+void FaultInjectingFileSystem::SetPermissions(const std::filesystem::path& path, uint32_t mode) {
+  MaybeFail(FsOp::kChmod, path);
+  base_->SetPermissions(path, mode);
 }
 
 }  // namespace cairn::io

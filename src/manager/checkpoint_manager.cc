@@ -10,6 +10,8 @@
 #include "cairn/error.h"
 #include "cairn/handlers.h"
 #include "checkpoint/save_pipeline.h"
+#include "io/no_symlinks.h"
+#include "io/permission_mode_file_system.h"
 #include "distributed/agreement.h"
 #include "manager/step_deleter.h"
 #include "manager/step_name.h"
@@ -156,7 +158,12 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
     throw InvalidArgumentError("CheckpointManager metadata must be a JSON object, got " + metadata.dump());
   }
   directory_ = checkpoint::NormalizeCheckpointPath(directory);
-  fs_ = options_.file_system ? options_.file_system : FileSystem::Default();
+  const std::shared_ptr<FileSystem> base_fs = options_.file_system ? options_.file_system : FileSystem::Default();
+  // The root, the root metadata and the todelete directory get path_permission_mode like the steps (whose
+  // checkpointer wraps the same base file system itself).
+  fs_ = options_.file_options.path_permission_mode
+            ? io::WithPermissionMode(base_fs, *options_.file_options.path_permission_mode)
+            : base_fs;
   name_format_ = std::make_unique<manager::StepNameFormat>(options_.step_prefix, options_.step_format_fixed_length);
   if (options_.todelete_subdir && name_format_->Parse(*options_.todelete_subdir)) {
     throw InvalidArgumentError("CheckpointManagerOptions.todelete_subdir \"" + *options_.todelete_subdir +
@@ -206,7 +213,7 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
   checkpointer_options.multiprocessing_options = active_ ? resolved : options_.multiprocessing_options;
   checkpointer_options.file_options = options_.file_options;
   checkpointer_options.atomicity_options = options_.atomicity_options;
-  checkpointer_options.file_system = fs_;
+  checkpointer_options.file_system = base_fs;
   if (options_.enable_async_checkpointing) {
     checkpointer_ =
         std::make_unique<AsyncCheckpointer>(std::move(composite), options_.async_options, checkpointer_options);
@@ -304,6 +311,7 @@ void CheckpointManager::Agree(const char* name, const std::function<void()>& ste
 std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const {
   const auto path = StepPath(step) / kMetricsItemName / kMetricsItemName;
   try {
+    io::RequireNoSymlinksOnPath(*fs_, StepPath(step), std::filesystem::path(kMetricsItemName) / kMetricsItemName);
     if (!fs_->Exists(path)) return std::nullopt;
     return metadata::ParseJson(fs_->ReadFile(path), path.string());
   } catch (const NotFoundError&) {
@@ -333,6 +341,7 @@ std::vector<CheckpointInfo> CheckpointManager::LoadCheckpointInfos() const {
     CheckpointInfo info{.step = *step, .time_nsecs = 0, .metrics = std::nullopt};
     if (!options_.lightweight_initialize) {
       try {
+        io::RequireNoSymlinksOnPath(*fs_, path, "_CHECKPOINT_METADATA");
         if (auto meta = metadata::ReadCheckpointMetadata(*fs_, path)) {
           // Orbax falls back to the directory's mtime, which the FileSystem seam does not expose; the start of
           // the save is the closest thing recorded.
@@ -702,6 +711,7 @@ RootMetadata CheckpointManager::metadata() {
   auto file = dir / kRootMetadataFile;
   if (!fs_->Exists(file)) file = dir / kLegacyRootMetadataFile;
   if (!fs_->Exists(file) || fs_->IsDirectory(file)) return root;
+  io::RequireNoSymlinksOnPath(*fs_, directory_, file.lexically_relative(directory_));
   const nlohmann::json doc = metadata::ParseJson(fs_->ReadFile(file), file.string());
   if (!doc.is_object()) throw CorruptionError(file.string() + " is not a JSON object");
   for (const auto& [key, value] : doc.items()) {

@@ -93,6 +93,16 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
   return true;
 }
 
+// DecodeChunk, with the file (and byte range) holding the chunk added to a corruption error.
+bool DecodeNamingFile(kvstore::KvStore& store, const std::string& key, const ZarrMetadata& m, std::string_view stored,
+                      char* out, size_t chunk_bytes, const std::string& what) {
+  try {
+    return DecodeChunk(m, stored, out, chunk_bytes, what);
+  } catch (const CorruptionError& e) {
+    throw CorruptionError(std::string(e.what()) + " [" + store.DescribeKey(key) + "]");
+  }
+}
+
 }  // namespace
 
 void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
@@ -219,7 +229,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     auto stored = store.Read(key);
     if (!stored) throw CorruptionError(what + " is missing");
     if (verify) (*verify)(key, *stored);
-    if (!DecodeChunk(m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
+    if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
     return out;
   }
   Array out = Array::Zeros(out_dtype, shape);
@@ -248,7 +258,8 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       extent[d] = end - begin;
       whole_chunk = whole_chunk && extent[d] == m.chunks[d];
     }
-    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level) {
+    // (Not when verifying checksums: a chunk's CRC-32C covers the whole chunk, so it is read whole.)
+    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level && !verify) {
       // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
       // cuts the chunk along its first dimension, exactly the bytes needed). The rest of `chunk` is not used.
       uint64_t first = 0, last = 0;
@@ -269,7 +280,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       auto stored = store.Read(key);
       if (!stored) throw CorruptionError(what + " is missing");
       if (verify) (*verify)(key, *stored);
-      bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
+      bool present = DecodeNamingFile(store, key, m, *stored, chunk.data(), chunk_bytes, what);
       if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     }
     const char* src = chunk.data();
