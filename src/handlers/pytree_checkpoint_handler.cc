@@ -125,13 +125,9 @@ struct ItemReader {
     auto metadata_path = dir / md::kTreeMetadataFile;
     if (fs->Exists(metadata_path)) {
       tree = md::DecodeTreeMetadata(ReadChecked(md::kTreeMetadataFile), metadata_path.string());
-    } else if (fs->Exists(dir / md::kShardingFile) || fs->IsDirectory(dir / md::kArrayMetadatasDir) ||
-               fs->IsDirectory(dir / md::kChecksumsDir)) {
-      // Orbax writes `_sharding` and `array_metadatas/` only alongside `_METADATA` (and cairn its checksums): the
-      // tree's structure is lost, and guessing it from the stored arrays would return a different tree.
-      throw CorruptionError(metadata_path.string() + " is missing, though the item was saved with one (it has " +
-                            md::kShardingFile + ", " + md::kArrayMetadatasDir + "/ or " + md::kChecksumsDir + "/)");
     }
+    // (A `_METADATA` that cairn saved and that has gone missing is caught by LoadChecksums: without it the tree
+    // would be rebuilt from the arrays, as for Orbax checkpoints that have none.)
     store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
     if (!tree) {
       if (!fs->IsDirectory(dir)) throw NotFoundError("checkpoint item " + dir.string() + " does not exist");

@@ -16,6 +16,7 @@
 #include "manager/step_deleter.h"
 #include "manager/step_name.h"
 #include "metadata/checkpoint_metadata.h"
+#include "metadata/checksums.h"
 #include "metadata/python_json.h"
 
 namespace cairn {
@@ -312,8 +313,9 @@ std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const
   const auto path = StepPath(step) / kMetricsItemName / kMetricsItemName;
   try {
     io::RequireNoSymlinksOnPath(*fs_, StepPath(step), std::filesystem::path(kMetricsItemName) / kMetricsItemName);
-    if (!fs_->Exists(path)) return std::nullopt;
-    return metadata::ParseJson(fs_->ReadFile(path), path.string());
+    auto text = metadata::ReadFileWithChecksum(*fs_, path, metadata::ChecksumFileFor(path));
+    if (!text) return std::nullopt;
+    return metadata::ParseJson(*text, path.string());
   } catch (const NotFoundError&) {
     return std::nullopt;  // deleted meanwhile
   } catch (const CorruptionError& e) {
@@ -738,7 +740,18 @@ void CheckpointManager::close() {
     }
   };
   attempt([&] { wait_until_finished(); });
-  attempt([&] { deleter_->Close(); });
+  attempt([&] {
+    try {
+      deleter_->Close();
+    } catch (...) {
+      // A background deletion failed: the steps it left behind are still there, so the manager holds them again.
+      try {
+        reload();
+      } catch (...) {
+      }
+      throw;
+    }
+  });
   attempt([&] { checkpointer_->close(); });
   if (first) std::rethrow_exception(first);
 }

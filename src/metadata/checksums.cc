@@ -60,4 +60,42 @@ Checksums DecodeChecksums(std::string_view text, const std::string& what) {
   return out;
 }
 
+void WriteFileWithChecksum(FileSystem& fs, const std::filesystem::path& file, std::string_view text,
+                           const std::filesystem::path& checksum_file) {
+  Checksums checksums;
+  checksums.files[file.filename().string()] = Crc32c(text);
+  fs.WriteFile(checksum_file, EncodeChecksums(checksums), /*sync=*/true);
+  fs.WriteFile(file, text, /*sync=*/true);
+}
+
+std::optional<std::string> ReadFileWithChecksum(FileSystem& fs, const std::filesystem::path& file,
+                                                const std::filesystem::path& checksum_file) {
+  std::optional<uint32_t> recorded;
+  if (fs.Exists(checksum_file)) {
+    const Checksums checksums = DecodeChecksums(fs.ReadFile(checksum_file), checksum_file.string());
+    auto it = checksums.files.find(file.filename().string());
+    if (it == checksums.files.end()) {
+      throw CorruptionError(checksum_file.string() + " holds no checksum for " + file.filename().string() +
+                            ": the checksum file is damaged");
+    }
+    recorded = it->second;
+  }
+  if (!fs.Exists(file)) {
+    if (recorded) {
+      throw CorruptionError(file.string() + " is missing, though it was saved (its checksum is in " +
+                            checksum_file.string() + ")");
+    }
+    return std::nullopt;
+  }
+  std::string text = fs.ReadFile(file);
+  if (recorded && Crc32c(text) != *recorded) {
+    throw CorruptionError(file.string() + " fails its CRC-32C check: the file is not the one that was saved");
+  }
+  return text;
+}
+
+std::filesystem::path ChecksumFileFor(const std::filesystem::path& file) {
+  return file.parent_path() / ("cairn_" + file.filename().string() + ".crc32c");
+}
+
 }  // namespace cairn::metadata

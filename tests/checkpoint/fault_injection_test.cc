@@ -29,30 +29,7 @@ bool FullSweep() {
   return env && std::string(env) == "full";
 }
 
-// Scratch space on tmpfs when there is one: the sweep runs hundreds of saves, and fsync is what it injects faults
-// into, not what it measures.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::string base = fs::is_directory("/dev/shm") && ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "";
-    if (base.empty()) {
-      const char* tmp = std::getenv("TMPDIR");
-      base = tmp && *tmp ? tmp : "/tmp";
-    }
-    std::string pattern = base + "/cairn_fault_XXXXXX";
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using cairn::testing::ScratchDir;
 
 size_t CountEntries(const char* dir) {
   size_t n = 0;
