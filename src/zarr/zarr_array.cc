@@ -258,8 +258,9 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       extent[d] = end - begin;
       whole_chunk = whole_chunk && extent[d] == m.chunks[d];
     }
-    // (Not when verifying checksums: a chunk's CRC-32C covers the whole chunk, so it is read whole.)
-    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level && !verify) {
+    // (Such a partial read is not checked against the chunk's CRC-32C, which covers the whole chunk: reading only
+    // what a box needs is the point, see MultiProcess.RestoresReadNoMoreThanTheirBoxesNeed.)
+    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level) {
       // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
       // cuts the chunk along its first dimension, exactly the bytes needed). The rest of `chunk` is not used.
       uint64_t first = 0, last = 0;
