@@ -45,10 +45,20 @@
 
 #include "cairn/async_checkpointer.h"
 #include "cairn/cairn.h"
+#include "bench_common.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::DiskUsage;
+using bench::DropCaches;
+using bench::Fmt;
+using bench::Fnv1a;
+using bench::NormalIsh;
+using bench::ParallelFor;
+using bench::RemoveTree;
+using bench::Seconds;
+using bench::SplitMix;
 
 namespace {
 
@@ -117,8 +127,6 @@ bool HasPhase(const Options& o, const std::string& p) {
 // ---------------------------------------------------------------------------------------------------------------
 // Small system helpers
 
-double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
 void Log(const std::string& line) { std::cerr << "[cairn_bench] " << line << std::endl; }
 
 [[noreturn]] void Die(const std::string& what) {
@@ -163,36 +171,7 @@ struct RssProbe {
   }
 };
 
-// sync; echo 3 > /proc/sys/vm/drop_caches. Returns an empty string on success, else why not.
-std::string DropCaches() {
-  ::sync();
-  int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY);
-  if (fd < 0) return std::string("open /proc/sys/vm/drop_caches: ") + std::strerror(errno);
-  std::string err;
-  if (::write(fd, "3", 1) != 1) err = std::string("write /proc/sys/vm/drop_caches: ") + std::strerror(errno);
-  ::close(fd);
-  return err;
-}
-
 void SyncAll() { ::sync(); }
-
-void RemoveTree(const fs::path& p) {
-  std::error_code ec;
-  fs::remove_all(p, ec);
-  fs::path tmp = p;
-  tmp += ".orbax-checkpoint-tmp";
-  fs::remove_all(tmp, ec);
-}
-
-uint64_t DiskUsage(const fs::path& p) {
-  uint64_t total = 0;
-  std::error_code ec;
-  if (!fs::exists(p, ec)) return 0;
-  for (auto& e : fs::recursive_directory_iterator(p, ec)) {
-    if (e.is_regular_file(ec)) total += e.file_size(ec);
-  }
-  return total;
-}
 
 // Memory that the kernel maps fresh (untouched pages) and that is unmapped when freed, so that RSS and
 // first-touch costs are what they look like.
@@ -229,28 +208,6 @@ struct Layout {
   size_t total_bytes = 0;
 };
 
-struct ParamShape {
-  std::vector<std::string> keys;
-  cairn::Shape shape;
-  bool scale = false;
-};
-
-std::vector<ParamShape> ParamShapes(const Options& o, int64_t d) {
-  std::vector<ParamShape> out;
-  out.push_back({{"embed", "embedding"}, {o.vocab, d}, false});
-  char layer[32];
-  for (int l = 0; l < o.layers; ++l) {
-    std::snprintf(layer, sizeof layer, "layers_%02d", l);
-    for (const char* w : {"q", "k", "v", "o"}) out.push_back({{layer, "attn", w}, {d, d}, false});
-    out.push_back({{layer, "mlp", "wi"}, {d, d * o.mlp_ratio}, false});
-    out.push_back({{layer, "mlp", "wo"}, {d * o.mlp_ratio, d}, false});
-    out.push_back({{layer, "ln_attn", "scale"}, {d}, true});
-    out.push_back({{layer, "ln_mlp", "scale"}, {d}, true});
-  }
-  out.push_back({{"final_ln", "scale"}, {d}, true});
-  return out;
-}
-
 struct Group {
   std::string root;  // "params" or "opt_state.mu" ...
   std::vector<std::string> prefix;
@@ -267,29 +224,23 @@ std::vector<Group> Groups(const Options& o) {
           {"nu", {"opt_state", "nu"}, DType::kFloat32, ArrayInfo::Kind::kNu}};
 }
 
+bench::TransformerShape Model(const Options& o) { return {o.layers, o.vocab, o.mlp_ratio}; }
+
 size_t LayoutBytes(const Options& o, int64_t d) {
   size_t total = 0;
   for (const auto& g : Groups(o))
-    for (const auto& p : ParamShapes(o, d)) total += cairn::NumBytes(g.dtype, p.shape);
+    for (const auto& p : bench::ParamShapes(Model(o), d)) total += cairn::NumBytes(g.dtype, p.shape);
   return total;
 }
 
 Layout MakeLayout(const Options& o) {
   const size_t target = static_cast<size_t>(o.size_gib * 1024.0 * 1024.0 * 1024.0);
-  // d_model: the multiple of 16 whose state size is closest to the target.
-  int64_t lo = 16, hi = 16;
-  while (LayoutBytes(o, hi) < target) hi *= 2;
-  while (hi - lo > 16) {
-    int64_t mid = (lo + hi) / 2 / 16 * 16;
-    if (mid == lo) break;
-    (LayoutBytes(o, mid) < target ? lo : hi) = mid;
-  }
-  const int64_t d = (target - LayoutBytes(o, lo) <= LayoutBytes(o, hi) - target) ? lo : hi;
+  const int64_t d = bench::ClosestDModel(target, [&](int64_t dm) { return LayoutBytes(o, dm); });
 
   Layout layout;
   layout.d_model = d;
   for (const auto& g : Groups(o)) {
-    for (const auto& p : ParamShapes(o, d)) {
+    for (const auto& p : bench::ParamShapes(Model(o), d)) {
       ArrayInfo a;
       std::vector<std::string> keys = g.prefix;
       keys.insert(keys.end(), p.keys.begin(), p.keys.end());
@@ -317,26 +268,6 @@ Layout MakeLayout(const Options& o) {
     layout.total_bytes += a.bytes;
   }
   return layout;
-}
-
-// splitmix64: fast, and good enough that zstd finds only the structure of the values, not of the generator.
-inline uint64_t SplitMix(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-uint64_t Fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-// Approximately standard normal (Irwin-Hall of four 16-bit uniforms).
-inline float NormalIsh(uint64_t r) {
-  const uint32_t s = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48);
-  return (static_cast<float>(s) - 131070.0f) * (1.0f / 37837.0f);  // sd of the sum: 65536 * sqrt(4/12)
 }
 
 inline uint16_t ToBFloat16(float f) {  // round to nearest even (values here are finite)
@@ -367,17 +298,6 @@ void FillBlock(ArrayInfo& a, size_t begin, size_t end) {
     uint16_t* h = reinterpret_cast<uint16_t*>(out);
     for (size_t i = begin; i < end; ++i) h[i] = ToBFloat16(Value(a.kind, SplitMix(s)));
   }
-}
-
-void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
-  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
-      for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
-    });
-  for (auto& t : pool) t.join();
 }
 
 void Generate(Layout& layout) {
@@ -421,10 +341,13 @@ json Measure(const std::vector<double>& secs, size_t bytes) {
               {"gib_per_s", static_cast<double>(bytes) / best / (1024.0 * 1024.0 * 1024.0)}};
 }
 
-std::string Fmt(double v, int prec = 3) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
+// Two measurements of one repetition each, merged: their seconds side by side, the better best.
+json MergeMeasures(const json& a, const json& b, size_t bytes) {
+  std::vector<double> secs = a.at("seconds").get<std::vector<double>>();
+  for (double x : b.at("seconds")) secs.push_back(x);
+  json m = a;
+  m.update(Measure(secs, bytes));
+  return m;
 }
 
 void LogMeasure(const std::string& what, const json& m) {
@@ -581,9 +504,11 @@ json RunFloors(const Options& o, const Layout& layout, bool cold_here, std::stri
 // ---------------------------------------------------------------------------------------------------------------
 // cairn
 
-std::unique_ptr<cairn::CheckpointHandler> Handler(bool zstd) {
+// verify_checksums=false only for measuring what checking every chunk's CRC-32C on restore costs.
+std::unique_ptr<cairn::CheckpointHandler> Handler(bool zstd, bool verify_checksums = true) {
   cairn::PyTreeCheckpointHandlerOptions h;
   h.use_compression = zstd;
+  h.verify_checksums = verify_checksums;
   return std::make_unique<cairn::StandardCheckpointHandler>(h);
 }
 
@@ -624,7 +549,7 @@ json SyncSave(const Options& o, const Layout& layout, const cairn::Tree& state, 
 }
 
 json Restore(const Layout& layout, const fs::path& dir, int reps, bool cold, bool verify,
-             const std::string& cold_reason) {
+             const std::string& cold_reason, bool verify_checksums = true) {
   std::vector<double> secs;
   RssProbe rss;
   rss.Start();
@@ -635,7 +560,7 @@ json Restore(const Layout& layout, const fs::path& dir, int reps, bool cold, boo
       std::string why = DropCaches();
       if (!why.empty()) return json{{"unavailable", why}};
     }
-    cairn::Checkpointer ckptr(Handler(false));
+    cairn::Checkpointer ckptr(Handler(false, verify_checksums));
     auto a = Clock::now();
     cairn::Tree back = ckptr.restore(dir);
     secs.push_back(Seconds(a, Clock::now()));
@@ -763,9 +688,19 @@ int main(int argc, char** argv) {
       cairn::Checkpointer ckptr(Handler(false));
       ckptr.restore(raw_dir);
     }
-    json warm = Restore(layout, raw_dir, o.reps, false, o.verify, cold_reason);
+    // Each repetition restores with checksums verified and then without (the difference is what integrity
+    // costs), alternating, so that a busy spell of this shared machine falls on both alike.
+    json warm, unchecked;
+    for (int r = 0; r < o.reps; ++r) {
+      json v = Restore(layout, raw_dir, 1, false, o.verify && r == 0, cold_reason);
+      json u = Restore(layout, raw_dir, 1, false, false, cold_reason, false);
+      warm = r == 0 ? v : MergeMeasures(warm, v, layout.total_bytes);
+      unchecked = r == 0 ? u : MergeMeasures(unchecked, u, layout.total_bytes);
+    }
     LogMeasure("cairn restore warm", warm);
     result["cairn"]["restore_warm"] = warm;
+    LogMeasure("cairn restore warm, checksums not verified", unchecked);
+    result["cairn"]["restore_warm_unverified"] = unchecked;
     if (HasPhase(o, "floors")) {
       result["floors"]["read_cold"] = ColdFloorRead(layout, floor_file, cold_reason);
       // For reading the cold restore: the same read into pages never touched, as a restore's new arrays are.

@@ -44,10 +44,19 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/cairn.h"
+#include "bench_common.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::DiskUsage;
+using bench::DropCaches;
+using bench::Fmt;
+using bench::Fnv1a;
+using bench::NormalIsh;
+using bench::RemoveTree;
+using bench::Seconds;
+using bench::SplitMix;
 
 namespace {
 
@@ -100,69 +109,15 @@ Options ParseOptions(int argc, char** argv) {
   return o;
 }
 
-double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
 void Log(const std::string& line) {
   if (g_rank == 0) std::cerr << "[cairn_bench_mp] " << line << std::endl;
 }
 
-std::string Fmt(double v, int prec = 3) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", prec, v);
-  return buf;
-}
-
-// sync; echo 3 > /proc/sys/vm/drop_caches. Empty on success, else why not.
-std::string DropCaches() {
-  ::sync();
-  int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY);
-  if (fd < 0) return std::string("open /proc/sys/vm/drop_caches: ") + std::strerror(errno);
-  std::string err;
-  if (::write(fd, "3", 1) != 1) err = std::string("write /proc/sys/vm/drop_caches: ") + std::strerror(errno);
-  ::close(fd);
-  return err;
-}
-
-void RemoveTree(const fs::path& p) {
-  std::error_code ec;
-  fs::remove_all(p, ec);
-  fs::path tmp = p;
-  tmp += ".orbax-checkpoint-tmp";
-  fs::remove_all(tmp, ec);
-}
-
-uint64_t DiskUsage(const fs::path& p) {
-  uint64_t total = 0;
-  std::error_code ec;
-  if (!fs::exists(p, ec)) return 0;
-  for (auto& e : fs::recursive_directory_iterator(p, ec))
-    if (e.is_regular_file(ec)) total += e.file_size(ec);
-  return total;
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The state
 
-inline uint64_t SplitMix(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 inline uint64_t Mix(uint64_t z) { return SplitMix(z); }
-
-uint64_t Fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
-
-// Approximately standard normal (Irwin-Hall of four 16-bit uniforms), as cairn_bench's values.
-inline float NormalIsh(uint64_t r) {
-  const uint32_t s = (r & 0xFFFF) + ((r >> 16) & 0xFFFF) + ((r >> 32) & 0xFFFF) + (r >> 48);
-  return (static_cast<float>(s) - 131070.0f) * (1.0f / 37837.0f);
-}
 
 struct Param {
   std::string name;  // "params.layers_01.mlp.wi"
@@ -185,32 +140,11 @@ struct State {
   size_t shard_bytes = 0;  // this process
 };
 
-std::vector<std::pair<std::vector<std::string>, cairn::Shape>> Shapes(const Options& o, int64_t vocab, int64_t d,
-                                                                      std::vector<bool>* scale) {
-  std::vector<std::pair<std::vector<std::string>, cairn::Shape>> out;
-  scale->clear();
-  auto add = [&](std::vector<std::string> keys, cairn::Shape shape, bool is_scale) {
-    out.emplace_back(std::move(keys), std::move(shape));
-    scale->push_back(is_scale);
-  };
-  add({"params", "embed", "embedding"}, {vocab, d}, false);
-  char layer[32];
-  for (int l = 0; l < o.layers; ++l) {
-    std::snprintf(layer, sizeof layer, "layers_%02d", l);
-    for (const char* w : {"q", "k", "v", "o"}) add({"params", layer, "attn", w}, {d, d}, false);
-    add({"params", layer, "mlp", "wi"}, {d, d * o.mlp_ratio}, false);
-    add({"params", layer, "mlp", "wo"}, {d * o.mlp_ratio, d}, false);
-    add({"params", layer, "ln_attn", "scale"}, {d}, true);
-    add({"params", layer, "ln_mlp", "scale"}, {d}, true);
-  }
-  add({"params", "final_ln", "scale"}, {d}, true);
-  return out;
-}
-
+// The transformer's parameters, all under "params", float32.
 size_t StateBytes(const Options& o, int64_t vocab, int64_t d) {
-  std::vector<bool> scale;
   size_t total = 0;
-  for (auto& [keys, shape] : Shapes(o, vocab, d, &scale)) total += cairn::NumBytes(cairn::DType::kFloat32, shape);
+  for (const auto& p : bench::ParamShapes({o.layers, vocab, o.mlp_ratio}, d))
+    total += cairn::NumBytes(cairn::DType::kFloat32, p.shape);
   return total;
 }
 
@@ -220,24 +154,17 @@ State MakeState(const Options& o, const cairn::NamedSharding& rows, int process)
   State s;
   s.vocab = (o.vocab + 3) / 4 * 4;
   const size_t target = static_cast<size_t>(o.size_mib * 1024.0 * 1024.0);
-  int64_t lo = 16, hi = 16;
-  while (StateBytes(o, s.vocab, hi) < target) hi *= 2;
-  while (hi - lo > 16) {
-    int64_t mid = (lo + hi) / 2 / 16 * 16;
-    if (mid == lo) break;
-    (StateBytes(o, s.vocab, mid) < target ? lo : hi) = mid;
-  }
-  s.d_model = (target - std::min(target, StateBytes(o, s.vocab, lo)) <= StateBytes(o, s.vocab, hi) - target) ? lo : hi;
-  std::vector<bool> scale;
-  auto shapes = Shapes(o, s.vocab, s.d_model, &scale);
-  for (size_t i = 0; i < shapes.size(); ++i) {
+  s.d_model = bench::ClosestDModel(target, [&](int64_t d) { return StateBytes(o, s.vocab, d); });
+  for (const auto& shape : bench::ParamShapes({o.layers, s.vocab, o.mlp_ratio}, s.d_model)) {
     Param p;
-    for (const auto& k : shapes[i].first) {
+    std::vector<std::string> keys{"params"};
+    keys.insert(keys.end(), shape.keys.begin(), shape.keys.end());
+    for (const auto& k : keys) {
       p.path.push_back(cairn::KeyEntry{k, cairn::KeyType::kDict});
       p.name += (p.name.empty() ? "" : ".") + k;
     }
-    p.shape = shapes[i].second;
-    p.scale = scale[i];
+    p.shape = shape.shape;
+    p.scale = shape.scale;
     p.seed = Fnv1a(p.name);
     p.bytes = cairn::NumBytes(cairn::DType::kFloat32, p.shape);
     p.box = rows.BoxFor(p.shape, process);
@@ -246,16 +173,6 @@ State MakeState(const Options& o, const cairn::NamedSharding& rows, int process)
     s.params.push_back(std::move(p));
   }
   return s;
-}
-
-void ParallelFor(size_t n, unsigned threads, const std::function<void(size_t)>& fn) {
-  std::atomic<size_t> next{0};
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < std::max(1u, threads); ++t)
-    pool.emplace_back([&] {
-      for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
-    });
-  for (auto& t : pool) t.join();
 }
 
 size_t RowElements(const cairn::Shape& shape) {
@@ -311,7 +228,7 @@ uint64_t Generate(State& s, unsigned threads) {
   }
   auto blocks = RowBlocks(s);
   std::vector<uint64_t> sums(blocks.size(), 0);
-  ParallelFor(blocks.size(), threads, [&](size_t i) {
+  bench::ParallelFor(blocks.size(), [&](size_t i) {
     Param& p = *blocks[i].p;
     const size_t n = RowElements(p.shape);
     float* base = reinterpret_cast<float*>(p.shard.mutable_bytes().data());
@@ -323,7 +240,7 @@ uint64_t Generate(State& s, unsigned threads) {
       sum += RowHash(p, global, reinterpret_cast<const std::byte*>(row), n * 4);
     }
     sums[i] = sum;
-  });
+  }, threads);
   uint64_t total = 0;
   for (uint64_t x : sums) total += x;
   return total;

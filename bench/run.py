@@ -134,6 +134,12 @@ def compute_targets(c, p):
                     1.0, ">=", f"{fmt(warm)} vs {fastest} {fmt(loads.get(fastest))} GiB/s" if fastest else
                     "no peer measured"))
 
+    # 4b. integrity: verifying every chunk's CRC-32C costs < 10% of a warm restore (issue 8)
+    unv = best(cairn.get("restore_warm_unverified"))
+    ver = best(cairn.get("restore_warm"))
+    t.append(Target("checksum verification < 10% of warm restore time", ver, unv, ratio(ver, unv), 1.10, "<=",
+                    f"{ms(ver)} verified vs {ms(unv)} not", "best of reps each; the ratio is verified / unverified"))
+
     # 5. cold restore >= 0.9 x sequential read (cold)
     cold, rcold = cairn.get("restore_cold", {}), floors.get("read_cold", {})
     note = cold.get("unavailable") or rcold.get("unavailable") or ""
@@ -368,6 +374,8 @@ def rows(c, p):
             add("cairn", f"async save, {kind}: until committed", m["commit"],
                 f"peak RSS {plus_mib(m['rss']['peak_rss_above_start_bytes'])} over the state")
     for key, op, note in (("restore_warm", "restore, warm", first_rep(cairn.get("restore_warm"))),
+                          ("restore_warm_unverified", "restore, warm, checksums not verified",
+                           first_rep(cairn.get("restore_warm_unverified"))),
                           ("restore_cold", "restore, cold", "once, after drop_caches"),
                           ("restore_zstd_warm", "restore zstd, warm", first_rep(cairn.get("restore_zstd_warm")))):
         m = cairn.get(key)

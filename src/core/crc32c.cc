@@ -57,6 +57,28 @@ uint32_t Software(std::string_view data, uint32_t crc) {
   return ~c;
 }
 
+// GF(2) arithmetic modulo the CRC polynomial, in the CRC's bit-reflected order (x^0 is the top bit). Used only
+// to join CRCs of consecutive pieces: a few hundred operations per join, whatever the pieces' lengths.
+uint32_t MultiplyModP(uint32_t a, uint32_t b) {
+  uint32_t product = 0;
+  for (uint32_t bit = 1u << 31; bit != 0; bit >>= 1) {
+    if (a & bit) product ^= b;
+    b = (b & 1) ? (b >> 1) ^ kPolynomial : b >> 1;
+  }
+  return product;
+}
+
+// x^(8 * bytes) mod P: the operator that advances a raw CRC state over `bytes` zero bytes.
+uint32_t ZeroBytesOperator(uint64_t bytes) {
+  uint32_t result = 1u << 31;      // x^0
+  uint32_t x_power = 1u << 23;     // x^8: one byte
+  for (; bytes != 0; bytes >>= 1) {
+    if (bytes & 1) result = MultiplyModP(x_power, result);
+    x_power = MultiplyModP(x_power, x_power);
+  }
+  return result;
+}
+
 #if defined(__x86_64__)
 
 bool HardwareAvailable() {
@@ -64,14 +86,47 @@ bool HardwareAvailable() {
   return available;
 }
 
+namespace {
+
+__attribute__((target("sse4.2"))) inline uint64_t Load64(const char* p) {
+  uint64_t word;
+  std::memcpy(&word, p, 8);  // unaligned-safe; x86 is little-endian, as the CRC's byte order wants
+  return word;
+}
+
+// Below this many bytes one stream is as fast as three plus the joins.
+constexpr size_t kInterleaveMinBytes = 3 * 1024;
+
+}  // namespace
+
+// The crc32 instruction has a latency of three cycles and a throughput of one per cycle, so one dependent stream
+// runs at a third of the unit's speed. Three independent streams over the three thirds of a long buffer keep it
+// busy; their CRCs are then joined with the linearity of the CRC: crc(A || B) = shift(crc(A), |B|) ^ crc0(B),
+// where crc0 starts from a zero state and shift advances a state over |B| zero bytes.
 __attribute__((target("sse4.2"))) uint32_t Hardware(std::string_view data, uint32_t crc) {
   const char* p = data.data();
   size_t n = data.size();
   uint64_t c = ~crc;
+  if (n >= kInterleaveMinBytes) {
+    const size_t third = (n / 24) * 8;  // each stream a whole number of 8-byte words
+    const char* a = p;
+    const char* b = p + third;
+    const char* d = p + 2 * third;
+    uint64_t ca = c, cb = 0, cd = 0;
+    for (size_t i = 0; i < third; i += 8) {
+      ca = _mm_crc32_u64(ca, Load64(a + i));
+      cb = _mm_crc32_u64(cb, Load64(b + i));
+      cd = _mm_crc32_u64(cd, Load64(d + i));
+    }
+    const uint32_t shift = ZeroBytesOperator(third);
+    uint32_t joined = MultiplyModP(shift, static_cast<uint32_t>(ca)) ^ static_cast<uint32_t>(cb);
+    joined = MultiplyModP(shift, joined) ^ static_cast<uint32_t>(cd);
+    c = joined;
+    p += 3 * third;
+    n -= 3 * third;
+  }
   while (n >= 8) {
-    uint64_t word;
-    std::memcpy(&word, p, 8);  // unaligned-safe; x86 is little-endian, as the CRC's byte order wants
-    c = _mm_crc32_u64(c, word);
+    c = _mm_crc32_u64(c, Load64(p));
     p += 8;
     n -= 8;
   }
@@ -88,6 +143,12 @@ uint32_t Hardware(std::string_view data, uint32_t crc) { return Software(data, c
 #endif
 
 }  // namespace crc32c_internal
+
+// With raw states (no inversion) shift(s, n) = s * x^(8n) mod P is linear, and the inversions at both ends cancel:
+// Crc32c(a + b) = shift(Crc32c(a), |b|) ^ Crc32c(b) (zlib's crc32_combine, for this polynomial).
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
+  return crc32c_internal::MultiplyModP(crc32c_internal::ZeroBytesOperator(length_b), crc_a) ^ crc_b;
+}
 
 uint32_t Crc32c(std::string_view data, uint32_t crc) {
   if (crc32c_internal::HardwareAvailable()) return crc32c_internal::Hardware(data, crc);

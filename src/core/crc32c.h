@@ -11,11 +11,17 @@ namespace cairn {
 // Crc32c(b, Crc32c(a)) == Crc32c(a + b). Uses the SSE4.2 crc32 instruction when the CPU has it.
 uint32_t Crc32c(std::string_view data, uint32_t crc = 0);
 
+// The CRC of a + b from crc_a = Crc32c(a), crc_b = Crc32c(b) and b's length, without the bytes: lets pieces of
+// one value be checksummed in parallel, each while it is still in cache.
+uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b);
+
 namespace crc32c_internal {
 // The two implementations behind Crc32c, exposed so tests can check that they agree.
 uint32_t Software(std::string_view data, uint32_t crc);
 bool HardwareAvailable();
 uint32_t Hardware(std::string_view data, uint32_t crc);  // only call when HardwareAvailable()
+uint32_t MultiplyModP(uint32_t a, uint32_t b);            // GF(2)[x] modulo the polynomial, bit-reflected
+uint32_t ZeroBytesOperator(uint64_t bytes);               // x^(8 * bytes) mod P
 }  // namespace crc32c_internal
 
 }  // namespace cairn

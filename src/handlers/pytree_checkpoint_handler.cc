@@ -157,9 +157,9 @@ struct ItemReader {
                               (dir / md::kChecksumsDir).string() + ")");
       }
     }
-    verify = [this](const std::string& key, std::string_view stored) {
+    verify = [this](const std::string& key, std::string_view stored, const uint32_t* crc) {
       auto it = checksums.chunks.find(key);
-      if (it != checksums.chunks.end() && Crc32c(stored) != it->second) {
+      if (it != checksums.chunks.end() && (crc ? *crc : Crc32c(stored)) != it->second) {
         throw CorruptionError("chunk " + key + " fails its CRC-32C check: the stored bytes are not the ones that were "
                               "saved [" + store->DescribeKey(key) + "]");
       }
@@ -493,8 +493,8 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   // A CRC-32C of every chunk stored, and below of every metadata file written, into cairn_checksums/.
   md::Checksums checksums;
   std::mutex checksums_mu;
-  const zarr::ChunkObserver record = [&](const std::string& key, std::string_view stored) {
-    const uint32_t crc = Crc32c(stored);
+  const zarr::ChunkObserver record = [&](const std::string& key, std::string_view stored, const uint32_t* known) {
+    const uint32_t crc = known ? *known : Crc32c(stored);
     std::lock_guard lock(checksums_mu);
     checksums.chunks[key] = crc;
   };

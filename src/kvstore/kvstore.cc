@@ -3,10 +3,11 @@
 #include <cstring>
 
 #include "cairn/error.h"
+#include "core/crc32c.h"
 
 namespace cairn::kvstore {
 
-bool KvStore::ReadInto(std::string_view key, char* out, size_t size) {
+bool KvStore::ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c) {
   auto value = Read(key);
   if (!value) return false;
   if (value->size() != size) {
@@ -14,6 +15,7 @@ bool KvStore::ReadInto(std::string_view key, char* out, size_t size) {
                           std::to_string(value->size()) + " bytes, expected " + std::to_string(size));
   }
   if (size) std::memcpy(out, value->data(), size);
+  if (crc32c) *crc32c = Crc32c(*value);
   return true;
 }
 

@@ -109,14 +109,14 @@ void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const 
                        const ChunkObserver* written) {
   const std::string key = param + "/" + m.MetadataKey();
   std::string value = EncodeZarrMetadata(m);
-  if (written) (*written)(key, value);
+  if (written) (*written)(key, value, nullptr);
   store.Write(key, std::move(value));
 }
 
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data,
                      const Shape& origin, const ChunkObserver* written) {
   auto put = [&](const std::string& key, std::string value) {
-    if (written) (*written)(key, value);
+    if (written) (*written)(key, value, nullptr);
     store.Write(key, std::move(value));
   };
   const size_t rank = m.shape.size();
@@ -142,7 +142,7 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     const auto bytes = data.bytes();
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (written) (*written)(key, view);
+    if (written) (*written)(key, view, nullptr);
     store.WriteView(key, view);
     return;
   }
@@ -186,11 +186,11 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
 
 ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param, const ChunkObserver* verify) {
   if (auto v2 = store.Read(param + "/.zarray")) {
-    if (verify) (*verify)(param + "/.zarray", *v2);
+    if (verify) (*verify)(param + "/.zarray", *v2, nullptr);
     return DecodeZarrV2Metadata(*v2, "zarr metadata " + param + "/.zarray in " + store.Describe());
   }
   if (auto v3 = store.Read(param + "/zarr.json")) {
-    if (verify) (*verify)(param + "/zarr.json", *v3);
+    if (verify) (*verify)(param + "/zarr.json", *v3, nullptr);
     return DecodeZarr3Metadata(*v3, "zarr metadata " + param + "/zarr.json in " + store.Describe());
   }
   throw NotFoundError("parameter " + param + " has no zarr metadata (" + param + "/.zarray or " + param +
@@ -222,13 +222,14 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
     if (m.format == ZarrFormat::kV2 && !m.zstd_level) {
-      if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
-      if (verify) (*verify)(key, std::string_view(dst, chunk_bytes));
+      uint32_t crc = 0;
+      if (!store.ReadInto(key, dst, chunk_bytes, verify ? &crc : nullptr)) throw CorruptionError(what + " is missing");
+      if (verify) (*verify)(key, std::string_view(dst, chunk_bytes), &crc);
       return out;
     }
     auto stored = store.Read(key);
     if (!stored) throw CorruptionError(what + " is missing");
-    if (verify) (*verify)(key, *stored);
+    if (verify) (*verify)(key, *stored, nullptr);
     if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
     return out;
   }
@@ -280,7 +281,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     } else {
       auto stored = store.Read(key);
       if (!stored) throw CorruptionError(what + " is missing");
-      if (verify) (*verify)(key, *stored);
+      if (verify) (*verify)(key, *stored, nullptr);
       bool present = DecodeNamingFile(store, key, m, *stored, chunk.data(), chunk_bytes, what);
       if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     }

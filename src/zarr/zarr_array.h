@@ -11,8 +11,11 @@
 
 namespace cairn::zarr {
 
-// Told of every chunk value as it is stored (key, bytes), e.g. to checksum it. Called from several threads.
-using ChunkObserver = std::function<void(const std::string& key, std::string_view stored)>;
+// Told of every chunk value as it is stored or read (key, bytes), e.g. to checksum it. `crc32c`, when not null,
+// is the CRC-32C of `stored`, already computed by the reader while the bytes were in cache. Called from several
+// threads.
+using ChunkObserver =
+    std::function<void(const std::string& key, std::string_view stored, const uint32_t* crc32c)>;
 
 // Writes `<param>/.zarray` (or `zarr.json`) and every chunk of `data`, whose dtype and shape must match the
 // metadata. Edge chunks are padded to full size with zeros, as TensorStore writes them.

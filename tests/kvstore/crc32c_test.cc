@@ -32,9 +32,18 @@ TEST(Crc32c, IncrementalEqualsOneShot) {
   }
 }
 
+TEST(Crc32c, CombineJoinsConsecutivePieces) {
+  std::string data = RandomBytes(100003, 2);
+  const std::string_view view(data);
+  for (size_t split : {size_t{0}, size_t{1}, size_t{8}, size_t{4097}, size_t{65536}, data.size()}) {
+    const auto a = view.substr(0, split), b = view.substr(split);
+    EXPECT_EQ(Crc32cCombine(Crc32c(a), Crc32c(b), b.size()), Crc32c(view)) << "split at " << split;
+  }
+}
+
 TEST(Crc32c, HardwareMatchesSoftware) {
   if (!crc32c_internal::HardwareAvailable()) GTEST_SKIP() << "no SSE4.2 on this CPU";
-  for (size_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 65537}) {
+  for (size_t n : {0, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000, 3071, 3072, 3073, 3080, 4099, 65537, 1000003}) {
     std::string data = RandomBytes(n, static_cast<uint32_t>(n));
     for (uint32_t seed : {0u, 0x12345678u}) {
       // Also at an odd offset, so the 8-byte loads are unaligned.

@@ -40,7 +40,7 @@ class OcdbtReader final : public KvStore {
   std::optional<std::string> Read(std::string_view key) override;
   // Bytes [offset, offset + length) of a value; nullopt when the key is absent, InvalidArgumentError when the range
   // runs past the value's end.
-  bool ReadInto(std::string_view key, char* out, size_t size) override;
+  bool ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c = nullptr) override;
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;
   std::optional<uint64_t> ValueSize(std::string_view key);
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
