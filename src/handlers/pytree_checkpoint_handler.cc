@@ -118,6 +118,24 @@ md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann:
   return m;
 }
 
+// std::call_once, minus its trouble with exceptions: a load that throws (a damaged or unreadable file) must let
+// the next caller try again, and with std::call_once that hangs the other callers where pthread_once is
+// intercepted (ThreadSanitizer; found by RestoreFaultInjection.EveryFailedReadCall).
+class OnceLoader {
+ public:
+  template <typename Fn>
+  void Run(Fn&& fn) {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    fn();
+    done_ = true;
+  }
+
+ private:
+  std::mutex mu_;
+  bool done_ = false;
+};
+
 struct ItemReader {
   ItemReader(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir, bool verify_checksums)
       : fs(fs), dir(dir) {
@@ -208,7 +226,7 @@ struct ItemReader {
 
   // The legacy msgpack aggregate file's tree; None when there is no such file.
   const Tree& Aggregate() {
-    std::call_once(aggregate_once, [&] {
+    aggregate_once.Run([&] {
       auto path = dir / md::kLegacyAggregateFile;
       if (fs->Exists(path) && !fs->IsDirectory(path)) aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
     });
@@ -240,7 +258,7 @@ struct ItemReader {
   // `_sharding` and `array_metadatas/process_*`, when present: read, checked for form, and held against the
   // zarr metadata of every array restored.
   void LoadArrayFacts() {
-    std::call_once(facts_once, [&] {
+    facts_once.Run([&] {
       auto sharding_path = dir / md::kShardingFile;
       if (fs->Exists(sharding_path)) shardings = md::DecodeSharding(ReadChecked(md::kShardingFile), sharding_path.string());
       auto metadatas_dir = dir / md::kArrayMetadatasDir;
@@ -269,7 +287,7 @@ struct ItemReader {
   }
 
   const nlohmann::json& Strings() {
-    std::call_once(strings_once, [&] {
+    strings_once.Run([&] {
       auto path = dir / kStringsFile;
       if (fs->Exists(path)) strings = md::ParseJson(ReadChecked(kStringsFile), path.string());
     });
@@ -351,13 +369,13 @@ struct ItemReader {
   std::optional<md::TreeMetadata> tree;
   std::unique_ptr<kvstore::KvStore> store;
   // Loaded on first use, from whichever thread needs them first (leaves are read in parallel).
-  std::once_flag strings_once;
+  OnceLoader strings_once;
   nlohmann::json strings;
-  std::once_flag aggregate_once;
+  OnceLoader aggregate_once;
   Tree aggregate;
   md::Checksums checksums;
   zarr::ChunkObserver verify;  // empty: no checksums to check
-  std::once_flag facts_once;
+  OnceLoader facts_once;
   std::map<std::string, nlohmann::json> shardings;
   std::map<std::string, std::pair<md::ArrayMetadataEntry, std::string>> array_facts;
 };
