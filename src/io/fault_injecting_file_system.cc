@@ -28,6 +28,8 @@ FaultInjectingFileSystem::FaultInjectingFileSystem(std::shared_ptr<FileSystem> b
 
 void FaultInjectingFileSystem::FailNth(int64_t n, std::function<bool(FsOp, const std::filesystem::path&)> matches,
                                        int error_number) {
+  // Under the lock: background threads (an async save, a background deleter) may be calling MaybeFail meanwhile.
+  std::lock_guard lock(mu_);
   matches_ = std::move(matches);
   error_number_ = error_number;
   matched_ = 0;
@@ -36,12 +38,15 @@ void FaultInjectingFileSystem::FailNth(int64_t n, std::function<bool(FsOp, const
 }
 
 void FaultInjectingFileSystem::MaybeFail(FsOp op, const std::filesystem::path& path) {
-  if (!matches_ || !matches_(op, path)) return;
-  int64_t index = matched_.fetch_add(1);
-  if (index == target_.load()) {
+  int error_number;
+  {
+    std::lock_guard lock(mu_);
+    if (!matches_ || !matches_(op, path)) return;
+    if (matched_.fetch_add(1) != target_.load()) return;
     fired_ = true;
-    throw IoError(std::string("injected fault: ") + FsOpName(op) + " " + path.string(), error_number_);
+    error_number = error_number_;
   }
+  throw IoError(std::string("injected fault: ") + FsOpName(op) + " " + path.string(), error_number);
 }
 
 namespace {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "cairn/file_system.h"
@@ -44,6 +45,7 @@ class FaultInjectingFileSystem final : public FileSystem {
 
  private:
   std::shared_ptr<FileSystem> base_;
+  std::mutex mu_;  // guards matches_ and error_number_
   std::function<bool(FsOp, const std::filesystem::path&)> matches_;
   std::atomic<int64_t> target_{-1};
   std::atomic<int64_t> matched_{0};
