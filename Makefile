@@ -6,7 +6,7 @@ BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-asan test-tsan test-tsan-async install clean
+.PHONY: all deps configure build demo test test-asan test-tsan test-tsan-async install clean stress test-sanitize
 
 all: build
 
@@ -115,3 +115,20 @@ fuzz-corpus: fuzz-build
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz-corpus: findings in:$$failed"; exit 1; fi; \
 	echo "fuzz-corpus: no findings"
+
+# Issue 8 ("Trust"), longer than `make test` allows: the crash loop killed 1,000 times (async and sync), the fault
+# sweeps over every layout (OCDBT+zstd, per-parameter directories, zarr3), and the corruption sweeps.
+STRESS_CRASH_ITERATIONS ?= 1000
+.PHONY: stress test-sanitize
+stress: build
+	@CAIRN_CRASH_ITERATIONS=$(STRESS_CRASH_ITERATIONS) $(BUILD_DIR)/tests/cairn_manager_tests --gtest_filter='CrashLoop.*'
+	@CAIRN_FAULT_SWEEP=full $(BUILD_DIR)/tests/cairn_checkpoint_tests \
+	  --gtest_filter='*FaultInjection*:Checkpointer.EveryFailedCall*:HostileInput.*:Permissions.*'
+	@$(BUILD_DIR)/tests/cairn_handlers_tests --gtest_filter='CorruptionEveryFile.*:Corruption.*:Integrity.*'
+	@echo "stress: passed"
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/), with allocations capped so that
+# an allocation sized by an unchecked length from disk fails loudly instead of succeeding on a large machine.
+test-sanitize:
+	@ASAN_OPTIONS=allocator_may_return_null=0:max_allocation_size_mb=4096:detect_leaks=1 \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(MAKE) --no-print-directory test-asan

@@ -34,6 +34,7 @@ class ReadableFile {
 struct FileInfo {
   bool is_directory = false;
   uint64_t size = 0;
+  bool is_symlink = false;  // only from StatNoFollow: `path` itself is a symbolic link (is_directory is then false)
 };
 
 class FileSystem {
@@ -43,8 +44,11 @@ class FileSystem {
   // The process-wide POSIX file system.
   static std::shared_ptr<FileSystem> Default();
 
-  // nullopt when nothing is at `path`.
+  // nullopt when nothing is at `path`. Follows symbolic links.
   virtual std::optional<FileInfo> Stat(const std::filesystem::path& path) = 0;
+  // As Stat, but a symbolic link at `path` is reported as one (is_symlink) rather than followed. File systems
+  // without links need not override it.
+  virtual std::optional<FileInfo> StatNoFollow(const std::filesystem::path& path) { return Stat(path); }
   // Creates one directory; its parent must exist. AlreadyExistsError if `path` exists.
   virtual void CreateDir(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt) = 0;
   // Truncates or creates.
@@ -59,6 +63,9 @@ class FileSystem {
   virtual void RemoveEmptyDir(const std::filesystem::path& path) = 0;
   // Makes the directory's entries (creations, renames) durable.
   virtual void SyncDir(const std::filesystem::path& path) = 0;
+  // Sets the permission bits of a file or directory exactly (no umask). File systems without permissions need
+  // not override it.
+  virtual void SetPermissions(const std::filesystem::path& path, uint32_t mode) { (void)path, (void)mode; }
 
   // Helpers built on the calls above, so that a fault-injecting FileSystem sees every underlying call.
   bool Exists(const std::filesystem::path& path);
@@ -67,7 +74,8 @@ class FileSystem {
   std::string ReadFile(const std::filesystem::path& path);
   // Writes the whole file; with `sync`, fsyncs it before closing.
   void WriteFile(const std::filesystem::path& path, std::string_view data, bool sync = false);
-  // Removes `path` and everything below it; nothing there is not an error.
+  // Removes `path` and everything below it; nothing there is not an error. Never follows a symbolic link: a
+  // link is removed, not what it points to.
   void RemoveAll(const std::filesystem::path& path);
 };
 

@@ -3,6 +3,8 @@
 #include "cairn/error.h"
 #include "checkpoint/save_pipeline.h"
 #include "distributed/agreement.h"
+#include "io/no_symlinks.h"
+#include "io/permission_mode_file_system.h"
 #include "io/temporary_path.h"
 #include "metadata/checkpoint_metadata.h"
 
@@ -17,6 +19,10 @@ Checkpointer::Checkpointer(std::unique_ptr<CheckpointHandler> handler, Checkpoin
     : handler_(std::move(handler)), options_(std::move(options)) {
   if (!handler_) throw InvalidArgumentError("Checkpointer needs a handler");
   if (!options_.file_system) options_.file_system = FileSystem::Default();
+  // Every directory and file a save creates gets path_permission_mode, whichever code creates it.
+  if (const auto mode = options_.file_options.path_permission_mode) {
+    options_.file_system = io::WithPermissionMode(options_.file_system, *mode);
+  }
   // A subset of the processes saves together: they get a group of their own (collective over them only).
   options_.multiprocessing_options = distributed::ResolveActiveProcesses(options_.multiprocessing_options, &active_);
   handler_->Configure(options_.file_system, options_.multiprocessing_options, options_.file_options);
@@ -75,6 +81,7 @@ void RequireFinalized(FileSystem& fs, const std::filesystem::path& directory, co
 Tree Checkpointer::RestoreImpl(const std::filesystem::path& directory_in, const CheckpointArgs* args) {
   const auto directory = checkpoint::NormalizeCheckpointPath(directory_in);
   RequireFinalized(*options_.file_system, directory, options_.atomicity_options);
+  io::RequireNoSymlinksBelow(*options_.file_system, directory);
   return handler_->restore(directory, args);
 }
 
@@ -82,6 +89,7 @@ StepMetadata Checkpointer::metadata(const std::filesystem::path& directory_in) {
   const auto directory = checkpoint::NormalizeCheckpointPath(directory_in);
   FileSystem& fs = *options_.file_system;
   RequireFinalized(fs, directory, options_.atomicity_options);
+  io::RequireNoSymlinksBelow(fs, directory);
   StepMetadata step = metadata::ReadCheckpointMetadata(fs, directory).value_or(StepMetadata{});
   step.item_metadata = handler_->metadata(directory);
   return step;

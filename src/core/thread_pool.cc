@@ -98,7 +98,12 @@ void ParallelFor(size_t count, const std::function<void(size_t)>& fn, ThreadPool
   std::unique_lock lock(state->mu);
   state->closed = true;
   state->cv.wait(lock, [&] { return state->active == 0; });
-  if (state->error) std::rethrow_exception(state->error);
+  // Taken out of the state (under the lock): a helper still queued may hold the state last, and the exception must
+  // not be released on its thread while this one uses it (exception_ptr's count is invisible to ThreadSanitizer).
+  std::exception_ptr error = std::move(state->error);
+  state->error = nullptr;
+  lock.unlock();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace cairn

@@ -2,6 +2,7 @@
 #include "cairn/error.h"
 #include "cairn/handlers.h"
 #include "distributed/agreement.h"
+#include "metadata/checksums.h"
 #include "metadata/python_json.h"
 
 namespace cairn {
@@ -23,15 +24,21 @@ std::string JsonCheckpointHandler::typestr() const {
 void JsonCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::JsonSave>(args, "JsonCheckpointHandler");
   if (!distributed::IsPrimary(multiprocessing_options())) return;  // written once, by the primary
-  fs().WriteFile(directory / filename_, metadata::PythonJsonDumps(nlohmann::ordered_json(a.item)), /*sync=*/true);
+  // With its CRC-32C beside it (cairn_<filename>.crc32c), checked on every read.
+  const auto path = directory / filename_;
+  metadata::WriteFileWithChecksum(fs(), path, metadata::PythonJsonDumps(nlohmann::ordered_json(a.item)),
+                                  metadata::ChecksumFileFor(path));
 }
 
 Tree JsonCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
   if (args) ArgsAs<args::JsonRestore>(*args, "JsonCheckpointHandler");
   auto path = directory / filename_;
-  if (!fs().Exists(path) && fs().Exists(directory / kV1JsonFile)) path = directory / kV1JsonFile;
-  if (!fs().Exists(path)) throw NotFoundError("JSON item file " + path.string() + " does not exist");
-  return Tree::FromJson(metadata::ParseJson(fs().ReadFile(path), path.string()));
+  if (!fs().Exists(path) && !fs().Exists(metadata::ChecksumFileFor(path)) && fs().Exists(directory / kV1JsonFile)) {
+    path = directory / kV1JsonFile;
+  }
+  auto text = metadata::ReadFileWithChecksum(fs(), path, metadata::ChecksumFileFor(path));
+  if (!text) throw NotFoundError("JSON item file " + path.string() + " does not exist");
+  return Tree::FromJson(metadata::ParseJson(*text, path.string()));
 }
 
 Tree JsonCheckpointHandler::metadata(const std::filesystem::path& directory) { return restore(directory, nullptr); }

@@ -118,12 +118,34 @@ md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann:
   return m;
 }
 
+// std::call_once, minus its trouble with exceptions: a load that throws (a damaged or unreadable file) must let
+// the next caller try again, and with std::call_once that hangs the other callers where pthread_once is
+// intercepted (ThreadSanitizer; found by RestoreFaultInjection.EveryFailedReadCall).
+class OnceLoader {
+ public:
+  template <typename Fn>
+  void Run(Fn&& fn) {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    fn();
+    done_ = true;
+  }
+
+ private:
+  std::mutex mu_;
+  bool done_ = false;
+};
+
 struct ItemReader {
   ItemReader(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir, bool verify_checksums)
       : fs(fs), dir(dir) {
     if (verify_checksums) LoadChecksums();
     auto metadata_path = dir / md::kTreeMetadataFile;
-    if (fs->Exists(metadata_path)) tree = md::DecodeTreeMetadata(ReadChecked(md::kTreeMetadataFile), metadata_path.string());
+    if (fs->Exists(metadata_path)) {
+      tree = md::DecodeTreeMetadata(ReadChecked(md::kTreeMetadataFile), metadata_path.string());
+    }
+    // (A `_METADATA` that cairn saved and that has gone missing is caught by LoadChecksums: without it the tree
+    // would be rebuilt from the arrays, as for Orbax checkpoints that have none.)
     store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
     if (!tree) {
       if (!fs->IsDirectory(dir)) throw NotFoundError("checkpoint item " + dir.string() + " does not exist");
@@ -145,11 +167,19 @@ struct ItemReader {
       checksums.chunks.merge(part.chunks);
       checksums.files.merge(part.files);
     }
+    // A metadata file recorded at save time must still be there (a missing `_sharding` or `array_metadatas/` file
+    // would otherwise pass unnoticed: both are optional in Orbax's format).
+    for (const auto& [relative, crc] : checksums.files) {
+      if (!fs->Exists(dir / relative)) {
+        throw CorruptionError((dir / relative).string() + " is missing, though it was saved (it is recorded in " +
+                              (dir / md::kChecksumsDir).string() + ")");
+      }
+    }
     verify = [this](const std::string& key, std::string_view stored, const uint32_t* crc) {
       auto it = checksums.chunks.find(key);
       if (it != checksums.chunks.end() && (crc ? *crc : Crc32c(stored)) != it->second) {
-        throw CorruptionError("chunk " + key + " in " + store->Describe() + " fails its CRC-32C check: the stored bytes "
-                              "are not the ones that were saved");
+        throw CorruptionError("chunk " + key + " fails its CRC-32C check: the stored bytes are not the ones that were "
+                              "saved [" + store->DescribeKey(key) + "]");
       }
     };
   }
@@ -196,7 +226,7 @@ struct ItemReader {
 
   // The legacy msgpack aggregate file's tree; None when there is no such file.
   const Tree& Aggregate() {
-    std::call_once(aggregate_once, [&] {
+    aggregate_once.Run([&] {
       auto path = dir / md::kLegacyAggregateFile;
       if (fs->Exists(path) && !fs->IsDirectory(path)) aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
     });
@@ -228,7 +258,7 @@ struct ItemReader {
   // `_sharding` and `array_metadatas/process_*`, when present: read, checked for form, and held against the
   // zarr metadata of every array restored.
   void LoadArrayFacts() {
-    std::call_once(facts_once, [&] {
+    facts_once.Run([&] {
       auto sharding_path = dir / md::kShardingFile;
       if (fs->Exists(sharding_path)) shardings = md::DecodeSharding(ReadChecked(md::kShardingFile), sharding_path.string());
       auto metadatas_dir = dir / md::kArrayMetadatasDir;
@@ -257,7 +287,7 @@ struct ItemReader {
   }
 
   const nlohmann::json& Strings() {
-    std::call_once(strings_once, [&] {
+    strings_once.Run([&] {
       auto path = dir / kStringsFile;
       if (fs->Exists(path)) strings = md::ParseJson(ReadChecked(kStringsFile), path.string());
     });
@@ -339,13 +369,13 @@ struct ItemReader {
   std::optional<md::TreeMetadata> tree;
   std::unique_ptr<kvstore::KvStore> store;
   // Loaded on first use, from whichever thread needs them first (leaves are read in parallel).
-  std::once_flag strings_once;
+  OnceLoader strings_once;
   nlohmann::json strings;
-  std::once_flag aggregate_once;
+  OnceLoader aggregate_once;
   Tree aggregate;
   md::Checksums checksums;
   zarr::ChunkObserver verify;  // empty: no checksums to check
-  std::once_flag facts_once;
+  OnceLoader facts_once;
   std::map<std::string, nlohmann::json> shardings;
   std::map<std::string, std::pair<md::ArrayMetadataEntry, std::string>> array_facts;
 };

@@ -19,6 +19,7 @@ const char* FsOpName(FsOp op) {
     case FsOp::kRemoveFile: return "remove";
     case FsOp::kRemoveDir: return "remove directory";
     case FsOp::kSyncDir: return "fsync directory";
+    case FsOp::kChmod: return "chmod";
   }
   return "?";
 }
@@ -27,6 +28,8 @@ FaultInjectingFileSystem::FaultInjectingFileSystem(std::shared_ptr<FileSystem> b
 
 void FaultInjectingFileSystem::FailNth(int64_t n, std::function<bool(FsOp, const std::filesystem::path&)> matches,
                                        int error_number) {
+  // Under the lock: background threads (an async save, a background deleter) may be calling MaybeFail meanwhile.
+  std::lock_guard lock(mu_);
   matches_ = std::move(matches);
   error_number_ = error_number;
   matched_ = 0;
@@ -35,12 +38,15 @@ void FaultInjectingFileSystem::FailNth(int64_t n, std::function<bool(FsOp, const
 }
 
 void FaultInjectingFileSystem::MaybeFail(FsOp op, const std::filesystem::path& path) {
-  if (!matches_ || !matches_(op, path)) return;
-  int64_t index = matched_.fetch_add(1);
-  if (index == target_.load()) {
+  int error_number;
+  {
+    std::lock_guard lock(mu_);
+    if (!matches_ || !matches_(op, path)) return;
+    if (matched_.fetch_add(1) != target_.load()) return;
     fired_ = true;
-    throw IoError(std::string("injected fault: ") + FsOpName(op) + " " + path.string(), error_number_);
+    error_number = error_number_;
   }
+  throw IoError(std::string("injected fault: ") + FsOpName(op) + " " + path.string(), error_number);
 }
 
 namespace {
@@ -90,6 +96,10 @@ std::optional<FileInfo> FaultInjectingFileSystem::Stat(const std::filesystem::pa
   MaybeFail(FsOp::kStat, path);
   return base_->Stat(path);
 }
+std::optional<FileInfo> FaultInjectingFileSystem::StatNoFollow(const std::filesystem::path& path) {
+  MaybeFail(FsOp::kStat, path);
+  return base_->StatNoFollow(path);
+}
 void FaultInjectingFileSystem::CreateDir(const std::filesystem::path& path, std::optional<uint32_t> mode) {
   MaybeFail(FsOp::kCreateDir, path);
   base_->CreateDir(path, mode);
@@ -121,6 +131,10 @@ void FaultInjectingFileSystem::RemoveEmptyDir(const std::filesystem::path& path)
 void FaultInjectingFileSystem::SyncDir(const std::filesystem::path& path) {
   MaybeFail(FsOp::kSyncDir, path);
   base_->SyncDir(path);
+}
+void FaultInjectingFileSystem::SetPermissions(const std::filesystem::path& path, uint32_t mode) {
+  MaybeFail(FsOp::kChmod, path);
+  base_->SetPermissions(path, mode);
 }
 
 }  // namespace cairn::io

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "cairn/file_system.h"
@@ -13,7 +14,7 @@
 namespace cairn::io {
 
 enum class FsOp { kStat, kCreateDir, kOpenWrite, kAppend, kSync, kClose, kOpenRead, kRead, kListDir, kRename,
-                  kRemoveFile, kRemoveDir, kSyncDir };
+                  kRemoveFile, kRemoveDir, kSyncDir, kChmod };
 
 const char* FsOpName(FsOp op);
 
@@ -28,6 +29,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   bool fired() const { return fired_.load(); }
 
   std::optional<FileInfo> Stat(const std::filesystem::path& path) override;
+  std::optional<FileInfo> StatNoFollow(const std::filesystem::path& path) override;
   void CreateDir(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt) override;
   std::unique_ptr<WritableFile> NewWritableFile(const std::filesystem::path& path) override;
   std::unique_ptr<ReadableFile> OpenForRead(const std::filesystem::path& path) override;
@@ -36,12 +38,14 @@ class FaultInjectingFileSystem final : public FileSystem {
   void RemoveFile(const std::filesystem::path& path) override;
   void RemoveEmptyDir(const std::filesystem::path& path) override;
   void SyncDir(const std::filesystem::path& path) override;
+  void SetPermissions(const std::filesystem::path& path, uint32_t mode) override;
 
   // Throws the injected IoError when this call is the chosen one.
   void MaybeFail(FsOp op, const std::filesystem::path& path);
 
  private:
   std::shared_ptr<FileSystem> base_;
+  std::mutex mu_;  // guards matches_ and error_number_
   std::function<bool(FsOp, const std::filesystem::path&)> matches_;
   std::atomic<int64_t> target_{-1};
   std::atomic<int64_t> matched_{0};

@@ -40,7 +40,9 @@ void FileSystem::WriteFile(const std::filesystem::path& path, std::string_view d
 }
 
 void FileSystem::RemoveAll(const std::filesystem::path& path) {
-  auto info = Stat(path);
+  // StatNoFollow: a link to a directory outside (planted in a checkpoint, or a step directory that is a link) is
+  // unlinked; following it would delete what it points to.
+  auto info = StatNoFollow(path);
   if (!info) return;
   if (!info->is_directory) {
     RemoveFile(path);

@@ -94,6 +94,19 @@ class PosixFileSystem final : public FileSystem {
     return FileInfo{S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size)};
   }
 
+  std::optional<FileInfo> StatNoFollow(const std::filesystem::path& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
+      ThrowErrno("stat", path, errno);
+    }
+    return FileInfo{S_ISDIR(st.st_mode), static_cast<uint64_t>(st.st_size), S_ISLNK(st.st_mode)};
+  }
+
+  void SetPermissions(const std::filesystem::path& path, uint32_t mode) override {
+    if (::chmod(path.c_str(), mode) != 0) ThrowErrno("chmod", path, errno);
+  }
+
   void CreateDir(const std::filesystem::path& path, std::optional<uint32_t> mode) override {
     if (::mkdir(path.c_str(), mode.value_or(0777)) != 0) ThrowErrno("mkdir", path, errno);
     // mkdir applies the umask; an explicit mode (FileOptions.path_permission_mode) is meant exactly.

@@ -11,6 +11,8 @@ DirectoryKvStore::DirectoryKvStore(std::shared_ptr<FileSystem> fs, std::filesyst
 
 std::string DirectoryKvStore::Describe() const { return "directory at " + root_.string(); }
 
+std::string DirectoryKvStore::DescribeKey(std::string_view key) { return "file " + (root_ / std::string(key)).string(); }
+
 void DirectoryKvStore::ValidateKey(std::string_view key) const {
   auto reject = [&](const char* why) {
     throw InvalidArgumentError("invalid key '" + std::string(key) + "' for " + Describe() + ": " + why);
@@ -69,8 +71,12 @@ void DirectoryKvStore::ListRecursive(const std::filesystem::path& dir, const std
     // Only descend where keys with `prefix` can be: the key so far must extend the prefix or be a prefix of it.
     size_t n = std::min(key.size(), prefix.size());
     if (key.compare(0, n, prefix, 0, n) != 0) continue;
-    auto info = fs_->Stat(dir / name);
+    auto info = fs_->StatNoFollow(dir / name);
     if (!info) continue;  // vanished while listing
+    if (info->is_symlink) {
+      // Never followed: a link could lead out of the store, or in a loop.
+      throw CorruptionError((dir / name).string() + " in " + Describe() + " is a symbolic link, which cairn does not follow");
+    }
     if (info->is_directory) {
       ListRecursive(dir / name, key + "/", prefix, out);
     } else if (key.size() >= prefix.size()) {

@@ -33,6 +33,7 @@ class DirectoryKvStore final : public KvStore {
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
   void Flush() override;
   std::string Describe() const override;
+  std::string DescribeKey(std::string_view key) override;
 
  private:
   void ValidateKey(std::string_view key) const;

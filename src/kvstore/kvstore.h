@@ -38,6 +38,9 @@ class KvStore {
   virtual void Flush() = 0;
   // Human-readable location for error messages ("ocdbt database at /ckpt/1/default").
   virtual std::string Describe() const = 0;
+  // Where the value of `key` lies, for the message of an error about it: the file (and byte range) that holds it.
+  // Never throws.
+  virtual std::string DescribeKey(std::string_view key) { return "key '" + std::string(key) + "' in " + Describe(); }
 };
 
 }  // namespace cairn::kvstore

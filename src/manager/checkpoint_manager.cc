@@ -10,10 +10,13 @@
 #include "cairn/error.h"
 #include "cairn/handlers.h"
 #include "checkpoint/save_pipeline.h"
+#include "io/no_symlinks.h"
+#include "io/permission_mode_file_system.h"
 #include "distributed/agreement.h"
 #include "manager/step_deleter.h"
 #include "manager/step_name.h"
 #include "metadata/checkpoint_metadata.h"
+#include "metadata/checksums.h"
 #include "metadata/python_json.h"
 
 namespace cairn {
@@ -156,7 +159,12 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
     throw InvalidArgumentError("CheckpointManager metadata must be a JSON object, got " + metadata.dump());
   }
   directory_ = checkpoint::NormalizeCheckpointPath(directory);
-  fs_ = options_.file_system ? options_.file_system : FileSystem::Default();
+  const std::shared_ptr<FileSystem> base_fs = options_.file_system ? options_.file_system : FileSystem::Default();
+  // The root, the root metadata and the todelete directory get path_permission_mode like the steps (whose
+  // checkpointer wraps the same base file system itself).
+  fs_ = options_.file_options.path_permission_mode
+            ? io::WithPermissionMode(base_fs, *options_.file_options.path_permission_mode)
+            : base_fs;
   name_format_ = std::make_unique<manager::StepNameFormat>(options_.step_prefix, options_.step_format_fixed_length);
   if (options_.todelete_subdir && name_format_->Parse(*options_.todelete_subdir)) {
     throw InvalidArgumentError("CheckpointManagerOptions.todelete_subdir \"" + *options_.todelete_subdir +
@@ -206,7 +214,7 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
   checkpointer_options.multiprocessing_options = active_ ? resolved : options_.multiprocessing_options;
   checkpointer_options.file_options = options_.file_options;
   checkpointer_options.atomicity_options = options_.atomicity_options;
-  checkpointer_options.file_system = fs_;
+  checkpointer_options.file_system = base_fs;
   if (options_.enable_async_checkpointing) {
     checkpointer_ =
         std::make_unique<AsyncCheckpointer>(std::move(composite), options_.async_options, checkpointer_options);
@@ -304,8 +312,10 @@ void CheckpointManager::Agree(const char* name, const std::function<void()>& ste
 std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const {
   const auto path = StepPath(step) / kMetricsItemName / kMetricsItemName;
   try {
-    if (!fs_->Exists(path)) return std::nullopt;
-    return metadata::ParseJson(fs_->ReadFile(path), path.string());
+    io::RequireNoSymlinksOnPath(*fs_, StepPath(step), std::filesystem::path(kMetricsItemName) / kMetricsItemName);
+    auto text = metadata::ReadFileWithChecksum(*fs_, path, metadata::ChecksumFileFor(path));
+    if (!text) return std::nullopt;
+    return metadata::ParseJson(*text, path.string());
   } catch (const NotFoundError&) {
     return std::nullopt;  // deleted meanwhile
   } catch (const CorruptionError& e) {
@@ -333,6 +343,7 @@ std::vector<CheckpointInfo> CheckpointManager::LoadCheckpointInfos() const {
     CheckpointInfo info{.step = *step, .time_nsecs = 0, .metrics = std::nullopt};
     if (!options_.lightweight_initialize) {
       try {
+        io::RequireNoSymlinksOnPath(*fs_, path, "_CHECKPOINT_METADATA");
         if (auto meta = metadata::ReadCheckpointMetadata(*fs_, path)) {
           // Orbax falls back to the directory's mtime, which the FileSystem seam does not expose; the start of
           // the save is the closest thing recorded.
@@ -702,6 +713,7 @@ RootMetadata CheckpointManager::metadata() {
   auto file = dir / kRootMetadataFile;
   if (!fs_->Exists(file)) file = dir / kLegacyRootMetadataFile;
   if (!fs_->Exists(file) || fs_->IsDirectory(file)) return root;
+  io::RequireNoSymlinksOnPath(*fs_, directory_, file.lexically_relative(directory_));
   const nlohmann::json doc = metadata::ParseJson(fs_->ReadFile(file), file.string());
   if (!doc.is_object()) throw CorruptionError(file.string() + " is not a JSON object");
   for (const auto& [key, value] : doc.items()) {
@@ -728,7 +740,18 @@ void CheckpointManager::close() {
     }
   };
   attempt([&] { wait_until_finished(); });
-  attempt([&] { deleter_->Close(); });
+  attempt([&] {
+    try {
+      deleter_->Close();
+    } catch (...) {
+      // A background deletion failed: the steps it left behind are still there, so the manager holds them again.
+      try {
+        reload();
+      } catch (...) {
+      }
+      throw;
+    }
+  });
   attempt([&] { checkpointer_->close(); });
   if (first) std::rethrow_exception(first);
 }

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "cairn/error.h"
+#include "metadata/checksums.h"
 #include "metadata/python_json.h"
 
 namespace cairn::metadata {
@@ -47,13 +48,17 @@ StepMetadata DecodeCheckpointMetadata(std::string_view text, const std::string& 
 }
 
 std::optional<StepMetadata> ReadCheckpointMetadata(FileSystem& fs, const std::filesystem::path& directory) {
-  auto path = directory / kCheckpointMetadataFile;
-  if (!fs.Exists(path)) return std::nullopt;
-  return DecodeCheckpointMetadata(fs.ReadFile(path), path.string());
+  const auto path = directory / kCheckpointMetadataFile;
+  auto text = ReadFileWithChecksum(fs, path, directory / kCheckpointMetadataChecksumFile);
+  if (!text) return std::nullopt;
+  return DecodeCheckpointMetadata(*text, path.string());
 }
 
 void WriteCheckpointMetadata(FileSystem& fs, const std::filesystem::path& directory, const StepMetadata& metadata) {
-  fs.WriteFile(directory / kCheckpointMetadataFile, EncodeCheckpointMetadata(metadata), /*sync=*/true);
+  // (A crash between the checksum and the file leaves a checksum the old file fails: right for a save that never
+  // committed, and a committed checkpoint is never rewritten.)
+  WriteFileWithChecksum(fs, directory / kCheckpointMetadataFile, EncodeCheckpointMetadata(metadata),
+                        directory / kCheckpointMetadataChecksumFile);
 }
 
 int64_t NowNanoseconds() {

@@ -3,11 +3,19 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/error.h"
+#include "core/crc32c.h"
 #include "metadata/python_json.h"
 
 namespace cairn::metadata {
 namespace {
-constexpr const char* kFormat = "cairn-crc32c-1";
+
+// Version 1 had no checksum of its own, so a damaged checksum file could only be told from a damaged data file
+// by luck. Version 2 carries "crc32c": the CRC-32C of the compact dump of the document without that member (the
+// members are sorted, so the dump is canonical). Version 1 files still read.
+constexpr const char* kFormatV1 = "cairn-crc32c-1";
+constexpr const char* kFormat = "cairn-crc32c-2";
+constexpr const char* kSelfCrc = "crc32c";
+
 }  // namespace
 
 std::string EncodeChecksums(const Checksums& checksums) {
@@ -15,13 +23,28 @@ std::string EncodeChecksums(const Checksums& checksums) {
   doc["format"] = kFormat;
   doc["chunks"] = checksums.chunks;
   doc["files"] = checksums.files;
+  doc[kSelfCrc] = Crc32c(doc.dump());
   return doc.dump();
 }
 
 Checksums DecodeChecksums(std::string_view text, const std::string& what) {
   nlohmann::json doc = ParseJson(text, what);
-  if (!doc.is_object() || doc.value("format", "") != kFormat) {
-    throw CorruptionError(what + " is not a cairn checksum file (" + kFormat + ")");
+  const std::string format = doc.is_object() && doc.contains("format") && doc["format"].is_string()
+                                 ? doc["format"].get<std::string>()
+                                 : "";
+  if (format != kFormat && format != kFormatV1) {
+    throw CorruptionError(what + " is not a cairn checksum file (" + kFormat + "): the checksum file is damaged");
+  }
+  if (format == kFormat || doc.contains(kSelfCrc)) {
+    if (!doc.contains(kSelfCrc) || !doc[kSelfCrc].is_number_unsigned() || doc[kSelfCrc].get<uint64_t>() > 0xffffffffu) {
+      throw CorruptionError(what + ": the checksum file has no valid CRC-32C of its own: it is damaged");
+    }
+    const uint32_t recorded = doc[kSelfCrc].get<uint32_t>();
+    doc.erase(kSelfCrc);
+    if (format != kFormat || Crc32c(doc.dump()) != recorded) {
+      throw CorruptionError(what + " fails its own CRC-32C check: the checksum file is damaged (the files it "
+                            "describes were not checked)");
+    }
   }
   Checksums out;
   for (const char* section : {"chunks", "files"}) {
@@ -35,6 +58,44 @@ Checksums DecodeChecksums(std::string_view text, const std::string& what) {
     }
   }
   return out;
+}
+
+void WriteFileWithChecksum(FileSystem& fs, const std::filesystem::path& file, std::string_view text,
+                           const std::filesystem::path& checksum_file) {
+  Checksums checksums;
+  checksums.files[file.filename().string()] = Crc32c(text);
+  fs.WriteFile(checksum_file, EncodeChecksums(checksums), /*sync=*/true);
+  fs.WriteFile(file, text, /*sync=*/true);
+}
+
+std::optional<std::string> ReadFileWithChecksum(FileSystem& fs, const std::filesystem::path& file,
+                                                const std::filesystem::path& checksum_file) {
+  std::optional<uint32_t> recorded;
+  if (fs.Exists(checksum_file)) {
+    const Checksums checksums = DecodeChecksums(fs.ReadFile(checksum_file), checksum_file.string());
+    auto it = checksums.files.find(file.filename().string());
+    if (it == checksums.files.end()) {
+      throw CorruptionError(checksum_file.string() + " holds no checksum for " + file.filename().string() +
+                            ": the checksum file is damaged");
+    }
+    recorded = it->second;
+  }
+  if (!fs.Exists(file)) {
+    if (recorded) {
+      throw CorruptionError(file.string() + " is missing, though it was saved (its checksum is in " +
+                            checksum_file.string() + ")");
+    }
+    return std::nullopt;
+  }
+  std::string text = fs.ReadFile(file);
+  if (recorded && Crc32c(text) != *recorded) {
+    throw CorruptionError(file.string() + " fails its CRC-32C check: the file is not the one that was saved");
+  }
+  return text;
+}
+
+std::filesystem::path ChecksumFileFor(const std::filesystem::path& file) {
+  return file.parent_path() / ("cairn_" + file.filename().string() + ".crc32c");
 }
 
 }  // namespace cairn::metadata

@@ -4,9 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "cairn/file_system.h"
 
 namespace cairn::metadata {
 
@@ -20,5 +24,18 @@ struct Checksums {
 std::string EncodeChecksums(const Checksums& checksums);
 // CorruptionError naming `what` when malformed.
 Checksums DecodeChecksums(std::string_view text, const std::string& what);
+
+// A single file checked on its own, outside an item's `cairn_checksums/` (the step's `_CHECKPOINT_METADATA`, a JSON
+// item): its CRC-32C is kept in `checksum_file` (a sibling file; Orbax ignores files it does not know), in the
+// format above. The checksum is written first, then the file, each fsynced.
+void WriteFileWithChecksum(FileSystem& fs, const std::filesystem::path& file, std::string_view text,
+                           const std::filesystem::path& checksum_file);
+// The file's text, checked when `checksum_file` exists (Orbax's files have none): a mismatch, or the file missing
+// while its checksum is there, is a CorruptionError naming the file; a damaged checksum file, one naming that.
+// nullopt when neither exists.
+std::optional<std::string> ReadFileWithChecksum(FileSystem& fs, const std::filesystem::path& file,
+                                                const std::filesystem::path& checksum_file);
+// `cairn_<name>.crc32c` beside `file`.
+std::filesystem::path ChecksumFileFor(const std::filesystem::path& file);
 
 }  // namespace cairn::metadata

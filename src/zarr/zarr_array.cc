@@ -93,6 +93,16 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
   return true;
 }
 
+// DecodeChunk, with the file (and byte range) holding the chunk added to a corruption error.
+bool DecodeNamingFile(kvstore::KvStore& store, const std::string& key, const ZarrMetadata& m, std::string_view stored,
+                      char* out, size_t chunk_bytes, const std::string& what) {
+  try {
+    return DecodeChunk(m, stored, out, chunk_bytes, what);
+  } catch (const CorruptionError& e) {
+    throw CorruptionError(std::string(e.what()) + " [" + store.DescribeKey(key) + "]");
+  }
+}
+
 }  // namespace
 
 void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
@@ -220,7 +230,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     auto stored = store.Read(key);
     if (!stored) throw CorruptionError(what + " is missing");
     if (verify) (*verify)(key, *stored, nullptr);
-    if (!DecodeChunk(m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
+    if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
     return out;
   }
   Array out = Array::Zeros(out_dtype, shape);
@@ -249,6 +259,8 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       extent[d] = end - begin;
       whole_chunk = whole_chunk && extent[d] == m.chunks[d];
     }
+    // (Such a partial read is not checked against the chunk's CRC-32C, which covers the whole chunk: reading only
+    // what a box needs is the point, see MultiProcess.RestoresReadNoMoreThanTheirBoxesNeed.)
     if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level) {
       // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
       // cuts the chunk along its first dimension, exactly the bytes needed). The rest of `chunk` is not used.
@@ -270,7 +282,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       auto stored = store.Read(key);
       if (!stored) throw CorruptionError(what + " is missing");
       if (verify) (*verify)(key, *stored, nullptr);
-      bool present = DecodeChunk(m, *stored, chunk.data(), chunk_bytes, what);
+      bool present = DecodeNamingFile(store, key, m, *stored, chunk.data(), chunk_bytes, what);
       if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     }
     const char* src = chunk.data();

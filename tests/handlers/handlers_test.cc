@@ -354,9 +354,12 @@ TEST(PyTreeCheckpointHandler, ShardingAndArrayMetadatasAreReadWhenPresent) {
   fs->WriteFile(dir / "1/array_metadatas/process_0",
                 R"({"array_metadatas": [{"array_metadata": {"param_name": "w", "write_shape": [16], "chunk_shape": [16]}}]})");
   EXPECT_THROW(ckptr.restore(dir / "1"), CorruptionError);
-  // Absent, they are not needed.
+  // Absent, they are not needed (as in Orbax's own checkpoints without them)...
   fs->RemoveAll(dir / "1/array_metadatas");
   fs->RemoveFile(dir / "1/_sharding");
+  // ... unless cairn's checksums record that they were saved: then their absence is damage.
+  EXPECT_THROW(ckptr.restore(dir / "1"), CorruptionError);
+  fs->RemoveAll(dir / "1/cairn_checksums");
   EXPECT_EQ(ckptr.restore(dir / "1"), state);
 }
 

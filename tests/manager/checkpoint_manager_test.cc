@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "manager_test_util.h"
+#include "metadata/checkpoint_metadata.h"
+#include "metadata/checksums.h"
 #include "metadata/python_json.h"
 #include "test_util.h"
 
@@ -564,7 +566,8 @@ TEST_P(ManagerTest, ARestartPicksUpStepsMetricsAndCommitTimes) {
     const auto file = kRoot / std::to_string(step) / "_CHECKPOINT_METADATA";
     auto meta = nlohmann::ordered_json::parse(fs_->ReadFile(file));
     meta["commit_timestamp_nsecs"] = clock.now_nsecs() + step * 5 * kSecond;
-    fs_->WriteFile(file, metadata::PythonJsonDumps(meta));
+    metadata::WriteFileWithChecksum(*fs_, file, metadata::PythonJsonDumps(meta),
+                                    kRoot / std::to_string(step) / metadata::kCheckpointMetadataChecksumFile);
   }
   clock.Advance(25);
   auto o = Options();

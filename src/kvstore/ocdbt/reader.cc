@@ -100,6 +100,21 @@ OcdbtReader::OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path d
 
 std::string OcdbtReader::Describe() const { return "ocdbt database at " + dir_.string(); }
 
+std::string OcdbtReader::DescribeKey(std::string_view key) {
+  const std::string base = "key '" + std::string(key) + "' in " + Describe();
+  try {
+    auto found = Find(key);
+    if (!found) return base;
+    const LeafEntry& entry = found->entry();
+    if (std::holds_alternative<std::string>(entry.value)) return base + " (stored inline in a B+tree node)";
+    const auto& ref = std::get<IndirectRef>(entry.value);
+    return base + " (bytes " + std::to_string(ref.offset) + " to " + std::to_string(ref.offset + ref.length) +
+           " of data file " + (dir_ / ref.file.FullPath()).string() + ")";
+  } catch (...) {
+    return base;
+  }
+}
+
 void OcdbtReader::Write(std::string_view key, std::string) {
   throw InvalidArgumentError("cannot write key '" + std::string(key) + "': " + Describe() + " is opened read-only");
 }

@@ -48,6 +48,7 @@ class OcdbtReader final : public KvStore {
   void Write(std::string_view key, std::string value) override;
   void Flush() override;
   std::string Describe() const override;
+  std::string DescribeKey(std::string_view key) override;
 
   // Visits, in key order, every entry whose key starts with `prefix`. The entry's key is relative (ignore it; the
   // full key is passed separately) and its out-of-line reference's path is relative to the database directory.

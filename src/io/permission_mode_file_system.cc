@@ -1,0 +1,39 @@
+#include "io/permission_mode_file_system.h"
+
+namespace cairn::io {
+namespace {
+
+class PermissionModeFileSystem final : public FileSystem {
+ public:
+  PermissionModeFileSystem(std::shared_ptr<FileSystem> base, uint32_t mode) : base_(std::move(base)), mode_(mode) {}
+
+  std::optional<FileInfo> Stat(const std::filesystem::path& path) override { return base_->Stat(path); }
+  std::optional<FileInfo> StatNoFollow(const std::filesystem::path& path) override { return base_->StatNoFollow(path); }
+  void CreateDir(const std::filesystem::path& path, std::optional<uint32_t>) override { base_->CreateDir(path, mode_); }
+  std::unique_ptr<WritableFile> NewWritableFile(const std::filesystem::path& path) override {
+    auto file = base_->NewWritableFile(path);
+    base_->SetPermissions(path, FileModeFor(mode_));
+    return file;
+  }
+  std::unique_ptr<ReadableFile> OpenForRead(const std::filesystem::path& path) override {
+    return base_->OpenForRead(path);
+  }
+  std::vector<std::string> ListDir(const std::filesystem::path& path) override { return base_->ListDir(path); }
+  void Rename(const std::filesystem::path& from, const std::filesystem::path& to) override { base_->Rename(from, to); }
+  void RemoveFile(const std::filesystem::path& path) override { base_->RemoveFile(path); }
+  void RemoveEmptyDir(const std::filesystem::path& path) override { base_->RemoveEmptyDir(path); }
+  void SyncDir(const std::filesystem::path& path) override { base_->SyncDir(path); }
+  void SetPermissions(const std::filesystem::path& path, uint32_t mode) override { base_->SetPermissions(path, mode); }
+
+ private:
+  std::shared_ptr<FileSystem> base_;
+  uint32_t mode_;
+};
+
+}  // namespace
+
+std::shared_ptr<FileSystem> WithPermissionMode(std::shared_ptr<FileSystem> base, uint32_t mode) {
+  return std::make_shared<PermissionModeFileSystem>(std::move(base), mode);
+}
+
+}  // namespace cairn::io
