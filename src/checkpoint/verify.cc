@@ -64,10 +64,14 @@ class Verifier {
     const std::string label = Label(step);
     if (auto text = ReadFile(step, md::kCheckpointMetadataFile, nullptr)) {
       try {
+        CheckSiblingChecksum(step / md::kCheckpointMetadataFile, step / md::kCheckpointMetadataChecksumFile);
         md::DecodeCheckpointMetadata(*text, (step / md::kCheckpointMetadataFile).string());
       } catch (const Error& e) {
         Problem(label + md::kCheckpointMetadataFile, e.what());
       }
+    } else if (fs_->Exists(step / md::kCheckpointMetadataChecksumFile)) {
+      Problem(label + md::kCheckpointMetadataFile, "is missing, but its checksum file is there: it was written "
+                                                   "and has since been lost");
     } else if (!fs_->Exists(step / md::kCheckpointMetadataFile)) {
       Note((label.empty() ? std::string(".") : label) + ": no " + md::kCheckpointMetadataFile +
            " (Orbax restores such checkpoints too)");
@@ -305,9 +309,18 @@ class Verifier {
           walk(path);
           continue;
         }
-        auto text = ReadFile(path.parent_path(), path.filename().string(), nullptr);
-        if (!text || !json) continue;
+        if (md::IsChecksumFileName(name)) {
+          // Checked with the file it belongs to; one whose file is gone means that file was lost.
+          const auto file = path.parent_path() / name.substr(6, name.size() - 6 - 7);
+          if (!fs_->Exists(file)) Problem(Label(path.parent_path()) + file.filename().string(), "is missing, but its "
+                                          "checksum file " + name + " is there: it was written and has since been lost");
+          continue;
+        }
+        auto text = ReadFile(path.parent_path(), name, nullptr);
+        if (!text) continue;
         try {
+          CheckSiblingChecksum(path, md::ChecksumFileFor(path));
+          if (!json) continue;
           md::ParseJson(*text, path.string());
         } catch (const Error& e) {
           Problem(Label(path.parent_path()) + path.filename().string(), e.what());
@@ -337,6 +350,15 @@ class Verifier {
 
   // Reads `dir/relative`, counting it; checked against `sums` when it records the file. nullopt (with a problem
   // reported) when it cannot be read or fails its check.
+  // A file whose CRC-32C is kept in a sibling checksum file (a step's _CHECKPOINT_METADATA, a JSON item's file):
+  // throws a CorruptionError naming the file (or the checksum file) when they disagree.
+  void CheckSiblingChecksum(const fs_ns::path& file, const fs_ns::path& checksum_file) {
+    if (!fs_->Exists(checksum_file)) return;
+    md::ReadFileWithChecksum(*fs_, file, checksum_file);
+    std::lock_guard lock(mu_);
+    ++report_.files_checksummed;
+  }
+
   std::optional<std::string> ReadFile(const fs_ns::path& dir, const std::string& relative, const md::Checksums* sums) {
     const auto path = dir / relative;
     if (!fs_->Exists(path)) return std::nullopt;

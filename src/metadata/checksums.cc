@@ -98,4 +98,10 @@ std::filesystem::path ChecksumFileFor(const std::filesystem::path& file) {
   return file.parent_path() / ("cairn_" + file.filename().string() + ".crc32c");
 }
 
+bool IsChecksumFileName(const std::string& name) {
+  constexpr std::string_view kPrefix = "cairn_", kSuffix = ".crc32c";
+  return name.size() > kPrefix.size() + kSuffix.size() && name.compare(0, kPrefix.size(), kPrefix) == 0 &&
+         name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+}
+
 }  // namespace cairn::metadata

@@ -37,5 +37,7 @@ std::optional<std::string> ReadFileWithChecksum(FileSystem& fs, const std::files
                                                 const std::filesystem::path& checksum_file);
 // `cairn_<name>.crc32c` beside `file`.
 std::filesystem::path ChecksumFileFor(const std::filesystem::path& file);
+// Whether a file name is such a checksum file (`cairn_<name>.crc32c`): tools listing an item's files skip them.
+bool IsChecksumFileName(const std::string& name);
 
 }  // namespace cairn::metadata

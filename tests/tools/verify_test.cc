@@ -166,12 +166,36 @@ TEST(Verify, FlippedByteInEachMetadataFileIsNamed) {
   }
   TempDir dir;
   Save(dir / "1", {});
-  FlipByte(dir / "1" / "_CHECKPOINT_METADATA", 0);  // not checksummed, but it must parse
+  // A flip inside a JSON string still parses: only its CRC-32C (cairn_checkpoint_metadata.crc32c) catches it.
+  FlipByte(dir / "1" / "_CHECKPOINT_METADATA", 3);
+  VerifyReport damaged = VerifyCheckpoint(dir / "1");
+  EXPECT_TRUE(HasProblemAt(damaged, "_CHECKPOINT_METADATA")) << Problems(damaged);
+  EXPECT_THAT(Problems(damaged), HasSubstr("CRC-32C"));
+  fs::remove(dir / "1" / "_CHECKPOINT_METADATA");
   EXPECT_TRUE(HasProblemAt(VerifyCheckpoint(dir / "1"), "_CHECKPOINT_METADATA"));
   TempDir dir2;
   Save(dir2 / "1", {});
   FlipByte(dir2 / "1" / "cairn_checksums" / "process_0", 0);
   EXPECT_TRUE(HasProblemAt(VerifyCheckpoint(dir2 / "1"), "cairn_checksums/process_0"));
+}
+
+// A JSON item's file carries its CRC-32C in a sibling file (cairn_<name>.crc32c), which verify checks and never
+// mistakes for a second JSON file.
+TEST(Verify, JsonItemsAreChecksummed) {
+  TempDir dir;
+  {
+    CheckpointManagerOptions options;
+    options.enable_async_checkpointing = false;
+    CheckpointManager mngr(dir.path(), options);
+    mngr.save(1, args::Composite({{"state", args::Item(args::StandardSave{State()})},
+                                  {"meta", args::Item(args::JsonSave{nlohmann::json{{"lr", 0.25}}})}}));
+  }
+  VerifyReport r = VerifyCheckpoint(dir / "1");
+  EXPECT_TRUE(r.ok()) << Problems(r);
+  FlipByte(dir / "1" / "meta" / "metadata", 8);  // "0.25" -> another digit: still JSON
+  r = VerifyCheckpoint(dir / "1");
+  EXPECT_TRUE(HasProblemAt(r, "meta/metadata")) << Problems(r);
+  EXPECT_THAT(Problems(r), HasSubstr("CRC-32C"));
 }
 
 TEST(Verify, FlippedByteInAnOcdbtManifestOrNode) {
