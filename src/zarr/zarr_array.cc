@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cairn/error.h"
+#include "core/memory_limit.h"
 #include "core/crc32c.h"
 #include "core/box_copy.h"
 #include "zarr/zstd_codec.h"
@@ -207,6 +208,10 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   const size_t item = ItemSize(m.dtype);
   const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
   const bool cast = out_dtype != m.dtype;
+  // The shape comes from metadata on disk (or a target built from it): before allocating, it must at least fit
+  // this machine, so that a lying .zarray gets a clear error instead of an attempt at terabytes.
+  CheckFitsInMemory(NumBytes(out_dtype, shape), "parameter " + param + " (shape " + ShapeToString(shape) + ")");
+  CheckFitsInMemory(chunk_bytes, "a chunk of parameter " + param + " (chunk shape " + ShapeToString(m.chunks) + ")");
   // The common cases: the request is exactly one chunk (the whole array stored as one chunk, or a box of the
   // sharding it was saved with), not cut by the array's edge, in the stored dtype. Decode (or, uncompressed,
   // read) straight into the destination: no intermediate buffer, no zero fill.

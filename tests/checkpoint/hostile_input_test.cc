@@ -179,6 +179,25 @@ TEST(HostileInput, ShapeAndDtypeLies) {
   }
   std::ofstream(zarray, std::ios::trunc) << original;
   EXPECT_EQ(ckptr.restore(tmp / "ckpt"), state);
+
+  // Sizes that do not overflow but that no machine here holds (4 PiB of array, 160 TiB chunks) are refused before
+  // anything is allocated, with an error that says why (not a std::bad_alloc, nor an overcommitted mapping).
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"\"shape\":[32,40]", "\"shape\":[1099511627776,1024]"},
+           {"\"chunks\":[32,40]", "\"chunks\":[1099511627776,40]"}}) {
+    SCOPED_TRACE(to);
+    replace(from, to);
+    Tree target = Tree::Dict({{"w", ArraySpec{DType::kFloat32, to.find("shape") != std::string::npos
+                                                                   ? Shape{1099511627776, 1024}
+                                                                   : Shape{32, 40}}}});
+    try {
+      ckptr.restore(tmp / "ckpt", args::PyTreeRestore{target});
+      ADD_FAILURE() << "restored an array the machine cannot hold";
+    } catch (const InvalidArgumentError& e) {
+      EXPECT_NE(std::string(e.what()).find("more than this machine's"), std::string::npos) << e.what();
+    }
+  }
+  std::ofstream(zarray, std::ios::trunc) << original;
 }
 
 }  // namespace
