@@ -137,6 +137,8 @@ class OnceLoader {
 };
 
 struct ItemReader {
+  ItemReader(const ItemReader&) = delete;  // its checkers capture `this`
+  ItemReader& operator=(const ItemReader&) = delete;
   ItemReader(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir, bool verify_checksums)
       : fs(fs), dir(dir) {
     if (verify_checksums) LoadChecksums();
@@ -166,6 +168,7 @@ struct ItemReader {
       md::Checksums part = md::DecodeChecksums(fs->ReadFile(path), path.string());
       checksums.chunks.merge(part.chunks);
       checksums.files.merge(part.files);
+      checksums.chunk_blocks.merge(part.chunk_blocks);
     }
     // A metadata file recorded at save time must still be there (a missing `_sharding` or `array_metadatas/` file
     // would otherwise pass unnoticed: both are optional in Orbax's format).
@@ -195,6 +198,20 @@ struct ItemReader {
 
   const zarr::ChunkObserver* verifier() const { return verify ? &verify : nullptr; }
 
+  // The block checksums of a chunk, for range reads: recorded ones, or the whole-chunk CRC of a chunk no longer
+  // than one block (its only block). nullopt when there is nothing to check (Orbax's checkpoints; verification
+  // off).
+  const zarr::ChunkBlockLookup* block_checksums() const { return verify ? &block_lookup : nullptr; }
+  const zarr::ChunkBlockLookup block_lookup = [this](const std::string& key, uint64_t chunk_bytes)
+      -> std::optional<zarr::ChunkBlockChecksums> {
+    if (auto it = checksums.chunk_blocks.find(key); it != checksums.chunk_blocks.end()) {
+      return zarr::ChunkBlockChecksums{md::kChecksumBlockBytes, it->second};
+    }
+    auto whole = checksums.chunks.find(key);
+    if (whole == checksums.chunks.end() || chunk_bytes > md::kChecksumBlockBytes) return std::nullopt;
+    return zarr::ChunkBlockChecksums{md::kChecksumBlockBytes, {whole->second}};
+  };
+
   // The boxes a ShardedArraySpec asks for, each read from only the chunks it overlaps.
   Tree ReadBoxes(const std::string& param, const Tree* held, const std::optional<zarr::ZarrMetadata>& zmeta,
                  const ShardedArraySpec& spec, const RestoreArgs* restore_args, bool strict) {
@@ -208,7 +225,8 @@ struct ItemReader {
     std::vector<Shard> shards;
     for (const Box& box : spec.boxes) {
       Array data = held ? FitArray(held->array(), stored_shape, dtype)  // (legacy aggregates: whole arrays only)
-                        : zarr::ReadZarrRegion(*store, param, *zmeta, box.origin, box.shape, dtype, verifier());
+                        : zarr::ReadZarrRegion(*store, param, *zmeta, box.origin, box.shape, dtype, verifier(),
+                                                               block_checksums());
       if (held) {
         Array cut = Array::Zeros(dtype, box.shape);
         Shape extent(box.shape.size());
@@ -358,7 +376,8 @@ struct ItemReader {
     }
     if (restore_args && restore_args->dtype) dtype = *restore_args->dtype;
     Array array = held ? FitArray(held->array(), shape, dtype)
-                       : zarr::ReadZarrRegion(*store, param, *zmeta, Shape(shape.size(), 0), shape, dtype, verifier());
+                       : zarr::ReadZarrRegion(*store, param, *zmeta, Shape(shape.size(), 0), shape, dtype,
+                                                verifier(), block_checksums());
     if (target.is_scalar()) return ArrayToScalar(array, &target.scalar_value());
     if (target.is_none() && type == md::kScalar && array.rank() == 0) return ArrayToScalar(array, nullptr);
     return Tree(std::move(array));
@@ -511,10 +530,12 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   // A CRC-32C of every chunk stored, and below of every metadata file written, into cairn_checksums/.
   md::Checksums checksums;
   std::mutex checksums_mu;
-  const zarr::ChunkObserver record = [&](const std::string& key, std::string_view stored, const uint32_t* known) {
-    const uint32_t crc = known ? *known : Crc32c(stored);
+  const zarr::ChunkObserver record = [&](const std::string& key, std::string_view stored, const uint32_t*) {
+    std::vector<uint32_t> blocks;
+    const uint32_t crc = md::ChecksumValue(stored, &blocks);
     std::lock_guard lock(checksums_mu);
     checksums.chunks[key] = crc;
+    if (!blocks.empty()) checksums.chunk_blocks[key] = std::move(blocks);
   };
   auto write_file = [&](const std::string& relative, const std::string& text) {
     file_system.WriteFile(directory / relative, text, /*sync=*/true);

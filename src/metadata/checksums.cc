@@ -23,6 +23,10 @@ std::string EncodeChecksums(const Checksums& checksums) {
   doc["format"] = kFormat;
   doc["chunks"] = checksums.chunks;
   doc["files"] = checksums.files;
+  if (!checksums.chunk_blocks.empty()) {
+    doc["block_bytes"] = kChecksumBlockBytes;
+    doc["chunk_blocks"] = checksums.chunk_blocks;
+  }
   doc[kSelfCrc] = Crc32c(doc.dump());
   return doc.dump();
 }
@@ -57,7 +61,35 @@ Checksums DecodeChecksums(std::string_view text, const std::string& what) {
       map[key] = value.get<uint32_t>();
     }
   }
+  if (doc.contains("chunk_blocks")) {
+    if (!doc.contains("block_bytes") || doc["block_bytes"] != kChecksumBlockBytes || !doc["chunk_blocks"].is_object()) {
+      throw CorruptionError(what + ": \"chunk_blocks\" without the block size " + std::to_string(kChecksumBlockBytes));
+    }
+    for (const auto& [key, list] : doc["chunk_blocks"].items()) {
+      if (!list.is_array()) throw CorruptionError(what + ": the block checksums of " + key + " are not a list");
+      auto& crcs = out.chunk_blocks[key];
+      crcs.reserve(list.size());
+      for (const auto& value : list) {
+        if (!value.is_number_unsigned() || value.get<uint64_t>() > 0xffffffffu) {
+          throw CorruptionError(what + ": a block checksum of " + key + " is not a 32-bit number");
+        }
+        crcs.push_back(value.get<uint32_t>());
+      }
+    }
+  }
   return out;
+}
+
+uint32_t ChecksumValue(std::string_view value, std::vector<uint32_t>* blocks) {
+  if (value.size() <= kChecksumBlockBytes) return Crc32c(value);
+  uint32_t whole = 0;
+  for (uint64_t begin = 0; begin < value.size(); begin += kChecksumBlockBytes) {
+    const auto block = value.substr(begin, kChecksumBlockBytes);
+    const uint32_t crc = Crc32c(block);
+    if (blocks) blocks->push_back(crc);
+    whole = begin == 0 ? crc : Crc32cCombine(whole, crc, block.size());
+  }
+  return whole;
 }
 
 void WriteFileWithChecksum(FileSystem& fs, const std::filesystem::path& file, std::string_view text,

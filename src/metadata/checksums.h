@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cairn/file_system.h"
 
@@ -16,10 +17,21 @@ namespace cairn::metadata {
 
 inline constexpr const char* kChecksumsDir = "cairn_checksums";
 
+// Chunks longer than this also get a CRC-32C per block of this many bytes, so that a restore that reads only a
+// byte range of a chunk (a box that cuts an uncompressed chunk) checks the blocks it reads, not nothing.
+inline constexpr uint64_t kChecksumBlockBytes = uint64_t{64} << 10;
+
 struct Checksums {
   std::map<std::string, uint32_t> chunks;  // kvstore key ("params.w/0.0") -> CRC-32C of the stored value
   std::map<std::string, uint32_t> files;   // item-relative path ("_METADATA") -> CRC-32C of the file
+  // kvstore key -> CRC-32C of each kChecksumBlockBytes block of the value (the last one shorter), for values
+  // longer than one block.
+  std::map<std::string, std::vector<uint32_t>> chunk_blocks;
 };
+
+// The CRC-32C of `value` and, when it is longer than one block, of each of its blocks (computed once: the whole
+// CRC is joined from the blocks').
+uint32_t ChecksumValue(std::string_view value, std::vector<uint32_t>* blocks);
 
 std::string EncodeChecksums(const Checksums& checksums);
 // CorruptionError naming `what` when malformed.

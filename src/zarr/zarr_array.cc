@@ -199,7 +199,8 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param,
 }
 
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Shape& origin,
-                     const Shape& shape, DType out_dtype, const ChunkObserver* verify) {
+                     const Shape& shape, DType out_dtype, const ChunkObserver* verify,
+                     const ChunkBlockLookup* blocks) {
   const size_t rank = m.shape.size();
   if (origin.size() != rank || shape.size() != rank) {
     throw InvalidArgumentError("parameter " + param + ": requested a rank-" + std::to_string(shape.size()) +
@@ -274,7 +275,20 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
         first = first * static_cast<uint64_t>(m.chunks[d]) + static_cast<uint64_t>(src_origin[d]);
         last = last * static_cast<uint64_t>(m.chunks[d]) + static_cast<uint64_t>(src_origin[d] + extent[d] - 1);
       }
-      const uint64_t offset = first * item, length = (last - first + 1) * item;
+      uint64_t offset = first * item, length = (last - first + 1) * item;
+      // With block checksums, widen the range to whole blocks and check each one read.
+      std::optional<ChunkBlockChecksums> sums = blocks ? (*blocks)(key, chunk_bytes) : std::nullopt;
+      if (sums && (sums->block_bytes == 0 ||
+                   sums->crcs.size() != (chunk_bytes + sums->block_bytes - 1) / sums->block_bytes)) {
+        throw CorruptionError(what + ": its recorded block checksums do not match its size of " +
+                              std::to_string(chunk_bytes) + " bytes");
+      }
+      if (sums) {
+        const uint64_t end = offset + length;
+        offset = offset / sums->block_bytes * sums->block_bytes;
+        length = std::min<uint64_t>((end + sums->block_bytes - 1) / sums->block_bytes * sums->block_bytes,
+                                    chunk_bytes) - offset;
+      }
       std::optional<std::string> span;
       try {
         span = store.ReadRange(key, offset, length);
@@ -282,6 +296,16 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
         throw CorruptionError(what + " is shorter than the " + std::to_string(chunk_bytes) + " bytes it must hold");
       }
       if (!span) throw CorruptionError(what + " is missing");
+      if (sums) {
+        for (uint64_t at = 0; at < span->size(); at += sums->block_bytes) {
+          const uint64_t block = (offset + at) / sums->block_bytes;
+          if (Crc32c(std::string_view(*span).substr(at, sums->block_bytes)) != sums->crcs[block]) {
+            throw CorruptionError(what + ": bytes [" + std::to_string(offset + at) + ", +" +
+                                  std::to_string(std::min<uint64_t>(sums->block_bytes, span->size() - at)) +
+                                  ") fail their CRC-32C check: the stored bytes are not the ones that were saved");
+          }
+        }
+      }
       std::memcpy(chunk.data() + offset, span->data(), span->size());
     } else {
       auto stored = store.Read(key);

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "cairn/array.h"
 #include "kvstore/kvstore.h"
@@ -16,6 +18,15 @@ namespace cairn::zarr {
 // threads.
 using ChunkObserver =
     std::function<void(const std::string& key, std::string_view stored, const uint32_t* crc32c)>;
+
+// For reads of a byte range of a chunk (a box that cuts an uncompressed chunk): the CRC-32Cs of the chunk's
+// consecutive blocks of `block_bytes` (the last one shorter), when they were recorded, so that the range is read
+// widened to whole blocks and each block checked.
+struct ChunkBlockChecksums {
+  uint64_t block_bytes = 0;
+  std::vector<uint32_t> crcs;
+};
+using ChunkBlockLookup = std::function<std::optional<ChunkBlockChecksums>(const std::string& key, uint64_t chunk_bytes)>;
 
 // Writes `<param>/.zarray` (or `zarr.json`) and every chunk of `data`, whose dtype and shape must match the
 // metadata. Edge chunks are padded to full size with zeros, as TensorStore writes them.
@@ -44,7 +55,7 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param,
 // of which only a byte span is read, for boxes that cut uncompressed chunks, are not shown to it.)
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
                      const Shape& origin, const Shape& shape, DType out_dtype,
-                     const ChunkObserver* verify = nullptr);
+                     const ChunkObserver* verify = nullptr, const ChunkBlockLookup* blocks = nullptr);
 
 // For checking a stored array chunk by chunk (`cairn verify`):
 // The number of chunks in the array's grid; CorruptionError when a chunk dimension is not positive or the count

@@ -3,6 +3,8 @@
 // failures on one process failing all, and restores that read only what their boxes need.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <atomic>
 #include <functional>
 #include <thread>
@@ -298,23 +300,74 @@ TEST(MultiProcess, RestoresReadNoMoreThanTheirBoxesNeed) {
     Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(layout), OptionsFor(group));
     ckptr.save(tmp / "ckpt", args::PyTreeSave{Tree::Dict({{"big", ShardedArray::FromGlobal(big, save_rows, p)}})});
   }));
+  // Unverified, a box reads exactly its rows' bytes. Verified (the default), each range is widened to whole
+  // 64 KiB checksum blocks so that every byte read is checked: at most two blocks more per chunk it cuts.
+  for (const bool verified : {false, true}) {
   for (int n : {3, 6}) {
+    SCOPED_TRACE(verified ? "checksums verified" : "checksums not verified");
     const NamedSharding rows{{n}, {"r"}, {{"r"}}};
     ExpectNoErrors(RunProcesses(n, [&](int p, std::shared_ptr<ProcessGroup> group) {
       auto counting = std::make_shared<CountingFileSystem>(FileSystem::Default());
       CheckpointerOptions options = OptionsFor(group);
       options.file_system = counting;
-      Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(layout), options);
+      PyTreeCheckpointHandlerOptions read_layout = layout;
+      read_layout.verify_checksums = verified;
+      Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(read_layout), options);
       Tree target = Tree::Dict({{"big", ShardedArraySpec::ForProcess(DType::kFloat32, {960, 256}, rows, p)}});
       Tree restored = ckptr.restore(tmp / "ckpt", args::PyTreeRestore{target});
       const Box box = rows.BoxFor({960, 256}, p);
       EXPECT_EQ(restored["big"].sharded_array().shards()[0].data, Slice(big, box, DType::kFloat32));
-      const double needed = static_cast<double>(NumBytes(DType::kFloat32, box.shape));
-      if (std::getenv("CAIRN_TEST_VERBOSE")) std::printf("%d processes, process %d: read %.3f x its box\n", n, p, counting->bytes_read.load() / needed);
+      const double box_bytes = static_cast<double>(NumBytes(DType::kFloat32, box.shape));
+      // Saved chunks are 240 rows: a box cuts at most two of them.
+      const double needed = verified ? box_bytes + 2 * 2 * 65536.0 : box_bytes;
+      if (std::getenv("CAIRN_TEST_VERBOSE")) std::printf("%d processes, process %d: read %.3f x its box\n", n, p, counting->bytes_read.load() / box_bytes);
       EXPECT_LE(static_cast<double>(counting->bytes_read.load()), 1.1 * needed)
-          << n << " processes, process " << p << " read " << counting->bytes_read << " bytes for " << needed;
+          << n << " processes, process " << p << " read " << counting->bytes_read << " bytes for " << box_bytes;
     }));
   }
+  }
+}
+
+// A box that cuts an uncompressed chunk reads only part of it; with checksums, every block it reads is checked:
+// a flipped byte inside the box's blocks is a CorruptionError, one outside them is never read.
+TEST(MultiProcess, RangeReadsOfAChunkAreChecksummed) {
+  TempDir tmp;
+  const Array big = Iota({1024, 256});  // one 1 MiB chunk: 16 blocks of 64 KiB (64 rows each)
+  PyTreeCheckpointHandlerOptions layout;
+  layout.use_compression = false;
+  layout.use_ocdbt = false;  // the chunk is a file of its own, easy to damage
+  Checkpointer(std::make_unique<PyTreeCheckpointHandler>(layout)).save(tmp / "ckpt", args::PyTreeSave{Tree::Dict({{"big", big}})});
+  const fs::path chunk = tmp / "ckpt" / "big" / "0.0";
+  ASSERT_TRUE(fs::exists(chunk));
+  auto flip = [&](uint64_t offset) {
+    std::fstream f(chunk, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    char c = 0;
+    f.read(&c, 1);
+    c = static_cast<char>(c ^ 0x20);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write(&c, 1);
+  };
+  const NamedSharding rows{{4}, {"r"}, {{"r"}}};  // process 1 reads rows 256..511: bytes [256 KiB, 512 KiB)
+  auto restore_box = [&](bool verify) {
+    PyTreeCheckpointHandlerOptions read_layout = layout;
+    read_layout.verify_checksums = verify;
+    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(read_layout));
+    Tree target = Tree::Dict({{"big", ShardedArraySpec::ForProcess(DType::kFloat32, {1024, 256}, rows, 1)}});
+    return ckptr.restore(tmp / "ckpt", args::PyTreeRestore{target})["big"].sharded_array().shards()[0].data;
+  };
+  const Array expected = Slice(big, rows.BoxFor({1024, 256}, 1), DType::kFloat32);
+  flip(900 * 1024);  // outside the box's blocks: never read
+  EXPECT_EQ(restore_box(true), expected);
+  flip(300 * 1024);  // inside
+  try {
+    restore_box(true);
+    ADD_FAILURE() << "a damaged byte inside the box restored silently";
+  } catch (const CorruptionError& e) {
+    EXPECT_NE(std::string(e.what()).find("CRC-32C"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("big/0.0"), std::string::npos) << e.what();
+  }
+  EXPECT_NE(restore_box(false), expected);  // unchecked, the damage comes through: what verification is for
 }
 
 }  // namespace
