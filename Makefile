@@ -67,7 +67,7 @@ bench:
 	@bash scripts/install-deps.sh --bench
 	@cmake -S . -B $(BENCH_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCAIRN_BUILD_BENCH=ON \
 	  -DCAIRN_BUILD_TESTS=OFF -DCAIRN_BUILD_EXAMPLES=OFF > /dev/null
-	@cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target cairn_bench
+	@cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target cairn_bench $$(cmake --build $(BENCH_BUILD_DIR) --target help | grep -q '^cairn_python:' && echo cairn_python)
 	@/usr/bin/python3 bench/run.py --build-dir $(BENCH_BUILD_DIR) $(BENCH_ARGS)
 
 # Fuzzing (not part of `make test`): one libFuzzer target per parser of on-disk bytes (fuzz/*_fuzzer.cc), built

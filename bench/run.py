@@ -126,6 +126,15 @@ def compute_targets(c, p):
     t.append(Target("async save blocked, shared arrays < 10 ms", sb, 0.010, ratio(sb, 0.010), 1.0, "<",
                     f"{ms(sb)} vs 10 ms", size_note + (f"; first save {ms(sfirst)}" if sfirst else "")))
 
+    # 3b. issue 7: an async save from Python blocks no longer than the C++ one plus the copy
+    pya = c.get("python_async", {})
+    py_blocked = pya.get("blocked_best_seconds")
+    py_ref = blocked + pya["copy_best_seconds"] if blocked is not None and "copy_best_seconds" in pya else None
+    t.append(Target("Python async save blocked <= C++ blocked + one copy", py_blocked, py_ref,
+                    ratio(py_blocked, py_ref), 1.0, "<=",
+                    f"{ms(py_blocked)} vs {ms(blocked)} + copy {ms(pya.get('copy_best_seconds'))}",
+                    pya.get("unavailable", f"first save {ms(pya.get('first_blocked_seconds'))}")))
+
     # 4. warm restore >= fastest peer's load
     warm = rate(cairn.get("restore_warm"))
     loads = {k: rate(v.get("load_warm")) for k, v in peers.items() if isinstance(v, dict) and rate(v.get("load_warm"))}
@@ -594,6 +603,20 @@ def main():
             p = json.load(f)
     elif args.peers:
         log("peers skipped: the floors phase did not run, so there is no dump of the state")
+
+    # cairn's Python module on the same bytes: how long an async save() blocks a Python caller.
+    py_pkg = os.path.join(args.build_dir, "python")
+    if os.path.exists(os.path.join(dump, "manifest.json")) and os.path.isdir(os.path.join(py_pkg, "cairn")):
+        py_json = os.path.join(work, "python_async.json")
+        env = dict(os.environ, PYTHONPATH=py_pkg)
+        pycmd = [sys.executable, os.path.join(HERE, "python_async.py"), "--dump", dump, "--dir", work, "--json",
+                 py_json, "--reps", str(args.reps)]
+        log(" ".join(pycmd))
+        subprocess.run(pycmd, check=True, env=env)
+        with open(py_json) as f:
+            c["python_async"] = json.load(f)
+    else:
+        c["python_async"] = {"unavailable": "no dump of the state, or the Python module was not built"}
 
     mp_size = args.mp_size_gib if args.mp_size_gib is not None else size
     mp = run_multi_process(args, work, mp_size, cold)
