@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "cairn/array.h"
@@ -64,6 +66,25 @@ class ScratchDir {
 };
 
 inline std::filesystem::path FixturesDir() { return CAIRN_FIXTURES_DIR; }
+
+// A file's bytes, and a file replaced by bytes (tests that damage checkpoints).
+inline std::string Slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+inline void Spit(const std::filesystem::path& path, const std::string& data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+}
+
+// A uint32 array of pseudo-random values: they do not compress, so the array stays out of line in an OCDBT data
+// file (larger than its 1 KiB inline limit).
+inline Array Noise(Shape shape) {
+  Array a = Array::Allocate(DType::kUInt32, std::move(shape));
+  uint32_t x = 12345;
+  for (auto& v : a.mutable_data<uint32_t>()) v = x = x * 1664525u + 1013904223u;
+  return a;
+}
 
 // A float32 array of `shape` holding 0, 1, 2, ...
 inline Array Iota(Shape shape, DType dtype = DType::kFloat32) {

@@ -168,21 +168,7 @@ ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem:
 
 nlohmann::ordered_json DescribeCheckpoint(const std::filesystem::path& path_in, const std::shared_ptr<FileSystem>& fs_in) {
   const auto fs = fs_in ? fs_in : FileSystem::Default();
-  std::filesystem::path path = path_in.lexically_normal();
-  if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();
-  const auto kind = checkpoint::ClassifyPath(*fs, path);
-  switch (kind) {
-    case checkpoint::PathKind::kMissing:
-      throw NotFoundError("No checkpoint at " + path.string() + ": no such file or directory");
-    case checkpoint::PathKind::kIncomplete:
-      throw InvalidArgumentError("Found incomplete checkpoint at " + path.string() + ": its save did not finish");
-    case checkpoint::PathKind::kFile:
-    case checkpoint::PathKind::kOther:
-      throw NotFoundError(path.string() + " is not a checkpoint: no _CHECKPOINT_METADATA, _METADATA, OCDBT database "
-                          "or zarr arrays in it, and no steps below it");
-    default:
-      break;
-  }
+  const auto [path, kind] = checkpoint::OpenCheckpointPath(*fs, path_in);
   if (kind != checkpoint::PathKind::kRoot) {
     ojson out;
     out["path"] = path.string();

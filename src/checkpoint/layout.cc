@@ -77,6 +77,24 @@ bool LooksLikePyTreeItem(FileSystem& fs, const std::filesystem::path& dir) {
   return false;
 }
 
+CheckpointPath OpenCheckpointPath(FileSystem& fs, const std::filesystem::path& path_in) {
+  std::filesystem::path path = path_in.lexically_normal();
+  if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();
+  const PathKind kind = ClassifyPath(fs, path);
+  switch (kind) {
+    case PathKind::kMissing:
+      throw NotFoundError("No checkpoint at " + path.string() + ": no such file or directory");
+    case PathKind::kIncomplete:
+      throw InvalidArgumentError("Found incomplete checkpoint at " + path.string() + ": its save did not finish");
+    case PathKind::kFile:
+    case PathKind::kOther:
+      throw NotFoundError(path.string() + " is not a checkpoint: no _CHECKPOINT_METADATA, _METADATA, OCDBT database "
+                          "or zarr arrays in it, and no steps below it");
+    default:
+      return {path, kind};
+  }
+}
+
 PathKind ClassifyPath(FileSystem& fs, const std::filesystem::path& path_in) {
   std::filesystem::path path = path_in.lexically_normal();
   if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();

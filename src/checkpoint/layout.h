@@ -32,6 +32,14 @@ struct ItemLayout {
 };
 
 PathKind ClassifyPath(FileSystem& fs, const std::filesystem::path& path);
+// `path` normalised (no trailing slash) and classified, for tools that take a checkpoint, a step or a manager
+// root: NotFoundError when nothing (or nothing like a checkpoint) is there, InvalidArgumentError for an unfinished
+// save. Returns only kStep/kItem/kRoot-like kinds.
+struct CheckpointPath {
+  std::filesystem::path path;
+  PathKind kind;
+};
+CheckpointPath OpenCheckpointPath(FileSystem& fs, const std::filesystem::path& path);
 // Whether `dir` holds a PyTree item's files.
 bool LooksLikePyTreeItem(FileSystem& fs, const std::filesystem::path& dir);
 // The items of a step (or of an item directory: itself). Composite steps list their subdirectories, in the

@@ -415,23 +415,9 @@ class Verifier {
 
 VerifyReport VerifyCheckpoint(const std::filesystem::path& path_in, const VerifyOptions& options) {
   const auto fs = options.file_system ? options.file_system : FileSystem::Default();
-  std::filesystem::path path = path_in.lexically_normal();
-  if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();
+  const auto [path, kind] = checkpoint::OpenCheckpointPath(*fs, path_in);
   VerifyReport report;
   report.path = path;
-  const checkpoint::PathKind kind = checkpoint::ClassifyPath(*fs, path);
-  switch (kind) {
-    case checkpoint::PathKind::kMissing:
-      throw NotFoundError("No checkpoint at " + path.string() + ": no such file or directory");
-    case checkpoint::PathKind::kIncomplete:
-      throw InvalidArgumentError("Found incomplete checkpoint at " + path.string() + ": its save did not finish");
-    case checkpoint::PathKind::kFile:
-    case checkpoint::PathKind::kOther:
-      throw NotFoundError(path.string() + " is not a checkpoint: no _CHECKPOINT_METADATA, _METADATA, OCDBT database "
-                          "or zarr arrays in it, and no steps below it");
-    default:
-      break;
-  }
   report.kind = checkpoint::PathKindName(kind);
   Verifier verifier(fs, path, options, report);
   if (kind == checkpoint::PathKind::kRoot) {

@@ -16,23 +16,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using cairn::testing::Iota;
+using cairn::testing::Noise;
+using cairn::testing::Slurp;
+using cairn::testing::Spit;
 
-std::string Slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-void Spit(const fs::path& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-}
-
-// Values that do not compress, so the array lives out of line in a data file.
-Array Noise(Shape shape) {
-  Array a = Array::Allocate(DType::kUInt32, std::move(shape));
-  uint32_t x = 12345;
-  for (auto& v : a.mutable_data<uint32_t>()) v = x = x * 1664525u + 1013904223u;
-  return a;
-}
 
 struct Outcome {
   int exact = 0;     // returned exactly what was saved
