@@ -32,6 +32,25 @@ def run(*args, check_rc=None):
     return p
 
 
+def run_on_terminal(*args):
+    """Runs cairn with stderr on a pseudo-terminal; returns (exit status, what it wrote there)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([CAIRN, *map(str, args)], stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO once the child has closed its end
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait()
+    os.close(master)
+    return proc.returncode, out
+
+
 # --- an independent safetensors reader and writer, from the format's description ---
 
 ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
@@ -237,40 +256,14 @@ class CliTest(unittest.TestCase):
         self.assertNotIn("\r", p.stderr)
         self.assertNotIn("B/s", p.stderr)
         # stderr a terminal: the bar shows bytes done/total and the rate.
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([CAIRN, "verify", ck], stdout=subprocess.DEVNULL, stderr=slave)
-        os.close(slave)
-        out = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        proc.wait()
-        os.close(master)
-        self.assertEqual(proc.returncode, 0)
+        rc, out = run_on_terminal("verify", ck)
+        self.assertEqual(rc, 0)
         text = out.decode()
         self.assertIn("\r", text)
         self.assertIn("B/s", text)
         self.assertIn("100%", text)
         # --no-progress turns it off even on a terminal.
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([CAIRN, "verify", "--no-progress", ck], stdout=subprocess.DEVNULL, stderr=slave)
-        os.close(slave)
-        out = b""
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        proc.wait()
-        os.close(master)
+        rc, out = run_on_terminal("verify", "--no-progress", ck)
         self.assertNotIn(b"B/s", out)
 
     # --- cat ---
