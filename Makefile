@@ -54,6 +54,16 @@ test-tsan:
 install: build
 	@cmake --install $(BUILD_DIR)
 
+# tests/fixtures/orbax/{v0,v1}_checkpoints, written again by the real Orbax pinned in scripts/requirements-interop.txt
+# (after moving a pin; commit the result).
+.PHONY: orbax-fixtures test-orbax
+orbax-fixtures: deps
+	@"$$(bash scripts/install-deps.sh --print-venv)/bin/python" scripts/make_orbax_fixtures.py tests/fixtures/orbax
+
+# Only the compatibility suite against the real Orbax, TensorStore and JAX (part of `make test`).
+test-orbax: build
+	@ctest --test-dir $(BUILD_DIR) --output-on-failure -L orbax -j $(JOBS)
+
 clean:
 	@rm -rf build build-asan build-tsan build-fuzz
 

@@ -1,6 +1,6 @@
 // Generates the seed corpora in fuzz/corpus/<target>/ (they are committed; this records where they came from):
 //
-//   build-fuzz/fuzz/cairn_fuzz_make_seeds ../shared/fixtures/orbax <empty dir>
+//   build-fuzz/fuzz/cairn_fuzz_make_seeds tests/fixtures/orbax <empty dir>
 //
 // then replace the generated files in fuzz/corpus/ (keep the regress-* files: they reproduce fixed findings).
 //

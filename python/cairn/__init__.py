@@ -23,7 +23,8 @@ from . import utils as checkpoint_utils
 from ._cairn import (AbortedError, AlreadyExistsError, CorruptionError, Error, InvalidArgumentError, IoError,
                      NotFoundError, TimeoutError, UnimplementedError, as_numpy_dtype, bfloat16, cast, dtype_name,
                      float8_e4m3fn, float8_e5m2)
-from .checkpointers import AbstractCheckpointer, AsyncCheckpointer, Checkpointer, StandardCheckpointer
+from .checkpointers import (AbstractCheckpointer, AsyncCheckpointer, Checkpointer, PyTreeCheckpointer,
+                           StandardCheckpointer)
 from .handlers import (ArrayCheckpointHandler, CheckpointHandler, CompositeCheckpointHandler, JsonCheckpointHandler,
                        PyTreeCheckpointHandler, StandardCheckpointHandler)
 from .manager import CheckpointManager, CheckpointManagerOptions
@@ -40,7 +41,7 @@ __all__ = [
     "CheckpointManager", "CheckpointManagerOptions", "Checkpointer", "CompositeCheckpointHandler", "CorruptionError",
     "Error", "FileOptions", "InvalidArgumentError", "IoError", "JsonCheckpointHandler", "MultiprocessingOptions",
     "NotFoundError", "PLACEHOLDER", "PyTreeCheckpointHandler", "RestoreArgs", "RootMetadata", "SaveArgs",
-    "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError", "args",
+    "PyTreeCheckpointer", "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError", "args",
     "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "float8_e4m3fn", "float8_e5m2",
     "options", "utils", "checkpoint_utils",
 ]

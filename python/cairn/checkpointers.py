@@ -1,4 +1,4 @@
-"""Checkpointer, AsyncCheckpointer and StandardCheckpointer, with Orbax's signatures.
+"""Checkpointer, AsyncCheckpointer, StandardCheckpointer and PyTreeCheckpointer, with Orbax's signatures.
 
 Both forms of Orbax's calls work:
 
@@ -15,11 +15,11 @@ from typing import Any, Optional
 
 from . import _cairn, _lifecycle
 from . import args as _args
-from .handlers import CheckpointHandler, CompositeCheckpointHandler, StandardCheckpointHandler
+from .handlers import CheckpointHandler, CompositeCheckpointHandler, PyTreeCheckpointHandler, StandardCheckpointHandler
 from .metadata import StepMetadata
 from .options import AsyncOptions
 
-__all__ = ["AbstractCheckpointer", "Checkpointer", "AsyncCheckpointer", "StandardCheckpointer"]
+__all__ = ["AbstractCheckpointer", "Checkpointer", "AsyncCheckpointer", "StandardCheckpointer", "PyTreeCheckpointer"]
 
 # Keyword names that mean "the item" in the keyword form of a single-item handler.
 _ITEM_KEYWORDS = ("item", "state", "target")
@@ -182,3 +182,20 @@ class StandardCheckpointer(AsyncCheckpointer):
         if args is None:
             args = target if isinstance(target, _args.CheckpointArgs) else _args.StandardRestore(target, strict=strict)
         return super().restore(directory, args=args)
+
+
+class PyTreeCheckpointer(Checkpointer):
+    """Checkpointer(PyTreeCheckpointHandler(...)), synchronous, as Orbax's shorthand of that name.
+
+    save(directory, item) and restore(directory, item=None) take the tree directly, or args=.
+    """
+
+    def __init__(self, primary_host: Optional[int] = 0, use_ocdbt: bool = True, use_zarr3: bool = False,
+                 use_compression: bool = True, **kwargs: Any):
+        multiprocessing_options = kwargs.pop("multiprocessing_options", None)
+        if multiprocessing_options is None and primary_host not in (None, 0):
+            from .options import MultiprocessingOptions
+            multiprocessing_options = MultiprocessingOptions(primary_host=primary_host)
+        super().__init__(PyTreeCheckpointHandler(use_ocdbt=use_ocdbt, use_zarr3=use_zarr3,
+                                                 use_compression=use_compression),
+                         multiprocessing_options=multiprocessing_options, **kwargs)

@@ -182,9 +182,18 @@ py::array ArrayToNumpy(const Array& array) {
   auto* held = new Array(array.ownership() == Ownership::kOwned ? array : array.Copy());
   py::capsule owner(held, [](void* p) { delete static_cast<Array*>(p); });
   std::vector<py::ssize_t> shape(held->shape().begin(), held->shape().end());
+  // C-order strides from cairn's own item size. Left to pybind11, they would come from py::dtype::itemsize(), which
+  // pybind11 before 2.12 (Debian 12 has 2.10) reads at numpy 1's offset in the descriptor: under numpy 2 (PyPI's,
+  // as JAX environments have) that is another field, and every element would alias the first.
+  std::vector<py::ssize_t> strides(shape.size());
+  py::ssize_t stride = static_cast<py::ssize_t>(ItemSize(held->dtype()));
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= shape[i];
+  }
   void* data = held->num_bytes() ? static_cast<void*>(held->mutable_bytes().data()) : nullptr;
-  if (!data) return py::array(ToNumpyDType(held->dtype()), shape);  // empty: numpy allocates nothing of note
-  return py::array(ToNumpyDType(held->dtype()), shape, data, owner);
+  if (!data) return py::array(ToNumpyDType(held->dtype()), shape, strides);  // empty: numpy allocates nothing
+  return py::array(ToNumpyDType(held->dtype()), shape, strides, data, owner);
 }
 
 void InitArrays(py::module_& m) {

@@ -52,7 +52,8 @@ DType FromNumpyDType(const py::dtype& dt) {
     auto fields = names.cast<py::tuple>();
     if (fields.size() == 1) {
       auto name = fields[0].cast<std::string>();
-      if (auto e = ExtendedFromName(name); e && static_cast<size_t>(dt.itemsize()) == ItemSize(*e)) return *e;
+      // The attribute, not py::dtype::itemsize(), which pybind11 2.10 misreads under numpy 2 (see ArrayToNumpy).
+      if (auto e = ExtendedFromName(name); e && dt.attr("itemsize").cast<size_t>() == ItemSize(*e)) return *e;
     }
     throw InvalidArgumentError("numpy dtype " + py::repr(dt).cast<std::string>() +
                                " has no cairn equivalent (structured dtypes are only cairn.bfloat16, "

@@ -90,6 +90,14 @@ void CheckChunks(const ZarrMetadata& m, const std::string& what) {
   NumBytes(m.dtype, m.chunks);
 }
 
+// Zero as TensorStore writes it (and the zarr v3 spec wants it): false, 0, 0.0, and [0.0, 0.0] for complex types.
+json Zarr3FillValue(DType dtype) {
+  if (dtype == DType::kBool) return false;
+  if (IsComplex(dtype)) return json::array({0.0, 0.0});
+  if (IsFloatingPoint(dtype)) return 0.0;
+  return 0;
+}
+
 }  // namespace
 
 std::string EncodeZarrMetadata(const ZarrMetadata& m) {
@@ -110,7 +118,7 @@ std::string EncodeZarrMetadata(const ZarrMetadata& m) {
                                                      : json{{"name", "v2"}, {"configuration", {{"separator", "."}}}};
     doc["codecs"] = Zarr3Codecs(m);
     doc["data_type"] = std::string(DTypeName(m.dtype));
-    doc["fill_value"] = m.dtype == DType::kBool ? json(false) : json(0);
+    doc["fill_value"] = Zarr3FillValue(m.dtype);
     doc["node_type"] = "array";
     doc["shape"] = m.shape;
     doc["zarr_format"] = 3;

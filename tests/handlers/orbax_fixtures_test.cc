@@ -1,4 +1,4 @@
-// Every checkpoint Orbax wrote in ../shared/fixtures/orbax is a test: the intact and non-critically altered
+// Every checkpoint Orbax wrote in tests/fixtures/orbax is a test: the intact and non-critically altered
 // ones restore exactly, the critically altered ones fail with an error naming what is missing.
 #include <gtest/gtest.h>
 

@@ -1,0 +1,188 @@
+"""cairn writes, Orbax reads: everything cairn writes (C++ through cairn_orbax_interop save, Python through the
+module) is restored by the real Orbax exactly, without a target, onto jax.ShapeDtypeStruct targets sharded over 8
+devices, and partially; Orbax's metadata() shows what cairn wrote; TensorStore opens the arrays with its own specs."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import orbax.checkpoint as orbax
+import pytest
+import tensorstore as ts
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+import cairn
+from interop_util import LAYOUTS, assert_same_tree, flatten, matrix_tree, numpy_dtype, pattern, run
+
+SAVE_VARIANTS = {
+    "default": [],
+    "small_chunks": ["--chunk-bytes", "4096"],
+    "small_data_files": ["--chunk-bytes", "65536", "--data-file-bytes", "131072"],
+}
+
+
+def cpp_save(tool, path, flags):
+    run([tool, "save", path] + flags)
+
+
+def python_save(path, layout_options, handler="pytree", chunk_byte_size=None, target_file_size=None):
+    tree = matrix_tree(standard=handler == "standard")
+    save_args = None
+    if chunk_byte_size:
+        save_args = jax.tree.map(lambda _: cairn.SaveArgs(chunk_byte_size=chunk_byte_size), tree)
+    if handler == "standard":
+        with cairn.Checkpointer(cairn.StandardCheckpointHandler(**layout_options)) as ckptr:
+            ckptr.save(path, args=cairn.args.StandardSave(tree, save_args=save_args))
+    else:
+        with cairn.Checkpointer(cairn.PyTreeCheckpointHandler(**layout_options)) as ckptr:
+            ckptr.save(path, args=cairn.args.PyTreeSave(tree, save_args=save_args,
+                                                        ocdbt_target_data_file_size=target_file_size))
+    return tree
+
+
+def orbax_restore(path, layout_options=None, target=None, partial=False):
+    with orbax.PyTreeCheckpointer() as ckptr:
+        if target is None:
+            return ckptr.restore(path)
+        restore_args = orbax.checkpoint_utils.construct_restore_args(target)
+        return ckptr.restore(path, args=orbax.args.PyTreeRestore(target, restore_args=restore_args,
+                                                                 partial_restore=partial))
+
+
+def sharded_target(tree):
+    """jax.ShapeDtypeStruct for every array leaf, sharded over 8 devices (rows where they divide, else
+    replicated); other leaves kept."""
+    mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("x", "y"))
+
+    def spec(leaf):
+        if not hasattr(leaf, "dtype") or isinstance(leaf, (int, float)):
+            return leaf
+        shape = np.shape(leaf)
+        axes = PartitionSpec("x") if shape and shape[0] % 4 == 0 else PartitionSpec()
+        return jax.ShapeDtypeStruct(shape, np.asarray(leaf).dtype, sharding=NamedSharding(mesh, axes))
+
+    return jax.tree.map(spec, tree)
+
+
+def check_orbax_reads(path, expected):
+    # Without a target: Orbax restores what cairn saved.
+    assert_same_tree(orbax_restore(path), expected)
+    # Orbax's metadata shows every array with its dtype and shape.
+    with orbax.PyTreeCheckpointer() as ckptr:
+        metadata = ckptr.metadata(path)
+    tree_metadata = metadata.item_metadata.tree
+    flat_meta = flatten(tree_metadata)
+    for param, leaf in flatten(expected).items():
+        if hasattr(leaf, "dtype") and not isinstance(leaf, (int, float)):
+            assert tuple(flat_meta[param].shape) == np.shape(leaf), param
+            assert np.dtype(flat_meta[param].dtype) == np.asarray(leaf).dtype, param
+    # Onto sharded targets on 8 devices: each array lands on the asked sharding with the same bytes.
+    arrays_only = {k: v for k, v in expected.items() if k in ("dtypes", "shapes", "layers")}
+    target = sharded_target(arrays_only)
+    restored = orbax_restore(path, target=target, partial=True)
+    assert_same_tree(restored, arrays_only)
+    for param, leaf in flatten(restored).items():
+        assert isinstance(leaf, jax.Array), param
+        assert leaf.sharding == flatten(target)[param].sharding, param
+
+
+# Every layout with every variant, except data-file sizes without OCDBT (there are no data files then).
+CPP_CASES = [(layout, variant) for layout in sorted(LAYOUTS) for variant in sorted(SAVE_VARIANTS)
+             if not (variant == "small_data_files" and "--no-ocdbt" in LAYOUTS[layout][1])]
+
+
+@pytest.mark.parametrize("layout,variant", CPP_CASES)
+def test_cpp_writes_every_layout(layout, variant, tmp_path, tool):
+    cpp_save(tool, tmp_path / "ckpt", LAYOUTS[layout][1] + SAVE_VARIANTS[variant])
+    check_orbax_reads(tmp_path / "ckpt", matrix_tree())
+    with open(tmp_path / "ckpt" / "_CHECKPOINT_METADATA") as f:
+        assert json.load(f)["custom_metadata"] == {"from": "cairn-c++"}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_python_writes_every_layout(layout, tmp_path):
+    expected = python_save(tmp_path / "ckpt", LAYOUTS[layout][0], chunk_byte_size=8192)
+    check_orbax_reads(tmp_path / "ckpt", expected)
+
+
+@pytest.mark.parametrize("layout", ["ocdbt_zarr2", "zarr3"])
+def test_standard_checkpointer_round_trip(layout, tmp_path, tool):
+    cpp_save(tool, tmp_path / "cpp", LAYOUTS[layout][1] + ["--standard"])
+    python_save(tmp_path / "py", LAYOUTS[layout][0], handler="standard")
+    expected = matrix_tree(standard=True)
+    for name in ["cpp", "py"]:
+        with orbax.StandardCheckpointer() as ckptr:
+            assert_same_tree(ckptr.restore(tmp_path / name), expected)
+            target = sharded_target({k: expected[k] for k in ("dtypes", "shapes", "layers")})
+            restored = ckptr.restore(tmp_path / name, {**target, "scalars": expected["scalars"]})
+            assert_same_tree(restored, expected)
+
+
+def test_partial_restore_with_placeholder(tmp_path, tool):
+    cpp_save(tool, tmp_path / "ckpt", [])
+    expected = matrix_tree()
+    target = {"dtypes": {"float32": jax.ShapeDtypeStruct((3, 5), np.float32), "int8": orbax.PLACEHOLDER},
+              "shapes": {"big": jax.ShapeDtypeStruct((256, 1024), np.float32)}}
+    with orbax.PyTreeCheckpointer() as ckptr:
+        restored = ckptr.restore(tmp_path / "ckpt", args=orbax.args.PyTreeRestore(target, partial_restore=True))
+    assert_same_tree(restored["dtypes"]["float32"], expected["dtypes"]["float32"])
+    assert_same_tree(restored["shapes"]["big"], expected["shapes"]["big"])
+
+
+def tensorstore_spec(path, param, zarr3, ocdbt):
+    driver = "zarr3" if zarr3 else "zarr"
+    if ocdbt:
+        return {"driver": driver, "kvstore": {"driver": "ocdbt", "base": f"file://{path}", "path": param}}
+    return {"driver": driver, "kvstore": {"driver": "file", "path": os.path.join(str(path), param)}}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_tensorstore_opens_every_array(layout, tmp_path, tool):
+    flags = LAYOUTS[layout][1]
+    cpp_save(tool, tmp_path / "ckpt", flags + ["--chunk-bytes", "16384"])
+    zarr3, ocdbt = "--zarr3" in flags, "--no-ocdbt" not in flags
+    for param, leaf in flatten(matrix_tree()).items():
+        if not hasattr(leaf, "dtype") or isinstance(leaf, (int, float)):
+            continue
+        store = ts.open(tensorstore_spec(tmp_path / "ckpt", param, zarr3, ocdbt), open=True, read=True).result()
+        value = store.read().result()
+        assert value.dtype == numpy_dtype(np.asarray(leaf).dtype.name), param
+        assert_same_tree(value, leaf, param)
+    if ocdbt:
+        kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{tmp_path / 'ckpt'}"}).result()
+        keys = [k.decode() for k in kv.list().result()]
+        assert any(k.startswith("dtypes.float32/") for k in keys), keys[:10]
+
+
+def test_complex_fill_value_in_zarr3(tmp_path, tool):
+    """The zarr v3 spec (and TensorStore) want a complex fill_value as [re, im]."""
+    cpp_save(tool, tmp_path / "ckpt", ["--no-ocdbt", "--zarr3"])
+    for name in ["complex64", "complex128"]:
+        with open(tmp_path / "ckpt" / f"dtypes.{name}" / "zarr.json") as f:
+            fill = json.load(f)["fill_value"]
+        assert isinstance(fill, list) and len(fill) == 2, fill
+
+
+def test_composite_and_json(tmp_path):
+    state = matrix_tree()
+    config = {"lr": 0.001, "name": "adam", "steps": [1, 2]}
+    with cairn.Checkpointer(cairn.CompositeCheckpointHandler()) as ckptr:
+        ckptr.save(tmp_path / "step", args=cairn.args.Composite(state=cairn.args.PyTreeSave(state),
+                                                                 config=cairn.args.JsonSave(config)),
+                   custom_metadata={"from": "cairn"})
+    with orbax.Checkpointer(orbax.CompositeCheckpointHandler()) as ckptr:
+        restored = ckptr.restore(tmp_path / "step", args=orbax.args.Composite(state=orbax.args.PyTreeRestore(),
+                                                                               config=orbax.args.JsonRestore()))
+        assert_same_tree(restored["state"], state)
+        assert restored["config"] == config
+        metadata = ckptr.metadata(tmp_path / "step")
+        assert metadata.custom_metadata == {"from": "cairn"}
+
+
+def test_array_handler(tmp_path):
+    array = pattern("float64", (4, 4))
+    with cairn.Checkpointer(cairn.ArrayCheckpointHandler()) as ckptr:
+        ckptr.save(tmp_path / "a", args=cairn.args.ArraySave(array))
+    with orbax.Checkpointer(orbax.ArrayCheckpointHandler()) as ckptr:
+        assert_same_tree(ckptr.restore(tmp_path / "a", args=orbax.args.ArrayRestore()), array)
