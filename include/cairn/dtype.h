@@ -26,6 +26,16 @@ enum class DType : uint8_t {
   kComplex128,
   kFloat8E4M3FN,
   kFloat8E5M2,
+  // The other types of ml_dtypes that Orbax (TensorStore) writes, one byte an element: stored and restored exactly;
+  // casting to or from them is an UnimplementedError. int4 and int2 keep their value in the byte's low bits.
+  kInt4,
+  kInt2,
+  kFloat8E4M3FNUZ,
+  kFloat8E4M3B11FNUZ,
+  kFloat8E5M2FNUZ,
+  kFloat8E3M4,
+  kFloat8E8M0FNU,
+  kFloat4E2M1FN,
 };
 
 // Bytes per element.
@@ -42,7 +52,9 @@ std::string ZarrV2DTypeString(DType dtype);
 // UnimplementedError since no Orbax writer produces it.
 DType DTypeFromZarrV2(std::string_view text);
 
-bool IsFloatingPoint(DType dtype);  // float16/bfloat16/float32/float64/float8
+bool IsFloatingPoint(DType dtype);  // float16/bfloat16/float32/float64/float8/float4
+// Whether Array::Cast converts to and from this type (every type but the storage-only ones listed last above).
+bool IsCastable(DType dtype);
 bool IsComplex(DType dtype);
 bool IsInteger(DType dtype);        // signed and unsigned, not bool
 

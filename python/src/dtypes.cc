@@ -1,10 +1,12 @@
 // cairn's dtypes as numpy dtypes.
 //
-// numpy has no bfloat16 or float8 types (and Debian 12 has no ml_dtypes), so those arrays come back with a
-// one-field structured dtype named after the type, `np.dtype([('bfloat16', '<u2')])`: the bytes are kept exactly,
-// the name says what they are, and saving such an array stores it as bfloat16 again. `cairn.bfloat16`,
-// `cairn.float8_e4m3fn` and `cairn.float8_e5m2` are these dtypes; `cairn.cast()` converts to and from them, and a
-// restore target `ArraySpec(shape, np.float32)` casts while reading.
+// numpy has no bfloat16, float8, int4, ... types. Where ml_dtypes is installed (every JAX environment has it),
+// those arrays come back with ml_dtypes' dtypes, as JAX and Orbax return them. Without it (Debian 12 has no
+// ml_dtypes), they come back with a one-field structured dtype named after the type, `np.dtype([('bfloat16',
+// '<u2')])`: the bytes are kept exactly, the name says what they are, and saving such an array stores it as
+// bfloat16 again. `cairn.bfloat16`, `cairn.float8_e4m3fn`, ... are whichever of these dtypes is in use; both kinds
+// are accepted as input. `cairn.cast()` converts to and from them, and a restore target `ArraySpec(shape,
+// np.float32)` casts while reading.
 #include <array>
 
 #include "common.h"
@@ -12,7 +14,10 @@
 namespace cairn::python {
 namespace {
 
-constexpr DType kExtendedTypes[] = {DType::kBFloat16, DType::kFloat8E4M3FN, DType::kFloat8E5M2};
+constexpr DType kExtendedTypes[] = {DType::kBFloat16,         DType::kFloat8E4M3FN,       DType::kFloat8E5M2,
+                                    DType::kInt4,             DType::kInt2,               DType::kFloat8E4M3FNUZ,
+                                    DType::kFloat8E4M3B11FNUZ, DType::kFloat8E5M2FNUZ,     DType::kFloat8E3M4,
+                                    DType::kFloat8E8M0FNU,    DType::kFloat4E2M1FN};
 
 bool IsExtended(DType dtype) {
   for (DType e : kExtendedTypes) {
@@ -21,13 +26,25 @@ bool IsExtended(DType dtype) {
   return false;
 }
 
+// The ml_dtypes module, or None where it is not installed.
+py::object MlDtypes() {
+  try {
+    return py::module_::import("ml_dtypes");
+  } catch (py::error_already_set&) {
+    return py::none();
+  }
+}
+
 // Built once; never freed (destroying Python objects at exit, after the interpreter, would crash).
 py::dtype& Cached(DType dtype) {
   static auto* cache = new std::array<py::dtype*, 32>{};
   py::dtype*& slot = (*cache)[static_cast<size_t>(dtype)];
   if (!slot) {
     std::string name(DTypeName(dtype));
-    if (IsExtended(dtype)) {
+    py::object ml_dtypes = MlDtypes();
+    if (IsExtended(dtype) && !ml_dtypes.is_none()) {
+      slot = new py::dtype(py::dtype::from_args(ml_dtypes.attr(name.c_str())));
+    } else if (IsExtended(dtype)) {
       const char* storage = ItemSize(dtype) == 2 ? "<u2" : "u1";
       py::list fields;
       fields.append(py::make_tuple(name, storage));
@@ -57,7 +74,12 @@ DType FromNumpyDType(const py::dtype& dt) {
     }
     throw InvalidArgumentError("numpy dtype " + py::repr(dt).cast<std::string>() +
                                " has no cairn equivalent (structured dtypes are only cairn.bfloat16, "
-                               "cairn.float8_e4m3fn and cairn.float8_e5m2)");
+                               "cairn.float8_e4m3fn, ...: one field named after the type)");
+  }
+  // ml_dtypes' types (kind 'V', named after the type).
+  if (auto e = ExtendedFromName(dt.attr("name").cast<std::string>());
+      e && dt.attr("itemsize").cast<size_t>() == ItemSize(*e)) {
+    return *e;
   }
   if (dt.attr("byteorder").cast<std::string>() == ">") {
     throw InvalidArgumentError("numpy dtype " + py::repr(dt).cast<std::string>() +

@@ -18,7 +18,7 @@ struct DTypeInfo {
   std::string_view zarr_v2;    // zarr v2 dtype string on a little-endian host
 };
 
-constexpr std::array<DTypeInfo, 17> kDTypes = {{
+constexpr std::array<DTypeInfo, 25> kDTypes = {{
     {DType::kBool, 1, "bool", "|b1"},
     {DType::kInt8, 1, "int8", "|i1"},
     {DType::kInt16, 2, "int16", "<i2"},
@@ -36,6 +36,14 @@ constexpr std::array<DTypeInfo, 17> kDTypes = {{
     {DType::kComplex128, 16, "complex128", "<c16"},
     {DType::kFloat8E4M3FN, 1, "float8_e4m3fn", "float8_e4m3fn"},
     {DType::kFloat8E5M2, 1, "float8_e5m2", "float8_e5m2"},
+    {DType::kInt4, 1, "int4", "int4"},
+    {DType::kInt2, 1, "int2", "int2"},
+    {DType::kFloat8E4M3FNUZ, 1, "float8_e4m3fnuz", "float8_e4m3fnuz"},
+    {DType::kFloat8E4M3B11FNUZ, 1, "float8_e4m3b11fnuz", "float8_e4m3b11fnuz"},
+    {DType::kFloat8E5M2FNUZ, 1, "float8_e5m2fnuz", "float8_e5m2fnuz"},
+    {DType::kFloat8E3M4, 1, "float8_e3m4", "float8_e3m4"},
+    {DType::kFloat8E8M0FNU, 1, "float8_e8m0fnu", "float8_e8m0fnu"},
+    {DType::kFloat4E2M1FN, 1, "float4_e2m1fn", "float4_e2m1fn"},
 }};
 
 const DTypeInfo& Info(DType dtype) {
@@ -58,7 +66,9 @@ Wide WideKind(DType dtype) {
     case DType::kInt8:
     case DType::kInt16:
     case DType::kInt32:
-    case DType::kInt64: return Wide::kSigned;
+    case DType::kInt64:
+    case DType::kInt4:
+    case DType::kInt2: return Wide::kSigned;
     default: return Wide::kFloat;
   }
 }
@@ -76,6 +86,9 @@ void Store(std::byte* p, T value) {
 
 int64_t LoadSigned(DType dtype, const std::byte* p) {
   switch (dtype) {
+    // Sign-extended from the byte's low bits, as ml_dtypes keeps them.
+    case DType::kInt4: return static_cast<int8_t>(Load<uint8_t>(p) << 4) >> 4;
+    case DType::kInt2: return static_cast<int8_t>(Load<uint8_t>(p) << 6) >> 6;
     case DType::kInt8: return Load<int8_t>(p);
     case DType::kInt16: return Load<int16_t>(p);
     case DType::kInt32: return Load<int32_t>(p);
@@ -122,6 +135,8 @@ void StoreInteger(DType dtype, std::byte* p, int64_t s, uint64_t u, bool is_sign
   uint64_t bits = is_signed ? static_cast<uint64_t>(s) : u;
   switch (dtype) {
     case DType::kBool: Store<uint8_t>(p, bits != 0); break;
+    case DType::kInt4: Store<uint8_t>(p, static_cast<uint8_t>(bits & 0xF)); break;
+    case DType::kInt2: Store<uint8_t>(p, static_cast<uint8_t>(bits & 0x3)); break;
     case DType::kInt8:
     case DType::kUInt8: Store<uint8_t>(p, static_cast<uint8_t>(bits)); break;
     case DType::kInt16:
@@ -152,6 +167,9 @@ void StoreFloat(DType dtype, std::byte* p, std::complex<double> value) {
     case DType::kComplex128: Store<std::complex<double>>(p, value); break;
     case DType::kFloat8E4M3FN: Store<uint8_t>(p, FloatToFloat8E4M3FN(static_cast<float>(re))); break;
     case DType::kFloat8E5M2: Store<uint8_t>(p, FloatToFloat8E5M2(static_cast<float>(re))); break;
+    case DType::kInt4: Store<uint8_t>(p, static_cast<uint8_t>(FloatToInt<int8_t>(re) & 0xF)); break;
+    case DType::kInt2: Store<uint8_t>(p, static_cast<uint8_t>(FloatToInt<int8_t>(re) & 0x3)); break;
+    default: throw UnimplementedError("casting to " + std::string(DTypeName(dtype)) + " is not supported");
   }
 }
 
@@ -193,8 +211,26 @@ bool IsFloatingPoint(DType dtype) {
     case DType::kFloat32:
     case DType::kFloat64:
     case DType::kFloat8E4M3FN:
-    case DType::kFloat8E5M2: return true;
+    case DType::kFloat8E5M2:
+    case DType::kFloat8E4M3FNUZ:
+    case DType::kFloat8E4M3B11FNUZ:
+    case DType::kFloat8E5M2FNUZ:
+    case DType::kFloat8E3M4:
+    case DType::kFloat8E8M0FNU:
+    case DType::kFloat4E2M1FN: return true;
     default: return false;
+  }
+}
+
+bool IsCastable(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat8E4M3FNUZ:
+    case DType::kFloat8E4M3B11FNUZ:
+    case DType::kFloat8E5M2FNUZ:
+    case DType::kFloat8E3M4:
+    case DType::kFloat8E8M0FNU:
+    case DType::kFloat4E2M1FN: return false;
+    default: return true;
   }
 }
 
@@ -207,6 +243,11 @@ void CastElements(const void* src, DType from, void* dst, DType to, size_t count
   if (from == to) {
     std::memcpy(dst, src, count * in_size);
     return;
+  }
+  if (!IsCastable(from) || !IsCastable(to)) {
+    throw UnimplementedError("casting " + std::string(DTypeName(from)) + " to " + std::string(DTypeName(to)) +
+                             " is not supported (" + std::string(DTypeName(IsCastable(from) ? to : from)) +
+                             " is stored and restored as it is, without conversion)");
   }
   auto in = static_cast<const std::byte*>(src);
   auto out = static_cast<std::byte*>(dst);
