@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`make bench`: cairn against the physical floors and its peers, in one run, on the same bytes.
 
-Runs the already-built cairn_bench (floors and cairn) and bench/peers.py (torch, numpy, zarr, zarr+zstd, h5py),
+Runs the already-built cairn_bench (floors and cairn), bench/peers.py (torch, numpy, zarr, zarr+zstd, h5py) and
+bench/orbax_peer.py (the real Orbax, and cairn's Python module beside it, in the interop environment),
 computes every target of issue 4 as a ratio of numbers from this run, then runs cairn_bench_mp under mpirun with
 1, 2 and 4 processes (the multi-process rows: aggregate save and restore throughput of one global state against
 this run's single-process floors), prints a table and writes bench/results/latest.json and
@@ -178,7 +179,57 @@ def compute_targets(c, p):
                     1.0, "<=", f"{plus_mib(above)} vs {mib(256 * MIB)}",
                     f"process peak RSS {mib(peak)} minus the state {mib(state)}; the save itself added"
                     f" {mib(rss.get('peak_rss_above_start_bytes'))}"))
+    t += orbax_targets(c.get("orbax_peer", {}))
     return t
+
+
+def orbax_targets(runs):
+    """Issue 12's targets against the real Orbax, measured by bench/orbax_peer.py on the same state: cairn's Python
+    module against Orbax, both on Orbax's defaults (OCDBT, zstd), with numpy and with jax CPU arrays as inputs."""
+    t = []
+    for inputs in ("numpy", "jax"):
+        o, k = runs.get(f"orbax/{inputs}", {}), runs.get(f"cairn/{inputs}", {})
+        why = o.get("unavailable") or k.get("unavailable") or ""
+
+        def ratio(a, b):
+            return a / b if a is not None and b not in (None, 0) else None
+
+        for key, name, need, op, faster in (("save_durable", "durable save", 2.0, ">=", True),
+                                            ("restore_warm", "restore with targets, warm", 2.0, ">=", True),
+                                            ("restore_cold", "restore with targets, cold", 2.0, ">=", True),
+                                            ("async_blocked", "async save blocked", 0.5, "<=", False)):
+            a, b = best(k.get(key)), best(o.get(key))
+            # Throughput ratios for the first three (cairn / Orbax GiB/s = Orbax s / cairn s), time for blocking.
+            r = ratio(b, a) if faster else ratio(a, b)
+            t.append(Target(f"{name} vs Orbax, {inputs} {'>= 2x' if faster else '<= 0.5x'}", a, b, r, need, op,
+                            f"cairn {ms(a)} vs Orbax {ms(b)}", why))
+        a, b = k.get("peak_rss_above_state_bytes"), o.get("peak_rss_above_state_bytes")
+        t.append(Target(f"peak RSS above the state vs Orbax, {inputs} <= 1x", a, b, ratio(a, b), 1.0, "<=",
+                        f"cairn {plus_mib(a)} vs Orbax {plus_mib(b)}", why or "process peak RSS minus the RSS "
+                        "holding the state; each library in its own process"))
+    return t
+
+
+def run_orbax_peer(args, work, dump, cold):
+    """bench/orbax_peer.py for Orbax and cairn's module, numpy and jax inputs, each in its own process, with the
+    interop environment's Python (the real Orbax)."""
+    venv = subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-deps.sh"), "--print-venv"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    python = os.path.join(venv, "bin", "python")
+    py_pkg = os.path.join(args.build_dir, "python")
+    if not os.path.exists(python):
+        return {"unavailable": f"no interop environment at {venv} (scripts/install-deps.sh)"}
+    runs = {}
+    for inputs in ("numpy", "jax"):
+        for lib in ("orbax", "cairn"):
+            out = os.path.join(work, f"orbax_peer_{lib}_{inputs}.json")
+            cmd = [python, os.path.join(HERE, "orbax_peer.py"), "--lib", lib, "--inputs", inputs, "--dump", dump,
+                   "--dir", work, "--json", out, "--reps", str(min(args.reps, 2))] + ([] if cold else ["--no-cold"])
+            log(" ".join(cmd))
+            subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=py_pkg))
+            with open(out) as f:
+                runs[f"{lib}/{inputs}"] = json.load(f)
+    return runs
 
 
 # -------------------------------------------------------------------------------------------------------------
@@ -393,6 +444,19 @@ def rows(c, p):
         if isinstance(m, dict) and "verified" in m and not m["verified"]:
             note = (note + "; " if note else "") + "BYTES DIFFER: " + m.get("verify_error", "")
         add("cairn", op, m, note)
+    for key, m in c.get("orbax_peer", {}).items():
+        if not isinstance(m, dict):
+            continue
+        lib, inputs = key.split("/")
+        group = "Orbax" if lib == "orbax" else "cairn.py"
+        bad = "" if m.get("verified", True) else "RESTORED BYTES DIFFER"
+        add(group, f"{inputs}: async save, save() blocked", m.get("async_blocked"), m.get("version", ""))
+        add(group, f"{inputs}: async save, until committed", m.get("async_commit"))
+        add(group, f"{inputs}: sync save (durable)", m.get("save_durable"))
+        add(group, f"{inputs}: restore with targets, warm", m.get("restore_warm"), bad)
+        add(group, f"{inputs}: restore with targets, cold", m.get("restore_cold"), "once, after drop_caches")
+        out.append((group, f"{inputs}: peak RSS", None, None,
+                    f"{mib(m.get('peak_rss_bytes'))}, {plus_mib(m.get('peak_rss_above_state_bytes'))} above the state"))
     for name, m in ((p or {}).get("peers", {})).items():
         if "unavailable" in m:
             out.append((name, "-", None, None, "unavailable: " + m["unavailable"]))
@@ -543,6 +607,8 @@ def main():
     ap.add_argument("--peer-budget-s", type=float, default=15.0,
                     help="a peer's save or load stops repeating once its repetitions took this long")
     ap.add_argument("--no-cold", action="store_true", help="skip the cold reads (no page-cache drop)")
+    ap.add_argument("--no-orbax", dest="orbax", action="store_false",
+                    help="skip the real Orbax (bench/orbax_peer.py in the interop environment)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--mp-procs", default="1,2,4",
                     help="process counts for the multi-process rows (cairn_bench_mp under mpirun; '' for none)")
@@ -618,6 +684,12 @@ def main():
     else:
         c["python_async"] = {"unavailable": "no dump of the state, or the Python module was not built"}
 
+    # Orbax itself, the first peer, and cairn's module in the same harness (issue 12's targets).
+    if args.orbax and os.path.exists(os.path.join(dump, "manifest.json")):
+        c["orbax_peer"] = run_orbax_peer(args, work, dump, cold)
+    elif args.orbax:
+        log("Orbax skipped: the floors phase did not run, so there is no dump of the state")
+
     mp_size = args.mp_size_gib if args.mp_size_gib is not None else size
     mp = run_multi_process(args, work, mp_size, cold)
     if "skipped" in mp:
@@ -644,6 +716,7 @@ def main():
         "floors": c.get("floors"),
         "cairn": c.get("cairn"),
         "peers": (p or {}).get("peers"),
+        "orbax": c.get("orbax_peer"),
         "multi_process": mp | ({"rows": mp_rows(c, mp)} if "skipped" not in mp else {}),
         "targets": [t.to_json() for t in targets],
         "table": table.splitlines(),
