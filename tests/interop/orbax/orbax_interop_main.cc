@@ -5,6 +5,13 @@
 //       Restores <dir> (a PyTree item directory; --item: the item NAME of a step; --composite: the Composite
 //       handler without arguments) and writes every leaf to <out>: arrays as raw bytes, and <out>/index.json with
 //       {"leaves": {param: {kind, dtype, shape, file | value}}, "metadata": {param: {dtype, shape}}}.
+//   mpirun -n N cairn_orbax_interop mpi-restore <dir> <out>
+//       Each of N MPI processes restores its rows of every array of <dir> (rows split over the N processes where
+//       they divide, else the whole array), and writes them to <out>/rank<r>.<param>.bin with
+//       <out>/rank<r>.json = {param: {dtype, global_shape, origin, shape, file}}.
+//   mpirun -n N cairn_orbax_interop mpi-save <dir> [save flags]
+//       N MPI processes save conftest's sharded_tree(): every dtype as an (8, 6) array, rows split over the N
+//       processes, plus a replicated one; each process writes only its rows.
 //   cairn_orbax_interop save <dir> [--no-ocdbt] [--zarr3] [--no-compression] [--chunk-bytes N]
 //       [--data-file-bytes N] [--standard]
 //       Saves the matrix tree (conftest.py's matrix_tree(): every dtype, 0-d, empty and multi-chunk arrays,
@@ -36,14 +43,28 @@ Array Pattern(DType dtype, cairn::Shape shape) {
   return out;
 }
 
+const DType kAllDTypes[] = {DType::kBool,    DType::kInt8,      DType::kInt16,        DType::kInt32,
+                            DType::kInt64,   DType::kUInt8,     DType::kUInt16,       DType::kUInt32,
+                            DType::kUInt64,  DType::kFloat16,   DType::kBFloat16,     DType::kFloat32,
+                            DType::kFloat64, DType::kComplex64, DType::kComplex128,   DType::kFloat8E4M3FN,
+                            DType::kFloat8E5M2};
+
+// conftest's sharded_tree(), process `rank`'s part of it.
+Tree ShardedTree(int rank, int n) {
+  const cairn::NamedSharding rows{{n}, {"p"}, {{"p"}}};
+  const cairn::NamedSharding replicated{{n}, {"p"}, {}};
+  std::vector<Tree::Item> items;
+  for (DType d : kAllDTypes) {
+    items.emplace_back(std::string(cairn::DTypeName(d)), cairn::ShardedArray::FromGlobal(Pattern(d, {8, 6}), rows, rank));
+  }
+  items.emplace_back("replicated", cairn::ShardedArray::FromGlobal(Pattern(DType::kFloat32, {3, 5}), replicated, rank));
+  return Tree::Dict(items);
+}
+
 // conftest.py's matrix_tree(): keep the two in step.
 Tree MatrixTree(bool standard) {
-  const DType all[] = {DType::kBool,         DType::kInt8,      DType::kInt16,   DType::kInt32,     DType::kInt64,
-                       DType::kUInt8,        DType::kUInt16,    DType::kUInt32,  DType::kUInt64,    DType::kFloat16,
-                       DType::kBFloat16,     DType::kFloat32,   DType::kFloat64, DType::kComplex64, DType::kComplex128,
-                       DType::kFloat8E4M3FN, DType::kFloat8E5M2};
   std::vector<Tree::Item> dtypes;
-  for (DType d : all) dtypes.emplace_back(std::string(cairn::DTypeName(d)), Pattern(d, {3, 5}));
+  for (DType d : kAllDTypes) dtypes.emplace_back(std::string(cairn::DTypeName(d)), Pattern(d, {3, 5}));
   std::vector<Tree::Item> items = {
       {"dtypes", Tree::Dict(dtypes)},
       {"shapes", Tree::Dict({{"scalar", Pattern(DType::kFloat32, {})},
@@ -125,7 +146,45 @@ int Dump(const std::filesystem::path& dir, const std::filesystem::path& out, con
   return 0;
 }
 
-int Save(const std::filesystem::path& dir, const std::vector<std::string>& flags) {
+int MpiRestore(const std::filesystem::path& dir, const std::filesystem::path& out) {
+  std::shared_ptr<cairn::ProcessGroup> group = cairn::MpiProcessGroup();
+  const int rank = group->index();
+  const int n = group->count();
+  cairn::PyTreeCheckpointHandler reader;
+  Tree metadata = reader.metadata(dir);
+  std::vector<std::pair<cairn::KeyPath, Tree>> targets;
+  for (const auto& [path, leaf] : metadata.Flatten()) {
+    if (!leaf.is_spec()) continue;
+    const cairn::ArraySpec& spec = leaf.spec();
+    const bool split = !spec.shape.empty() && spec.shape[0] % n == 0;
+    cairn::NamedSharding rows{{n}, {"p"}, {}};
+    if (split) rows.partition_spec = {{"p"}};
+    targets.emplace_back(path, cairn::ShardedArraySpec::ForProcess(spec.dtype, spec.shape, rows, rank));
+  }
+  cairn::CheckpointerOptions options;
+  options.multiprocessing_options.process_group = group;
+  options.multiprocessing_options.barrier_timeout_secs = 120;
+  cairn::Checkpointer ckptr(std::make_unique<cairn::PyTreeCheckpointHandler>(), options);
+  Tree restored = ckptr.restore(dir, cairn::args::PyTreeRestore{Tree::FromFlat(targets), {}, /*partial_restore=*/true});
+  std::filesystem::create_directories(out);
+  json index = json::object();
+  for (const auto& [path, leaf] : restored.Flatten()) {
+    if (!leaf.is_sharded_array()) continue;
+    const cairn::ShardedArray& array = leaf.sharded_array();
+    const cairn::Shard& shard = array.shards().at(0);
+    const std::string param = cairn::ParamName(path);
+    const std::string file = "rank" + std::to_string(rank) + "." + param + ".bin";
+    std::ofstream(out / file, std::ios::binary)
+        .write(reinterpret_cast<const char*>(shard.data.bytes().data()),
+               static_cast<std::streamsize>(shard.data.num_bytes()));
+    index[param] = {{"dtype", cairn::DTypeName(array.dtype())}, {"global_shape", Shape(array.global_shape())},
+                    {"origin", Shape(shard.box.origin)}, {"shape", Shape(shard.box.shape)}, {"file", file}};
+  }
+  std::ofstream(out / ("rank" + std::to_string(rank) + ".json")) << index.dump(1) << "\n";
+  return 0;
+}
+
+int Save(const std::filesystem::path& dir, const std::vector<std::string>& flags, bool mpi) {
   cairn::PyTreeCheckpointHandlerOptions options;
   cairn::SaveArgs save_args;
   std::optional<int64_t> data_file_bytes;
@@ -153,7 +212,17 @@ int Save(const std::filesystem::path& dir, const std::vector<std::string>& flags
     }
   }
   cairn::SaveOptions save_options{.force = true, .custom_metadata = {{"from", "cairn-c++"}}};
-  if (standard) {
+  if (mpi) {
+    cairn::CheckpointerOptions checkpointer_options;
+    checkpointer_options.multiprocessing_options.process_group = cairn::MpiProcessGroup();
+    checkpointer_options.multiprocessing_options.barrier_timeout_secs = 120;
+    const auto& group = *checkpointer_options.multiprocessing_options.process_group;
+    Tree state = ShardedTree(group.index(), group.count());
+    cairn::Checkpointer ckptr(std::make_unique<cairn::PyTreeCheckpointHandler>(options), checkpointer_options);
+    cairn::args::PyTreeSave args{state, {{"", save_args}}};
+    args.ocdbt_target_data_file_size = data_file_bytes;
+    ckptr.save(dir, args, save_options);
+  } else if (standard) {
     cairn::Checkpointer ckptr(std::make_unique<cairn::StandardCheckpointHandler>(options));
     ckptr.save(dir, cairn::args::StandardSave{MatrixTree(true), {{"", save_args}}}, save_options);
   } else {
@@ -170,7 +239,8 @@ int Save(const std::filesystem::path& dir, const std::vector<std::string>& flags
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.size() < 2) {
-    std::cerr << "usage: cairn_orbax_interop dump <dir> <out> [--item NAME] [--composite] | save <dir> [flags]\n";
+    std::cerr << "usage: cairn_orbax_interop dump <dir> <out> [--item NAME] [--composite] | save <dir> [flags] | "
+                 "mpi-restore <dir> <out> | mpi-save <dir> [flags]\n";
     return 2;
   }
   try {
@@ -188,7 +258,9 @@ int main(int argc, char** argv) {
       }
       return Dump(args[1], args[2], item, composite);
     }
-    if (args[0] == "save") return Save(args[1], {args.begin() + 2, args.end()});
+    if (args[0] == "save") return Save(args[1], {args.begin() + 2, args.end()}, /*mpi=*/false);
+    if (args[0] == "mpi-save") return Save(args[1], {args.begin() + 2, args.end()}, /*mpi=*/true);
+    if (args[0] == "mpi-restore" && args.size() == 3) return MpiRestore(args[1], args[2]);
     std::cerr << "unknown command " << args[0] << "\n";
     return 2;
   } catch (const cairn::Error& e) {

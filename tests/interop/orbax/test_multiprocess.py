@@ -1,7 +1,9 @@
 """Many processes, both ways: a JAX job of 2 and 4 processes (jax.distributed, local CPU processes) saves with the
-real Orbax, each process writing its own ocdbt.process_<i>, and cairn restores the merged checkpoint; cairn's MPI
-program saves on 4 processes and a JAX job of 1, 2 and 4 processes restores it with Orbax onto its own shardings."""
+real Orbax, each process writing its own ocdbt.process_<i>, and cairn restores the merged checkpoint in one process
+(Python and C++) and in 1, 2 and 4 MPI processes onto another layout; cairn's MPI program saves on 4 processes and a
+JAX job of 1, 2 and 4 processes restores it with Orbax onto its own shardings."""
 
+import json
 import os
 import socket
 import subprocess
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 
 import cairn
-from interop_util import assert_same_tree, pattern, run, tool_dump
+from interop_util import assert_same_array, assert_same_tree, numpy_dtype, pattern, run, tool_dump
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multiprocess_worker.py")
 
@@ -60,13 +62,46 @@ def test_orbax_multiprocess_save_read_by_cairn(num_processes, tmp_path, tool):
         assert_same_tree(leaves[k], v, k)
 
 
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader", "--mca",
+          "btl_vader_single_copy_mechanism", "none"]
+
+
+@pytest.fixture(scope="module", params=[2, 4], ids=["saved_by_2", "saved_by_4"])
+def orbax_multiprocess_checkpoint(request, tmp_path_factory):
+    directory = tmp_path_factory.mktemp(f"orbax_{request.param}") / "ckpt"
+    jax_job(request.param, directory, "save")
+    n = request.param
+    expected = {"w": pattern("float32", (8 * n, 12)), "b": pattern("bfloat16", (4 * n,)),
+                "replicated": pattern("int32", (5, 3)), "cols": pattern("float64", (6, 4 * n))}
+    return directory, expected
+
+
+@pytest.mark.parametrize("readers", [1, 2, 4])
+def test_orbax_multiprocess_save_read_by_cairn_mpi(readers, orbax_multiprocess_checkpoint, tmp_path, tool):
+    """cairn's C++ API on `readers` MPI processes, each restoring its rows (another layout than the writers')."""
+    directory, expected = orbax_multiprocess_checkpoint
+    run(MPIRUN + ["-n", str(readers), tool, "mpi-restore", directory, tmp_path / "out"], timeout=300)
+    for rank in range(readers):
+        with open(tmp_path / "out" / f"rank{rank}.json") as f:
+            index = json.load(f)
+        assert sorted(index) == sorted(expected), index
+        for param, entry in index.items():
+            value = expected[param]
+            assert entry["global_shape"] == list(value.shape) and entry["dtype"] == value.dtype.name, param
+            box = tuple(slice(o, o + s) for o, s in zip(entry["origin"], entry["shape"]))
+            with open(tmp_path / "out" / entry["file"], "rb") as f:
+                got = np.frombuffer(f.read(), dtype=numpy_dtype(entry["dtype"])).reshape(entry["shape"])
+            assert_same_array(got, value[box], f"rank {rank} {param}")
+            if value.shape[0] % readers == 0:
+                assert entry["shape"][0] == value.shape[0] // readers, (param, entry)
+
+
 @pytest.fixture(scope="module")
 def cairn_mpi_checkpoint(tmp_path_factory):
     """What cairn's MPI program saves on 4 processes (sync and async saves)."""
     binary = os.path.join(os.environ["CAIRN_BINARY_DIR"], "tests", "cairn_mpi_checkpoint")
     directory = tmp_path_factory.mktemp("mpi")
-    run(["mpirun", "--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader", "--mca",
-         "btl_vader_single_copy_mechanism", "none", "-n", "4", binary, "save", directory], timeout=300)
+    run(MPIRUN + ["-n", "4", binary, "save", directory], timeout=300)
     return directory
 
 
@@ -77,3 +112,38 @@ def test_cairn_mpi_save_read_by_orbax(kind, num_processes, cairn_mpi_checkpoint)
     assert sorted(e for e in os.listdir(directory) if e.startswith("ocdbt.process_")) == \
         [f"ocdbt.process_{i}" for i in range(4)]
     jax_job(num_processes, directory, "restore-cairn-mpi")
+
+
+def sharded_tree():
+    """orbax_interop_main.cc's ShardedTree() as global arrays: every dtype as (8, 6), and a replicated (3, 5)."""
+    from interop_util import DTYPES
+    tree = {name: pattern(name, (8, 6)) for name in DTYPES}
+    tree["replicated"] = pattern("float32", (3, 5))
+    return tree
+
+
+@pytest.mark.parametrize("layout", ["ocdbt_zarr2", "ocdbt_zarr3", "zarr2"])
+@pytest.mark.parametrize("writers", [1, 2, 4])
+def test_cairn_mpi_writers_read_by_orbax(writers, layout, tmp_path, tool):
+    """cairn's C++ API on 1, 2 and 4 MPI processes, each writing its rows of every dtype; Orbax restores the whole,
+    and onto shardings over 8 devices."""
+    from interop_util import LAYOUTS
+    import orbax.checkpoint as orbax
+    run(MPIRUN + ["-n", str(writers), tool, "mpi-save", tmp_path / "ckpt"] + LAYOUTS[layout][1], timeout=300)
+    if "--no-ocdbt" not in LAYOUTS[layout][1]:
+        assert sorted(e for e in os.listdir(tmp_path / "ckpt") if e.startswith("ocdbt.process_")) == \
+            [f"ocdbt.process_{i}" for i in range(writers)]
+    expected = sharded_tree()
+    with orbax.PyTreeCheckpointer() as ckptr:
+        assert_same_tree(ckptr.restore(tmp_path / "ckpt"), expected)
+    import jax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("x", "y"))
+    target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=NamedSharding(
+        mesh, PartitionSpec("x", "y") if v.shape == (8, 6) else PartitionSpec())) for k, v in expected.items()}
+    with orbax.PyTreeCheckpointer() as ckptr:
+        restored = ckptr.restore(tmp_path / "ckpt", args=orbax.args.PyTreeRestore(
+            target, restore_args=orbax.checkpoint_utils.construct_restore_args(target)))
+    assert_same_tree(restored, expected)
+    for k, v in restored.items():
+        assert v.sharding == target[k].sharding, k
