@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 
 def _walk(tree: Any, prefix: tuple[str, ...], is_leaf: Callable[[Any], bool]) -> Iterator[tuple[tuple[str, ...], Any]]:
     if is_leaf(tree):
@@ -46,13 +48,30 @@ def lists_for_tuples(tree: Any) -> Any:
     return tree
 
 
-def match_containers(restored: Any, target: Any) -> Any:
-    """`restored` with the container types of `target`: tuples and namedtuples where the target has them."""
+def match_containers(restored: Any, target: Any, restore_args: Any = None) -> Any:
+    """`restored` with the container types of `target`: tuples and namedtuples where the target has them. An array
+    whose target leaf carries a JAX sharding (`jax.ShapeDtypeStruct(shape, dtype, sharding=s)`, a jax.Array), or
+    whose restore args do (`ArrayRestoreArgs(sharding=s)`), becomes a jax.Array on that sharding, as Orbax returns
+    it."""
     if isinstance(target, dict) and isinstance(restored, dict):
-        return {k: match_containers(v, target[k]) if k in target else v for k, v in restored.items()}
+        args = restore_args if isinstance(restore_args, dict) else {}
+        return {k: match_containers(v, target[k], args.get(k, restore_args if not args else None)) if k in target
+                else v for k, v in restored.items()}
     if isinstance(target, (list, tuple)) and isinstance(restored, (list, tuple)) and len(target) == len(restored):
-        values = [match_containers(r, t) for r, t in zip(restored, target)]
+        args = restore_args if isinstance(restore_args, (list, tuple)) and len(restore_args) == len(target) else \
+            [None if isinstance(restore_args, (list, tuple)) else restore_args] * len(target)
+        values = [match_containers(r, t, a) for r, t, a in zip(restored, target, args)]
         if isinstance(target, tuple):
             return type(target)(*values) if hasattr(target, "_fields") else tuple(values)
         return values
+    sharding = getattr(restore_args, "sharding", None) or getattr(target, "sharding", None)
+    if sharding is not None and isinstance(restored, np.ndarray):
+        return _on_sharding(restored, sharding)
     return restored
+
+
+def _on_sharding(array: np.ndarray, sharding: Any) -> Any:
+    """A jax.Array of `array`'s values laid out by `sharding`; each device gets its slice (on CPU, jax may alias
+    the numpy buffer). Every process holds the whole array here, so any process count and mesh works."""
+    import jax
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])

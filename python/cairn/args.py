@@ -103,7 +103,7 @@ class PyTreeRestore(CheckpointArgs):
                 "strict": self.strict}
 
     def _match(self, restored: Any) -> Any:
-        return match_containers(restored, self.item)
+        return match_containers(restored, self.item, self.restore_args)
 
 
 @dataclasses.dataclass

@@ -37,4 +37,18 @@ class RestoreArgs:
         return {"dtype": self.dtype}
 
 
-ArrayRestoreArgs = RestoreArgs
+@dataclasses.dataclass
+class ArrayRestoreArgs(RestoreArgs):
+    """RestoreArgs for an array: with `sharding` (a jax.sharding.Sharding), the array comes back as a jax.Array on
+    it. `global_shape` and `strict` are Orbax's; cairn takes the shape from a target leaf when there is one."""
+
+    sharding: Any = None
+    global_shape: Optional[tuple] = None
+    mesh: Any = None
+    mesh_axes: Any = None
+    strict: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sharding is None and self.mesh is not None and self.mesh_axes is not None:
+            import jax
+            self.sharding = jax.sharding.NamedSharding(self.mesh, self.mesh_axes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .types import ArraySpec, RestoreArgs
+from .types import ArrayRestoreArgs, ArraySpec, RestoreArgs
 
 
 def _map(fn, tree: Any) -> Any:
@@ -18,7 +18,11 @@ def _map(fn, tree: Any) -> Any:
 
 
 def to_shape_dtype_struct(x: Any) -> Any:
-    """An ArraySpec for an array (anything with .shape and .dtype); other leaves unchanged."""
+    """An ArraySpec for an array (anything with .shape and .dtype); a jax.ShapeDtypeStruct with the same sharding
+    for a jax.Array, as Orbax gives; other leaves unchanged."""
+    if getattr(x, "sharding", None) is not None and type(x).__module__.startswith("jax"):
+        import jax
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         return ArraySpec(tuple(x.shape), x.dtype)
     return x
@@ -30,5 +34,12 @@ def tree_to_specs(tree: Any) -> Any:
 
 
 def construct_restore_args(target: Any) -> Any:
-    """A tree of RestoreArgs casting each leaf to the target's dtype (Orbax's checkpoint_utils version)."""
-    return _map(lambda x: RestoreArgs(dtype=x.dtype) if hasattr(x, "dtype") else RestoreArgs(), target)
+    """A tree of RestoreArgs casting each leaf to the target's dtype (Orbax's checkpoint_utils version); a leaf with
+    a JAX sharding gets ArrayRestoreArgs(sharding=...), so it comes back as a jax.Array on it."""
+
+    def restore_args(x: Any) -> RestoreArgs:
+        if getattr(x, "sharding", None) is not None:
+            return ArrayRestoreArgs(dtype=x.dtype, sharding=x.sharding, global_shape=tuple(x.shape))
+        return RestoreArgs(dtype=x.dtype) if hasattr(x, "dtype") else RestoreArgs()
+
+    return _map(restore_args, target)
