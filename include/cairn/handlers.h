@@ -66,7 +66,8 @@ class PyTreeCheckpointHandler : public CheckpointHandler {
   PyTreeCheckpointHandlerOptions options_;
 };
 
-// Orbax's StandardCheckpointHandler: a tree of arrays and scalars (no strings; a bare array is rejected).
+// Orbax's StandardCheckpointHandler: a tree of arrays (sharded ones too) and scalars (no strings; a bare array is
+// rejected).
 // Takes args::StandardSave / args::StandardRestore.
 class StandardCheckpointHandler : public CheckpointHandler {
  public:

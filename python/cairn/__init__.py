@@ -17,6 +17,7 @@ restores Orbax's. bfloat16 and float8 arrays restore as numpy arrays of the stru
 from . import _cairn
 from . import args
 from . import checkpoint_managers
+from . import multihost
 from . import options
 from . import utils
 from . import utils as checkpoint_utils
@@ -42,6 +43,6 @@ __all__ = [
     "Error", "FileOptions", "InvalidArgumentError", "IoError", "JsonCheckpointHandler", "MultiprocessingOptions",
     "NotFoundError", "PLACEHOLDER", "PyTreeCheckpointHandler", "RestoreArgs", "RootMetadata", "SaveArgs",
     "PyTreeCheckpointer", "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError", "args",
-    "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "float8_e4m3fn", "float8_e5m2",
+    "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "multihost", "float8_e4m3fn", "float8_e5m2",
     "options", "utils", "checkpoint_utils",
 ]

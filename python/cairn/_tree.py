@@ -65,13 +65,26 @@ def match_containers(restored: Any, target: Any, restore_args: Any = None) -> An
             return type(target)(*values) if hasattr(target, "_fields") else tuple(values)
         return values
     sharding = getattr(restore_args, "sharding", None) or getattr(target, "sharding", None)
-    if sharding is not None and isinstance(restored, np.ndarray):
+    if sharding is not None and isinstance(restored, (np.ndarray, Shards)):
         return _on_sharding(restored, sharding)
     return restored
 
 
-def _on_sharding(array: np.ndarray, sharding: Any) -> Any:
-    """A jax.Array of `array`'s values laid out by `sharding`; each device gets its slice (on CPU, jax may alias
-    the numpy buffer). Every process holds the whole array here, so any process count and mesh works."""
+class Shards:
+    """The boxes of a global array that this process restored, for a target whose sharding spans processes:
+    (origin, numpy array) each."""
+
+    def __init__(self, global_shape: tuple, shards: list):
+        self.shape = tuple(global_shape)
+        self.shards = {tuple(origin): array for origin, array in shards}
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        origin = tuple(s.indices(d)[0] for s, d in zip(index, self.shape)) + (0,) * (len(self.shape) - len(index))
+        return self.shards[origin]
+
+
+def _on_sharding(array: Any, sharding: Any) -> Any:
+    """A jax.Array of `array`'s values laid out by `sharding`: each of this process's devices gets its slice (of
+    the whole array, or of the boxes restored for it)."""
     import jax
     return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])

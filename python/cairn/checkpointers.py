@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from . import _cairn, _lifecycle
+from . import _cairn, _lifecycle, multihost
 from . import args as _args
 from .handlers import CheckpointHandler, CompositeCheckpointHandler, PyTreeCheckpointHandler, StandardCheckpointHandler
 from .metadata import StepMetadata
@@ -92,6 +92,7 @@ class Checkpointer(AbstractCheckpointer):
             raise NotImplementedError("cairn takes no checkpoint_metadata_store or temporary_path_class "
                                       "(use atomicity_options)")
         self._handler = handler
+        multiprocessing_options = multihost.with_default_group(multiprocessing_options)
         self._impl = _cairn._Checkpointer(handler._native(), self._is_async, async_options, multiprocessing_options,
                                           file_options, atomicity_options)
         _lifecycle.track(self)

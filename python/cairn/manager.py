@@ -7,7 +7,7 @@ import os
 import pathlib
 from typing import Any, Callable, Optional, Sequence, Union
 
-from . import _cairn, _lifecycle
+from . import _cairn, _lifecycle, multihost
 from . import args as _args
 from .checkpointers import Checkpointer
 from .handlers import CheckpointHandler
@@ -109,6 +109,8 @@ class CheckpointManager:
             self._single_handler = None
             self._named = True if item_names else None  # None: decided by the first save, or by the steps on disk
         self._item_names = list(item_names or []) + [n for n in self._handlers if n not in (item_names or [])]
+        options = dataclasses.replace(options, multiprocessing_options=multihost.with_default_group(
+            options.multiprocessing_options))
         self._options = options
         self._impl = _cairn._CheckpointManager(os.fspath(directory), options, list(item_names) if item_names else None,
                                                native_handlers, metadata)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 
 @dataclasses.dataclass
@@ -23,12 +23,14 @@ class AsyncOptions:
 
 @dataclasses.dataclass
 class MultiprocessingOptions:
-    """Which processes take part and which one commits (one process: the defaults)."""
+    """Which processes take part and which one commits (one process: the defaults). `process_group` (cairn's): the
+    processes saving together; None takes the JAX or torch.distributed job's (cairn.multihost)."""
 
     primary_host: int = 0
     active_processes: Optional[Sequence[int]] = None
     barrier_sync_key_prefix: Optional[str] = None
     barrier_timeout_secs: int = 300
+    process_group: Any = None
 
 
 @dataclasses.dataclass

@@ -141,6 +141,7 @@ MultiprocessingOptions MultiprocessingOptionsFromPy(py::handle obj) {
   o.active_processes = OptionalAttr<std::vector<int>>(obj, "active_processes");
   o.barrier_sync_key_prefix = OptionalAttr<std::string>(obj, "barrier_sync_key_prefix");
   if (auto v = OptionalAttr<int64_t>(obj, "barrier_timeout_secs")) o.barrier_timeout_secs = *v;
+  o.process_group = OptionalAttr<std::shared_ptr<ProcessGroup>>(obj, "process_group").value_or(nullptr);
   return o;
 }
 

@@ -65,6 +65,7 @@ py::dict StepMetadataToPy(const StepMetadata& metadata);
 // checkpointers.cc, manager.cc
 void InitCheckpointers(py::module_& m);
 void InitManager(py::module_& m);
+void InitProcessGroups(py::module_& m);
 
 // A Python callable that C++ may call from any thread and destroy without the GIL: calls take the GIL, and the
 // last copy drops its reference under the GIL.

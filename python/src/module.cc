@@ -30,6 +30,7 @@ PYBIND11_MODULE(_cairn, m) {
   InitDTypes(m);
   InitArrays(m);
   InitTree(m);
+  InitProcessGroups(m);
   InitCheckpointers(m);
   InitManager(m);
 }

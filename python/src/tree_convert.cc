@@ -3,7 +3,10 @@
 // Containers: dict (str keys) <-> dict, list <-> list, tuple (namedtuples too) <-> tuple, None <-> None.
 // Leaves: numpy arrays and numpy scalars, anything with __dlpack__ or __array__ (torch tensors), Python bool, int,
 // float and str, cairn.ArraySpec (a restore target, as jax.ShapeDtypeStruct), and `...` (Orbax's PLACEHOLDER).
-// Restored arrays are numpy arrays, scalars are Python scalars.
+// A jax.Array spanning processes is this process's shards; a target whose sharding spans processes, the boxes of
+// this process's devices. Restored arrays are numpy arrays (cairn._tree.Shards for the boxes of a sharded target),
+// scalars are Python scalars.
+#include <algorithm>
 #include <climits>
 
 #include "common.h"
@@ -12,6 +15,57 @@ namespace cairn::python {
 namespace {
 
 std::string PathString(const KeyPath& path) { return path.empty() ? "the tree" : KeyPathToString(path); }
+
+// A jax.Array, or a target's jax sharding, that spans processes: each process saves and restores only the boxes on
+// its own devices. (A fully addressable one is read whole into numpy, which is simpler and as fast.)
+bool SpansProcesses(py::handle sharding) {
+  return !sharding.is_none() && py::hasattr(sharding, "is_fully_addressable") &&
+         !sharding.attr("is_fully_addressable").cast<bool>();
+}
+
+// The box a tuple of slices (a jax shard's index) selects from an array of `global_shape`.
+Box BoxFromIndex(py::handle index, const Shape& global_shape) {
+  Box box{Shape(global_shape.size(), 0), global_shape};
+  size_t d = 0;
+  for (py::handle item : index) {
+    if (d >= global_shape.size()) break;
+    auto range = item.attr("indices")(global_shape[d]).cast<py::tuple>();
+    box.origin[d] = range[0].cast<int64_t>();
+    box.shape[d] = range[1].cast<int64_t>() - box.origin[d];
+    ++d;
+  }
+  return box;
+}
+
+// This process's shards of a jax.Array spanning processes, one per box (the lowest replica of it here).
+Tree ShardedFromJax(py::handle obj, KeepAlive& keep, const KeyPath& path) {
+  Shape global_shape = obj.attr("shape").cast<Shape>();
+  DType dtype = DTypeFromPy(obj.attr("dtype"));
+  std::vector<Shard> shards;
+  for (py::handle shard : obj.attr("addressable_shards")) {
+    Box box = BoxFromIndex(shard.attr("index"), global_shape);
+    int replica_id = shard.attr("replica_id").cast<int>();
+    auto same = std::find_if(shards.begin(), shards.end(), [&](const Shard& s) { return s.box == box; });
+    if (same != shards.end()) {
+      same->replica_id = std::min(same->replica_id, replica_id);
+      continue;
+    }
+    py::object data = py::module_::import("numpy").attr("asarray")(shard.attr("data"));
+    shards.push_back({box, replica_id, ArrayFromPy(data, keep, PathString(path))});
+  }
+  return Tree(ShardedArray(dtype, std::move(global_shape), std::move(shards)));
+}
+
+// The boxes of a target spanning processes that this process's devices hold.
+Tree ShardedSpecFromJax(py::handle obj, py::handle sharding) {
+  ShardedArraySpec spec{DTypeFromPy(obj.attr("dtype")), obj.attr("shape").cast<Shape>(), {}};
+  py::dict indices = sharding.attr("addressable_devices_indices_map")(py::tuple(py::cast(spec.global_shape)));
+  for (auto [device, index] : indices) {
+    Box box = BoxFromIndex(index, spec.global_shape);
+    if (std::find(spec.boxes.begin(), spec.boxes.end(), box) == spec.boxes.end()) spec.boxes.push_back(box);
+  }
+  return Tree(std::move(spec));
+}
 
 Tree FromPy(py::handle obj, KeepAlive& keep, KeyPath& path) {
   if (obj.is_none()) return Tree::None();
@@ -53,9 +107,13 @@ Tree FromPy(py::handle obj, KeepAlive& keep, KeyPath& path) {
     }
     return PyTuple_Check(obj.ptr()) ? Tree::Tuple(std::move(elements)) : Tree::List(std::move(elements));
   }
+  if (py::hasattr(obj, "addressable_shards") && SpansProcesses(Attr(obj, "sharding"))) {
+    return ShardedFromJax(obj, keep, path);
+  }
   if (IsArrayLike(obj)) return Tree(ArrayFromPy(obj, keep, PathString(path)));
   // Anything with a shape and a dtype but no data (jax.ShapeDtypeStruct and the like) is a restore target.
   if (py::hasattr(obj, "shape") && py::hasattr(obj, "dtype")) {
+    if (py::object sharding = Attr(obj, "sharding"); SpansProcesses(sharding)) return ShardedSpecFromJax(obj, sharding);
     return Tree(ArraySpec{DTypeFromPy(obj.attr("dtype")), obj.attr("shape").cast<Shape>()});
   }
   throw InvalidArgumentError(PathString(path) + ": cannot save a " +
@@ -99,11 +157,19 @@ py::object TreeToPy(const Tree& tree) {
       return py::str(tree.string());
     case Tree::Kind::kPlaceholder:
       return py::reinterpret_borrow<py::object>(Py_Ellipsis);
-    case Tree::Kind::kShardedArray:
+    case Tree::Kind::kShardedArray: {
+      // (origin, numpy array) per box this process restored; cairn._tree makes the jax.Array of the target.
+      const ShardedArray& sharded = tree.sharded_array();
+      py::list shards;
+      for (const Shard& shard : sharded.shards()) {
+        shards.append(py::make_tuple(py::tuple(py::cast(shard.box.origin)), ArrayToNumpy(shard.data)));
+      }
+      return py::module_::import("cairn._tree").attr("Shards")(py::tuple(py::cast(sharded.global_shape())), shards);
+    }
     case Tree::Kind::kShardedArraySpec:
       break;
   }
-  throw UnimplementedError("sharded arrays have no Python form yet");
+  throw UnimplementedError("a sharded array spec has no Python form");
 }
 
 nlohmann::json JsonFromPy(py::handle obj) {

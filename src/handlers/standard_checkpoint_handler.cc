@@ -24,7 +24,7 @@ void StandardCheckpointHandler::save(const std::filesystem::path& directory, con
         "wrap it in a dict, or use ArrayCheckpointHandler for a single array");
   }
   for (const auto& [path, leaf] : a.item.Flatten()) {
-    if (!leaf.is_array() && !leaf.is_scalar()) {
+    if (!leaf.is_array() && !leaf.is_sharded_array() && !leaf.is_scalar()) {
       throw InvalidArgumentError("StandardCheckpointHandler saves only arrays and scalars, but " +
                                  KeyPathToString(path) + " is a " +
                                  (leaf.is_string() ? std::string("string (use PyTreeCheckpointHandler)")

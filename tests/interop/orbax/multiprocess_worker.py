@@ -1,10 +1,11 @@
 """One process of a multi-process JAX job (jax.distributed on local CPU processes, two devices each) running the real
 Orbax. Started by test_multiprocess.py as
-    python multiprocess_worker.py <port> <num_processes> <process_id> <directory> save|restore-cairn-mpi
-save: a sharded state (rows over every device, over processes, replicated, columns), each process writing its own
-ocdbt.process_<i> and the primary merging them. restore-cairn-mpi: restores what cairn's MPI test program saved on
-4 processes (tests/distributed/mpi_checkpoint_main.cc) onto this job's devices, each process checking its own
-shards."""
+    python multiprocess_worker.py <port> <num_processes> <process_id> <directory> <mode>
+save / cairn-save: a sharded state (rows over every device, over processes, replicated, columns) saved with Orbax /
+with cairn (`import cairn as ocp`, coordinated over JAX's own runtime), each process writing its own
+ocdbt.process_<i>. restore / cairn-restore: the same state restored with Orbax / cairn onto other shardings, each
+process checking its own shards. restore-cairn-mpi: restores what cairn's MPI test program saved on 4 processes
+(tests/distributed/mpi_checkpoint_main.cc) with Orbax onto this job's devices."""
 
 import os
 import sys
@@ -40,10 +41,29 @@ shardings = {"w": NamedSharding(mesh, PartitionSpec(("proc", "local"))),
              "b": NamedSharding(mesh, PartitionSpec("proc")),
              "replicated": NamedSharding(mesh, PartitionSpec()),
              "cols": NamedSharding(mesh, PartitionSpec(None, ("proc", "local")))}
-if mode == "save":
+library = orbax
+if mode.startswith("cairn-"):
+    import cairn as library  # noqa: F811
+if mode in ("save", "cairn-save"):
     state = {k: global_array(values[k], shardings[k]) for k in values}
-    with orbax.StandardCheckpointer() as ckptr:
+    state["step"] = 5
+    with library.StandardCheckpointer() as ckptr:
         ckptr.save(directory, state)
+elif mode in ("restore", "cairn-restore"):
+    # Other shardings than the saved ones: columns where rows were, and the other way round.
+    targets = {"w": NamedSharding(mesh, PartitionSpec(None, "proc")),
+               "b": NamedSharding(mesh, PartitionSpec(("proc", "local"))),
+               "replicated": NamedSharding(mesh, PartitionSpec("local")),
+               "cols": NamedSharding(mesh, PartitionSpec("local", "proc"))}
+    target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=targets[k]) for k, v in values.items()}
+    target["step"] = 0
+    with library.StandardCheckpointer() as ckptr:
+        restored = ckptr.restore(directory, target)
+    for k, v in values.items():
+        assert isinstance(restored[k], jax.Array) and restored[k].sharding == targets[k], (k, type(restored[k]))
+        for shard in restored[k].addressable_shards:
+            assert np.asarray(shard.data).tobytes() == v[shard.index].tobytes(), k
+    assert int(restored["step"]) == 5
 else:
     # mpi_checkpoint_main.cc's state: iota arrays w float32 (64, 24), g int32 (8, 8), r float64 (5,), step 3.
     expected = {"w": np.arange(64 * 24, dtype=np.float64).astype(np.float32).reshape(64, 24),
