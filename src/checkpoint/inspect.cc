@@ -149,7 +149,7 @@ ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem:
       ojson files = ojson::object();
       for (const auto& name : fs->ListDir(item.dir)) {
         const auto path = item.dir / name;
-        if (fs->IsDirectory(path)) continue;
+        if (fs->IsDirectory(path) || md::IsBookkeepingFileName(name)) continue;
         if (json) {
           files[name] = md::ParseOrderedJson(fs->ReadFile(path), path.string());
         } else {

@@ -9,6 +9,7 @@
 
 #include "cairn/error.h"
 #include "checkpoint/layout.h"
+#include "io/temporary_path.h"
 #include "core/crc32c.h"
 #include "core/thread_pool.h"
 #include "handlers/array_storage.h"
@@ -309,6 +310,7 @@ class Verifier {
           walk(path);
           continue;
         }
+        if (name == io::kCommitSuccessFile) continue;  // Orbax's marker, in every item of a Composite
         if (md::IsChecksumFileName(name)) {
           // Checked with the file it belongs to; one whose file is gone means that file was lost.
           const auto file = path.parent_path() / name.substr(6, name.size() - 6 - 7);

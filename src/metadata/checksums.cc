@@ -4,6 +4,7 @@
 
 #include "cairn/error.h"
 #include "core/crc32c.h"
+#include "io/temporary_path.h"
 #include "metadata/python_json.h"
 
 namespace cairn::metadata {
@@ -134,6 +135,10 @@ bool IsChecksumFileName(const std::string& name) {
   constexpr std::string_view kPrefix = "cairn_", kSuffix = ".crc32c";
   return name.size() > kPrefix.size() + kSuffix.size() && name.compare(0, kPrefix.size(), kPrefix) == 0 &&
          name.compare(name.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+}
+
+bool IsBookkeepingFileName(const std::string& name) {
+  return IsChecksumFileName(name) || name == io::kCommitSuccessFile;
 }
 
 }  // namespace cairn::metadata

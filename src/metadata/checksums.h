@@ -51,5 +51,8 @@ std::optional<std::string> ReadFileWithChecksum(FileSystem& fs, const std::files
 std::filesystem::path ChecksumFileFor(const std::filesystem::path& file);
 // Whether a file name is such a checksum file (`cairn_<name>.crc32c`): tools listing an item's files skip them.
 bool IsChecksumFileName(const std::string& name);
+// Whether a file in an item's directory is the checkpoint's bookkeeping rather than the item's own: a checksum file
+// above, or the commit marker `commit_success.txt`, which Orbax writes into every item of a Composite too.
+bool IsBookkeepingFileName(const std::string& name);
 
 }  // namespace cairn::metadata

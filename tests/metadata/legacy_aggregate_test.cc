@@ -550,7 +550,7 @@ TEST(LegacyAggregateTest, MalformedArrays) {
   EXPECT_THROW(Decode(Ndarray({1}, "float128", std::string(16, '\0'))), UnimplementedError);
   EXPECT_THROW(Decode(Ndarray({2}, "str32", std::string(8, '\0'))), UnimplementedError);
   EXPECT_THROW(Decode(Ndarray({1}, "datetime64[ns]", std::string(8, '\0'))), UnimplementedError);
-  EXPECT_THROW(Decode(Ndarray({1}, "int4", "a")), UnimplementedError);
+  EXPECT_THROW(Decode(Ndarray({1}, "uint4", "a")), UnimplementedError);
   // Rank above NumPy's limit.
   EXPECT_THROW(Decode(Ndarray(Shape(65, 1), "uint8", "a")), CorruptionError);
   // npscalar with a non-0-d shape.

@@ -87,12 +87,14 @@ TEST(ArrayMetadata, ShardingAndArrayMetadatasMatchFixtures) {
 }
 
 TEST(CheckpointMetadata, EncodesExactlyAsOrbax) {
+  const std::string orbax = Read(DirectFixture() / "_CHECKPOINT_METADATA");
+  const auto written = nlohmann::json::parse(orbax);  // the timestamps of the run that wrote the fixture
   StepMetadata m;
   m.item_handlers = "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler";
-  m.init_timestamp_nsecs = 1778718340383655282;
-  m.commit_timestamp_nsecs = 1778718340783462133;
+  m.init_timestamp_nsecs = written.at("init_timestamp_nsecs").get<int64_t>();
+  m.commit_timestamp_nsecs = written.at("commit_timestamp_nsecs").get<int64_t>();
   m.custom_metadata = {{"custom", "meta"}};
-  EXPECT_EQ(EncodeCheckpointMetadata(m), Read(DirectFixture() / "_CHECKPOINT_METADATA"));
+  EXPECT_EQ(EncodeCheckpointMetadata(m), orbax);
 }
 
 TEST(CheckpointMetadata, DecodingIsLenient) {

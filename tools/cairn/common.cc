@@ -159,7 +159,7 @@ Source OpenSource(const std::filesystem::path& path_in) {
     if (item.is_pytree) continue;
     std::vector<std::string> files;
     for (const auto& name : fs->ListDir(item.dir)) {
-      if (!fs->IsDirectory(item.dir / name) && !metadata::IsChecksumFileName(name)) files.push_back(name);
+      if (!fs->IsDirectory(item.dir / name) && !metadata::IsBookkeepingFileName(name)) files.push_back(name);
     }
     if (item.handler.find("JsonCheckpointHandler") != std::string::npos && files.size() == 1) {
       source.json_items[item.name] = files[0];

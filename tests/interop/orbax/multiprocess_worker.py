@@ -18,6 +18,7 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 import jax  # noqa: E402
 
 jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.config.update("jax_enable_x64", True)
 jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=num_processes,
                            process_id=process_id, initialization_timeout=120)
 
