@@ -54,7 +54,7 @@ elif mode in ("restore", "cairn-restore"):
     # Other shardings than the saved ones: columns where rows were, and the other way round.
     targets = {"w": NamedSharding(mesh, PartitionSpec(None, "proc")),
                "b": NamedSharding(mesh, PartitionSpec(("proc", "local"))),
-               "replicated": NamedSharding(mesh, PartitionSpec("local")),
+               "replicated": NamedSharding(mesh, PartitionSpec()),
                "cols": NamedSharding(mesh, PartitionSpec("local", "proc"))}
     target = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=targets[k]) for k, v in values.items()}
     target["step"] = 0
