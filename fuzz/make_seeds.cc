@@ -29,6 +29,7 @@
 #define MSGPACK_NO_BOOST
 #endif
 #include <msgpack.hpp>
+#include <zstd.h>
 
 #include "cairn/array.h"
 #include "cairn/file_system.h"
@@ -421,6 +422,35 @@ void AddAggregate(Corpus& corpus) {
 
 }  // namespace
 
+// Decompression bombs: a few hundred bytes that decode to 16 MiB of zeros, as a zarr chunk (whose array holds 64
+// bytes) and as a B+tree node body (past the fuzzer's 1 MiB node limit). Each decoder must stop as soon as the output
+// passes its limit, whatever the frame says: so one frame records its true content size, one none, and one a lying
+// content size of 64 bytes (ZSTD_getFrameContentSize is not to be trusted).
+void AddDecompressionBombs(Corpus& corpus) {
+  const std::string zeros(size_t{16} << 20, '\0');
+  auto compress = [&](bool content_size) {
+    std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> context(ZSTD_createCCtx(), ZSTD_freeCCtx);
+    ZSTD_CCtx_setParameter(context.get(), ZSTD_c_compressionLevel, 19);
+    ZSTD_CCtx_setParameter(context.get(), ZSTD_c_contentSizeFlag, content_size ? 1 : 0);
+    std::string out(ZSTD_compressBound(zeros.size()), '\0');
+    out.resize(ZSTD_compress2(context.get(), out.data(), out.size(), zeros.data(), zeros.size()));
+    return out;
+  };
+  const std::string with_size = compress(true), without_size = compress(false);
+  // The frame header: magic (4 bytes), descriptor, [window descriptor], content size (4 bytes for 16 MiB).
+  std::string lying = with_size;
+  const auto descriptor = static_cast<unsigned char>(lying[4]);
+  const size_t size_at = 5 + ((descriptor & 0x20) ? 0 : 1);
+  cairn::fuzz::StoreU32LE(lying.data() + size_at, 64);
+  for (const std::string& frame : {with_size, without_size, lying}) {
+    corpus.Add("zarr_chunk", "bomb", frame);
+    corpus.Add("ocdbt_btree_node", "bomb",
+               ocdbt::EncodeEnvelope(ocdbt::kBtreeNodeMagic, "", ocdbt::Compression{.zstd = false})
+                   .substr(0, cairn::fuzz::kEnvelopeHeaderBytes) + std::string("\x00\x01", 2) + frame +
+                   std::string(cairn::fuzz::kEnvelopeCrcBytes, '\0'));  // length and CRC: repaired by the fuzzer
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) {
     std::cerr << "usage: " << argv[0] << " <orbax fixtures dir> <corpus dir>\n";
@@ -433,6 +463,7 @@ int main(int argc, char** argv) {
     AddZarr(corpus);
     AddOcdbt(corpus);
     AddAggregate(corpus);
+    AddDecompressionBombs(corpus);
   } catch (const std::exception& e) {
     std::cerr << "make_seeds: " << e.what() << "\n";
     return 1;

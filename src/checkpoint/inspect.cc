@@ -5,6 +5,7 @@
 
 #include "cairn/error.h"
 #include "checkpoint/layout.h"
+#include "core/crc32c.h"
 #include "handlers/array_storage.h"
 #include "io/temporary_path.h"
 #include "metadata/array_metadata.h"
@@ -29,8 +30,17 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   ojson out;
   std::optional<md::TreeMetadata> tree;
   const auto metadata_path = dir / md::kTreeMetadataFile;
-  if (fs->Exists(metadata_path)) tree = md::DecodeTreeMetadata(fs->ReadFile(metadata_path), metadata_path.string());
+  // The CRC-32Cs cairn recorded (none in Orbax's items): the metadata read here is checked as a restore checks it.
+  const md::Checksums sums = md::ReadItemChecksums(*fs, dir);
+  if (fs->Exists(metadata_path)) {
+    tree = md::DecodeTreeMetadata(md::ReadItemFile(*fs, dir, md::kTreeMetadataFile, sums), metadata_path.string());
+  }
   auto store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
+  const zarr::ChunkObserver check_zarr_metadata = [&](const std::string& key, std::string_view stored, const uint32_t*) {
+    if (auto it = sums.chunks.find(key); it != sums.chunks.end() && Crc32c(stored) != it->second) {
+      throw CorruptionError("zarr metadata " + key + " fails its CRC-32C check [" + store->DescribeKey(key) + "]");
+    }
+  };
 
   int processes = 0;
   for (const auto& name : fs->ListDir(dir)) {
@@ -76,7 +86,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
         if (entry.skip_deserialize) {
           if (!aggregate_loaded) {
             const auto path = dir / md::kLegacyAggregateFile;
-            aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
+            aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path, md::kMaxAggregateFileBytes), path.string());
             aggregate_loaded = true;
           }
           const Tree* node = &aggregate;
@@ -101,7 +111,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
             leaf["value"] = node->ToString();
           }
         } else {
-          const zarr::ZarrMetadata m = zarr::ReadZarrMetadata(*store, param);
+          const zarr::ZarrMetadata m = zarr::ReadZarrMetadata(*store, param, &check_zarr_metadata);
           formats.insert(static_cast<int>(m.format));
           const uint64_t bytes = NumBytes(m.dtype, m.shape);
           leaf["dtype"] = DTypeName(m.dtype);
@@ -151,7 +161,7 @@ ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem:
         const auto path = item.dir / name;
         if (fs->IsDirectory(path)) continue;
         if (json) {
-          files[name] = md::ParseOrderedJson(fs->ReadFile(path), path.string());
+          files[name] = md::ParseOrderedJson(fs->ReadFileBelow(item.dir, name), path.string());
         } else {
           files[name] = fs->Stat(path)->size;
         }

@@ -87,9 +87,10 @@ Array FitArray(const Array& array, const Shape& shape, DType dtype) {
   return out;
 }
 
-// The saved entries, when `_METADATA` is missing: every parameter with zarr metadata in the store becomes a
-// dict path split at '.', plus the strings of `_strings.json`.
-md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann::json& strings) {
+// The saved entries, when `_METADATA` is missing: the leaves of a legacy aggregate file first, in its order (values
+// held there, and placeholders for arrays stored beside it), then every other parameter with zarr metadata in the
+// store as a dict path split at '.', then the strings of `_strings.json`.
+md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann::json& strings, const Tree& aggregate) {
   md::TreeMetadata m;
   std::set<std::string> params;
   for (const auto& key : store.ListKeys()) {
@@ -98,6 +99,15 @@ md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann:
       if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
         params.insert(key.substr(0, key.size() - s.size()));
       }
+    }
+  }
+  if (!aggregate.is_none()) {
+    for (auto& [path, leaf] : aggregate.Flatten()) {
+      const bool in_zarr = md::IsAggregatePlaceholder(leaf) || params.count(ParamName(path));
+      // Held in the file: an array, or a scalar or string (read back as it is, whatever its recorded type).
+      const std::string type = in_zarr || leaf.is_array() ? md::kNumpyArray : md::kScalar;
+      if (in_zarr) params.erase(ParamName(path));
+      m.entries.push_back({std::move(path), type, /*skip_deserialize=*/!in_zarr, std::nullopt});
     }
   }
   auto path_of = [](const std::string& param) {
@@ -151,7 +161,7 @@ struct ItemReader {
     store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
     if (!tree) {
       if (!fs->IsDirectory(dir)) throw NotFoundError("checkpoint item " + dir.string() + " does not exist");
-      tree = SynthesizeTreeMetadata(*store, Strings());
+      tree = SynthesizeTreeMetadata(*store, Strings(), Aggregate());
       if (tree->entries.empty()) {
         throw NotFoundError("checkpoint item " + dir.string() + " has no " + md::kTreeMetadataFile +
                             " and no arrays: nothing to restore");
@@ -161,15 +171,8 @@ struct ItemReader {
 
   // Every `cairn_checksums/process_*` file (checkpoints cairn wrote have one per process; Orbax's have none).
   void LoadChecksums() {
-    const auto checksums_dir = dir / md::kChecksumsDir;
-    if (!fs->IsDirectory(checksums_dir)) return;
-    for (const auto& name : fs->ListDir(checksums_dir)) {
-      const auto path = checksums_dir / name;
-      md::Checksums part = md::DecodeChecksums(fs->ReadFile(path), path.string());
-      checksums.chunks.merge(part.chunks);
-      checksums.files.merge(part.files);
-      checksums.chunk_blocks.merge(part.chunk_blocks);
-    }
+    if (!fs->IsDirectory(dir / md::kChecksumsDir)) return;  // nothing to check: no checker, no CRCs computed
+    checksums = md::ReadItemChecksums(*fs, dir);
     // A metadata file recorded at save time must still be there (a missing `_sharding` or `array_metadatas/` file
     // would otherwise pass unnoticed: both are optional in Orbax's format).
     for (const auto& [relative, crc] : checksums.files) {
@@ -188,13 +191,7 @@ struct ItemReader {
   }
 
   // A metadata file of the item, checked against its CRC-32C when one was recorded.
-  std::string ReadChecked(const std::string& relative) {
-    std::string text = fs->ReadFile(dir / relative);
-    if (auto it = checksums.files.find(relative); it != checksums.files.end() && Crc32c(text) != it->second) {
-      throw CorruptionError((dir / relative).string() + " fails its CRC-32C check: the file is not the one that was saved");
-    }
-    return text;
-  }
+  std::string ReadChecked(const std::string& relative) { return md::ReadItemFile(*fs, dir, relative, checksums); }
 
   const zarr::ChunkObserver* verifier() const { return verify ? &verify : nullptr; }
 
@@ -246,7 +243,10 @@ struct ItemReader {
   const Tree& Aggregate() {
     aggregate_once.Run([&] {
       auto path = dir / md::kLegacyAggregateFile;
-      if (fs->Exists(path) && !fs->IsDirectory(path)) aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
+      if (fs->Exists(path) && !fs->IsDirectory(path)) {
+        aggregate = md::DecodeMsgpackAggregate(
+            fs->ReadFileBelow(dir, md::kLegacyAggregateFile, md::kMaxAggregateFileBytes), path.string());
+      }
     });
     return aggregate;
   }
