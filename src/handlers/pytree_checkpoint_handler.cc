@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "distributed/agreement.h"
 #include "handlers/array_storage.h"
+#include "handlers/synthesized_metadata.h"
 #include "metadata/array_metadata.h"
 #include "metadata/checksums.h"
 #include "metadata/legacy_aggregate.h"
@@ -87,47 +88,6 @@ Array FitArray(const Array& array, const Shape& shape, DType dtype) {
   return out;
 }
 
-// The saved entries, when `_METADATA` is missing: the leaves of a legacy aggregate file first, in its order (values
-// held there, and placeholders for arrays stored beside it), then every other parameter with zarr metadata in the
-// store as a dict path split at '.', then the strings of `_strings.json`.
-md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann::json& strings, const Tree& aggregate) {
-  md::TreeMetadata m;
-  std::set<std::string> params;
-  for (const auto& key : store.ListKeys()) {
-    for (const char* suffix : {"/.zarray", "/zarr.json"}) {
-      std::string_view s(suffix);
-      if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
-        params.insert(key.substr(0, key.size() - s.size()));
-      }
-    }
-  }
-  if (!aggregate.is_none()) {
-    for (auto& [path, leaf] : aggregate.Flatten()) {
-      const bool in_zarr = md::IsAggregatePlaceholder(leaf) || params.count(ParamName(path));
-      // Held in the file: an array, or a scalar or string (read back as it is, whatever its recorded type).
-      const std::string type = in_zarr || leaf.is_array() ? md::kNumpyArray : md::kScalar;
-      if (in_zarr) params.erase(ParamName(path));
-      m.entries.push_back({std::move(path), type, /*skip_deserialize=*/!in_zarr, std::nullopt});
-    }
-  }
-  auto path_of = [](const std::string& param) {
-    KeyPath path;
-    size_t start = 0;
-    while (true) {
-      size_t dot = param.find('.', start);
-      path.push_back({param.substr(start, dot - start), KeyType::kDict});
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    return path;
-  };
-  for (const auto& param : params) m.entries.push_back({path_of(param), md::kNumpyArray, false, std::nullopt});
-  if (strings.is_object()) {
-    for (const auto& [name, value] : strings.items()) m.entries.push_back({path_of(name), md::kString, false, std::nullopt});
-  }
-  return m;
-}
-
 // std::call_once, minus its trouble with exceptions: a load that throws (a damaged or unreadable file) must let
 // the next caller try again, and with std::call_once that hangs the other callers where pthread_once is
 // intercepted (ThreadSanitizer; found by RestoreFaultInjection.EveryFailedReadCall).
@@ -161,7 +121,7 @@ struct ItemReader {
     store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
     if (!tree) {
       if (!fs->IsDirectory(dir)) throw NotFoundError("checkpoint item " + dir.string() + " does not exist");
-      tree = SynthesizeTreeMetadata(*store, Strings(), Aggregate());
+      tree = handlers::SynthesizeTreeMetadata(*store, Strings(), Aggregate());
       if (tree->entries.empty()) {
         throw NotFoundError("checkpoint item " + dir.string() + " has no " + md::kTreeMetadataFile +
                             " and no arrays: nothing to restore");

@@ -26,8 +26,9 @@ class KvStore {
   std::optional<std::string> Read(std::string_view key) { return Read(key, kUnbounded); }
   // Reads the whole value of `key` straight into `out`, which must be exactly `size` bytes: restores use it to
   // land uncompressed chunks in their destination without an intermediate copy. false when the key is absent;
-  // a value of another size is a CorruptionError naming the key (raised before it is read). With `crc32c`, also stores the CRC-32C of the
-  // bytes read there, computed while they are still in cache (verifying a restore then costs no second pass).
+  // a value of another size is a CorruptionError naming the key (raised before it is read). With `crc32c`, also
+  // stores the CRC-32C of the bytes read there, computed while they are still in cache (verifying a restore then
+  // costs no second pass).
   virtual bool ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c = nullptr);
   // `length` bytes of the value of `key` from `offset`; nullopt when the key is absent, InvalidArgumentError when
   // the range is not inside the value. Restores use it to read only the rows of a chunk a box needs.

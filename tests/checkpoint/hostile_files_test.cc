@@ -85,7 +85,9 @@ std::vector<Reader> Readers() {
       {"verify", [](const fs::path& p) {
          std::string text;
          try {
-           for (const auto& problem : VerifyCheckpoint(p).problems) text += problem.where + ": " + problem.message + "\n";
+           for (const auto& problem : VerifyCheckpoint(p).problems) {
+             text += problem.where + ": " + problem.message + "\n";
+           }
          } catch (const Error& e) {
            text = e.what();
          }
