@@ -119,22 +119,28 @@ const char* FileTypeName(mode_t mode) {
   return "not a regular file";
 }
 
+// Throws naming `path` unless `fd` (opened O_NONBLOCK) is a regular file, then clears O_NONBLOCK (it was only for the
+// open; regular files ignore it, but say what we mean). Returns the file's size.
+uint64_t RequireRegularBlocking(int fd, const std::filesystem::path& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) ThrowErrno("stat", path, errno);
+  if (S_ISDIR(st.st_mode)) throw InvalidArgumentError(path.string() + " is a directory, not a file");
+  if (!S_ISREG(st.st_mode)) {
+    throw CorruptionError(path.string() + " is " + FileTypeName(st.st_mode) +
+                          ", not a regular file: cairn reads and writes only regular files");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) ThrowErrno("fcntl", path, errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
 // Takes `fd` (opened with kReadFlags; -1 with errno set when the open failed) and makes it a ReadableFile, or
 // throws naming `path`: only regular files are read, since a FIFO, socket or device would block or never end.
 std::unique_ptr<ReadableFile> FinishOpen(const std::filesystem::path& path, int raw_fd) {
   if (raw_fd < 0) ThrowErrno("open", path, errno);
   Fd fd(raw_fd);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) ThrowErrno("stat", path, errno);
-  if (S_ISDIR(st.st_mode)) throw InvalidArgumentError(path.string() + " is a directory, not a file");
-  if (!S_ISREG(st.st_mode)) {
-    throw CorruptionError(path.string() + " is " + FileTypeName(st.st_mode) +
-                          ", not a regular file: cairn reads only regular files");
-  }
-  // Back to blocking reads: O_NONBLOCK was only for the open (regular files ignore it, but say what we mean).
-  const int flags = ::fcntl(fd.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) ThrowErrno("fcntl", path, errno);
-  return std::make_unique<PosixReadableFile>(path, fd.release(), static_cast<uint64_t>(st.st_size));
+  const uint64_t size = RequireRegularBlocking(fd.get(), path);
+  return std::make_unique<PosixReadableFile>(path, fd.release(), size);
 }
 
 // An openat of `name` in `dir_fd` (for `path`, below `root`) failed with `error_number`: a link where O_NOFOLLOW
@@ -180,9 +186,12 @@ class PosixFileSystem final : public FileSystem {
   }
 
   std::unique_ptr<WritableFile> NewWritableFile(const std::filesystem::path& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) ThrowErrno("open for writing", path, errno);
-    return std::make_unique<PosixWritableFile>(path, fd);
+    // O_NONBLOCK, as for reads: a FIFO planted where a file is written would block the open until a reader came
+    // (with it, the open fails with ENXIO); anything but a regular file is refused before a byte is written.
+    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0666));
+    if (fd.get() < 0) ThrowErrno("open for writing", path, errno);
+    RequireRegularBlocking(fd.get(), path);
+    return std::make_unique<PosixWritableFile>(path, fd.release());
   }
 
   std::unique_ptr<ReadableFile> OpenForRead(const std::filesystem::path& path) override {

@@ -381,7 +381,7 @@ void CheckpointManager::DecideDefaultItemFromDisk(int64_t step) {
 }
 
 std::vector<int64_t> CheckpointManager::all_steps() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   std::vector<int64_t> steps;
   steps.reserve(checkpoints_.size());
   for (const auto& info : checkpoints_) steps.push_back(info.step);
@@ -389,13 +389,13 @@ std::vector<int64_t> CheckpointManager::all_steps() const {
 }
 
 std::optional<int64_t> CheckpointManager::latest_step() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   if (checkpoints_.empty()) return std::nullopt;
   return checkpoints_.back().step;
 }
 
 std::optional<int64_t> CheckpointManager::best_step() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   if (!options_.best_fn) return latest_step();
   const auto sorted = preservation_policy::SortByMetric(checkpoints_, options_.best_fn, options_.best_mode == "min");
   if (sorted.empty()) return std::nullopt;
@@ -407,7 +407,7 @@ bool CheckpointManager::reached_preemption(int64_t step) const {
 }
 
 bool CheckpointManager::should_save(int64_t step) const {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   bool decision = DecideLocally(step);
   // A decision that may hang on this process's clock, or on when its background save finished, can differ
   // between processes: the primary's counts (Orbax does this for continuous checkpointing). The default
@@ -437,7 +437,7 @@ bool CheckpointManager::DecideLocally(int64_t step) const {
 }
 
 bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const CheckpointManagerSaveOptions& options) {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   if (closed_) throw InvalidArgumentError("the CheckpointManager for " + directory_.string() + " is closed");
   if (step < 0) throw InvalidArgumentError("steps are non-negative, got " + std::to_string(step));
   if (!active_) {
@@ -602,13 +602,13 @@ void CheckpointManager::RethrowPending() {
 }
 
 void CheckpointManager::wait_until_finished() {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   JoinFinalize();
   RethrowPending();
 }
 
 void CheckpointManager::check_for_errors() {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   bool finished = false;
   if (finalize_) {
     std::lock_guard lock(finalize_->mu);
@@ -619,7 +619,7 @@ void CheckpointManager::check_for_errors() {
 }
 
 bool CheckpointManager::is_saving_in_progress() const {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   if (saving_) return true;
   if (!finalize_) return false;
   std::lock_guard lock(finalize_->mu);
@@ -627,7 +627,7 @@ bool CheckpointManager::is_saving_in_progress() const {
 }
 
 void CheckpointManager::reload() {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   std::optional<CheckpointInfo> in_flight;
   if (finalize_) {
     for (const auto& info : checkpoints_) {
@@ -650,7 +650,7 @@ void CheckpointManager::reload() {
 }
 
 void CheckpointManager::delete_step(int64_t step) {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   if (options_.read_only) return;
   if (finalize_ && finalize_->step == step) JoinFinalize();  // let its commit land before removing it
   if (std::none_of(checkpoints_.begin(), checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
@@ -671,7 +671,7 @@ Tree CheckpointManager::restore(std::optional<int64_t> step, const CheckpointArg
 }
 
 Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const CheckpointArgs* args) {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   // The checkpointer serves one caller at a time: let the save in flight finish (its failure stays pending for
   // wait_until_finished / check_for_errors).
   JoinFinalize();
@@ -699,7 +699,7 @@ Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const Checkpoin
 }
 
 StepMetadata CheckpointManager::metadata(int64_t step) {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   JoinFinalize();
   const auto path = StepPath(step);
   DecideDefaultItemFromDisk(step);
@@ -716,7 +716,7 @@ StepMetadata CheckpointManager::metadata(int64_t step) {
 Tree CheckpointManager::item_metadata(int64_t step) { return metadata(step).item_metadata; }
 
 RootMetadata CheckpointManager::metadata() {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   RootMetadata root;
   if (!root_custom_metadata_.is_null()) {
     root.custom_metadata = root_custom_metadata_;
@@ -742,7 +742,7 @@ RootMetadata CheckpointManager::metadata() {
 }
 
 void CheckpointManager::close() {
-  std::lock_guard lock(mu_);
+  std::lock_guard calls_lock(mu_);
   if (closed_) return;
   closed_ = true;
   std::exception_ptr first;

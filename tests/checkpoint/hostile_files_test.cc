@@ -11,10 +11,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <fstream>
+#include <functional>
 #include <future>
-#include <thread>
+#include <mutex>
 
 #include "cairn/cairn.h"
 #include "cairn/inspect.h"
@@ -96,16 +99,17 @@ std::vector<Reader> Readers() {
   };
 }
 
-// Runs `reader` on `dir` and fails the test if it does not finish within a few seconds (the readers take
-// milliseconds). A reader stuck opening the FIFO at `fifo` is then released by opening its other end, so that the
-// test ends either way.
-std::string ReadWithin(const Reader& reader, const fs::path& dir, const fs::path& fifo) {
-  auto result = std::async(std::launch::async, [&] { return reader.read(dir); });
+// Runs `fn` and fails the test if it does not finish within a few seconds (it takes milliseconds). A call stuck
+// opening the FIFO at `fifo` is then released by opening its other end, so that the test ends either way.
+std::string RunWithin(const std::function<std::string()>& fn, const fs::path& fifo) {
+  auto result = std::async(std::launch::async, fn);
   if (result.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
-    ADD_FAILURE() << reader.name << " blocked on " << fifo;
+    ADD_FAILURE() << "blocked on " << fifo;
     while (result.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
-      const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
-      if (fd >= 0) ::close(fd);
+      for (const int mode : {O_WRONLY, O_RDONLY}) {
+        const int fd = ::open(fifo.c_str(), mode | O_NONBLOCK);
+        if (fd >= 0) ::close(fd);
+      }
     }
   }
   return result.get();
@@ -153,7 +157,7 @@ TEST(HostileFiles, SpecialFilesAreRefusedWithoutBlocking) {
         for (const auto& reader : Readers()) {
           SCOPED_TRACE(reader.name);
           ++cases;
-          const std::string error = ReadWithin(reader, ckpt, path);
+          const std::string error = RunWithin([&] { return reader.read(ckpt); }, path);
           // A reader that needs the file fails naming it; one that does not (info reads no chunk) may succeed.
           if (!error.empty()) EXPECT_NE(error.find(relative.filename().string()), std::string::npos) << error;
           if (reader.name == std::string("verify") && relative.filename() != "commit_success.txt") {
@@ -166,6 +170,18 @@ TEST(HostileFiles, SpecialFilesAreRefusedWithoutBlocking) {
     }
   }
   std::cout << "[ cases    ] " << cases << " reads of a checkpoint with a special file in it\n";
+}
+
+// Writes too: a FIFO where the manager writes its root metadata (beside the file, renamed into place) makes the
+// manager fail, naming it, instead of waiting for a reader that never comes.
+TEST(HostileFiles, WritesNeverBlockOnAFifo) {
+  cairn::testing::TempDir tmp;
+  fs::create_directories(tmp / "run/metadata");
+  const fs::path fifo = tmp / "run/metadata/_ROOT_METADATA.tmp";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  const std::string error = RunWithin(
+      [&] { return ErrorText([&] { CheckpointManager(tmp / "run", {}, {}, nlohmann::json{{"run", 1}}); }); }, fifo);
+  EXPECT_NE(error.find("_ROOT_METADATA.tmp"), std::string::npos) << error;
 }
 
 // The process's peak resident set since the last reset, in bytes (VmHWM; reset through /proc/self/clear_refs where
