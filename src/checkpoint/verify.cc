@@ -111,6 +111,7 @@ class Verifier {
           md::Checksums part = md::DecodeChecksums(*text, (dir / relative).string());
           sums.chunks.merge(part.chunks);
           sums.files.merge(part.files);
+          sums.chunk_blocks.merge(part.chunk_blocks);
           have_sums = true;
         } catch (const Error& e) {
           Problem(label + relative, e.what());
@@ -294,7 +295,12 @@ class Verifier {
     for (const auto& [key, crc] : sums.chunks) {
       if (visited.count(key)) continue;
       try {
-        auto value = store->Read(key);
+        // No zarr metadata says what the value can hold: its recorded block checksums do (a value of one block or
+        // less records none); metadata keys, and values of checksum files without blocks, get the metadata cap.
+        const auto blocks = sums.chunk_blocks.find(key);
+        auto value = store->Read(key, blocks != sums.chunk_blocks.end()
+                                          ? blocks->second.size() * md::kChecksumBlockBytes
+                                          : kMaxMetadataFileBytes);
         if (!value) {
           Problem(label + key, "is missing (cairn_checksums records it)");
           continue;

@@ -146,6 +146,7 @@ TEST(HostileFiles, SpecialFilesAreRefusedWithoutBlocking) {
       for (const auto& kind : kinds) {
         SCOPED_TRACE(relative.string() + " as a " + kind);
         const fs::path path = ckpt / relative;
+        const bool was_file = fs::is_regular_file(path);
         fs::rename(path, saved);
         if (kind == "fifo") {
           ASSERT_EQ(::mkfifo(path.c_str(), 0644), 0);
@@ -159,8 +160,12 @@ TEST(HostileFiles, SpecialFilesAreRefusedWithoutBlocking) {
           ++cases;
           const std::string error = RunWithin([&] { return reader.read(ckpt); }, path);
           // A reader that needs the file fails naming it; one that does not (info reads no chunk) may succeed.
-          if (!error.empty()) EXPECT_NE(error.find(relative.filename().string()), std::string::npos) << error;
-          if (reader.name == std::string("verify") && relative.filename() != "commit_success.txt") {
+          if (!error.empty()) {
+            EXPECT_NE(error.find(relative.filename().string()), std::string::npos) << error;
+          }
+          // Every regular file but the commit file is read by verify. (A directory replaced by a special file reads as
+          // a missing directory, which for `cairn_checksums/` is a checkpoint without checksums, as Orbax writes.)
+          if (reader.name == std::string("verify") && was_file && relative.filename() != "commit_success.txt") {
             EXPECT_FALSE(error.empty()) << "verify passed with a " << kind << " in place of " << relative;
           }
         }
@@ -224,7 +229,9 @@ TEST(HostileFiles, SparseGiantsAreRefusedBySize) {
         const std::string error = reader.read(ckpt);
         const uint64_t grown = PeakRss() - before;
         EXPECT_LT(grown, uint64_t{256} << 20) << reader.name << " took " << (grown >> 20) << " MiB";
-        if (!error.empty()) EXPECT_NE(error.find(relative.filename().string()), std::string::npos) << error;
+        if (!error.empty()) {
+          EXPECT_NE(error.find(relative.filename().string()), std::string::npos) << error;
+        }
       }
       cairn::testing::Spit(path, original);
     }
