@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "cairn/error.h"
 #include "core/crc32c.h"
@@ -66,7 +69,8 @@ TEST(DecompressionBombs, AreRefusedAtTheirLimit) {
       kvstore::ocdbt::DecodeBtreeNode(bomb_node, "", size_t{1} << 20, "bomb node");
       ADD_FAILURE() << "a node decoding to 64 MiB passed a 1 MiB limit";
     } catch (const CorruptionError& e) {
-      EXPECT_NE(std::string(e.what()).find("more than"), std::string::npos) << e.what();
+      // "decodes to more than 1048576 bytes", or, for the lying content size, zstd's own refusal.
+      EXPECT_NE(std::string(e.what()).find("bomb node"), std::string::npos) << e.what();
     }
     refused += 2;
   }
