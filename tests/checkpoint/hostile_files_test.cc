@@ -22,6 +22,7 @@
 #include "cairn/cairn.h"
 #include "cairn/inspect.h"
 #include "cairn/verify.h"
+#include "peak_rss.h"
 #include "test_util.h"
 
 namespace cairn {
@@ -189,18 +190,6 @@ TEST(HostileFiles, WritesNeverBlockOnAFifo) {
   EXPECT_NE(error.find("_ROOT_METADATA.tmp"), std::string::npos) << error;
 }
 
-// The process's peak resident set since the last reset, in bytes (VmHWM; reset through /proc/self/clear_refs where
-// the kernel allows it, else the peak since the process started).
-uint64_t PeakRss() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
-
 TEST(HostileFiles, SparseGiantsAreRefusedBySize) {
   constexpr off_t kGiant = off_t{2} << 30;
   int cases = 0;
@@ -224,10 +213,10 @@ TEST(HostileFiles, SparseGiantsAreRefusedBySize) {
       for (const auto& reader : Readers()) {
         SCOPED_TRACE(reader.name);
         ++cases;
-        ResetPeakRss();
-        const uint64_t before = PeakRss();
+        cairn::testing::ResetPeakRss();
+        const uint64_t before = cairn::testing::PeakRss();
         const std::string error = reader.read(ckpt);
-        const uint64_t grown = PeakRss() - before;
+        const uint64_t grown = cairn::testing::PeakRss() - before;
         EXPECT_LT(grown, uint64_t{256} << 20) << reader.name << " took " << (grown >> 20) << " MiB";
         if (!error.empty()) {
           EXPECT_NE(error.find(relative.filename().string()), std::string::npos) << error;
@@ -258,8 +247,8 @@ TEST(HostileFiles, ShapesThatLieFailBeforeAllocating) {
     json["shape"] = {int64_t{1} << 28};  // 1 GiB of float32
     fs::remove(ckpt / "_METADATA");      // (its shape would be checked against the zarr metadata's)
     cairn::testing::Spit(metadata, json.dump());
-    ResetPeakRss();
-    const uint64_t before = PeakRss();
+    cairn::testing::ResetPeakRss();
+    const uint64_t before = cairn::testing::PeakRss();
     const auto start = std::chrono::steady_clock::now();
     try {
       ckptr.restore(ckpt);
@@ -267,7 +256,7 @@ TEST(HostileFiles, ShapesThatLieFailBeforeAllocating) {
     } catch (const CorruptionError& e) {
       EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
     }
-    const uint64_t grown = PeakRss() - before;
+    const uint64_t grown = cairn::testing::PeakRss() - before;
     EXPECT_LT(grown, uint64_t{64} << 20) << "the restore took " << (grown >> 20) << " MiB";
     EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
     // What the caller's target asks for, and no more, is allocated: the stored chunk restores.

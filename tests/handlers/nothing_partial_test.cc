@@ -12,9 +12,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The `state` item of Orbax's composite fixtures, as restored from the intact one.
 Tree Expected() {
-  return Tree::Dict({{"a", Array::FromVector<int32_t>({8}, {0, 1, 2, 3, 4, 5, 6, 7})},
-                     {"b", Tree::Dict({{"c", Array::FromVector<int32_t>({3}, {1, 2, 3})}})}});
+  const fs::path intact = cairn::testing::FixturesDir() /
+                          "v0_checkpoints/composite_checkpoint/checkpoint_metadata_present/pytree_checkpointable_has_metadata";
+  Checkpointer ckptr(std::make_unique<CompositeCheckpointHandler>());
+  return ckptr.restore(intact, args::Composite({{"state", args::Item(args::StandardRestore{})}}))["state"];
 }
 
 // Orbax's composite checkpoints whose `_CHECKPOINT_METADATA`, or its `item_handlers`, is missing: nothing records

@@ -14,6 +14,7 @@
 #include "core/crc32c.h"
 #include "kvstore/ocdbt/btree_node.h"
 #include "kvstore/ocdbt/envelope.h"
+#include "peak_rss.h"
 #include "zarr/zstd_codec.h"
 
 namespace cairn {
@@ -38,19 +39,10 @@ std::vector<std::string> Bombs() {
   return {compress(true), compress(false), lying};
 }
 
-uint64_t PeakRss() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
 TEST(DecompressionBombs, AreRefusedAtTheirLimit) {
   const std::vector<std::string> bombs = Bombs();  // (made before the peak is measured: they start as 64 MiB)
-  std::ofstream("/proc/self/clear_refs") << "5";
-  const uint64_t before = PeakRss();
+  cairn::testing::ResetPeakRss();
+  const uint64_t before = cairn::testing::PeakRss();
   int refused = 0;
   for (const std::string& frame : bombs) {
     ASSERT_LT(frame.size(), size_t{8192});
@@ -74,7 +66,7 @@ TEST(DecompressionBombs, AreRefusedAtTheirLimit) {
     }
     refused += 2;
   }
-  const uint64_t grown = PeakRss() - before;
+  const uint64_t grown = cairn::testing::PeakRss() - before;
   EXPECT_LT(grown, uint64_t{16} << 20) << "decoding bombs took " << (grown >> 20) << " MiB";
   EXPECT_EQ(refused, 6);
 }
