@@ -19,5 +19,11 @@ inline uint64_t PeakRss() {
   return 0;
 }
 inline void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+// How much the peak grew since `before` (a PeakRss()); 0 when it reads lower (the kernel's count of the peak may
+// drift by a page where a runtime returns memory concurrently, as ThreadSanitizer's does).
+inline uint64_t PeakRssGrowth(uint64_t before) {
+  const uint64_t now = PeakRss();
+  return now > before ? now - before : 0;
+}
 
 }  // namespace cairn::testing
