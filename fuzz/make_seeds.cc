@@ -29,6 +29,7 @@
 #define MSGPACK_NO_BOOST
 #endif
 #include <msgpack.hpp>
+#include <zstd.h>
 
 #include "cairn/array.h"
 #include "cairn/file_system.h"
@@ -421,6 +422,41 @@ void AddAggregate(Corpus& corpus) {
 
 }  // namespace
 
+// Decompression bombs: frames of a few dozen or hundred bytes that decode to megabytes of zeros, as a zarr chunk
+// (whose array holds 64 bytes; 1 MiB, so that the frame stays under the chunk's size cap and reaches the decoder)
+// and as a B+tree node body (16 MiB, past the fuzzer's 1 MiB node limit). Each decoder must stop as soon as its
+// output passes the limit, whatever the frame says: so one frame records its true content size, one none, and one a
+// lying content size of 64 bytes (ZSTD_getFrameContentSize is not to be trusted).
+std::vector<std::string> ZstdBombs(size_t decoded_bytes) {
+  const std::string zeros(decoded_bytes, '\0');
+  auto compress = [&](bool content_size) {
+    std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> context(ZSTD_createCCtx(), ZSTD_freeCCtx);
+    ZSTD_CCtx_setParameter(context.get(), ZSTD_c_compressionLevel, 19);
+    ZSTD_CCtx_setParameter(context.get(), ZSTD_c_contentSizeFlag, content_size ? 1 : 0);
+    std::string out(ZSTD_compressBound(zeros.size()), '\0');
+    out.resize(ZSTD_compress2(context.get(), out.data(), out.size(), zeros.data(), zeros.size()));
+    return out;
+  };
+  const std::string with_size = compress(true), without_size = compress(false);
+  // The frame header: magic (4 bytes), descriptor, the window descriptor unless single-segment, then the content
+  // size (4 bytes for these sizes; its low 4 bytes otherwise).
+  std::string lying = with_size;
+  const auto descriptor = static_cast<unsigned char>(lying[4]);
+  cairn::fuzz::StoreU32LE(lying.data() + 5 + ((descriptor & 0x20) ? 0 : 1), 64);
+  return {with_size, without_size, lying};
+}
+
+void AddDecompressionBombs(Corpus& corpus) {
+  for (const std::string& frame : ZstdBombs(size_t{1} << 20)) corpus.Add("zarr_chunk", "bomb", frame);
+  for (const std::string& frame : ZstdBombs(size_t{16} << 20)) {
+    // magic and length, version 0, compression 1 (zstd), the frame, a CRC: length and CRC are repaired by the fuzzer.
+    std::string node(cairn::fuzz::kEnvelopeHeaderBytes, '\0');
+    for (int i = 0; i < 4; ++i) node[i] = static_cast<char>(ocdbt::kBtreeNodeMagic >> (24 - 8 * i));  // big-endian
+    node += std::string("\x00\x01", 2) + frame + std::string(cairn::fuzz::kEnvelopeCrcBytes, '\0');
+    corpus.Add("ocdbt_btree_node", "bomb", node);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc != 3) {
     std::cerr << "usage: " << argv[0] << " <orbax fixtures dir> <corpus dir>\n";
@@ -433,6 +469,7 @@ int main(int argc, char** argv) {
     AddZarr(corpus);
     AddOcdbt(corpus);
     AddAggregate(corpus);
+    AddDecompressionBombs(corpus);
   } catch (const std::exception& e) {
     std::cerr << "make_seeds: " << e.what() << "\n";
     return 1;

@@ -25,6 +25,10 @@ struct SaveControl;
 // A second save() first waits for the one in flight; restore() and metadata() wait for a pending save. A
 // background failure is kept and rethrown by wait_until_finished() or check_for_errors() (and the next save()),
 // never lost. The destructor waits for the save in flight.
+//
+// Thread-safe: save(), restore() and metadata() from several threads are serialised (each restore waits for the
+// save in flight and no save starts during it, so the handler never serves two calls at once);
+// wait_until_finished() from several threads waits for the same save, and its failure is rethrown to one of them.
 class AsyncCheckpointer : public Checkpointer {
  public:
   explicit AsyncCheckpointer(std::unique_ptr<CheckpointHandler> handler, AsyncOptions async_options = {},
@@ -51,6 +55,8 @@ class AsyncCheckpointer : public Checkpointer {
  private:
   AsyncOptions async_options_;
   std::unique_ptr<checkpoint::StagingPool> staging_;
+  std::mutex calls_mu_;  // held by save(), restore() and metadata() for their whole duration
+  std::mutex wait_mu_;   // one waiter at a time joins the save in flight; the others then find nothing pending
   mutable std::mutex mu_;
   std::shared_ptr<checkpoint::SaveControl> control_;  // the save in flight, or the finished one not yet waited for
   std::thread worker_;

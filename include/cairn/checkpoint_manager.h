@@ -122,7 +122,11 @@ struct RootMetadata {
 // A map from item name to its handler.
 using CheckpointHandlerMap = std::map<std::string, std::unique_ptr<CheckpointHandler>>;
 
-// Not thread-safe (one training thread calls it, as in Orbax). Across processes (MultiprocessingOptions::
+// Thread-safe: any thread may call any method, as with Orbax's manager (a training thread saving while another lists
+// steps or restores). Calls are serialised by one lock, held for the whole call: a call made while another thread's
+// save() waits for the previous save, or while a restore runs, waits for it. The background commit takes no part
+// in that lock, so the callbacks it runs (AsyncOptions::post_finalization_callback) must not call the manager.
+// Across processes (MultiprocessingOptions::
 // process_group), every process makes the same calls: the primary host creates, cleans up and deletes, the
 // processes agree at each synchronisation point (a failure on one fails all), and a save decision that could
 // differ between them (a custom save_decision_policy or should_save_fn) is the primary's.
@@ -255,6 +259,10 @@ class CheckpointManager {
   std::optional<bool> default_item_;  // decided by the handlers given, or by the first save/restore
   nlohmann::json root_custom_metadata_;  // read-only root without metadata: the constructor's
   std::vector<CheckpointInfo> checkpoints_;  // sorted by step
+  // Guards everything below and the calls above: public calls take it for their whole duration. Recursive, because
+  // public calls make other public calls (save() asks should_save(), close() waits) and a policy's callback (best_fn,
+  // should_save_fn) may ask the manager for its steps from inside a call.
+  mutable std::recursive_mutex mu_;
   std::unique_ptr<Finalize> finalize_;
   std::exception_ptr pending_error_;
   bool saving_ = false;  // synchronous save in progress

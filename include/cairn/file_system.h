@@ -13,6 +13,11 @@
 
 namespace cairn {
 
+// The most a metadata file (JSON, msgpack, checksums, zarr metadata) may hold. Sizes come from the disk: a 2 GB
+// file standing in for `_METADATA` must be refused by its size, not read whole first. Orbax's largest metadata
+// files (a `_METADATA` of a model with a million arrays) are a few hundred bytes per array, far below this.
+inline constexpr uint64_t kMaxMetadataFileBytes = uint64_t{256} << 20;
+
 // A file being written from start to end. Errors throw IoError naming the path.
 class WritableFile {
  public:
@@ -53,8 +58,16 @@ class FileSystem {
   virtual void CreateDir(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt) = 0;
   // Truncates or creates.
   virtual std::unique_ptr<WritableFile> NewWritableFile(const std::filesystem::path& path) = 0;
-  // NotFoundError naming the path when it does not exist.
+  // NotFoundError naming the path when it does not exist. Only a regular file is opened: a directory, FIFO,
+  // socket or device is an InvalidArgumentError naming the path, and opening never blocks on what is there (a
+  // FIFO with no writer would hang every reader).
   virtual std::unique_ptr<ReadableFile> OpenForRead(const std::filesystem::path& path) = 0;
+  // As OpenForRead(root / relative), but no component of `relative` may be a symbolic link (`root`, the caller's,
+  // may be one or lie below one): a link planted inside a checkpoint after the walk that refuses links
+  // (io/no_symlinks.h) is refused here too, at the moment of use, with a CorruptionError naming it. `relative`
+  // must not climb out of `root` (no ".."). File systems without links need not override it.
+  virtual std::unique_ptr<ReadableFile> OpenForReadBelow(const std::filesystem::path& root,
+                                                         const std::filesystem::path& relative);
   // Names (not paths) of the entries of a directory, sorted.
   virtual std::vector<std::string> ListDir(const std::filesystem::path& path) = 0;
   // Atomic within one file system; replaces an empty directory or a file at `to` as rename(2) does.
@@ -71,12 +84,21 @@ class FileSystem {
   bool Exists(const std::filesystem::path& path);
   bool IsDirectory(const std::filesystem::path& path);
   void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt);
-  std::string ReadFile(const std::filesystem::path& path);
+  // The whole file; a file of more than `max_bytes` is a CorruptionError naming it, raised before anything is
+  // allocated. Metadata readers keep the default; readers of chunks pass what the chunk can hold.
+  std::string ReadFile(const std::filesystem::path& path, uint64_t max_bytes = kMaxMetadataFileBytes);
+  // ReadFile through OpenForReadBelow: a file inside a checkpoint, reached without following a link.
+  std::string ReadFileBelow(const std::filesystem::path& root, const std::filesystem::path& relative,
+                            uint64_t max_bytes = kMaxMetadataFileBytes);
   // Writes the whole file; with `sync`, fsyncs it before closing.
   void WriteFile(const std::filesystem::path& path, std::string_view data, bool sync = false);
   // Removes `path` and everything below it; nothing there is not an error. Never follows a symbolic link: a
   // link is removed, not what it points to.
   void RemoveAll(const std::filesystem::path& path);
+
+ protected:
+  // InvalidArgumentError unless `relative` is non-empty, relative, and free of "." and ".." components.
+  static void RequireRelativeBelow(const std::filesystem::path& relative);
 };
 
 // A FileSystem held entirely in memory, for tests. Thread-safe.

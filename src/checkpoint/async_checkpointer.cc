@@ -54,6 +54,7 @@ AsyncCheckpointer::~AsyncCheckpointer() {
 
 void AsyncCheckpointer::save(const std::filesystem::path& directory, const CheckpointArgs& args,
                              const SaveOptions& save_options) {
+  std::lock_guard calls_lock(calls_mu_);
   RequireActive();
   wait_until_finished();  // one save at a time; a failure of the previous one surfaces here
   const auto fs = options().file_system;
@@ -123,6 +124,7 @@ void AsyncCheckpointer::save(const std::filesystem::path& directory, const Check
 }
 
 void AsyncCheckpointer::wait_until_finished() {
+  std::lock_guard wait_lock(wait_mu_);
   std::shared_ptr<checkpoint::SaveControl> control;
   std::thread worker;
   {
@@ -170,21 +172,25 @@ bool AsyncCheckpointer::is_saving_in_progress() const {
 }
 
 Tree AsyncCheckpointer::restore(const std::filesystem::path& directory) {
+  std::lock_guard calls_lock(calls_mu_);
   wait_until_finished();
   return Checkpointer::restore(directory);
 }
 
 Tree AsyncCheckpointer::restore(const std::filesystem::path& directory, const CheckpointArgs& args) {
+  std::lock_guard calls_lock(calls_mu_);
   wait_until_finished();
   return Checkpointer::restore(directory, args);
 }
 
 StepMetadata AsyncCheckpointer::metadata(const std::filesystem::path& directory) {
+  std::lock_guard calls_lock(calls_mu_);
   wait_until_finished();
   return Checkpointer::metadata(directory);
 }
 
 void AsyncCheckpointer::close() {
+  std::lock_guard calls_lock(calls_mu_);
   wait_until_finished();
   Checkpointer::close();
 }

@@ -5,7 +5,9 @@
 
 #include "cairn/error.h"
 #include "checkpoint/layout.h"
+#include "core/crc32c.h"
 #include "handlers/array_storage.h"
+#include "handlers/synthesized_metadata.h"
 #include "io/temporary_path.h"
 #include "metadata/array_metadata.h"
 #include "metadata/checkpoint_metadata.h"
@@ -29,8 +31,18 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   ojson out;
   std::optional<md::TreeMetadata> tree;
   const auto metadata_path = dir / md::kTreeMetadataFile;
-  if (fs->Exists(metadata_path)) tree = md::DecodeTreeMetadata(fs->ReadFile(metadata_path), metadata_path.string());
+  // The CRC-32Cs cairn recorded (none in Orbax's items): the metadata read here is checked as a restore checks it.
+  const md::Checksums sums = md::ReadItemChecksums(*fs, dir);
+  if (fs->Exists(metadata_path)) {
+    tree = md::DecodeTreeMetadata(md::ReadItemFile(*fs, dir, md::kTreeMetadataFile, sums), metadata_path.string());
+  }
   auto store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
+  const zarr::ChunkObserver check_zarr_metadata = [&](const std::string& key, std::string_view stored,
+                                                      const uint32_t*) {
+    if (auto it = sums.chunks.find(key); it != sums.chunks.end() && Crc32c(stored) != it->second) {
+      throw CorruptionError("zarr metadata " + key + " fails its CRC-32C check [" + store->DescribeKey(key) + "]");
+    }
+  };
 
   int processes = 0;
   for (const auto& name : fs->ListDir(dir)) {
@@ -46,23 +58,24 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   layout["checksums"] = fs->IsDirectory(dir / md::kChecksumsDir);
   layout["metadata_file"] = tree.has_value();
 
-  std::vector<md::TreeMetadataEntry> entries;
-  if (tree) {
-    entries = tree->entries;
-  } else {
-    std::set<std::string> params;
-    for (const auto& key : store->ListKeys()) {
-      for (std::string_view suffix : {"/.zarray", "/zarr.json"}) {
-        if (key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
-          params.insert(key.substr(0, key.size() - suffix.size()));
-        }
-      }
-    }
-    for (const auto& p : params) entries.push_back({{{p, KeyType::kDict}}, md::kNumpyArray, false, std::nullopt});
-  }
-
   Tree aggregate;
   bool aggregate_loaded = false;
+  auto load_aggregate = [&] {
+    if (aggregate_loaded) return;
+    const auto path = dir / md::kLegacyAggregateFile;
+    if (fs->Exists(path)) {
+      aggregate = md::DecodeMsgpackAggregate(
+          fs->ReadFileBelow(dir, md::kLegacyAggregateFile, md::kMaxAggregateFileBytes), path.string());
+    }
+    aggregate_loaded = true;
+  };
+  if (!tree) {
+    // As a restore does: from the arrays stored and the values of a legacy aggregate file.
+    load_aggregate();
+    tree = handlers::SynthesizeTreeMetadata(*store, nullptr, aggregate);
+  }
+  const std::vector<md::TreeMetadataEntry>& entries = tree->entries;
+
   std::set<int> formats;
   uint64_t total = 0;
   ojson leaves = ojson::array();
@@ -74,11 +87,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
     if (IsArrayType(entry.value_type)) {
       try {
         if (entry.skip_deserialize) {
-          if (!aggregate_loaded) {
-            const auto path = dir / md::kLegacyAggregateFile;
-            aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
-            aggregate_loaded = true;
-          }
+          load_aggregate();
           const Tree* node = &aggregate;
           for (const auto& key : entry.path) {
             if (node->is_dict() && node->contains(key.key)) {
@@ -101,7 +110,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
             leaf["value"] = node->ToString();
           }
         } else {
-          const zarr::ZarrMetadata m = zarr::ReadZarrMetadata(*store, param);
+          const zarr::ZarrMetadata m = zarr::ReadZarrMetadata(*store, param, &check_zarr_metadata);
           formats.insert(static_cast<int>(m.format));
           const uint64_t bytes = NumBytes(m.dtype, m.shape);
           leaf["dtype"] = DTypeName(m.dtype);
@@ -151,7 +160,7 @@ ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem:
         const auto path = item.dir / name;
         if (fs->IsDirectory(path) || md::IsBookkeepingFileName(name)) continue;
         if (json) {
-          files[name] = md::ParseOrderedJson(fs->ReadFile(path), path.string());
+          files[name] = md::ParseOrderedJson(fs->ReadFileBelow(item.dir, name), path.string());
         } else {
           files[name] = fs->Stat(path)->size;
         }

@@ -1,6 +1,7 @@
 // CompositeCheckpointHandler: several named items, each in its own subdirectory with its own handler.
 #include "cairn/error.h"
 #include "cairn/handlers.h"
+#include "io/temporary_path.h"
 #include "metadata/checkpoint_metadata.h"
 
 namespace cairn {
@@ -132,6 +133,25 @@ std::unique_ptr<CheckpointHandler> HandlerForTypestr(const std::string& typestr)
   return nullptr;
 }
 
+// The error for item directories of `directory` that a restore without args has no handler for, saying why.
+[[noreturn]] void ThrowUnrestorableItems(FileSystem& fs, const std::filesystem::path& directory,
+                                         const std::vector<std::string>& items) {
+  std::string names;
+  for (const auto& item : items) names += (names.empty() ? "'" : ", '") + item + "'";
+  const auto step = metadata::ReadCheckpointMetadata(fs, directory);
+  std::string why;
+  if (!step) {
+    why = "it has no " + std::string(metadata::kCheckpointMetadataFile) + " to name their handlers";
+  } else if (!step->item_handlers.is_object()) {
+    why = "its " + std::string(metadata::kCheckpointMetadataFile) + " records no item_handlers";
+  } else {
+    why = "its item_handlers name no handler cairn has for them";
+  }
+  throw InvalidArgumentError("cannot restore item" + std::string(items.size() == 1 ? " " : "s ") + names + " of " +
+                             directory.string() + " without args: " + why +
+                             ". Register their handlers, or restore with Composite args naming each item's args");
+}
+
 }  // namespace
 
 void CompositeCheckpointHandler::AddHandlersFromStepMetadata(const std::filesystem::path& directory) {
@@ -161,6 +181,15 @@ Tree CompositeCheckpointHandler::restore(const std::filesystem::path& directory,
     }
   } else {
     AddHandlersFromStepMetadata(directory);
+    // Every item directory must be restored: returning the others alone would be a silently partial restore.
+    // Orbax raises here too (an item whose handler is neither registered nor recorded).
+    std::vector<std::string> unknown;
+    for (const auto& name : fs().ListDir(directory)) {
+      if (!handlers_.count(name) && !io::IsTemporaryPath(name) && fs().IsDirectory(directory / name)) {
+        unknown.push_back(name);
+      }
+    }
+    if (!unknown.empty()) ThrowUnrestorableItems(fs(), directory, unknown);
     for (const auto& [item, handler] : handlers_) {
       const auto item_dir = directory / item;
       if (fs().IsDirectory(item_dir)) restored.emplace_back(item, handler->restore(item_dir, nullptr));

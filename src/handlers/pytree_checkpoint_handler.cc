@@ -16,6 +16,7 @@
 #include "core/thread_pool.h"
 #include "distributed/agreement.h"
 #include "handlers/array_storage.h"
+#include "handlers/synthesized_metadata.h"
 #include "metadata/array_metadata.h"
 #include "metadata/checksums.h"
 #include "metadata/legacy_aggregate.h"
@@ -87,37 +88,6 @@ Array FitArray(const Array& array, const Shape& shape, DType dtype) {
   return out;
 }
 
-// The saved entries, when `_METADATA` is missing: every parameter with zarr metadata in the store becomes a
-// dict path split at '.', plus the strings of `_strings.json`.
-md::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann::json& strings) {
-  md::TreeMetadata m;
-  std::set<std::string> params;
-  for (const auto& key : store.ListKeys()) {
-    for (const char* suffix : {"/.zarray", "/zarr.json"}) {
-      std::string_view s(suffix);
-      if (key.size() > s.size() && key.compare(key.size() - s.size(), s.size(), s) == 0) {
-        params.insert(key.substr(0, key.size() - s.size()));
-      }
-    }
-  }
-  auto path_of = [](const std::string& param) {
-    KeyPath path;
-    size_t start = 0;
-    while (true) {
-      size_t dot = param.find('.', start);
-      path.push_back({param.substr(start, dot - start), KeyType::kDict});
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    return path;
-  };
-  for (const auto& param : params) m.entries.push_back({path_of(param), md::kNumpyArray, false, std::nullopt});
-  if (strings.is_object()) {
-    for (const auto& [name, value] : strings.items()) m.entries.push_back({path_of(name), md::kString, false, std::nullopt});
-  }
-  return m;
-}
-
 // std::call_once, minus its trouble with exceptions: a load that throws (a damaged or unreadable file) must let
 // the next caller try again, and with std::call_once that hangs the other callers where pthread_once is
 // intercepted (ThreadSanitizer; found by RestoreFaultInjection.EveryFailedReadCall).
@@ -151,7 +121,7 @@ struct ItemReader {
     store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
     if (!tree) {
       if (!fs->IsDirectory(dir)) throw NotFoundError("checkpoint item " + dir.string() + " does not exist");
-      tree = SynthesizeTreeMetadata(*store, Strings());
+      tree = handlers::SynthesizeTreeMetadata(*store, Strings(), Aggregate());
       if (tree->entries.empty()) {
         throw NotFoundError("checkpoint item " + dir.string() + " has no " + md::kTreeMetadataFile +
                             " and no arrays: nothing to restore");
@@ -161,15 +131,8 @@ struct ItemReader {
 
   // Every `cairn_checksums/process_*` file (checkpoints cairn wrote have one per process; Orbax's have none).
   void LoadChecksums() {
-    const auto checksums_dir = dir / md::kChecksumsDir;
-    if (!fs->IsDirectory(checksums_dir)) return;
-    for (const auto& name : fs->ListDir(checksums_dir)) {
-      const auto path = checksums_dir / name;
-      md::Checksums part = md::DecodeChecksums(fs->ReadFile(path), path.string());
-      checksums.chunks.merge(part.chunks);
-      checksums.files.merge(part.files);
-      checksums.chunk_blocks.merge(part.chunk_blocks);
-    }
+    if (!fs->IsDirectory(dir / md::kChecksumsDir)) return;  // nothing to check: no checker, no CRCs computed
+    checksums = md::ReadItemChecksums(*fs, dir);
     // A metadata file recorded at save time must still be there (a missing `_sharding` or `array_metadatas/` file
     // would otherwise pass unnoticed: both are optional in Orbax's format).
     for (const auto& [relative, crc] : checksums.files) {
@@ -188,13 +151,7 @@ struct ItemReader {
   }
 
   // A metadata file of the item, checked against its CRC-32C when one was recorded.
-  std::string ReadChecked(const std::string& relative) {
-    std::string text = fs->ReadFile(dir / relative);
-    if (auto it = checksums.files.find(relative); it != checksums.files.end() && Crc32c(text) != it->second) {
-      throw CorruptionError((dir / relative).string() + " fails its CRC-32C check: the file is not the one that was saved");
-    }
-    return text;
-  }
+  std::string ReadChecked(const std::string& relative) { return md::ReadItemFile(*fs, dir, relative, checksums); }
 
   const zarr::ChunkObserver* verifier() const { return verify ? &verify : nullptr; }
 
@@ -246,7 +203,10 @@ struct ItemReader {
   const Tree& Aggregate() {
     aggregate_once.Run([&] {
       auto path = dir / md::kLegacyAggregateFile;
-      if (fs->Exists(path) && !fs->IsDirectory(path)) aggregate = md::DecodeMsgpackAggregate(fs->ReadFile(path), path.string());
+      if (fs->Exists(path) && !fs->IsDirectory(path)) {
+        aggregate = md::DecodeMsgpackAggregate(
+            fs->ReadFileBelow(dir, md::kLegacyAggregateFile, md::kMaxAggregateFileBytes), path.string());
+      }
     });
     return aggregate;
   }

@@ -112,6 +112,11 @@ std::unique_ptr<ReadableFile> FaultInjectingFileSystem::OpenForRead(const std::f
   MaybeFail(FsOp::kOpenRead, path);
   return std::make_unique<FaultyReadableFile>(this, path, base_->OpenForRead(path));
 }
+std::unique_ptr<ReadableFile> FaultInjectingFileSystem::OpenForReadBelow(const std::filesystem::path& root,
+                                                                         const std::filesystem::path& relative) {
+  MaybeFail(FsOp::kOpenRead, root / relative);
+  return std::make_unique<FaultyReadableFile>(this, root / relative, base_->OpenForReadBelow(root, relative));
+}
 std::vector<std::string> FaultInjectingFileSystem::ListDir(const std::filesystem::path& path) {
   MaybeFail(FsOp::kListDir, path);
   return base_->ListDir(path);

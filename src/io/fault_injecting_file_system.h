@@ -33,6 +33,8 @@ class FaultInjectingFileSystem final : public FileSystem {
   void CreateDir(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt) override;
   std::unique_ptr<WritableFile> NewWritableFile(const std::filesystem::path& path) override;
   std::unique_ptr<ReadableFile> OpenForRead(const std::filesystem::path& path) override;
+  std::unique_ptr<ReadableFile> OpenForReadBelow(const std::filesystem::path& root,
+                                                 const std::filesystem::path& relative) override;
   std::vector<std::string> ListDir(const std::filesystem::path& path) override;
   void Rename(const std::filesystem::path& from, const std::filesystem::path& to) override;
   void RemoveFile(const std::filesystem::path& path) override;

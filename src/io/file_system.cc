@@ -25,11 +25,40 @@ void FileSystem::CreateDirs(const std::filesystem::path& path, std::optional<uin
   }
 }
 
-std::string FileSystem::ReadFile(const std::filesystem::path& path) {
-  auto file = OpenForRead(path);
-  std::string data(file->Size(), '\0');
-  if (!data.empty()) file->ReadAt(0, data.size(), data.data());
+namespace {
+
+std::string ReadWhole(const ReadableFile& file, const std::filesystem::path& path, uint64_t max_bytes) {
+  const uint64_t size = file.Size();
+  if (size > max_bytes) {
+    throw CorruptionError(path.string() + " is " + std::to_string(size) + " bytes, more than the " +
+                          std::to_string(max_bytes) + " it can hold: it is not the file that was saved");
+  }
+  std::string data(size, '\0');
+  if (!data.empty()) file.ReadAt(0, data.size(), data.data());
   return data;
+}
+
+}  // namespace
+
+std::unique_ptr<ReadableFile> FileSystem::OpenForReadBelow(const std::filesystem::path& root,
+                                                           const std::filesystem::path& relative) {
+  RequireRelativeBelow(relative);
+  return OpenForRead(root / relative);
+}
+
+void FileSystem::RequireRelativeBelow(const std::filesystem::path& relative) {
+  bool ok = !relative.empty() && relative.is_relative();
+  for (const auto& part : relative) ok = ok && part != ".." && part != ".";
+  if (!ok) throw InvalidArgumentError("'" + relative.string() + "' is not a plain relative path below a directory");
+}
+
+std::string FileSystem::ReadFile(const std::filesystem::path& path, uint64_t max_bytes) {
+  return ReadWhole(*OpenForRead(path), path, max_bytes);
+}
+
+std::string FileSystem::ReadFileBelow(const std::filesystem::path& root, const std::filesystem::path& relative,
+                                      uint64_t max_bytes) {
+  return ReadWhole(*OpenForReadBelow(root, relative), root / relative, max_bytes);
 }
 
 void FileSystem::WriteFile(const std::filesystem::path& path, std::string_view data, bool sync) {

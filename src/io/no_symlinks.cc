@@ -3,12 +3,13 @@
 #include "cairn/error.h"
 
 namespace cairn::io {
-namespace {
 
-[[noreturn]] void Refuse(const std::filesystem::path& link, const std::filesystem::path& directory) {
+void RefuseSymlink(const std::filesystem::path& link, const std::filesystem::path& directory) {
   throw CorruptionError(link.string() + " is a symbolic link inside the checkpoint " + directory.string() +
                         ": cairn never writes links into a checkpoint and does not follow one out of it");
 }
+
+namespace {
 
 void Walk(FileSystem& fs, const std::filesystem::path& dir, const std::filesystem::path& checkpoint, int depth) {
   if (depth > 64) throw CorruptionError(dir.string() + ": directories nested implausibly deep in " + checkpoint.string());
@@ -16,7 +17,7 @@ void Walk(FileSystem& fs, const std::filesystem::path& dir, const std::filesyste
     const auto path = dir / name;
     const auto info = fs.StatNoFollow(path);
     if (!info) continue;  // removed meanwhile
-    if (info->is_symlink) Refuse(path, checkpoint);
+    if (info->is_symlink) RefuseSymlink(path, checkpoint);
     if (info->is_directory) Walk(fs, path, checkpoint, depth + 1);
   }
 }
@@ -34,7 +35,7 @@ void RequireNoSymlinksOnPath(FileSystem& fs, const std::filesystem::path& direct
     path /= part;
     const auto info = fs.StatNoFollow(path);
     if (!info) return;  // missing: the read that follows says so
-    if (info->is_symlink) Refuse(path, directory);
+    if (info->is_symlink) RefuseSymlink(path, directory);
   }
 }
 

@@ -10,6 +10,9 @@
 
 namespace cairn::io {
 
+// The CorruptionError for a link found at `link` inside the checkpoint `directory`.
+[[noreturn]] void RefuseSymlink(const std::filesystem::path& link, const std::filesystem::path& directory);
+
 // Walks everything below `directory` (not following links); CorruptionError naming the first link found.
 void RequireNoSymlinksBelow(FileSystem& fs, const std::filesystem::path& directory);
 

@@ -18,6 +18,10 @@ class PermissionModeFileSystem final : public FileSystem {
   std::unique_ptr<ReadableFile> OpenForRead(const std::filesystem::path& path) override {
     return base_->OpenForRead(path);
   }
+  std::unique_ptr<ReadableFile> OpenForReadBelow(const std::filesystem::path& root,
+                                                 const std::filesystem::path& relative) override {
+    return base_->OpenForReadBelow(root, relative);
+  }
   std::vector<std::string> ListDir(const std::filesystem::path& path) override { return base_->ListDir(path); }
   void Rename(const std::filesystem::path& from, const std::filesystem::path& to) override { base_->Rename(from, to); }
   void RemoveFile(const std::filesystem::path& path) override { base_->RemoveFile(path); }

@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 
 #include "cairn/error.h"
 #include "cairn/file_system.h"
+#include "io/no_symlinks.h"
 
 namespace cairn {
 namespace {
@@ -83,6 +85,76 @@ class PosixReadableFile final : public ReadableFile {
   uint64_t size_;
 };
 
+// O_NONBLOCK: opening a FIFO for reading blocks until a writer appears, which may be never; with it the open
+// returns at once and the file's type is checked before anything is read.
+constexpr int kReadFlags = O_RDONLY | O_NONBLOCK | O_CLOEXEC;
+
+// A descriptor closed when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+const char* FileTypeName(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  return "not a regular file";
+}
+
+// Throws naming `path` unless `fd` (opened O_NONBLOCK) is a regular file, then clears O_NONBLOCK (it was only for the
+// open; regular files ignore it, but say what we mean). Returns the file's size.
+uint64_t RequireRegularBlocking(int fd, const std::filesystem::path& path) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) ThrowErrno("stat", path, errno);
+  if (S_ISDIR(st.st_mode)) throw InvalidArgumentError(path.string() + " is a directory, not a file");
+  if (!S_ISREG(st.st_mode)) {
+    throw CorruptionError(path.string() + " is " + FileTypeName(st.st_mode) +
+                          ", not a regular file: cairn reads and writes only regular files");
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) ThrowErrno("fcntl", path, errno);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+// Takes `fd` (opened with kReadFlags; -1 with errno set when the open failed) and makes it a ReadableFile, or
+// throws naming `path`: only regular files are read, since a FIFO, socket or device would block or never end.
+std::unique_ptr<ReadableFile> FinishOpen(const std::filesystem::path& path, int raw_fd) {
+  if (raw_fd < 0) ThrowErrno("open", path, errno);
+  Fd fd(raw_fd);
+  const uint64_t size = RequireRegularBlocking(fd.get(), path);
+  return std::make_unique<PosixReadableFile>(path, fd.release(), size);
+}
+
+// An openat of `name` in `dir_fd` (for `path`, below `root`) failed with `error_number`: a link where O_NOFOLLOW
+// refused one is named as such, anything else is the errno's error.
+[[noreturn]] void ThrowOpenError(int dir_fd, const std::filesystem::path& name, const std::filesystem::path& path,
+                                 const std::filesystem::path& root, int error_number) {
+  struct stat st;
+  if ((error_number == ELOOP || error_number == ENOTDIR) &&
+      ::fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    io::RefuseSymlink(path, root);
+  }
+  ThrowErrno("open", path, error_number);
+}
+
 class PosixFileSystem final : public FileSystem {
  public:
   std::optional<FileInfo> Stat(const std::filesystem::path& path) override {
@@ -114,25 +186,38 @@ class PosixFileSystem final : public FileSystem {
   }
 
   std::unique_ptr<WritableFile> NewWritableFile(const std::filesystem::path& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) ThrowErrno("open for writing", path, errno);
-    return std::make_unique<PosixWritableFile>(path, fd);
+    // O_NONBLOCK, as for reads: a FIFO planted where a file is written would block the open until a reader came
+    // (with it, the open fails with ENXIO); anything but a regular file is refused before a byte is written.
+    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_CLOEXEC, 0666));
+    if (fd.get() < 0) ThrowErrno("open for writing", path, errno);
+    RequireRegularBlocking(fd.get(), path);
+    return std::make_unique<PosixWritableFile>(path, fd.release());
   }
 
   std::unique_ptr<ReadableFile> OpenForRead(const std::filesystem::path& path) override {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) ThrowErrno("open", path, errno);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) {
-      int error_number = errno;
-      ::close(fd);
-      ThrowErrno("stat", path, error_number);
+    return FinishOpen(path, ::open(path.c_str(), kReadFlags));
+  }
+
+  std::unique_ptr<ReadableFile> OpenForReadBelow(const std::filesystem::path& root,
+                                                 const std::filesystem::path& relative) override {
+    RequireRelativeBelow(relative);
+    // Walk from a descriptor of `root`, one component at a time, refusing links (O_NOFOLLOW) at the moment each is
+    // opened: nothing swapped in after an earlier check is followed.
+    const std::filesystem::path start = root.empty() ? std::filesystem::path(".") : root;
+    Fd dir(::open(start.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() < 0) ThrowErrno("open directory", root, errno);
+    std::filesystem::path walked = root;
+    const std::filesystem::path name = relative.filename();
+    for (const auto& part : relative.parent_path()) {
+      walked /= part;
+      Fd next(::openat(dir.get(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+      if (next.get() < 0) ThrowOpenError(dir.get(), part, walked, root, errno);
+      dir = std::move(next);
     }
-    if (S_ISDIR(st.st_mode)) {
-      ::close(fd);
-      throw InvalidArgumentError(path.string() + " is a directory, not a file");
-    }
-    return std::make_unique<PosixReadableFile>(path, fd, static_cast<uint64_t>(st.st_size));
+    const auto path = root / relative;
+    const int fd = ::openat(dir.get(), name.c_str(), kReadFlags | O_NOFOLLOW);
+    if (fd < 0) ThrowOpenError(dir.get(), name, path, root, errno);
+    return FinishOpen(path, fd);
   }
 
   std::vector<std::string> ListDir(const std::filesystem::path& path) override {

@@ -52,13 +52,13 @@ void DirectoryKvStore::Write(std::string_view key, std::string value) {
   dirty_dirs_.insert(path.parent_path());
 }
 
-std::optional<std::string> DirectoryKvStore::Read(std::string_view key) {
+std::optional<std::string> DirectoryKvStore::Read(std::string_view key, uint64_t max_bytes) {
   ValidateKey(key);
   const std::filesystem::path path = root_ / std::string(key);
   auto info = fs_->Stat(path);
   if (!info || info->is_directory) return std::nullopt;
   try {
-    return fs_->ReadFile(path);
+    return fs_->ReadFileBelow(root_, std::string(key), max_bytes);
   } catch (const NotFoundError&) {
     return std::nullopt;  // removed between Stat and open
   }
@@ -90,7 +90,7 @@ std::optional<std::string> DirectoryKvStore::ReadRange(std::string_view key, uin
   const auto path = root_ / std::string(key);
   auto info = fs_->Stat(path);
   if (!info || info->is_directory) return std::nullopt;
-  auto file = fs_->OpenForRead(path);
+  auto file = fs_->OpenForReadBelow(root_, std::string(key));
   if (offset > file->Size() || length > file->Size() - offset) {
     throw InvalidArgumentError("range [" + std::to_string(offset) + ", +" + std::to_string(length) +
                                ") is outside the " + std::to_string(file->Size()) + "-byte file " + path.string());

@@ -23,8 +23,10 @@ class DirectoryKvStore final : public KvStore {
  public:
   DirectoryKvStore(std::shared_ptr<FileSystem> fs, std::filesystem::path root);
 
-  // nullopt when no file is at the key (a directory is not a value).
-  std::optional<std::string> Read(std::string_view key) override;
+  using KvStore::Read;
+  // nullopt when no file is at the key (a directory is not a value). Files are opened without following links
+  // below the root (FileSystem::OpenForReadBelow).
+  std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override;
   // Reads only the range from the file.
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;
   // InvalidArgumentError for an empty, absolute or NUL-containing key, or one with an empty, "." or ".." segment.

@@ -8,7 +8,7 @@
 namespace cairn::kvstore {
 
 bool KvStore::ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c) {
-  auto value = Read(key);
+  auto value = Read(key, size);
   if (!value) return false;
   if (value->size() != size) {
     throw CorruptionError("value of key '" + std::string(key) + "' in " + Describe() + " holds " +

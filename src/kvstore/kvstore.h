@@ -16,12 +16,19 @@ class KvStore {
  public:
   virtual ~KvStore() = default;
 
-  // The whole value, or nullopt when the key is absent. Corrupt storage throws CorruptionError naming the file.
-  virtual std::optional<std::string> Read(std::string_view key) = 0;
+  // For Read() of a value whose size nothing bounds (tests; values the reader wrote itself).
+  static constexpr uint64_t kUnbounded = UINT64_MAX;
+
+  // The whole value, or nullopt when the key is absent. Corrupt storage throws CorruptionError naming the file;
+  // so does a value of more than `max_bytes`, before anything is allocated for it. Value sizes come from the disk,
+  // so readers pass what the value can hold (a chunk's worst-case encoded size, kMaxMetadataFileBytes).
+  virtual std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) = 0;
+  std::optional<std::string> Read(std::string_view key) { return Read(key, kUnbounded); }
   // Reads the whole value of `key` straight into `out`, which must be exactly `size` bytes: restores use it to
   // land uncompressed chunks in their destination without an intermediate copy. false when the key is absent;
-  // a value of another size is a CorruptionError naming the key. With `crc32c`, also stores the CRC-32C of the
-  // bytes read there, computed while they are still in cache (verifying a restore then costs no second pass).
+  // a value of another size is a CorruptionError naming the key (raised before it is read). With `crc32c`, also
+  // stores the CRC-32C of the bytes read there, computed while they are still in cache (verifying a restore then
+  // costs no second pass).
   virtual bool ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c = nullptr);
   // `length` bytes of the value of `key` from `offset`; nullopt when the key is absent, InvalidArgumentError when
   // the range is not inside the value. Restores use it to read only the rows of a chunk a box needs.

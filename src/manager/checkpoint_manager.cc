@@ -381,6 +381,7 @@ void CheckpointManager::DecideDefaultItemFromDisk(int64_t step) {
 }
 
 std::vector<int64_t> CheckpointManager::all_steps() const {
+  std::lock_guard calls_lock(mu_);
   std::vector<int64_t> steps;
   steps.reserve(checkpoints_.size());
   for (const auto& info : checkpoints_) steps.push_back(info.step);
@@ -388,11 +389,13 @@ std::vector<int64_t> CheckpointManager::all_steps() const {
 }
 
 std::optional<int64_t> CheckpointManager::latest_step() const {
+  std::lock_guard calls_lock(mu_);
   if (checkpoints_.empty()) return std::nullopt;
   return checkpoints_.back().step;
 }
 
 std::optional<int64_t> CheckpointManager::best_step() const {
+  std::lock_guard calls_lock(mu_);
   if (!options_.best_fn) return latest_step();
   const auto sorted = preservation_policy::SortByMetric(checkpoints_, options_.best_fn, options_.best_mode == "min");
   if (sorted.empty()) return std::nullopt;
@@ -404,6 +407,7 @@ bool CheckpointManager::reached_preemption(int64_t step) const {
 }
 
 bool CheckpointManager::should_save(int64_t step) const {
+  std::lock_guard calls_lock(mu_);
   bool decision = DecideLocally(step);
   // A decision that may hang on this process's clock, or on when its background save finished, can differ
   // between processes: the primary's counts (Orbax does this for continuous checkpointing). The default
@@ -433,6 +437,7 @@ bool CheckpointManager::DecideLocally(int64_t step) const {
 }
 
 bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const CheckpointManagerSaveOptions& options) {
+  std::lock_guard calls_lock(mu_);
   if (closed_) throw InvalidArgumentError("the CheckpointManager for " + directory_.string() + " is closed");
   if (step < 0) throw InvalidArgumentError("steps are non-negative, got " + std::to_string(step));
   if (!active_) {
@@ -597,11 +602,13 @@ void CheckpointManager::RethrowPending() {
 }
 
 void CheckpointManager::wait_until_finished() {
+  std::lock_guard calls_lock(mu_);
   JoinFinalize();
   RethrowPending();
 }
 
 void CheckpointManager::check_for_errors() {
+  std::lock_guard calls_lock(mu_);
   bool finished = false;
   if (finalize_) {
     std::lock_guard lock(finalize_->mu);
@@ -612,6 +619,7 @@ void CheckpointManager::check_for_errors() {
 }
 
 bool CheckpointManager::is_saving_in_progress() const {
+  std::lock_guard calls_lock(mu_);
   if (saving_) return true;
   if (!finalize_) return false;
   std::lock_guard lock(finalize_->mu);
@@ -619,6 +627,7 @@ bool CheckpointManager::is_saving_in_progress() const {
 }
 
 void CheckpointManager::reload() {
+  std::lock_guard calls_lock(mu_);
   std::optional<CheckpointInfo> in_flight;
   if (finalize_) {
     for (const auto& info : checkpoints_) {
@@ -641,6 +650,7 @@ void CheckpointManager::reload() {
 }
 
 void CheckpointManager::delete_step(int64_t step) {
+  std::lock_guard calls_lock(mu_);
   if (options_.read_only) return;
   if (finalize_ && finalize_->step == step) JoinFinalize();  // let its commit land before removing it
   if (std::none_of(checkpoints_.begin(), checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
@@ -661,6 +671,7 @@ Tree CheckpointManager::restore(std::optional<int64_t> step, const CheckpointArg
 }
 
 Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const CheckpointArgs* args) {
+  std::lock_guard calls_lock(mu_);
   // The checkpointer serves one caller at a time: let the save in flight finish (its failure stays pending for
   // wait_until_finished / check_for_errors).
   JoinFinalize();
@@ -688,6 +699,7 @@ Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const Checkpoin
 }
 
 StepMetadata CheckpointManager::metadata(int64_t step) {
+  std::lock_guard calls_lock(mu_);
   JoinFinalize();
   const auto path = StepPath(step);
   DecideDefaultItemFromDisk(step);
@@ -704,6 +716,7 @@ StepMetadata CheckpointManager::metadata(int64_t step) {
 Tree CheckpointManager::item_metadata(int64_t step) { return metadata(step).item_metadata; }
 
 RootMetadata CheckpointManager::metadata() {
+  std::lock_guard calls_lock(mu_);
   RootMetadata root;
   if (!root_custom_metadata_.is_null()) {
     root.custom_metadata = root_custom_metadata_;
@@ -713,8 +726,8 @@ RootMetadata CheckpointManager::metadata() {
   auto file = dir / kRootMetadataFile;
   if (!fs_->Exists(file)) file = dir / kLegacyRootMetadataFile;
   if (!fs_->Exists(file) || fs_->IsDirectory(file)) return root;
-  io::RequireNoSymlinksOnPath(*fs_, directory_, file.lexically_relative(directory_));
-  const nlohmann::json doc = metadata::ParseJson(fs_->ReadFile(file), file.string());
+  const nlohmann::json doc =
+      metadata::ParseJson(fs_->ReadFileBelow(directory_, file.lexically_relative(directory_)), file.string());
   if (!doc.is_object()) throw CorruptionError(file.string() + " is not a JSON object");
   for (const auto& [key, value] : doc.items()) {
     if (key == "internal_metadata") {
@@ -729,6 +742,7 @@ RootMetadata CheckpointManager::metadata() {
 }
 
 void CheckpointManager::close() {
+  std::lock_guard calls_lock(mu_);
   if (closed_) return;
   closed_ = true;
   std::exception_ptr first;

@@ -93,6 +93,31 @@ uint32_t ChecksumValue(std::string_view value, std::vector<uint32_t>* blocks) {
   return whole;
 }
 
+Checksums ReadItemChecksums(FileSystem& fs, const std::filesystem::path& item_dir) {
+  Checksums all;
+  const auto checksums_dir = item_dir / kChecksumsDir;
+  if (!fs.IsDirectory(checksums_dir)) return all;
+  for (const auto& name : fs.ListDir(checksums_dir)) {
+    const auto relative = std::filesystem::path(kChecksumsDir) / name;
+    Checksums part =
+        DecodeChecksums(fs.ReadFileBelow(item_dir, relative, kMaxChecksumFileBytes), (item_dir / relative).string());
+    all.chunks.merge(part.chunks);
+    all.files.merge(part.files);
+    all.chunk_blocks.merge(part.chunk_blocks);
+  }
+  return all;
+}
+
+std::string ReadItemFile(FileSystem& fs, const std::filesystem::path& item_dir, const std::string& relative,
+                         const Checksums& sums, uint64_t max_bytes) {
+  std::string text = fs.ReadFileBelow(item_dir, relative, max_bytes);
+  if (auto it = sums.files.find(relative); it != sums.files.end() && Crc32c(text) != it->second) {
+    throw CorruptionError((item_dir / relative).string() +
+                          " fails its CRC-32C check: the file is not the one that was saved");
+  }
+  return text;
+}
+
 void WriteFileWithChecksum(FileSystem& fs, const std::filesystem::path& file, std::string_view text,
                            const std::filesystem::path& checksum_file) {
   Checksums checksums;
@@ -105,7 +130,8 @@ std::optional<std::string> ReadFileWithChecksum(FileSystem& fs, const std::files
                                                 const std::filesystem::path& checksum_file) {
   std::optional<uint32_t> recorded;
   if (fs.Exists(checksum_file)) {
-    const Checksums checksums = DecodeChecksums(fs.ReadFile(checksum_file), checksum_file.string());
+    const Checksums checksums = DecodeChecksums(
+        fs.ReadFileBelow(checksum_file.parent_path(), checksum_file.filename()), checksum_file.string());
     auto it = checksums.files.find(file.filename().string());
     if (it == checksums.files.end()) {
       throw CorruptionError(checksum_file.string() + " holds no checksum for " + file.filename().string() +
@@ -120,7 +146,8 @@ std::optional<std::string> ReadFileWithChecksum(FileSystem& fs, const std::files
     }
     return std::nullopt;
   }
-  std::string text = fs.ReadFile(file);
+  // Below its directory: the file itself must not be a link (the directory is the checkpoint, the caller's).
+  std::string text = fs.ReadFileBelow(file.parent_path(), file.filename());
   if (recorded && Crc32c(text) != *recorded) {
     throw CorruptionError(file.string() + " fails its CRC-32C check: the file is not the one that was saved");
   }

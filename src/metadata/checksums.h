@@ -21,6 +21,11 @@ inline constexpr const char* kChecksumsDir = "cairn_checksums";
 // byte range of a chunk (a box that cuts an uncompressed chunk) checks the blocks it reads, not nothing.
 inline constexpr uint64_t kChecksumBlockBytes = uint64_t{64} << 10;
 
+// The most a `cairn_checksums/process_<i>` file may hold: about 12 bytes per block CRC, so this covers several TiB
+// written by one process. It is larger than kMaxMetadataFileBytes for that reason only; past it, the file's size is
+// damage, and it is refused before it is read.
+inline constexpr uint64_t kMaxChecksumFileBytes = uint64_t{1} << 30;
+
 struct Checksums {
   std::map<std::string, uint32_t> chunks;  // kvstore key ("params.w/0.0") -> CRC-32C of the stored value
   std::map<std::string, uint32_t> files;   // item-relative path ("_METADATA") -> CRC-32C of the file
@@ -36,6 +41,15 @@ uint32_t ChecksumValue(std::string_view value, std::vector<uint32_t>* blocks);
 std::string EncodeChecksums(const Checksums& checksums);
 // CorruptionError naming `what` when malformed.
 Checksums DecodeChecksums(std::string_view text, const std::string& what);
+
+// Every `cairn_checksums/process_*` file of the item at `item_dir`, merged; empty when there are none (Orbax's
+// items). Each is read without following links (FileSystem::ReadFileBelow); a damaged one is a CorruptionError
+// naming it.
+Checksums ReadItemChecksums(FileSystem& fs, const std::filesystem::path& item_dir);
+// The item's metadata file `relative` ("_METADATA"), read without following links and checked against the CRC-32C
+// `sums` records for it, if any: a mismatch is a CorruptionError naming the file.
+std::string ReadItemFile(FileSystem& fs, const std::filesystem::path& item_dir, const std::string& relative,
+                         const Checksums& sums, uint64_t max_bytes = kMaxMetadataFileBytes);
 
 // A single file checked on its own, outside an item's `cairn_checksums/` (the step's `_CHECKPOINT_METADATA`, a JSON
 // item): its CRC-32C is kept in `checksum_file` (a sibling file; Orbax ignores files it does not know), in the

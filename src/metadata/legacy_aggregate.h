@@ -12,6 +12,7 @@
 // whose value lives elsewhere (a zarr array beside this file).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,10 @@
 namespace cairn::metadata {
 
 inline constexpr const char* kLegacyAggregateFile = "checkpoint";
+// The most an aggregate file may hold. Orbax puts only leaves it aggregates there (arrays go to zarr), but a Flax
+// checkpoint may keep whole arrays in it, so it may exceed kMaxMetadataFileBytes; beyond this, its size is taken
+// for damage (a sparse or foreign file) and it is refused before it is read.
+inline constexpr uint64_t kMaxAggregateFileBytes = uint64_t{1} << 30;
 inline constexpr std::string_view kAggregatePlaceholderPrefix = "PLACEHOLDER://";
 
 // Decodes a whole aggregate file into a Tree:

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 
 #include "cairn/error.h"
+#include "cairn/file_system.h"
 #include "core/memory_limit.h"
 #include "core/crc32c.h"
 #include "core/box_copy.h"
@@ -95,6 +97,34 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
 }
 
 // DecodeChunk, with the file (and byte range) holding the chunk added to a corruption error.
+// Outputs from this size on are allocated only once the store is seen to hold every chunk they need (below it, a
+// lying shape costs little, and the listing would cost more than it saves).
+constexpr uint64_t kCheckChunksAboveBytes = uint64_t{64} << 20;
+
+// Shapes come from the disk: a `.zarray` may claim a huge array of tiny chunks. Before the output is allocated and
+// zero-filled, the store must hold a value for every chunk of the grid box [lo, hi), so that such a lie fails at
+// once, naming a missing chunk, instead of after touching the whole claimed array. One listing of the parameter's
+// keys; the grid is walked only as far as the first chunk missing from it.
+void RequireChunksPresent(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
+                          const std::vector<int64_t>& lo, const std::vector<int64_t>& hi) {
+  uint64_t needed = 1;
+  for (size_t d = 0; d < lo.size(); ++d) {
+    if (__builtin_mul_overflow(needed, static_cast<uint64_t>(hi[d] - lo[d]), &needed)) needed = UINT64_MAX;
+  }
+  const std::string prefix = param + "/";
+  const std::vector<std::string> keys = store.ListKeys(prefix);
+  if (needed <= keys.size()) return;  // (a metadata key among them at most hides one missing chunk, found on read)
+  const std::set<std::string> present(keys.begin(), keys.end());
+  ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
+    const std::string key = prefix + m.ChunkKey(index);
+    if (!present.count(key)) {
+      throw CorruptionError("chunk " + key + " in " + store.Describe() + " is missing (the zarr metadata implies " +
+                            std::to_string(needed) + " chunks here; the store holds " + std::to_string(keys.size()) +
+                            " values for " + param + ")");
+    }
+  });
+}
+
 bool DecodeNamingFile(kvstore::KvStore& store, const std::string& key, const ZarrMetadata& m, std::string_view stored,
                       char* out, size_t chunk_bytes, const std::string& what) {
   try {
@@ -185,12 +215,19 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
   WriteZarrChunks(store, param, m, data, Shape(m.shape.size(), 0));
 }
 
+uint64_t MaxStoredChunkBytes(const ZarrMetadata& m) {
+  const uint64_t chunk_bytes = NumBytes(m.dtype, m.chunks);
+  // A zarr3 shard adds its index (16 bytes per inner chunk, one here) and the index's CRC-32C.
+  constexpr uint64_t kShardOverhead = 64;
+  return (m.zstd_level ? ZstdMaxFrameBytes(chunk_bytes) : chunk_bytes) + kShardOverhead;
+}
+
 ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param, const ChunkObserver* verify) {
-  if (auto v2 = store.Read(param + "/.zarray")) {
+  if (auto v2 = store.Read(param + "/.zarray", kMaxMetadataFileBytes)) {
     if (verify) (*verify)(param + "/.zarray", *v2, nullptr);
     return DecodeZarrV2Metadata(*v2, "zarr metadata " + param + "/.zarray in " + store.Describe());
   }
-  if (auto v3 = store.Read(param + "/zarr.json")) {
+  if (auto v3 = store.Read(param + "/zarr.json", kMaxMetadataFileBytes)) {
     if (verify) (*verify)(param + "/zarr.json", *v3, nullptr);
     return DecodeZarr3Metadata(*v3, "zarr metadata " + param + "/zarr.json in " + store.Describe());
   }
@@ -233,22 +270,23 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       if (verify) (*verify)(key, std::string_view(dst, chunk_bytes), &crc);
       return out;
     }
-    auto stored = store.Read(key);
+    auto stored = store.Read(key, MaxStoredChunkBytes(m));
     if (!stored) throw CorruptionError(what + " is missing");
     if (verify) (*verify)(key, *stored, nullptr);
     if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
     return out;
   }
-  Array out = Array::Zeros(out_dtype, shape);
   // The part of the request inside the stored domain, and the chunks it overlaps.
   std::vector<int64_t> lo(rank), hi(rank);
   for (size_t d = 0; d < rank; ++d) {
     int64_t begin = std::max<int64_t>(origin[d], 0);
     int64_t end = std::min(origin[d] + shape[d], m.shape[d]);
-    if (end <= begin) return out;
+    if (end <= begin) return Array::Zeros(out_dtype, shape);  // all padding
     lo[d] = begin / m.chunks[d];
     hi[d] = (end - 1) / m.chunks[d] + 1;
   }
+  if (NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) RequireChunksPresent(store, param, m, lo, hi);
+  Array out = Array::Zeros(out_dtype, shape);
   std::string chunk(chunk_bytes, '\0');
   std::string converted;
   ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
@@ -308,7 +346,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       }
       std::memcpy(chunk.data() + offset, span->data(), span->size());
     } else {
-      auto stored = store.Read(key);
+      auto stored = store.Read(key, MaxStoredChunkBytes(m));
       if (!stored) throw CorruptionError(what + " is missing");
       if (verify) (*verify)(key, *stored, nullptr);
       bool present = DecodeNamingFile(store, key, m, *stored, chunk.data(), chunk_bytes, what);

@@ -63,6 +63,9 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
 uint64_t NumChunks(const ZarrMetadata& metadata, const std::string& what);
 // Calls fn(key) with the key of every chunk of the grid, relative to the array ("0.0", "c/0/1"), in C order.
 void ForEachChunkKey(const ZarrMetadata& metadata, const std::function<void(const std::string& key)>& fn);
+// The most a stored chunk value of this array can hold (its bytes, or zstd's worst case of them, with a shard's
+// index and checksums): a larger value is refused before it is read (its size comes from the disk).
+uint64_t MaxStoredChunkBytes(const ZarrMetadata& metadata);
 // Decodes one stored chunk value, read whole, as a read would (shard index and its CRC-32C, zstd frame, size).
 // false: a zarr3 shard whose chunk is marked missing (it reads as the fill value). CorruptionError naming `what`.
 bool DecodeZarrChunk(const ZarrMetadata& metadata, std::string_view stored, const std::string& what);

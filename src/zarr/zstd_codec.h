@@ -8,6 +8,10 @@
 
 namespace cairn::zarr {
 
+// The most a frame of `content_bytes` bytes can take, as any zstd encoder writes it (zstd's worst-case bound, plus
+// room for a content checksum): a stored chunk longer than this is not one.
+size_t ZstdMaxFrameBytes(size_t content_bytes);
+
 // One frame with its content size and a content checksum.
 std::string ZstdCompress(std::string_view data, int level);
 // Decodes one or more concatenated frames into exactly `expected_size` bytes at `out`. Anything else (bad

@@ -155,3 +155,44 @@ def test_failed_background_save_is_raised(tmp_path):
         mngr.wait_until_finished()
     assert mngr.all_steps() == []
     mngr.close()
+
+
+@pytest.mark.parametrize("async_save", [True, False])
+def test_one_manager_from_two_threads(tmp_path, async_save):
+    """A training thread saves while another lists the steps and restores the latest (issue 13): no hang, no error,
+    every restore whole."""
+    import threading
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=3, enable_async_checkpointing=async_save)
+    errors = []
+    restored = []
+    with ocp.CheckpointManager(tmp_path / "run", options=options) as mngr:
+        saving = threading.Event()
+        saving.set()
+
+        def reader():
+            try:
+                while saving.is_set():
+                    steps = mngr.all_steps()
+                    assert steps == sorted(steps) and len(steps) <= 4
+                    mngr.latest_step()
+                    mngr.is_saving_in_progress()
+                    if steps:
+                        tree = mngr.restore()
+                        assert tree["x"].shape == (64,) and np.all(tree["x"] == tree["x"][0])
+                        restored.append(int(tree["x"][0]))
+                    mngr.wait_until_finished()
+            except Exception as e:  # reported on the main thread
+                errors.append(e)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        for step in range(30):
+            mngr.save(step, args=ocp.args.StandardSave({"x": np.full(64, step, np.int32)}))
+        mngr.wait_until_finished()
+        saving.clear()
+        thread.join(timeout=120)
+        assert not thread.is_alive(), "the reader thread hung"
+        assert not errors, errors
+        assert mngr.all_steps() == [27, 28, 29]
+    assert restored

@@ -172,6 +172,34 @@ class CliTest(unittest.TestCase):
         d = json.loads(run("info", "--json", self.composite, check_rc=0).stdout)
         self.assertEqual(sorted(i["name"] for i in d["items"]), ["metadata", "state"])
 
+    def test_info_exits_4_on_damage_it_prints(self):
+        # An undecodable B+tree node: info prints each array's error, and its exit status says the checkpoint is
+        # damaged (issue 13; it used to exit 0).
+        ck = self.path("node")
+        shutil.copytree(self.fixture, ck)
+        for name in os.listdir(os.path.join(ck, "d")):
+            with open(os.path.join(ck, "d", name), "r+b") as f:
+                f.seek(-1, os.SEEK_END)
+                b = f.read(1)
+                f.seek(-1, os.SEEK_END)
+                f.write(bytes([b[0] ^ 1]))
+        p = run("info", ck, check_rc=4)
+        self.assertIn("error", p.stdout)
+        d = json.loads(run("info", "--json", ck, check_rc=4).stdout)
+        self.assertTrue(all("error" in leaf for leaf in d["items"][0]["tree"]))
+        # A _METADATA that still parses but fails its recorded CRC-32C.
+        ck2 = self.path("meta")
+        run("convert", self.fixture, ck2, check_rc=0)
+        meta = os.path.join(ck2, "_METADATA")
+        with open(meta) as f:
+            text = f.read()
+        self.assertIn("('a',)", text)
+        with open(meta, "w") as f:
+            f.write(text.replace("('a',)", "('x',)", 1))
+        p = run("info", ck2, check_rc=4)
+        self.assertIn("_METADATA", p.stderr)
+        self.assertIn("CRC-32C", p.stderr)
+
     def test_info_reads_no_array_data(self):
         ck = self.path("ck")
         run("convert", self.fixture, ck, "--no-ocdbt", check_rc=0)

@@ -140,6 +140,25 @@ ojson DescribeSafetensors(const std::filesystem::path& path) {
   return out;
 }
 
+// Whether the description holds an error (a step that could not be read, an array whose metadata does not decode):
+// the checkpoint is damaged, which the exit status must say even though the rest was printed.
+bool HasErrors(const ojson& d) {
+  auto step_has_errors = [](const ojson& step) {
+    if (step.contains("error")) return true;
+    for (const auto& item : step.value("items", ojson::array())) {
+      for (const auto& leaf : item.value("tree", ojson::array())) {
+        if (leaf.contains("error")) return true;
+      }
+    }
+    return false;
+  };
+  if (d["kind"] != "root") return step_has_errors(d);
+  for (const auto& step : d["steps"]) {
+    if (step_has_errors(step)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 int Info(const std::vector<std::string>& argv) {
@@ -155,9 +174,10 @@ int Info(const std::vector<std::string>& argv) {
     throw Failure(kIncomplete, "Found incomplete checkpoint at " + path.string() + ": its save did not finish");
   }
   const ojson d = kind == checkpoint::PathKind::kFile ? DescribeSafetensors(path) : DescribeCheckpoint(path);
+  const int status = HasErrors(d) ? kCorrupt : kOk;
   if (args.has("json")) {
     std::cout << d.dump(2) << "\n";
-    return kOk;
+    return status;
   }
   const std::string k = d["kind"];
   if (k == "safetensors") {
@@ -185,7 +205,8 @@ int Info(const std::vector<std::string>& argv) {
     std::cout << d["path"].get<std::string>() << ": " << (k == "item" ? "checkpoint item" : "checkpoint") << "\n";
     PrintStep(d, "  ");
   }
-  return kOk;
+  if (status != kOk) std::cerr << "cairn info: the checkpoint is damaged (errors above)\n";
+  return status;
 }
 
 }  // namespace cairn::cli

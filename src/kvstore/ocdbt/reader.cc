@@ -51,10 +51,11 @@ bool IsNumberedManifestName(std::string_view name) {
 // refused before it is read into memory.
 constexpr uint64_t kMaxManifestFileBytes = uint64_t{64} << 20;
 
-Manifest LoadManifestFile(FileSystem& fs, const std::filesystem::path& path) {
+Manifest LoadManifestFile(FileSystem& fs, const std::filesystem::path& dir, const std::string& name) {
+  const std::filesystem::path path = dir / name;
   std::unique_ptr<ReadableFile> file;
   try {
-    file = fs.OpenForRead(path);
+    file = fs.OpenForReadBelow(dir, name);
   } catch (const NotFoundError& e) {
     throw NotFoundError("OCDBT manifest " + path.string() + " not found (" + e.what() + ")");
   }
@@ -73,7 +74,7 @@ Manifest LoadManifestFile(FileSystem& fs, const std::filesystem::path& path) {
 OcdbtReader::OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, size_t node_cache_bytes)
     : fs_(std::move(fs)), dir_(std::move(dir)), node_cache_(node_cache_bytes) {
   const std::filesystem::path manifest_path = dir_ / kManifestName;
-  manifest_ = LoadManifestFile(*fs_, manifest_path);
+  manifest_ = LoadManifestFile(*fs_, dir_, kManifestName);
   if (manifest_.config.manifest_kind == ManifestKind::kNumbered) {
     // The config-only manifest names no version; the numbered file with the highest generation is current.
     std::string latest;
@@ -82,7 +83,7 @@ OcdbtReader::OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path d
     }
     if (!latest.empty()) {
       const std::filesystem::path path = dir_ / latest;
-      Manifest numbered = LoadManifestFile(*fs_, path);
+      Manifest numbered = LoadManifestFile(*fs_, dir_, latest);
       if (numbered.config.manifest_kind != ManifestKind::kSingle) {
         throw CorruptionError("OCDBT manifest " + path.string() + " holds no versions");
       }
@@ -139,7 +140,7 @@ std::shared_ptr<ReadableFile> OcdbtReader::OpenDataFile(const DataFileId& id, st
   }
   std::shared_ptr<ReadableFile> file;
   try {
-    file = fs_->OpenForRead(*path);
+    file = fs_->OpenForReadBelow(dir_, relative);
   } catch (const NotFoundError& e) {
     throw NotFoundError(Describe() + ": data file " + path->string() + " is missing (" + e.what() + ")");
   }
@@ -233,10 +234,15 @@ std::optional<OcdbtReader::Found> OcdbtReader::Find(std::string_view key) {
   return Found{node, static_cast<size_t>(it - entries.begin())};
 }
 
-std::optional<std::string> OcdbtReader::Read(std::string_view key) {
+std::optional<std::string> OcdbtReader::Read(std::string_view key, uint64_t max_bytes) {
   auto found = Find(key);
   if (!found) return std::nullopt;
   const LeafEntry& entry = found->entry();
+  if (entry.value_length() > max_bytes) {
+    throw CorruptionError("value of key '" + std::string(key) + "' in " + Describe() + " holds " +
+                          std::to_string(entry.value_length()) + " bytes, more than the " + std::to_string(max_bytes) +
+                          " it can hold");
+  }
   if (auto* value = std::get_if<std::string>(&entry.value)) return *value;
   const auto& ref = std::get<IndirectRef>(entry.value);
   return ReadData(ref, 0, ref.length, "value");

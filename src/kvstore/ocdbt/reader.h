@@ -37,7 +37,9 @@ class OcdbtReader final : public KvStore {
   OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir,
               size_t node_cache_bytes = kDefaultNodeCacheBytes);
 
-  std::optional<std::string> Read(std::string_view key) override;
+  using KvStore::Read;
+  // Files (the manifest, data files) are opened without following links below the database directory.
+  std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override;
   // Bytes [offset, offset + length) of a value; nullopt when the key is absent, InvalidArgumentError when the range
   // runs past the value's end.
   bool ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c = nullptr) override;

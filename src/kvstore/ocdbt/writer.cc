@@ -159,12 +159,12 @@ OcdbtReader& OcdbtWriter::ReaderLocked() {
   return *reader_;
 }
 
-std::optional<std::string> OcdbtWriter::Read(std::string_view key) {
+std::optional<std::string> OcdbtWriter::Read(std::string_view key, uint64_t max_bytes) {
   std::unique_lock lock(mu_);
   if (flushed_) {
     OcdbtReader& reader = ReaderLocked();
     lock.unlock();  // the reader is thread-safe and lives as long as the writer
-    return reader.Read(key);
+    return reader.Read(key, max_bytes);
   }
   auto it = entries_.find(key);
   if (it == entries_.end()) return std::nullopt;

@@ -33,8 +33,9 @@ class OcdbtWriter final : public KvStore {
   OcdbtWriter(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, OcdbtWriterOptions options = {});
   ~OcdbtWriter() override;
 
+  using KvStore::Read;
   // Sees every write so far, flushed or not.
-  std::optional<std::string> Read(std::string_view key) override;
+  std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override;
   // Last write of a key wins. InvalidArgumentError after Flush() or for a key over 65535 bytes.
   void Write(std::string_view key, std::string value) override;
   // Large values are appended to the data file straight from `value`.
