@@ -66,6 +66,13 @@ class FileSystem {
   // Sets the permission bits of a file or directory exactly (no umask). File systems without permissions need
   // not override it.
   virtual void SetPermissions(const std::filesystem::path& path, uint32_t mode) { (void)path, (void)mode; }
+  // Whether Rename of a directory below `path` is atomic. Object stores (s3://, gs://) answer false: there a
+  // checkpoint is written in place and counts once its commit file exists (AtomicityMode::kCommitFile).
+  virtual bool HasAtomicRename(const std::filesystem::path& path) { return (void)path, true; }
+  // Whether directories below `path` hold real entries, which can be symbolic links and need SyncDir to be
+  // durable. Object stores answer false (a directory is a key prefix), so that walks checking for links or syncing
+  // every directory, which cost requests there, are skipped.
+  virtual bool HasDirectoryEntries(const std::filesystem::path& path) { return (void)path, true; }
 
   // Helpers built on the calls above, so that a fault-injecting FileSystem sees every underlying call.
   bool Exists(const std::filesystem::path& path);
@@ -75,8 +82,9 @@ class FileSystem {
   // Writes the whole file; with `sync`, fsyncs it before closing.
   void WriteFile(const std::filesystem::path& path, std::string_view data, bool sync = false);
   // Removes `path` and everything below it; nothing there is not an error. Never follows a symbolic link: a
-  // link is removed, not what it points to.
-  void RemoveAll(const std::filesystem::path& path);
+  // link is removed, not what it points to. Virtual so that an object store can list once and delete in batches;
+  // the default is built on the calls above.
+  virtual void RemoveAll(const std::filesystem::path& path);
 };
 
 // A FileSystem held entirely in memory, for tests. Thread-safe.

@@ -24,6 +24,9 @@ class PermissionModeFileSystem final : public FileSystem {
   void RemoveEmptyDir(const std::filesystem::path& path) override { base_->RemoveEmptyDir(path); }
   void SyncDir(const std::filesystem::path& path) override { base_->SyncDir(path); }
   void SetPermissions(const std::filesystem::path& path, uint32_t mode) override { base_->SetPermissions(path, mode); }
+  bool HasAtomicRename(const std::filesystem::path& path) override { return base_->HasAtomicRename(path); }
+  bool HasDirectoryEntries(const std::filesystem::path& path) override { return base_->HasDirectoryEntries(path); }
+  void RemoveAll(const std::filesystem::path& path) override { base_->RemoveAll(path); }
 
  private:
   std::shared_ptr<FileSystem> base_;

@@ -10,6 +10,7 @@
 
 #include "cairn/error.h"
 #include "cairn/file_system.h"
+#include "io/posix_file_system.h"
 
 namespace cairn {
 namespace {
@@ -175,9 +176,13 @@ class PosixFileSystem final : public FileSystem {
 
 }  // namespace
 
-std::shared_ptr<FileSystem> FileSystem::Default() {
+namespace io {
+
+std::shared_ptr<FileSystem> PosixFileSystemInstance() {
   static std::shared_ptr<FileSystem> instance = std::make_shared<PosixFileSystem>();
   return instance;
 }
+
+}  // namespace io
 
 }  // namespace cairn

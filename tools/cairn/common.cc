@@ -9,6 +9,7 @@
 #include "cairn/safetensors.h"
 #include "checkpoint/layout.h"
 #include "cli.h"
+#include "io/path.h"
 #include "metadata/checksums.h"
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/python_json.h"
@@ -107,8 +108,7 @@ Args ParseArgs(const std::vector<std::string>& argv, const std::vector<std::stri
 
 Source OpenSource(const std::filesystem::path& path_in) {
   auto fs = Fs();
-  std::filesystem::path path = path_in.lexically_normal();
-  if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();
+  const std::filesystem::path path = io::NormalPath(path_in);
   Source source;
   source.path = path;
   auto kind = checkpoint::ClassifyPath(*fs, path);

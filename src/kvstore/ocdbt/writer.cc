@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "cairn/error.h"
+#include "io/temporary_path.h"
 #include "kvstore/ocdbt/random_id.h"
 #include "kvstore/ocdbt/reader.h"
 
@@ -82,9 +83,7 @@ void CommitNewDatabase(FileSystem& fs, const std::filesystem::path& dir, const O
 
   const std::filesystem::path path = dir / kManifestName;
   const std::filesystem::path temp = dir / (std::string(kManifestName) + ".tmp-" + ToLowerHex(RandomId128()));
-  fs.WriteFile(temp, EncodeManifest(manifest), /*sync=*/true);
-  fs.Rename(temp, path);
-  fs.SyncDir(dir);
+  io::WriteFileAtomically(fs, path, temp, EncodeManifest(manifest));
 }
 
 }  // namespace ocdbt

@@ -1,0 +1,121 @@
+// Object-store failures, made by the tests' proxy between cairn and the real server (tests/objstore/servers.py):
+// 503 and 429 answers, dropped connections, stalls and truncated bodies are retried with backoff until the save or
+// restore succeeds; a server that keeps failing makes the save fail with a clear error, commit nothing and leave
+// earlier steps as they were.
+#include <gtest/gtest.h>
+
+#include "cairn/cairn.h"
+#include "cairn/object_store.h"
+#include "object_store_env.h"
+#include "test_util.h"
+
+namespace cairn {
+namespace {
+
+using testing::InjectFault;
+using testing::Noise;
+using testing::Server;
+using testing::UniqueUrl;
+
+Tree State(int seed = 0) {
+  return Tree::Dict({{"w", Noise({3000 + seed})}, {"step", Tree::Scalar(int64_t{seed})}});
+}
+
+class ObjectStoreFaults : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    testing::ClearFaults(GetParam());
+    root_ = UniqueUrl(GetParam());
+  }
+  void TearDown() override { testing::ClearFaults(GetParam()); }
+
+  std::shared_ptr<FileSystem> Fs(ObjectStoreOptions options) {
+    return testing::NewFileSystemFor(GetParam(), std::move(options));
+  }
+  std::unique_ptr<Checkpointer> Ckptr(std::shared_ptr<FileSystem> fs) {
+    CheckpointerOptions options;
+    options.file_system = std::move(fs);
+    return std::make_unique<Checkpointer>(std::make_unique<StandardCheckpointHandler>(), options);
+  }
+
+  std::filesystem::path root_;
+};
+
+TEST_P(ObjectStoreFaults, TransientFailuresAreRetried) {
+  auto fs = Fs(Server(GetParam()).Options());
+  auto ckptr = Ckptr(fs);
+  struct Case {
+    const char* mode;
+    int status;
+    const char* match;
+  };
+  int i = 0;
+  for (const Case& c : {Case{"status", 503, ""}, Case{"status", 429, ""}, Case{"status", 500, "GET"},
+                        Case{"drop", 0, ""}, Case{"truncate", 0, "GET"}}) {
+    SCOPED_TRACE(std::string(c.mode) + " " + std::to_string(c.status) + " " + c.match);
+    const auto dir = root_ / std::to_string(i++);
+    const auto retries_before = GetObjectStoreStats(*fs)->retries;
+    InjectFault(GetParam(), c.mode, 3, c.match, c.status);
+    ckptr->save(dir, args::StandardSave{State(i)});
+    EXPECT_EQ(ckptr->restore(dir), State(i));
+    EXPECT_GE(GetObjectStoreStats(*fs)->retries - retries_before, 3u);
+  }
+}
+
+TEST_P(ObjectStoreFaults, AStalledRequestTimesOutAndIsRetried) {
+  ObjectStoreOptions options = Server(GetParam()).Options();
+  options.request_timeout = std::chrono::milliseconds(1500);
+  auto fs = Fs(options);
+  auto ckptr = Ckptr(fs);
+  InjectFault(GetParam(), "stall", 1, "", 0, /*seconds=*/4);
+  ckptr->save(root_ / "1", args::StandardSave{State()});
+  EXPECT_EQ(ckptr->restore(root_ / "1"), State());
+  EXPECT_GE(GetObjectStoreStats(*fs)->retries, 1u);
+}
+
+TEST_P(ObjectStoreFaults, PartUploadsResumeAfterABrokenConnection) {
+  ObjectStoreOptions options = Server(GetParam()).Options();
+  options.part_size = 5u << 20;
+  auto fs = Fs(options);
+  std::string data((13u << 20) + 5, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + (i >> 20));
+  for (const char* mode : {"drop", "truncate"}) {
+    SCOPED_TRACE(mode);
+    // The second part's request (PUT in both protocols: UploadPart, or the session's chunk).
+    InjectFault(GetParam(), mode, 1, GetParam() == "s3" ? "partNumber=2" : "upload_id");
+    fs->WriteFile(root_ / mode, data);
+    EXPECT_TRUE(fs->ReadFile(root_ / mode) == data);
+  }
+}
+
+TEST_P(ObjectStoreFaults, ASaveThatCannotFinishCommitsNothingAndHarmsNoEarlierStep) {
+  ObjectStoreOptions options = Server(GetParam()).Options();
+  options.retry.max_attempts = 3;
+  auto fs = Fs(options);
+  CheckpointManagerOptions manager_options;
+  manager_options.file_system = fs;
+  manager_options.enable_async_checkpointing = false;
+  manager_options.cleanup_tmp_directories = true;
+  {
+    CheckpointManager mngr(root_, manager_options);
+    mngr.save(1, args::StandardSave{State(1)});
+    InjectFault(GetParam(), "status", 100000, "", 500);
+    try {
+      mngr.save(2, args::StandardSave{State(2)});
+      ADD_FAILURE() << "the save succeeded against a failing server";
+    } catch (const IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("gave up after 3 attempts"), std::string::npos) << e.what();
+    }
+    testing::ClearFaults(GetParam());
+  }
+  EXPECT_FALSE(fs->Exists(root_ / "2" / "commit_success.txt"));
+  CheckpointManager again(root_, manager_options);
+  EXPECT_EQ(again.all_steps(), (std::vector<int64_t>{1}));
+  EXPECT_EQ(again.restore(1), State(1));
+  EXPECT_FALSE(fs->Exists(root_ / "2")) << "the unfinished step was not cleaned up on restart";
+}
+
+INSTANTIATE_TEST_SUITE_P(Servers, ObjectStoreFaults, ::testing::Values("s3", "gcs"));
+
+}  // namespace
+}  // namespace cairn
