@@ -44,7 +44,7 @@ TEST_P(ObjectCheckpoint, SaveAndRestoreByUrl) {
     EXPECT_TRUE(fs_->Exists(dir / "commit_success.txt"));
     EXPECT_TRUE(fs_->Exists(dir / "_CHECKPOINT_METADATA"));
     EXPECT_FALSE(fs_->Exists(dir.string() + ".orbax-checkpoint-tmp"));
-    EXPECT_EQ(ckptr.metadata(dir).item_metadata.is_null(), false);
+    EXPECT_TRUE(ckptr.metadata(dir).item_metadata.is_dict());
     EXPECT_THROW(ckptr.save(dir, args::StandardSave{State()}), AlreadyExistsError);
     ckptr.save(dir, args::StandardSave{State(1)}, {.force = true});
     EXPECT_EQ(ckptr.restore(dir), State(1));

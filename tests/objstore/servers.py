@@ -160,12 +160,13 @@ def make_proxy(target_host, target_port, state, port):
             data = resp.read()
             self.send_response(resp.status)
             for k, v in resp.getheaders():
-                if k.lower() in hop_by_hop or k.lower() == "content-length":
+                if k.lower() in hop_by_hop or (k.lower() == "content-length" and self.command != "HEAD"):
                     continue
                 if k.lower() == "location":
                     v = v.replace(f"http://{target_host}:{target_port}", f"http://127.0.0.1:{port}")
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
+            if self.command != "HEAD":  # a HEAD answer keeps the server's length, of the body it did not send
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if mode == "truncate" and self.command != "HEAD":
                 self.wfile.write(data[: len(data) // 2])
