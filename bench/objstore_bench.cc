@@ -8,9 +8,8 @@
 // JSON object: best seconds and MiB/s of each, and the requests and bytes each sent.
 #include <chrono>
 #include <iostream>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "cairn/cairn.h"
 
@@ -82,11 +81,14 @@ int main(int argc, char** argv) {
     }
     fs->RemoveAll(dir);
   }
-  nlohmann::json out = {
-      {"save_s", best_save}, {"save_mib_s", static_cast<double>(size_mib) / best_save},
-      {"save_requests", save_stats.requests}, {"save_bytes_sent", save_stats.bytes_sent},
-      {"restore_s", best_restore}, {"restore_mib_s", static_cast<double>(size_mib) / best_restore},
-      {"restore_requests", restore_stats.requests}, {"restore_bytes_received", restore_stats.bytes_received}};
+  nlohmann::json out = {{"save_s", best_save},
+                        {"save_mib_s", static_cast<double>(size_mib) / best_save},
+                        {"save_requests", save_stats.requests},
+                        {"save_bytes_sent", save_stats.bytes_sent},
+                        {"restore_s", best_restore},
+                        {"restore_mib_s", static_cast<double>(size_mib) / best_restore},
+                        {"restore_requests", restore_stats.requests},
+                        {"restore_bytes_received", restore_stats.bytes_received}};
   std::cout << out.dump() << "\n";
   return 0;
 }

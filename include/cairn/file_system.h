@@ -77,7 +77,9 @@ class FileSystem {
   // Helpers built on the calls above, so that a fault-injecting FileSystem sees every underlying call.
   bool Exists(const std::filesystem::path& path);
   bool IsDirectory(const std::filesystem::path& path);
-  void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt);
+  // Creates `path` and its missing parents. Virtual so that an object store, which needs no parents, can make it
+  // one request.
+  virtual void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt);
   std::string ReadFile(const std::filesystem::path& path);
   // Writes the whole file; with `sync`, fsyncs it before closing.
   void WriteFile(const std::filesystem::path& path, std::string_view data, bool sync = false);

@@ -47,6 +47,8 @@ struct ObjectStoreOptions {
   // least 5 MiB (S3's minimum part) and a multiple of 256 KiB (GCS's chunk granule). Memory held by one file being
   // written is at most about two parts.
   size_t part_size = 16u << 20;
+  // Entries a listing asks for per page (S3's and GCS's own maximum is 1,000).
+  int list_page_size = 1000;
   // Per request: connecting, and the whole request; a request moving under 1 KiB/s for stall_timeout is
   // abandoned (and retried).
   std::chrono::milliseconds connect_timeout{10'000};

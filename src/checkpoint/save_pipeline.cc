@@ -85,7 +85,8 @@ void StartSave(FileSystem& fs, const SavePlan& plan) {
       // With a commit file the checkpoint is written in place, so an existing one must go first (as in Orbax). Its
       // commit file goes first of all: from then on no reader takes the half-deleted directory for a checkpoint.
       if (plan.replaces_existing && plan.commit_file) {
-        if (fs.Exists(plan.directory / io::kCommitSuccessFile)) fs.RemoveFile(plan.directory / io::kCommitSuccessFile);
+        const auto commit_file = plan.directory / io::kCommitSuccessFile;
+        if (fs.Exists(commit_file)) fs.RemoveFile(commit_file);
         fs.RemoveAll(plan.directory);
       }
       fs.CreateDirs(plan.directory.parent_path(), plan.mode);

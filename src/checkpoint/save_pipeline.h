@@ -12,8 +12,8 @@
 
 namespace cairn::checkpoint {
 
-// `directory` made absolute and normal, without a trailing '/' (an s3:// or gs:// URL made normal); InvalidArgumentError
-// when empty.
+// `directory` made absolute and normal, without a trailing '/' (an s3:// or gs:// URL made normal);
+// InvalidArgumentError when empty.
 std::filesystem::path NormalizeCheckpointPath(const std::filesystem::path& directory);
 
 // The atomicity that saving or reading `directory` uses. kAuto becomes kAtomicRename where `fs` renames directories

@@ -44,6 +44,9 @@ class RoutingFileSystem final : public FileSystem {
   bool HasAtomicRename(const std::filesystem::path& path) override { return For(path).HasAtomicRename(path); }
   bool HasDirectoryEntries(const std::filesystem::path& path) override { return For(path).HasDirectoryEntries(path); }
   void RemoveAll(const std::filesystem::path& path) override { For(path).RemoveAll(path); }
+  void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode) override {
+    For(path).CreateDirs(path, mode);
+  }
 
  private:
   FileSystem& For(const std::filesystem::path& path) {

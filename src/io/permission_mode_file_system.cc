@@ -27,6 +27,9 @@ class PermissionModeFileSystem final : public FileSystem {
   bool HasAtomicRename(const std::filesystem::path& path) override { return base_->HasAtomicRename(path); }
   bool HasDirectoryEntries(const std::filesystem::path& path) override { return base_->HasDirectoryEntries(path); }
   void RemoveAll(const std::filesystem::path& path) override { base_->RemoveAll(path); }
+  void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t>) override {
+    base_->CreateDirs(path, mode_);
+  }
 
  private:
   std::shared_ptr<FileSystem> base_;

@@ -17,9 +17,7 @@ using testing::Noise;
 using testing::Server;
 using testing::UniqueUrl;
 
-Tree State(int seed = 0) {
-  return Tree::Dict({{"w", Noise({3000 + seed})}, {"step", Tree::Scalar(int64_t{seed})}});
-}
+Tree State(int seed = 0) { return Tree::Dict({{"w", Noise({3000 + seed})}, {"step", Tree::Scalar(int64_t{seed})}}); }
 
 class ObjectStoreFaults : public ::testing::TestWithParam<std::string> {
  protected:
@@ -55,10 +53,14 @@ TEST_P(ObjectStoreFaults, TransientFailuresAreRetried) {
     SCOPED_TRACE(std::string(c.mode) + " " + std::to_string(c.status) + " " + c.match);
     const auto dir = root_ / std::to_string(i++);
     const auto retries_before = GetObjectStoreStats(*fs)->retries;
+    testing::ClearFaults(GetParam());
     InjectFault(GetParam(), c.mode, 3, c.match, c.status);
     ckptr->save(dir, args::StandardSave{State(i)});
     EXPECT_EQ(ckptr->restore(dir), State(i));
-    EXPECT_GE(GetObjectStoreStats(*fs)->retries - retries_before, 3u);
+    EXPECT_EQ(testing::FaultsFired(GetParam()), 3);
+    // libcurl itself resends a request once when a kept-alive connection turns out dead, so not every dropped
+    // connection costs one of cairn's retries.
+    EXPECT_GE(GetObjectStoreStats(*fs)->retries - retries_before, c.mode == std::string("drop") ? 1u : 3u);
   }
 }
 
@@ -73,18 +75,22 @@ TEST_P(ObjectStoreFaults, AStalledRequestTimesOutAndIsRetried) {
   EXPECT_GE(GetObjectStoreStats(*fs)->retries, 1u);
 }
 
-TEST_P(ObjectStoreFaults, PartUploadsResumeAfterABrokenConnection) {
-  ObjectStoreOptions options = Server(GetParam()).Options();
+// S3 only: a broken UploadPart is sent again whole. (A GCS resumable session is resumed at the offset a status query
+// reports; fake-gcs-server answers that query by finalising the object, unlike GCS, so it cannot test this.)
+TEST(ObjectStoreFaultsS3, PartUploadsAreSentAgainAfterABrokenConnection) {
+  ObjectStoreOptions options = Server("s3").Options();
   options.part_size = 5u << 20;
-  auto fs = Fs(options);
+  auto fs = testing::NewFileSystemFor("s3", options);
+  const std::filesystem::path root = UniqueUrl("s3");
   std::string data((13u << 20) + 5, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 + (i >> 20));
   for (const char* mode : {"drop", "truncate"}) {
     SCOPED_TRACE(mode);
-    // The second part's request (PUT in both protocols: UploadPart, or the session's chunk).
-    InjectFault(GetParam(), mode, 1, GetParam() == "s3" ? "partNumber=2" : "upload_id");
-    fs->WriteFile(root_ / mode, data);
-    EXPECT_TRUE(fs->ReadFile(root_ / mode) == data);
+    testing::ClearFaults("s3");
+    InjectFault("s3", mode, 1, "partNumber=2");
+    fs->WriteFile(root / mode, data);
+    EXPECT_EQ(testing::FaultsFired("s3"), 1);
+    EXPECT_TRUE(fs->ReadFile(root / mode) == data);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cairn/object_store.h"
@@ -64,6 +65,14 @@ inline void InjectFault(const std::string& kind, const std::string& mode, int co
   request.url = Server(kind).control_url() + "/fault";
   request.body = body;
   if (http.Send(request).status != 200) throw std::runtime_error("the fault proxy refused " + body);
+}
+
+// How many injected faults the proxy has carried out since the last ClearFaults.
+inline int FaultsFired(const std::string& kind) {
+  io::objstore::HttpClient http(io::objstore::HttpOptions{});
+  io::objstore::HttpRequest request;
+  request.url = Server(kind).control_url() + "/stats";
+  return nlohmann::json::parse(http.Send(request).body).at("faults").get<int>();
 }
 
 inline void ClearFaults(const std::string& kind) {

@@ -49,8 +49,9 @@ std::map<std::string, std::map<std::string, std::string>> ReadIniFile(const std:
 
 AwsConfig ResolveAwsConfig(const ObjectStoreOptions& options) {
   AwsConfig config;
-  const std::string profile = !options.profile.empty() ? options.profile
-                              : !Env("AWS_PROFILE").empty() ? Env("AWS_PROFILE") : "default";
+  const std::string profile = !options.profile.empty()      ? options.profile
+                              : !Env("AWS_PROFILE").empty() ? Env("AWS_PROFILE")
+                                                            : "default";
   auto credentials_file = ReadIniFile(HomeFile("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"));
   auto config_file = ReadIniFile(HomeFile("AWS_CONFIG_FILE", ".aws/config"));
   // ~/.aws/config names its sections "[profile x]", except "[default]".
@@ -64,8 +65,8 @@ AwsConfig ResolveAwsConfig(const ObjectStoreOptions& options) {
 
   if (!options.anonymous) {
     if (!Env("AWS_ACCESS_KEY_ID").empty()) {
-      config.credentials = AwsCredentials{Env("AWS_ACCESS_KEY_ID"), Env("AWS_SECRET_ACCESS_KEY"),
-                                          Env("AWS_SESSION_TOKEN")};
+      config.credentials =
+          AwsCredentials{Env("AWS_ACCESS_KEY_ID"), Env("AWS_SECRET_ACCESS_KEY"), Env("AWS_SESSION_TOKEN")};
     } else if (!from_profile("aws_access_key_id").empty()) {
       config.credentials = AwsCredentials{from_profile("aws_access_key_id"), from_profile("aws_secret_access_key"),
                                           from_profile("aws_session_token")};
@@ -75,16 +76,16 @@ AwsConfig ResolveAwsConfig(const ObjectStoreOptions& options) {
     }
   }
 
-  config.region = !options.region.empty()               ? options.region
-                  : !Env("AWS_REGION").empty()          ? Env("AWS_REGION")
-                  : !Env("AWS_DEFAULT_REGION").empty()  ? Env("AWS_DEFAULT_REGION")
-                  : !from_profile("region").empty()     ? from_profile("region")
-                                                        : "us-east-1";
-  config.endpoint = !options.endpoint.empty()                ? options.endpoint
-                    : !Env("AWS_ENDPOINT_URL_S3").empty()    ? Env("AWS_ENDPOINT_URL_S3")
-                    : !Env("AWS_ENDPOINT_URL").empty()       ? Env("AWS_ENDPOINT_URL")
-                    : !from_profile("endpoint_url").empty()  ? from_profile("endpoint_url")
-                                                             : "";
+  config.region = !options.region.empty()              ? options.region
+                  : !Env("AWS_REGION").empty()         ? Env("AWS_REGION")
+                  : !Env("AWS_DEFAULT_REGION").empty() ? Env("AWS_DEFAULT_REGION")
+                  : !from_profile("region").empty()    ? from_profile("region")
+                                                       : "us-east-1";
+  config.endpoint = !options.endpoint.empty()               ? options.endpoint
+                    : !Env("AWS_ENDPOINT_URL_S3").empty()   ? Env("AWS_ENDPOINT_URL_S3")
+                    : !Env("AWS_ENDPOINT_URL").empty()      ? Env("AWS_ENDPOINT_URL")
+                    : !from_profile("endpoint_url").empty() ? from_profile("endpoint_url")
+                                                            : "";
   if (config.endpoint.empty()) {
     config.endpoint = "https://s3." + config.region + ".amazonaws.com";
     config.path_style = false;

@@ -20,8 +20,8 @@ struct AwsCredentials {
 struct AwsConfig {
   std::optional<AwsCredentials> credentials;  // nullopt: anonymous requests
   std::string region;
-  std::string endpoint;       // base URL without a trailing '/'
-  bool path_style = true;     // bucket in the path (custom endpoints) rather than in the host name (AWS itself)
+  std::string endpoint;    // base URL without a trailing '/'
+  bool path_style = true;  // bucket in the path (custom endpoints) rather than in the host name (AWS itself)
 };
 
 AwsConfig ResolveAwsConfig(const ObjectStoreOptions& options);

@@ -7,10 +7,10 @@
 
 namespace cairn::io::objstore {
 
-std::string Sha256(std::string_view data);                          // raw 32 bytes
-std::string HmacSha256(std::string_view key, std::string_view data);  // raw 32 bytes
-std::string Md5(std::string_view data);                             // raw 16 bytes
-std::string HexEncode(std::string_view bytes);                      // lower case
+std::string Sha256(std::string_view data);                                // raw 32 bytes
+std::string HmacSha256(std::string_view key, std::string_view data);      // raw 32 bytes
+std::string Md5(std::string_view data);                                   // raw 16 bytes
+std::string HexEncode(std::string_view bytes);                            // lower case
 std::string Base64Encode(std::string_view bytes, bool url_safe = false);  // url_safe: no padding, '-' and '_'
 // Signs `data` with the PEM private key (PKCS#8, as in a service-account JSON file); InvalidArgumentError when the
 // key does not parse.

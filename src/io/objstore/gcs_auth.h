@@ -7,10 +7,9 @@
 
 #include <chrono>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "cairn/object_store.h"
 #include "io/objstore/transport.h"

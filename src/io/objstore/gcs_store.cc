@@ -2,8 +2,9 @@
 // large ones, ranged reads with alt=media, object listing with prefix, delimiter and pages, deletes (many at once,
 // in parallel: GCS's batch endpoint is a multipart/mixed protocol of its own, and the requests in flight are
 // capped anyway), copyTo.
+#include <algorithm>
 #include <cstdlib>
-
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "cairn/error.h"
@@ -21,7 +22,8 @@ std::string DefaultEndpoint(const ObjectStoreOptions& options) {
     const char* emulator = std::getenv("STORAGE_EMULATOR_HOST");
     endpoint = emulator && *emulator ? emulator : "https://storage.googleapis.com";
   }
-  if (endpoint.find("://") == std::string::npos) endpoint = "http://" + endpoint;  // "localhost:4443", as gcloud takes it
+  if (endpoint.find("://") == std::string::npos)
+    endpoint = "http://" + endpoint;  // "localhost:4443", as gcloud takes it
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
   return endpoint;
 }
@@ -37,15 +39,17 @@ nlohmann::json ParseJson(const std::string& what, const std::string& body) {
 class GcsStore final : public ObjectStore {
  public:
   explicit GcsStore(ObjectStoreOptions options)
-      : options_(std::move(options)), endpoint_(DefaultEndpoint(options_)), transport_(options_),
+      : options_(std::move(options)),
+        endpoint_(DefaultEndpoint(options_)),
+        transport_(options_),
         auth_(options_, transport_) {}
 
   std::string_view scheme() const override { return "gs"; }
   const ObjectStoreOptions& options() const override { return options_; }
 
   void Put(const std::string& bucket, const std::string& key, std::string_view data) override {
-    const std::string url = endpoint_ + "/upload/storage/v1/b/" + UrlEncode(bucket) + "/o?uploadType=media&name=" +
-                            UrlEncode(key);
+    const std::string url =
+        endpoint_ + "/upload/storage/v1/b/" + UrlEncode(bucket) + "/o?uploadType=media&name=" + UrlEncode(key);
     Require(Send("PUT " + Url(bucket, key), "POST", url, {}, data), "PUT", bucket, key);
   }
 
@@ -81,7 +85,7 @@ class GcsStore final : public ObjectStore {
       std::string url = endpoint_ + "/storage/v1/b/" + UrlEncode(bucket) + "/o?prefix=" + UrlEncode(prefix) +
                         "&fields=" + UrlEncode("items(name,size),prefixes,nextPageToken");
       if (delimited) url += "&delimiter=%2F";
-      if (max_keys > 0) url += "&maxResults=" + std::to_string(max_keys);
+      url += "&maxResults=" + std::to_string(max_keys > 0 ? max_keys : options_.list_page_size);
       if (!token.empty()) url += "&pageToken=" + UrlEncode(token);
       HttpResponse response = Send("LIST " + Url(bucket, prefix), "GET", url);
       Require(response, "LIST", bucket, prefix);
@@ -98,10 +102,14 @@ class GcsStore final : public ObjectStore {
   }
 
   void Delete(const std::string& bucket, const std::vector<std::string>& keys) override {
-    ParallelFor(keys.size(), [&](size_t i) {
-      HttpResponse response = Send("DELETE " + Url(bucket, keys[i]), "DELETE", ObjectUrl(bucket, keys[i]));
-      if (response.status != 404) Require(response, "DELETE", bucket, keys[i]);
-    });
+    if (keys.empty()) return;
+    ParallelFor(
+        keys.size(),
+        [&](size_t i) {
+          HttpResponse response = Send("DELETE " + Url(bucket, keys[i]), "DELETE", ObjectUrl(bucket, keys[i]));
+          if (response.status != 404) Require(response, "DELETE", bucket, keys[i]);
+        },
+        DeletePool());
   }
 
   void Copy(const std::string& bucket, const std::string& from, const std::string& to) override {
@@ -117,7 +125,8 @@ class GcsStore final : public ObjectStore {
   HttpResponse Send(const std::string& what, const HttpRequest& base) {
     return transport_.Send(what, [&] {
       HttpRequest request = base;
-      if (auto authorization = auth_.AuthorizationHeader()) request.headers.emplace_back("Authorization", *authorization);
+      if (auto authorization = auth_.AuthorizationHeader())
+        request.headers.emplace_back("Authorization", *authorization);
       return request;
     });
   }
@@ -146,10 +155,19 @@ class GcsStore final : public ObjectStore {
   Transport& transport() { return transport_; }
 
  private:
+  ThreadPool& DeletePool() {
+    std::call_once(delete_pool_once_, [&] {
+      delete_pool_ = std::make_unique<ThreadPool>(static_cast<size_t>(std::max(1, options_.max_concurrent_requests)));
+    });
+    return *delete_pool_;
+  }
+
   ObjectStoreOptions options_;
   std::string endpoint_;
   Transport transport_;
   GcsAuth auth_;
+  std::once_flag delete_pool_once_;
+  std::unique_ptr<ThreadPool> delete_pool_;  // as many threads as requests may be in flight; made on first use
 };
 
 // A resumable upload session: each part is PUT at its offset with "Content-Range: bytes a-b/*" (308 = more to
@@ -201,10 +219,10 @@ class GcsUpload final : public Upload {
       request.method = "PUT";
       request.url = session_;
       request.body = rest;
-      request.headers.emplace_back(
-          "Content-Range", rest.empty() ? "bytes */" + total
-                                        : "bytes " + std::to_string(start) + "-" +
-                                              std::to_string(start + rest.size() - 1) + "/" + total);
+      request.headers.emplace_back("Content-Range", rest.empty()
+                                                        ? "bytes */" + total
+                                                        : "bytes " + std::to_string(start) + "-" +
+                                                              std::to_string(start + rest.size() - 1) + "/" + total);
       return store_.transport().http().Send(request);
     });
     if (!(last ? IsSuccess(response) : response.status == 308 || IsSuccess(response))) {

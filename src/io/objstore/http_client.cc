@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -56,7 +58,8 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.remove_suffix(1);
+  while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' '))
+    value.remove_suffix(1);
   response->headers[name] = std::string(value);
   return n;
 }
@@ -64,7 +67,9 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
 }  // namespace
 
 HttpClient::HttpClient(HttpOptions options)
-    : options_(options), in_flight_(std::max(1, options.max_concurrent_requests)) {
+    : options_(options),
+      in_flight_(std::max(1, options.max_concurrent_requests)),
+      trace_(std::getenv("CAIRN_HTTP_TRACE") != nullptr) {
   GlobalInitOnce();
 }
 
@@ -155,6 +160,10 @@ HttpResponse HttpClient::Send(const HttpRequest& request) {
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   counters_.bytes_received += response.body.size() + response.sink_bytes;
+  if (trace_) {
+    std::fprintf(stderr, "cairn http: %s %s -> %ld (%zu bytes out, %zu in)\n", request.method.c_str(),
+                 request.url.c_str(), response.status, request.body.size(), response.body.size() + response.sink_bytes);
+  }
   return response;
 }
 

@@ -83,7 +83,9 @@ class HttpClient {
   std::counting_semaphore<> in_flight_;
   std::mutex mu_;
   std::vector<void*> idle_handles_;  // CURL*
-  mutable HttpCounters counters_;  // atomics, counted from const readers' point of view too
+  mutable HttpCounters counters_;
+  const bool trace_;  // CAIRN_HTTP_TRACE set: every request and its status on stderr  // atomics, counted from const
+                      // readers' point of view too
 };
 
 // RFC 3986 percent-encoding of everything but unreserved characters; with keep_slash, '/' is left as it is.

@@ -23,8 +23,8 @@ struct ListEntry {
 };
 
 struct ListResult {
-  std::vector<ListEntry> objects;      // keys directly under the prefix (all keys below it without a delimiter)
-  std::vector<std::string> prefixes;   // with a delimiter: the "sub-directories", each ending in the delimiter
+  std::vector<ListEntry> objects;     // keys directly under the prefix (all keys below it without a delimiter)
+  std::vector<std::string> prefixes;  // with a delimiter: the "sub-directories", each ending in the delimiter
 };
 
 // One object written in parts, in order. Nothing is visible under the key until Finish returns; Abort (or

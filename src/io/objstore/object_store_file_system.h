@@ -39,6 +39,10 @@ class ObjectStoreFileSystem final : public FileSystem {
   void SyncDir(const std::filesystem::path& path) override;
   bool HasAtomicRename(const std::filesystem::path&) override { return false; }
   bool HasDirectoryEntries(const std::filesystem::path&) override { return false; }
+  // One marker put: no parent needs to exist on an object store.
+  void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt) override {
+    CreateDir(path, mode);
+  }
   // One listing of everything below `path`, then batched deletes.
   void RemoveAll(const std::filesystem::path& path) override;
 

@@ -38,8 +38,7 @@ HttpResponse RetryPolicy::Run(const std::string& what, const std::function<HttpR
       last_timed_out = failure.timed_out;
     }
   }
-  const std::string message =
-      what + ": gave up after " + std::to_string(attempts) + " attempts; last: " + last_failure;
+  const std::string message = what + ": gave up after " + std::to_string(attempts) + " attempts; last: " + last_failure;
   if (last_timed_out) throw TimeoutError(message);
   throw IoError(message, EIO);
 }

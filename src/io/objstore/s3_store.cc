@@ -19,6 +19,17 @@ namespace {
 using Query = std::vector<std::pair<std::string, std::string>>;
 
 struct S3Call {
+  S3Call(std::string method, std::string bucket, std::string key, Query query = {},
+         std::vector<std::pair<std::string, std::string>> headers = {}, std::string_view body = {},
+         bool sign_body = false)
+      : method(std::move(method)),
+        bucket(std::move(bucket)),
+        key(std::move(key)),
+        query(std::move(query)),
+        headers(std::move(headers)),
+        body(body),
+        sign_body(sign_body) {}
+
   std::string method;
   std::string bucket;
   std::string key;  // may be empty (bucket-level calls)
@@ -35,7 +46,8 @@ class S3Store final : public ObjectStore {
   explicit S3Store(ObjectStoreOptions options)
       : options_(std::move(options)), config_(ResolveAwsConfig(options_)), transport_(options_) {
     const auto scheme_end = config_.endpoint.find("://");
-    const std::string rest = scheme_end == std::string::npos ? config_.endpoint : config_.endpoint.substr(scheme_end + 3);
+    const std::string rest =
+        scheme_end == std::string::npos ? config_.endpoint : config_.endpoint.substr(scheme_end + 3);
     scheme_ = scheme_end == std::string::npos ? "https" : config_.endpoint.substr(0, scheme_end);
     host_ = rest.substr(0, rest.find('/'));
   }
@@ -75,7 +87,7 @@ class S3Store final : public ObjectStore {
       S3Call call{"GET", bucket, ""};
       call.query = {{"list-type", "2"}, {"prefix", prefix}};
       if (delimited) call.query.emplace_back("delimiter", "/");
-      if (max_keys > 0) call.query.emplace_back("max-keys", std::to_string(max_keys));
+      call.query.emplace_back("max-keys", std::to_string(max_keys > 0 ? max_keys : options_.list_page_size));
       if (!token.empty()) call.query.emplace_back("continuation-token", token);
       HttpResponse response = Call(call);
       Require(response, "LIST", bucket, prefix);
@@ -105,7 +117,8 @@ class S3Store final : public ObjectStore {
       for (std::string_view error : XmlElements(response.body, "Error")) {
         if (XmlText(error, "Code") == "NoSuchKey") continue;
         throw IoError(Url(bucket, XmlText(error, "Key")) + ": delete failed: " + XmlText(error, "Code") + " " +
-                          XmlText(error, "Message"), EIO);
+                          XmlText(error, "Message"),
+                      EIO);
       }
     }
   }
@@ -160,7 +173,8 @@ class S3Store final : public ObjectStore {
     Require(response, what, bucket, key);
     if (response.body.find("<Error>") != std::string::npos) {
       throw IoError(std::string(what) + " " + Url(bucket, key) + ": " + XmlText(response.body, "Code") + " " +
-                        XmlText(response.body, "Message"), EIO);
+                        XmlText(response.body, "Message"),
+                    EIO);
     }
   }
 
@@ -184,7 +198,8 @@ class S3Upload final : public Upload {
     HttpResponse response = store_.Call({"POST", bucket_, key_, {{"uploads", ""}}});
     S3Store::Require(response, "CreateMultipartUpload", bucket_, key_);
     upload_id_ = XmlText(response.body, "UploadId");
-    if (upload_id_.empty()) throw IoError("CreateMultipartUpload " + S3Store::Url(bucket_, key_) + ": no UploadId", EIO);
+    if (upload_id_.empty())
+      throw IoError("CreateMultipartUpload " + S3Store::Url(bucket_, key_) + ": no UploadId", EIO);
   }
   ~S3Upload() override { Abort(); }
 
@@ -193,8 +208,8 @@ class S3Upload final : public Upload {
     const int number = static_cast<int>(etags_.size() + in_flight_.size()) + 1;
     auto part = std::make_shared<std::string>(data);
     in_flight_.push_back(std::async(std::launch::async, [this, number, part] {
-      HttpResponse response = store_.Call({"PUT", bucket_, key_, {{"partNumber", std::to_string(number)},
-                                                                  {"uploadId", upload_id_}}, {}, *part});
+      HttpResponse response = store_.Call(
+          {"PUT", bucket_, key_, {{"partNumber", std::to_string(number)}, {"uploadId", upload_id_}}, {}, *part});
       S3Store::Require(response, "UploadPart", bucket_, key_);
       return response.Header("etag");
     }));

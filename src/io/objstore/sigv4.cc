@@ -34,7 +34,8 @@ void SignV4(HttpRequest& request, const SigV4Input& input, const AwsCredentials&
   request.headers.emplace_back("Host", input.host);
   request.headers.emplace_back("x-amz-date", stamp);
   request.headers.emplace_back("x-amz-content-sha256", input.payload_hash);
-  if (!credentials.session_token.empty()) request.headers.emplace_back("x-amz-security-token", credentials.session_token);
+  if (!credentials.session_token.empty())
+    request.headers.emplace_back("x-amz-security-token", credentials.session_token);
 
   std::vector<std::pair<std::string, std::string>> canonical;
   for (const auto& [name, value] : request.headers) {

@@ -17,8 +17,8 @@ namespace cairn::io::objstore {
 inline constexpr const char* kUnsignedPayload = "UNSIGNED-PAYLOAD";
 
 struct SigV4Input {
-  std::string host;            // as sent in the Host header (with ":port" when not the default)
-  std::string canonical_uri;   // the request path, already percent-encoded as sent
+  std::string host;           // as sent in the Host header (with ":port" when not the default)
+  std::string canonical_uri;  // the request path, already percent-encoded as sent
   std::vector<std::pair<std::string, std::string>> query;  // raw (not yet encoded) names and values
   std::string payload_hash = kUnsignedPayload;
   std::string region;

@@ -48,14 +48,22 @@ std::string XmlUnescape(std::string_view text) {
       break;
     }
     std::string_view entity = text.substr(i + 1, semi - i - 1);
-    if (entity == "amp") out.push_back('&');
-    else if (entity == "lt") out.push_back('<');
-    else if (entity == "gt") out.push_back('>');
-    else if (entity == "quot") out.push_back('"');
-    else if (entity == "apos") out.push_back('\'');
-    else if (entity.starts_with("#x")) out.push_back(static_cast<char>(std::stoi(std::string(entity.substr(2)), nullptr, 16)));
-    else if (entity.starts_with("#")) out.push_back(static_cast<char>(std::stoi(std::string(entity.substr(1)))));
-    else out.append(text.substr(i, semi - i + 1));
+    if (entity == "amp")
+      out.push_back('&');
+    else if (entity == "lt")
+      out.push_back('<');
+    else if (entity == "gt")
+      out.push_back('>');
+    else if (entity == "quot")
+      out.push_back('"');
+    else if (entity == "apos")
+      out.push_back('\'');
+    else if (entity.starts_with("#x"))
+      out.push_back(static_cast<char>(std::stoi(std::string(entity.substr(2)), nullptr, 16)));
+    else if (entity.starts_with("#"))
+      out.push_back(static_cast<char>(std::stoi(std::string(entity.substr(1)))));
+    else
+      out.append(text.substr(i, semi - i + 1));
     i = semi;
   }
   return out;
@@ -66,12 +74,23 @@ std::string XmlEscape(std::string_view text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out.push_back(c);
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out.push_back(c);
     }
   }
   return out;
