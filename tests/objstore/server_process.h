@@ -20,8 +20,9 @@ namespace cairn::testing {
 
 class ServerProcess {
  public:
-  // kind: "s3" or "gcs".
-  ServerProcess(const std::string& kind, const std::vector<std::string>& buckets, bool proxy = false) {
+  // kind: "s3", "gcs" or "token" (see servers.py).
+  ServerProcess(const std::string& kind, const std::vector<std::string>& buckets, bool proxy = false,
+                const std::vector<std::string>& extra_args = {}) {
     const std::string python = CAIRN_INTEROP_PYTHON;
     if (::access(python.c_str(), X_OK) != 0) {
       throw std::runtime_error("the interop environment's Python " + python +
@@ -30,6 +31,7 @@ class ServerProcess {
     std::vector<std::string> args = {python, std::string(CAIRN_SOURCE_DIR) + "/tests/objstore/servers.py", kind};
     for (const auto& bucket : buckets) args.insert(args.end(), {"--bucket", bucket});
     if (proxy) args.push_back("--proxy");
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
     int to_child[2], from_child[2];
     if (::pipe(to_child) != 0 || ::pipe(from_child) != 0) throw std::runtime_error("pipe failed");
     pid_ = ::fork();

@@ -2,10 +2,12 @@
 
     python servers.py s3  --bucket NAME [--bucket NAME ...] [--proxy]
     python servers.py gcs --bucket NAME [--bucket NAME ...] [--proxy]
+    python servers.py token --key-file PATH
 
 Starts moto's S3 server or fake-gcs-server on 127.0.0.1 at a free port, creates the buckets, optionally puts the
 proxy in front, prints one line "READY <server url> <url to give cairn> <proxy control url or ->" and runs until
-its standard input closes (so a test that dies takes its servers with it). Run with the interop environment's
+its standard input closes (so a test that dies takes its servers with it). `token` is an OAuth2 token endpoint
+for a service account it makes up (see start_token_server), for the GCS driver's key-file credentials. Run with the interop environment's
 Python (scripts/install-deps.sh --print-venv), which has moto and fake-gcs-server.
 
 The proxy forwards every request to the server unless told otherwise by a POST to <control>/fault with a JSON body
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 
@@ -199,13 +202,81 @@ def make_proxy(target_host, target_port, state, port):
     return server
 
 
+def start_token_server(key_file):
+    """An OAuth2 token endpoint for a service account of our own: writes a service-account key file (a fresh RSA
+    key, token_uri pointing here) to `key_file` and answers a JWT-bearer grant whose RS256 signature and claims
+    check out with a token. GET /stats counts the grants."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/token"
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    with open(key_file, "w") as f:
+        json.dump({"type": "service_account", "client_email": "cairn-test@example.iam.gserviceaccount.com",
+                   "private_key": pem, "token_uri": url}, f)
+    grants = {"ok": 0, "bad": 0}
+
+    def b64(part):
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args):
+            pass
+
+        def _answer(self, status, body):
+            out = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def do_GET(self):
+            self._answer(200, grants)
+
+        def do_POST(self):
+            form = urllib.parse.parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+            try:
+                assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+                header, claims, signature = form["assertion"][0].split(".")
+                key.public_key().verify(b64(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(),
+                                        hashes.SHA256())
+                claims = json.loads(b64(claims))
+                assert json.loads(b64(header))["alg"] == "RS256"
+                assert claims["aud"] == url and claims["iss"].startswith("cairn-test@")
+                assert "devstorage" in claims["scope"] and claims["exp"] > time.time()
+            except Exception as e:  # a refused grant, as Google's endpoint answers one
+                grants["bad"] += 1
+                return self._answer(400, {"error": "invalid_grant", "error_description": repr(e)})
+            grants["ok"] += 1
+            self._answer(200, {"access_token": f"token-{grants['ok']}", "expires_in": 3600, "token_type": "Bearer"})
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{port}"
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["s3", "gcs"])
+    parser.add_argument("kind", choices=["s3", "gcs", "token"])
+    parser.add_argument("--key-file", help="token: where to write the service account's key file")
     parser.add_argument("--bucket", action="append", default=[])
     parser.add_argument("--proxy", action="store_true")
     args = parser.parse_args()
 
+    if args.kind == "token":
+        url = start_token_server(args.key_file)
+        print(f"READY {url} {url} -", flush=True)
+        sys.stdin.read()
+        return
     proxy_port = free_port() if args.proxy else None
     if args.kind == "s3":
         proc, url = start_s3(args.bucket)
