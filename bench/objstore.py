@@ -57,8 +57,10 @@ def best_of(reps, fn):
 def run_cairn(args, kind, endpoint):
     exe = os.path.join(args.build_dir, "bench", "cairn_objstore_bench")
     url = f"{'s3' if kind == 's3' else 'gs'}://{BUCKET}/cairn"
+    # The emulators take any credentials (S3) or none (GCS, anonymous when STORAGE_EMULATOR_HOST is set).
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", STORAGE_EMULATOR_HOST=endpoint)
     out = subprocess.run([exe, kind, endpoint, url, str(args.size_mib), str(args.arrays), str(args.reps)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

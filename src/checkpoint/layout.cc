@@ -102,6 +102,11 @@ PathKind ClassifyPath(FileSystem& fs, const std::filesystem::path& path_in) {
   if (!info) return fs.Exists(io::TemporaryPathFor(path)) ? PathKind::kIncomplete : PathKind::kMissing;
   if (!info->is_directory) return PathKind::kFile;
   const bool step_metadata = fs.Exists(path / metadata::kCheckpointMetadataFile);
+  // Where there is no rename (object stores), a step is written in place and is unfinished until its commit file
+  // exists.
+  if (step_metadata && !fs.HasAtomicRename(path) && !fs.Exists(path / io::kCommitSuccessFile)) {
+    return PathKind::kIncomplete;
+  }
   if (LooksLikePyTreeItem(fs, path)) return step_metadata ? PathKind::kStep : PathKind::kItem;
   if (LooksLikeStep(fs, path)) return PathKind::kStep;
   for (const auto& name : Children(fs, path)) {

@@ -5,6 +5,7 @@
 
 #include "cairn/cairn.h"
 #include "cairn/object_store.h"
+#include "checkpoint/layout.h"
 #include "object_store_env.h"
 #include "test_util.h"
 
@@ -55,8 +56,10 @@ TEST_P(ObjectCheckpoint, AStepWithoutItsCommitFileIsNotACheckpoint) {
   Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>());
   const auto dir = root_ / "1";
   ckptr.save(dir, args::StandardSave{State()});
+  EXPECT_EQ(checkpoint::ClassifyPath(*fs_, dir), checkpoint::PathKind::kStep);
   fs_->RemoveFile(dir / "commit_success.txt");
   EXPECT_THROW(ckptr.restore(dir), InvalidArgumentError);
+  EXPECT_EQ(checkpoint::ClassifyPath(*fs_, dir), checkpoint::PathKind::kIncomplete);  // what `cairn` reports
   EXPECT_THROW(ckptr.restore(root_ / "2"), NotFoundError);
 }
 
