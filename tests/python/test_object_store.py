@@ -99,8 +99,9 @@ def test_cli_on_urls(servers, scheme, request, tmp_path):
     assert "params" in info.stdout
     verify = cli("verify", step)
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    cat = cli("cat", step, "default.params.w", "--json")
+    cat = cli("cat", step, "params.w", "--json")
     assert cat.returncode == 0, cat.stderr
+    assert json.loads(cat.stdout)["values"] == tree()["params"]["w"].tolist()
     # Out of the bucket into a local file, and from a local checkpoint into the bucket.
     local = tmp_path / "w.safetensors"
     out = cli("convert", step, str(local))
