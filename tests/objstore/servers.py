@@ -108,17 +108,22 @@ class FaultState:
         return None
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, no request log."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes: with Nagle's algorithm against the peer's delayed ACK, each answer
+    # would wait 40 ms.
+    disable_nagle_algorithm = True
+
+    def log_message(self, *args):
+        pass
+
+
 def make_proxy(target_host, target_port, state, port):
     hop_by_hop = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body leave in separate writes: with Nagle's algorithm against the peer's delayed ACK, each
-        # answer would wait 40 ms.
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args):
-            pass
+    class Handler(QuietHandler):
 
         def _control(self):
             length = int(self.headers.get("Content-Length") or 0)
@@ -224,12 +229,7 @@ def start_token_server(key_file):
     def b64(part):
         return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args):
-            pass
+    class Handler(QuietHandler):
 
         def _answer(self, status, body):
             out = json.dumps(body).encode()

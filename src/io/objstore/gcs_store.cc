@@ -66,16 +66,12 @@ class GcsStore final : public ObjectStore {
     if (length == 0) return;
     HttpRequest request;
     request.url = ObjectUrl(bucket, key) + "?alt=media";
-    request.headers.emplace_back("Range",
-                                 "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
+    request.headers.push_back(RangeHeader(offset, length));
     request.sink = out;
     request.sink_size = length;
     HttpResponse response = Send("GET " + Url(bucket, key), request);
     Require(response, "GET", bucket, key);
-    if (response.sink_bytes != length) {
-      throw CorruptionError(Url(bucket, key) + ": read " + std::to_string(response.sink_bytes) + " bytes at offset " +
-                            std::to_string(offset) + ", expected " + std::to_string(length) + " (object too short)");
-    }
+    RequireWholeRange(Url(bucket, key), response, offset, length);
   }
 
   ListResult List(const std::string& bucket, const std::string& prefix, bool delimited, int max_keys) override {

@@ -69,15 +69,12 @@ class S3Store final : public ObjectStore {
   void Get(const std::string& bucket, const std::string& key, uint64_t offset, size_t length, char* out) override {
     if (length == 0) return;
     S3Call call{"GET", bucket, key};
-    call.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
+    call.headers.push_back(RangeHeader(offset, length));
     call.sink = out;
     call.sink_size = length;
     HttpResponse response = Call(call);
     Require(response, "GET", bucket, key);
-    if (response.sink_bytes != length) {
-      throw CorruptionError(Url(bucket, key) + ": read " + std::to_string(response.sink_bytes) + " bytes at offset " +
-                            std::to_string(offset) + ", expected " + std::to_string(length) + " (object too short)");
-    }
+    RequireWholeRange(Url(bucket, key), response, offset, length);
   }
 
   ListResult List(const std::string& bucket, const std::string& prefix, bool delimited, int max_keys) override {

@@ -33,4 +33,14 @@ void ThrowHttpError(const std::string& what, const HttpResponse& response) {
   throw IoError(message, EIO);
 }
 
+std::pair<std::string, std::string> RangeHeader(uint64_t offset, size_t length) {
+  return {"Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1)};
+}
+
+void RequireWholeRange(const std::string& url, const HttpResponse& response, uint64_t offset, size_t length) {
+  if (response.sink_bytes == length) return;
+  throw CorruptionError(url + ": read " + std::to_string(response.sink_bytes) + " bytes at offset " +
+                        std::to_string(offset) + ", expected " + std::to_string(length) + " (object too short)");
+}
+
 }  // namespace cairn::io::objstore

@@ -36,4 +36,9 @@ class Transport {
 
 inline bool IsSuccess(const HttpResponse& response) { return response.status >= 200 && response.status < 300; }
 
+// The Range header of a ranged read of `length` (> 0) bytes at `offset`.
+std::pair<std::string, std::string> RangeHeader(uint64_t offset, size_t length);
+// A successful ranged read that delivered fewer bytes than asked: the object is shorter than its reader thinks.
+void RequireWholeRange(const std::string& url, const HttpResponse& response, uint64_t offset, size_t length);
+
 }  // namespace cairn::io::objstore
