@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <future>
+#include <utility>
 
 #include "cairn/error.h"
 
@@ -15,13 +17,16 @@ std::string Url(std::string_view scheme, const ObjectPath& p) {
 }
 
 // Appends become parts of ObjectStoreOptions::part_size; a file that never fills one is a single PUT at Close.
-// Nothing is visible until Close returns, and a file dropped without Close leaves nothing behind, so a failed save
-// never leaves a torn object under its final name.
+// A part that fills the buffer goes up in the background while the next one fills (one part in flight per file, so
+// a file holds at most two parts of memory), so the threads encoding a checkpoint do not wait on the network part
+// by part. Nothing is visible until Close returns, and a file dropped without Close leaves nothing behind, so a
+// failed save never leaves a torn object under its final name.
 class ObjectWritableFile final : public WritableFile {
  public:
   ObjectWritableFile(ObjectStore& store, ObjectPath where)
       : store_(store), where_(std::move(where)), part_size_(std::max<size_t>(store.options().part_size, 1)) {}
   ~ObjectWritableFile() override {
+    if (in_flight_.valid()) in_flight_.wait();
     if (upload_ && !closed_) upload_->Abort();
   }
 
@@ -29,8 +34,11 @@ class ObjectWritableFile final : public WritableFile {
     RequireOpen();
     while (!data.empty()) {
       if (buffer_.empty() && data.size() >= part_size_) {
-        // A whole part straight from the caller's memory (a staging buffer), without copying it here first.
-        SendPart(data.substr(0, part_size_));
+        // A whole part straight from the caller's memory (a staging buffer), without copying it: sent before
+        // Append returns, since the caller may reuse its memory then.
+        WaitForPartInFlight();
+        Upload& upload = StartedUpload();
+        upload.WritePart(data.substr(0, part_size_));
         data.remove_prefix(part_size_);
         continue;
       }
@@ -38,8 +46,11 @@ class ObjectWritableFile final : public WritableFile {
       buffer_.append(data.substr(0, take));
       data.remove_prefix(take);
       if (buffer_.size() == part_size_) {
-        SendPart(buffer_);
-        buffer_.clear();
+        WaitForPartInFlight();
+        in_flight_ = std::async(std::launch::async, [this, part = std::exchange(buffer_, std::string())] {
+          StartedUpload().WritePart(part);
+        });
+        buffer_.reserve(part_size_);
       }
     }
   }
@@ -50,6 +61,7 @@ class ObjectWritableFile final : public WritableFile {
 
   void Close() override {
     if (closed_) return;
+    WaitForPartInFlight();
     closed_ = true;
     if (upload_) {
       upload_->Finish(buffer_);
@@ -63,9 +75,14 @@ class ObjectWritableFile final : public WritableFile {
   void RequireOpen() const {
     if (closed_) throw InvalidArgumentError("write to closed file " + Url(store_.scheme(), where_));
   }
-  void SendPart(std::string_view part) {
+  // Rethrows the background part's failure. Only one thread touches upload_ at a time: the background part's,
+  // or the caller's once this returns.
+  void WaitForPartInFlight() {
+    if (in_flight_.valid()) in_flight_.get();
+  }
+  Upload& StartedUpload() {
     if (!upload_) upload_ = store_.StartUpload(where_.bucket, where_.key);
-    upload_->WritePart(part);
+    return *upload_;
   }
 
   ObjectStore& store_;
@@ -73,6 +90,7 @@ class ObjectWritableFile final : public WritableFile {
   size_t part_size_;
   std::string buffer_;
   std::unique_ptr<Upload> upload_;
+  std::future<void> in_flight_;  // the part going up in the background, if any
   bool closed_ = false;
 };
 
