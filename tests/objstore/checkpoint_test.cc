@@ -35,11 +35,13 @@ class ObjectCheckpoint : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(ObjectCheckpoint, SaveAndRestoreByUrl) {
-  for (bool ocdbt : {true, false}) {
+  // Every layout: OCDBT or one zarr directory per parameter, zarr v2 or zarr3.
+  for (const auto& [ocdbt, zarr3] : {std::pair{true, false}, std::pair{false, false}, std::pair{true, true}}) {
     PyTreeCheckpointHandlerOptions layout;
     layout.use_ocdbt = ocdbt;
+    layout.use_zarr3 = zarr3;
     Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>(layout));
-    const auto dir = root_ / (ocdbt ? "ocdbt" : "zarr");
+    const auto dir = root_ / (std::string(ocdbt ? "ocdbt" : "zarr") + (zarr3 ? "3" : "2"));
     ckptr.save(dir, args::StandardSave{State()});
     EXPECT_EQ(ckptr.restore(dir), State());
     EXPECT_TRUE(fs_->Exists(dir / "commit_success.txt"));
