@@ -20,7 +20,8 @@ class RetryPolicy {
   explicit RetryPolicy(RetryOptions options) : options_(options) {}
 
   // Calls `attempt(n)` (n = 0, 1, ...) until it returns a response whose status is not retryable, and returns that
-  // response (which may still be an error for the caller to interpret). When every attempt failed, throws IoError
+  // response (which may still be an error for the caller to interpret). A Retry-After in seconds on a retryable
+  // answer lengthens the next wait (up to max_backoff). When every attempt failed, throws IoError
   // (TimeoutError when the last one timed out) naming `what` and the last failure.
   HttpResponse Run(const std::string& what, const std::function<HttpResponse(int attempt)>& attempt);
 
