@@ -1,7 +1,9 @@
 // GCS credentials from a service account's key file: cairn signs a JWT with the key (RS256) and exchanges it for a
 // token at the key's token_uri, here the tests' own token endpoint (servers.py token), which checks the signature
-// and claims; the token then goes with every request to fake-gcs-server.
+// and claims; the token then goes with every request to fake-gcs-server. And from a VM's metadata server, which
+// the same endpoint plays.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +34,26 @@ TEST(GcsServiceAccount, TokensComeFromASignedJwt) {
   EXPECT_EQ(fs->ReadFile(root / "a"), "hello");
   const auto stats = TokenStats(token);
   EXPECT_EQ(stats.at("ok"), 1) << "one token, cached for the following requests";
+  EXPECT_EQ(stats.at("bad"), 0);
+}
+
+TEST(GcsMetadataServer, TokensComeFromTheVmsMetadataServer) {
+  testing::TempDir dir;
+  testing::ServerProcess token("token", {}, /*proxy=*/false, {"--key-file", (dir / "key.json").string()});
+  ObjectStoreOptions options = testing::Server("gcs").Options();
+  // No emulator variable and no key file: what a job on a GCE VM sees. GCE_METADATA_HOST points at the tests' own
+  // metadata endpoint instead of metadata.google.internal.
+  const std::string emulator = std::getenv("STORAGE_EMULATOR_HOST");
+  ::unsetenv("STORAGE_EMULATOR_HOST");
+  ::setenv("GCE_METADATA_HOST", token.url().substr(std::string("http://").size()).c_str(), 1);
+  auto fs = NewGcsFileSystem(options);
+  ::setenv("STORAGE_EMULATOR_HOST", emulator.c_str(), 1);
+  const std::filesystem::path root = testing::UniqueUrl("gcs");
+  fs->WriteFile(root / "a", "hello");
+  EXPECT_EQ(fs->ReadFile(root / "a"), "hello");
+  ::unsetenv("GCE_METADATA_HOST");
+  const auto stats = TokenStats(token);
+  EXPECT_EQ(stats.value("metadata", 0), 1) << stats.dump();
   EXPECT_EQ(stats.at("bad"), 0);
 }
 

@@ -210,7 +210,8 @@ def make_proxy(target_host, target_port, state, port):
 def start_token_server(key_file):
     """An OAuth2 token endpoint for a service account of our own: writes a service-account key file (a fresh RSA
     key, token_uri pointing here) to `key_file` and answers a JWT-bearer grant whose RS256 signature and claims
-    check out with a token. GET /stats counts the grants."""
+    check out with a token; answers as a VM's metadata server too (GCE_METADATA_HOST). GET /stats counts the
+    grants."""
     import base64
 
     from cryptography.hazmat.primitives import hashes, serialization
@@ -240,6 +241,14 @@ def start_token_server(key_file):
             self.wfile.write(out)
 
         def do_GET(self):
+            if self.path == "/computeMetadata/v1/instance/service-accounts/default/token":
+                # The metadata server of a VM: a token for the VM's service account, to requests that say who
+                # they expect to talk to.
+                if self.headers.get("Metadata-Flavor") != "Google":
+                    grants["bad"] += 1
+                    return self._answer(403, {"error": "missing Metadata-Flavor: Google"})
+                grants["metadata"] = grants.get("metadata", 0) + 1
+                return self._answer(200, {"access_token": "vm-token", "expires_in": 3600, "token_type": "Bearer"})
             self._answer(200, grants)
 
         def do_POST(self):
