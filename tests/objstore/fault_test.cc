@@ -121,6 +121,29 @@ TEST_P(ObjectStoreFaults, ASaveThatCannotFinishCommitsNothingAndHarmsNoEarlierSt
   EXPECT_FALSE(fs->Exists(root_ / "2")) << "the unfinished step was not cleaned up on restart";
 }
 
+TEST_P(ObjectStoreFaults, AForceSaveThatFailsLeavesNoHalfCheckpoint) {
+  // Without rename, force removes the old checkpoint (its commit file first) before writing the new one in place.
+  // A failure half-way must leave something no reader takes for a checkpoint: never the old and new mixed.
+  ObjectStoreOptions options = Server(GetParam()).Options();
+  options.retry.max_attempts = 2;
+  auto fs = Fs(options);
+  auto ckptr = Ckptr(fs);
+  const auto dir = root_ / "1";
+  ckptr->save(dir, args::StandardSave{State(1)});
+  InjectFault(GetParam(), "status", 100000, "manifest.ocdbt", 500);  // the new database's manifest never lands
+  EXPECT_THROW(ckptr->save(dir, args::StandardSave{State(2)}, {.force = true}), IoError);
+  testing::ClearFaults(GetParam());
+  EXPECT_FALSE(fs->Exists(dir / "commit_success.txt"));
+  try {
+    ckptr->restore(dir);
+    ADD_FAILURE() << "a half-written checkpoint restored";
+  } catch (const NotFoundError&) {
+  } catch (const InvalidArgumentError&) {
+  }
+  ckptr->save(dir, args::StandardSave{State(3)});  // the leftover is an unfinished save, replaced without force
+  EXPECT_EQ(ckptr->restore(dir), State(3));
+}
+
 INSTANTIATE_TEST_SUITE_P(Servers, ObjectStoreFaults, ::testing::Values("s3", "gcs"));
 
 }  // namespace
