@@ -80,6 +80,15 @@ bench:
 	@cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target cairn_bench $$(cmake --build $(BENCH_BUILD_DIR) --target help | grep -q '^cairn_python:' && echo cairn_python)
 	@/usr/bin/python3 bench/run.py --build-dir $(BENCH_BUILD_DIR) $(BENCH_ARGS)
 
+# The object-store bench (not part of `make test`): cairn against boto3 and TensorStore on the loopback S3 and GCS
+# servers (bench/objstore.py; docs/storage.md).   make bench-objstore BENCH_ARGS="--size-mib 64"
+.PHONY: bench-objstore
+bench-objstore: deps
+	@cmake -S . -B $(BENCH_BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release -DCAIRN_BUILD_BENCH=ON \
+	  -DCAIRN_BUILD_TESTS=OFF -DCAIRN_BUILD_EXAMPLES=OFF > /dev/null
+	@cmake --build $(BENCH_BUILD_DIR) -j $(JOBS) --target cairn_objstore_bench
+	@"$$(bash scripts/install-deps.sh --print-venv)/bin/python" bench/objstore.py --build-dir $(BENCH_BUILD_DIR) $(BENCH_ARGS)
+
 # Fuzzing (not part of `make test`): one libFuzzer target per parser of on-disk bytes (fuzz/*_fuzzer.cc), built
 # with clang under AddressSanitizer + UndefinedBehaviorSanitizer in build-fuzz/ (the whole library again).
 #   make fuzz                      each target for FUZZ_SECONDS (60), one after another, from its seed corpus

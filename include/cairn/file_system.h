@@ -79,11 +79,20 @@ class FileSystem {
   // Sets the permission bits of a file or directory exactly (no umask). File systems without permissions need
   // not override it.
   virtual void SetPermissions(const std::filesystem::path& path, uint32_t mode) { (void)path, (void)mode; }
+  // Whether Rename of a directory below `path` is atomic. Object stores (s3://, gs://) answer false: there a
+  // checkpoint is written in place and counts once its commit file exists (AtomicityMode::kCommitFile).
+  virtual bool HasAtomicRename(const std::filesystem::path& path) { return (void)path, true; }
+  // Whether directories below `path` hold real entries, which can be symbolic links and need SyncDir to be
+  // durable. Object stores answer false (a directory is a key prefix), so that walks checking for links or syncing
+  // every directory, which cost requests there, are skipped.
+  virtual bool HasDirectoryEntries(const std::filesystem::path& path) { return (void)path, true; }
 
   // Helpers built on the calls above, so that a fault-injecting FileSystem sees every underlying call.
   bool Exists(const std::filesystem::path& path);
   bool IsDirectory(const std::filesystem::path& path);
-  void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt);
+  // Creates `path` and its missing parents. Virtual so that an object store, which needs no parents, can make it
+  // one request.
+  virtual void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt);
   // The whole file; a file of more than `max_bytes` is a CorruptionError naming it, raised before anything is
   // allocated. Metadata readers keep the default; readers of chunks pass what the chunk can hold.
   std::string ReadFile(const std::filesystem::path& path, uint64_t max_bytes = kMaxMetadataFileBytes);
@@ -93,8 +102,9 @@ class FileSystem {
   // Writes the whole file; with `sync`, fsyncs it before closing.
   void WriteFile(const std::filesystem::path& path, std::string_view data, bool sync = false);
   // Removes `path` and everything below it; nothing there is not an error. Never follows a symbolic link: a
-  // link is removed, not what it points to.
-  void RemoveAll(const std::filesystem::path& path);
+  // link is removed, not what it points to. Virtual so that an object store can list once and delete in batches;
+  // the default is built on the calls above.
+  virtual void RemoveAll(const std::filesystem::path& path);
 
  protected:
   // InvalidArgumentError unless `relative` is non-empty, relative, and free of "." and ".." components.

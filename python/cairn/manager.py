@@ -118,8 +118,10 @@ class CheckpointManager:
 
     # -- properties ---------------------------------------------------------------------------------------------
     @property
-    def directory(self) -> pathlib.Path:
-        return pathlib.Path(self._impl.directory)
+    def directory(self):
+        # A URL (s3://, gs://) stays a string: pathlib would fold its "//" into "/".
+        directory = self._impl.directory
+        return directory if directory.startswith(("s3://", "gs://")) else pathlib.Path(directory)
 
     def all_steps(self, read: bool = False) -> list:
         if read:

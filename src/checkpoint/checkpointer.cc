@@ -9,11 +9,6 @@
 #include "metadata/checkpoint_metadata.h"
 
 namespace cairn {
-namespace {
-
-bool UsesCommitFile(const AtomicityOptions& options) { return options.mode == AtomicityMode::kCommitFile; }
-
-}  // namespace
 
 Checkpointer::Checkpointer(std::unique_ptr<CheckpointHandler> handler, CheckpointerOptions options)
     : handler_(std::move(handler)), options_(std::move(options)) {
@@ -69,7 +64,8 @@ void RequireFinalized(FileSystem& fs, const std::filesystem::path& directory, co
     if (fs.Exists(directory)) throw InvalidArgumentError(directory.string() + " is a file, not a checkpoint directory");
     throw NotFoundError("No checkpoint at " + directory.string() + ": no such directory");
   }
-  if (UsesCommitFile(atomicity) && !atomicity.allow_legacy_atomic_rename &&
+  if (checkpoint::ResolveAtomicity(fs, directory, atomicity).mode == AtomicityMode::kCommitFile &&
+      !atomicity.allow_legacy_atomic_rename &&
       !fs.Exists(directory / io::kCommitSuccessFile)) {
     throw InvalidArgumentError("Found incomplete checkpoint at " + directory.string() + ": no " +
                                io::kCommitSuccessFile);

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cairn/error.h"
+#include "io/path.h"
 #include "io/temporary_path.h"
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/legacy_aggregate.h"
@@ -78,8 +79,7 @@ bool LooksLikePyTreeItem(FileSystem& fs, const std::filesystem::path& dir) {
 }
 
 CheckpointPath OpenCheckpointPath(FileSystem& fs, const std::filesystem::path& path_in) {
-  std::filesystem::path path = path_in.lexically_normal();
-  if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();
+  const std::filesystem::path path = io::NormalPath(path_in);
   const PathKind kind = ClassifyPath(fs, path);
   switch (kind) {
     case PathKind::kMissing:
@@ -96,13 +96,17 @@ CheckpointPath OpenCheckpointPath(FileSystem& fs, const std::filesystem::path& p
 }
 
 PathKind ClassifyPath(FileSystem& fs, const std::filesystem::path& path_in) {
-  std::filesystem::path path = path_in.lexically_normal();
-  if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();
+  const std::filesystem::path path = io::NormalPath(path_in);
   if (io::IsTemporaryPath(path)) return PathKind::kIncomplete;
   auto info = fs.Stat(path);
   if (!info) return fs.Exists(io::TemporaryPathFor(path)) ? PathKind::kIncomplete : PathKind::kMissing;
   if (!info->is_directory) return PathKind::kFile;
   const bool step_metadata = fs.Exists(path / metadata::kCheckpointMetadataFile);
+  // Where there is no rename (object stores), a step is written in place and is unfinished until its commit file
+  // exists.
+  if (step_metadata && !fs.HasAtomicRename(path) && !fs.Exists(path / io::kCommitSuccessFile)) {
+    return PathKind::kIncomplete;
+  }
   if (LooksLikePyTreeItem(fs, path)) return step_metadata ? PathKind::kStep : PathKind::kItem;
   if (LooksLikeStep(fs, path)) return PathKind::kStep;
   for (const auto& name : Children(fs, path)) {

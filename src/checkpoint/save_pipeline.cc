@@ -1,7 +1,9 @@
 #include "checkpoint/save_pipeline.h"
 
 #include "cairn/error.h"
+#include "cairn/object_store.h"
 #include "distributed/agreement.h"
+#include "io/objstore/object_store_file_system.h"
 #include "io/temporary_path.h"
 #include "metadata/checkpoint_metadata.h"
 
@@ -20,9 +22,27 @@ void IgnoreErrors(Fn&& fn) {
 
 std::filesystem::path NormalizeCheckpointPath(const std::filesystem::path& directory) {
   if (directory.empty()) throw InvalidArgumentError("checkpoint directory is empty");
+  if (IsObjectStoreUrl(directory.native())) {
+    auto url = io::objstore::NormalizeObjectUrl(directory);
+    if (url.native().find('/', url.native().find("//") + 2) == std::string::npos) {
+      throw InvalidArgumentError("checkpoint directory " + url.string() + " is a bucket: give a prefix below it");
+    }
+    return url;
+  }
   auto path = std::filesystem::absolute(directory).lexically_normal();
   if (!path.has_filename()) path = path.parent_path();
   return path;
+}
+
+AtomicityOptions ResolveAtomicity(FileSystem& fs, const std::filesystem::path& directory, AtomicityOptions requested) {
+  const bool can_rename = fs.HasAtomicRename(directory);
+  if (requested.mode == AtomicityMode::kAuto) {
+    requested.mode = can_rename ? AtomicityMode::kAtomicRename : AtomicityMode::kCommitFile;
+  } else if (requested.mode == AtomicityMode::kAtomicRename && !can_rename) {
+    throw InvalidArgumentError("AtomicityMode::kAtomicRename is impossible at " + directory.string() +
+                               ": the file system cannot rename a directory atomically (use kAuto or kCommitFile)");
+  }
+  return requested;
 }
 
 SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std::filesystem::path& directory_in,
@@ -36,12 +56,19 @@ SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std:
   if (!save_options.custom_metadata.is_null() && !save_options.custom_metadata.is_object()) {
     throw InvalidArgumentError("custom_metadata must be a JSON object, got " + save_options.custom_metadata.dump());
   }
-  const bool exists = fs.Exists(plan.directory);
+  const AtomicityOptions atomicity = ResolveAtomicity(fs, plan.directory, options.atomicity_options);
+  plan.commit_file = atomicity.mode == AtomicityMode::kCommitFile;
+  bool exists = fs.Exists(plan.directory);
+  if (exists && plan.commit_file && !atomicity.allow_legacy_atomic_rename &&
+      !fs.Exists(plan.directory / io::kCommitSuccessFile)) {
+    // Written in place but never committed: a save that failed or was killed, the counterpart of a stale
+    // `.orbax-checkpoint-tmp` directory. Not a checkpoint; StartSave removes it.
+    exists = false;
+  }
   if (exists && !save_options.force) {
     throw AlreadyExistsError("Destination " + plan.directory.string() + " already exists (pass force to replace it)");
   }
   plan.replaces_existing = exists;
-  plan.commit_file = options.atomicity_options.mode == AtomicityMode::kCommitFile;
   plan.work = plan.commit_file ? plan.directory : io::TemporaryPathFor(plan.directory);
   plan.mode = options.file_options.path_permission_mode;
   plan.custom_metadata = save_options.custom_metadata.is_null() ? nlohmann::json::object() : save_options.custom_metadata;
@@ -55,8 +82,13 @@ void StartSave(FileSystem& fs, const SavePlan& plan) {
   // The primary process creates the directory; the others wait for it at the barrier and write into it.
   distributed::Agree(plan.multiprocessing, "Checkpointer:create_directory", [&] {
     try {
-      // With a commit file the checkpoint is written in place, so an existing one must go first (as in Orbax).
-      if (plan.replaces_existing && plan.commit_file) fs.RemoveAll(plan.directory);
+      // With a commit file the checkpoint is written in place, so an existing one must go first (as in Orbax). Its
+      // commit file goes first of all: from then on no reader takes the half-deleted directory for a checkpoint.
+      if (plan.replaces_existing && plan.commit_file) {
+        const auto commit_file = plan.directory / io::kCommitSuccessFile;
+        if (fs.Exists(commit_file)) fs.RemoveFile(commit_file);
+        fs.RemoveAll(plan.directory);
+      }
       fs.CreateDirs(plan.directory.parent_path(), plan.mode);
       fs.RemoveAll(plan.work);  // a stale unfinished save of the same step
       fs.CreateDir(plan.work, plan.mode);

@@ -12,8 +12,14 @@
 
 namespace cairn::checkpoint {
 
-// `directory` made absolute and normal, without a trailing '/'; InvalidArgumentError when empty.
+// `directory` made absolute and normal, without a trailing '/' (an s3:// or gs:// URL made normal);
+// InvalidArgumentError when empty.
 std::filesystem::path NormalizeCheckpointPath(const std::filesystem::path& directory);
+
+// The atomicity that saving or reading `directory` uses. kAuto becomes kAtomicRename where `fs` renames directories
+// atomically and kCommitFile where it cannot (object stores), as Orbax does for gs://; kAtomicRename asked for
+// where it is impossible is an InvalidArgumentError.
+AtomicityOptions ResolveAtomicity(FileSystem& fs, const std::filesystem::path& directory, AtomicityOptions requested);
 
 struct SavePlan {
   std::filesystem::path directory;  // where the checkpoint will appear

@@ -41,6 +41,8 @@ class FaultInjectingFileSystem final : public FileSystem {
   void RemoveEmptyDir(const std::filesystem::path& path) override;
   void SyncDir(const std::filesystem::path& path) override;
   void SetPermissions(const std::filesystem::path& path, uint32_t mode) override;
+  bool HasAtomicRename(const std::filesystem::path& path) override { return base_->HasAtomicRename(path); }
+  bool HasDirectoryEntries(const std::filesystem::path& path) override { return base_->HasDirectoryEntries(path); }
 
   // Throws the injected IoError when this call is the chosen one.
   void MaybeFail(FsOp op, const std::filesystem::path& path);

@@ -25,11 +25,12 @@ void Walk(FileSystem& fs, const std::filesystem::path& dir, const std::filesyste
 }  // namespace
 
 void RequireNoSymlinksBelow(FileSystem& fs, const std::filesystem::path& directory) {
-  if (fs.IsDirectory(directory)) Walk(fs, directory, directory, 0);
+  if (fs.HasDirectoryEntries(directory) && fs.IsDirectory(directory)) Walk(fs, directory, directory, 0);
 }
 
 void RequireNoSymlinksOnPath(FileSystem& fs, const std::filesystem::path& directory,
                              const std::filesystem::path& relative) {
+  if (!fs.HasDirectoryEntries(directory)) return;
   std::filesystem::path path = directory;
   for (const auto& part : relative) {
     path /= part;

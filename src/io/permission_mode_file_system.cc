@@ -28,6 +28,12 @@ class PermissionModeFileSystem final : public FileSystem {
   void RemoveEmptyDir(const std::filesystem::path& path) override { base_->RemoveEmptyDir(path); }
   void SyncDir(const std::filesystem::path& path) override { base_->SyncDir(path); }
   void SetPermissions(const std::filesystem::path& path, uint32_t mode) override { base_->SetPermissions(path, mode); }
+  bool HasAtomicRename(const std::filesystem::path& path) override { return base_->HasAtomicRename(path); }
+  bool HasDirectoryEntries(const std::filesystem::path& path) override { return base_->HasDirectoryEntries(path); }
+  void RemoveAll(const std::filesystem::path& path) override { base_->RemoveAll(path); }
+  void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t>) override {
+    base_->CreateDirs(path, mode_);
+  }
 
  private:
   std::shared_ptr<FileSystem> base_;

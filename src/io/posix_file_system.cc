@@ -12,6 +12,7 @@
 #include "cairn/error.h"
 #include "cairn/file_system.h"
 #include "io/no_symlinks.h"
+#include "io/posix_file_system.h"
 
 namespace cairn {
 namespace {
@@ -260,9 +261,13 @@ class PosixFileSystem final : public FileSystem {
 
 }  // namespace
 
-std::shared_ptr<FileSystem> FileSystem::Default() {
+namespace io {
+
+std::shared_ptr<FileSystem> PosixFileSystemInstance() {
   static std::shared_ptr<FileSystem> instance = std::make_shared<PosixFileSystem>();
   return instance;
 }
+
+}  // namespace io
 
 }  // namespace cairn

@@ -25,11 +25,23 @@ bool IsTemporaryPath(const std::filesystem::path& path) {
 }
 
 void SyncDirectoryTree(FileSystem& fs, const std::filesystem::path& directory) {
+  if (!fs.HasDirectoryEntries(directory)) return;
   for (const auto& name : fs.ListDir(directory)) {
     auto child = directory / name;
     if (fs.IsDirectory(child)) SyncDirectoryTree(fs, child);
   }
   fs.SyncDir(directory);
+}
+
+void WriteFileAtomically(FileSystem& fs, const std::filesystem::path& path, const std::filesystem::path& temp,
+                         std::string_view data) {
+  if (!fs.HasAtomicRename(path.parent_path())) {
+    fs.WriteFile(path, data, /*sync=*/true);
+    return;
+  }
+  fs.WriteFile(temp, data, /*sync=*/true);
+  fs.Rename(temp, path);
+  fs.SyncDir(path.parent_path());
 }
 
 }  // namespace cairn::io

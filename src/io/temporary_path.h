@@ -20,4 +20,10 @@ bool IsTemporaryPath(const std::filesystem::path& path);
 // fsynced as they are written; this is the once-per-directory half, run before the commit rename.
 void SyncDirectoryTree(FileSystem& fs, const std::filesystem::path& directory);
 
+// Replaces the file at `path` with `data` so that a reader sees the old file or the new one, never a torn one:
+// written and fsynced at `temp`, renamed over `path`, the directory fsynced; on an object store, where a single
+// put is already all-or-nothing and a rename is a copy, just one put.
+void WriteFileAtomically(FileSystem& fs, const std::filesystem::path& path, const std::filesystem::path& temp,
+                         std::string_view data);
+
 }  // namespace cairn::io

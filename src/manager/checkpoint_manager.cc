@@ -12,6 +12,7 @@
 #include "checkpoint/save_pipeline.h"
 #include "io/no_symlinks.h"
 #include "io/permission_mode_file_system.h"
+#include "io/temporary_path.h"
 #include "distributed/agreement.h"
 #include "manager/step_deleter.h"
 #include "manager/step_name.h"
@@ -165,6 +166,11 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
   fs_ = options_.file_options.path_permission_mode
             ? io::WithPermissionMode(base_fs, *options_.file_options.path_permission_mode)
             : base_fs;
+  // On an object store a step counts once its commit file exists (kAuto resolves to kCommitFile there), and steps
+  // are deleted in place: todelete_subdir would be a copy of every object, so it is ignored, as Orbax ignores it
+  // for gs://.
+  options_.atomicity_options = checkpoint::ResolveAtomicity(*fs_, directory_, options_.atomicity_options);
+  if (!fs_->HasAtomicRename(directory_)) options_.todelete_subdir.reset();
   name_format_ = std::make_unique<manager::StepNameFormat>(options_.step_prefix, options_.step_format_fixed_length);
   if (options_.todelete_subdir && name_format_->Parse(*options_.todelete_subdir)) {
     throw InvalidArgumentError("CheckpointManagerOptions.todelete_subdir \"" + *options_.todelete_subdir +
@@ -265,11 +271,9 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
         nlohmann::ordered_json doc;
         doc["internal_metadata"] = nlohmann::ordered_json::object();
         doc["custom_metadata"] = nlohmann::ordered_json(metadata);
-        // Written aside and renamed, so that a crash never leaves a torn file that is then never rewritten.
-        const auto tmp = metadata_dir / (std::string(kRootMetadataFile) + ".tmp");
-        fs_->WriteFile(tmp, metadata::PythonJsonDumps(doc), /*sync=*/true);
-        fs_->Rename(tmp, file);
-        fs_->SyncDir(metadata_dir);
+        // Never torn by a crash, since it is never rewritten.
+        io::WriteFileAtomically(*fs_, file, metadata_dir / (std::string(kRootMetadataFile) + ".tmp"),
+                                metadata::PythonJsonDumps(doc));
       }
     }, /*run_here=*/IsPrimary());
   }

@@ -9,6 +9,7 @@
 #include "cairn/safetensors.h"
 #include "checkpoint/layout.h"
 #include "cli.h"
+#include "io/path.h"
 #include "metadata/checksums.h"
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/python_json.h"
@@ -33,8 +34,16 @@ std::vector<std::pair<std::string, std::filesystem::path>> PyTreeItems(const Sou
   return out;
 }
 
+// A checkpointer for an item directory inside a source that OpenSource has already vetted. The commit file is the
+// step's, not the item's: on an object store (always the commit-file protocol) the item itself has none.
+Checkpointer ItemCheckpointer() {
+  CheckpointerOptions options;
+  options.atomicity_options = {AtomicityMode::kCommitFile, /*allow_legacy_atomic_rename=*/true};
+  return Checkpointer(std::make_unique<PyTreeCheckpointHandler>(), options);
+}
+
 Tree RestoreItem(const std::filesystem::path& dir, const CheckpointArgs* args) {
-  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>());
+  Checkpointer ckptr = ItemCheckpointer();
   return args ? ckptr.restore(dir, *args) : ckptr.restore(dir);
 }
 
@@ -107,8 +116,7 @@ Args ParseArgs(const std::vector<std::string>& argv, const std::vector<std::stri
 
 Source OpenSource(const std::filesystem::path& path_in) {
   auto fs = Fs();
-  std::filesystem::path path = path_in.lexically_normal();
-  if (!path.has_filename() && path.has_parent_path()) path = path.parent_path();
+  const std::filesystem::path path = io::NormalPath(path_in);
   Source source;
   source.path = path;
   auto kind = checkpoint::ClassifyPath(*fs, path);
@@ -117,7 +125,7 @@ Source OpenSource(const std::filesystem::path& path_in) {
       throw Failure(kNotFound, path.string() + ": no such file or directory");
     case checkpoint::PathKind::kIncomplete:
       throw Failure(kIncomplete, "Found incomplete checkpoint at " + path.string() +
-                                     ": its save did not finish (an *.orbax-checkpoint-tmp directory)");
+                                     ": its save did not finish (an *.orbax-checkpoint-tmp directory, or no commit_success.txt)");
     case checkpoint::PathKind::kOther:
       throw Failure(kNotFound, path.string() + " is not a checkpoint: no _CHECKPOINT_METADATA, _METADATA, OCDBT "
                                                "database or zarr arrays in it, and no steps below it");
@@ -195,7 +203,7 @@ std::vector<std::pair<std::string, Tree>> LoadSpecs(const Source& source) {
   }
   for (const auto& [item, dir] : PyTreeItems(source)) {
     PyTreeCheckpointHandler handler;
-    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>());
+    Checkpointer ckptr = ItemCheckpointer();
     Tree meta = ckptr.metadata(dir).item_metadata;
     for (const auto& [path, leaf] : meta.Flatten()) out.emplace_back(Join(item, ParamName(path)), leaf);
   }
@@ -225,7 +233,7 @@ Array LoadArray(const Source& source, const std::string& param, const std::optio
     } else {
       continue;
     }
-    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>());
+    Checkpointer ckptr = ItemCheckpointer();
     Tree meta = ckptr.metadata(dir).item_metadata;
     for (const auto& [path, leaf] : meta.Flatten()) {
       if (ParamName(path) != rest) continue;

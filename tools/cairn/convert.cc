@@ -4,8 +4,10 @@
 #include <thread>
 
 #include "cairn/cairn.h"
+#include "cairn/object_store.h"
 #include "cairn/safetensors.h"
 #include "cli.h"
+#include "io/path.h"
 #include "io/temporary_path.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
@@ -102,7 +104,7 @@ int Convert(const std::vector<std::string>& argv) {
   if (args.positional.size() != 2) throw UsageError("convert takes SRC and DST");
   if (args.has("ocdbt") && args.has("no-ocdbt")) throw UsageError("--ocdbt and --no-ocdbt contradict each other");
   if (args.has("zarr3") && args.has("zarr2")) throw UsageError("--zarr3 and --zarr2 contradict each other");
-  const std::filesystem::path dst = std::filesystem::path(args.positional[1]).lexically_normal();
+  const std::filesystem::path dst = io::NormalPath(args.positional[1]);
   Source source = OpenSource(args.positional[0]);
 
   bool to_safetensors;
@@ -121,7 +123,10 @@ int Convert(const std::vector<std::string>& argv) {
   if (fs->Exists(dst) && !args.has("force")) {
     throw Failure(kError, dst.string() + " already exists (--force replaces it once the new one is complete)");
   }
-  if (std::filesystem::weakly_canonical(dst) == std::filesystem::weakly_canonical(source.path)) {
+  const auto canonical = [](const std::filesystem::path& p) {
+    return IsObjectStoreUrl(p.native()) ? p : std::filesystem::weakly_canonical(p);
+  };
+  if (canonical(dst) == canonical(source.path)) {
     throw UsageError("SRC and DST are the same path");
   }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "cairn/error.h"
+#include "cairn/object_store.h"
 
 namespace cairn::kvstore {
 namespace {
@@ -268,9 +269,11 @@ namespace {
 // memory it lands in, would otherwise bound a restore well below what the page cache or the disk deliver.
 // With `crc`, each piece is checksummed a cache-sized block at a time right after the block is read, and the
 // pieces' CRCs are joined: checking the bytes then costs no second trip through memory.
-void ReadInPieces(const ReadableFile& file, uint64_t offset, size_t size, char* out, uint32_t* crc) {
+// On an object store (`remote`) every ReadAt is a request, which costs far more than a second pass through
+// memory: each piece is then read whole and checksummed after.
+void ReadInPieces(const ReadableFile& file, uint64_t offset, size_t size, char* out, uint32_t* crc, bool remote) {
   constexpr size_t kPiece = size_t{8} << 20;
-  constexpr size_t kCacheBlock = size_t{512} << 10;
+  const size_t kCacheBlock = remote ? kPiece : size_t{512} << 10;
   auto read_piece = [&](size_t begin, size_t length) {
     if (!crc) {
       file.ReadAt(offset + begin, length, out + begin);
@@ -325,7 +328,7 @@ bool OcdbtReader::ReadInto(std::string_view key, char* out, size_t size, uint32_
                           std::to_string(ref.offset) + " with length " + std::to_string(size) +
                           " runs past the end of the " + std::to_string(file->Size()) + "-byte file");
   }
-  ReadInPieces(*file, ref.offset, size, out, crc32c);
+  ReadInPieces(*file, ref.offset, size, out, crc32c, IsObjectStoreUrl(path.native()));
   return true;
 }
 

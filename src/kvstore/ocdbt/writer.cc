@@ -5,6 +5,8 @@
 #include <chrono>
 
 #include "cairn/error.h"
+#include "cairn/object_store.h"
+#include "io/temporary_path.h"
 #include "kvstore/ocdbt/random_id.h"
 #include "kvstore/ocdbt/reader.h"
 
@@ -82,19 +84,27 @@ void CommitNewDatabase(FileSystem& fs, const std::filesystem::path& dir, const O
 
   const std::filesystem::path path = dir / kManifestName;
   const std::filesystem::path temp = dir / (std::string(kManifestName) + ".tmp-" + ToLowerHex(RandomId128()));
-  fs.WriteFile(temp, EncodeManifest(manifest), /*sync=*/true);
-  fs.Rename(temp, path);
-  fs.SyncDir(dir);
+  io::WriteFileAtomically(fs, path, temp, EncodeManifest(manifest));
 }
 
 }  // namespace ocdbt
+
+namespace {
+
+constexpr size_t kObjectStoreDataFiles = 4;
+
+}  // namespace
 
 OcdbtWriter::OcdbtWriter(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, OcdbtWriterOptions options)
     : fs_(std::move(fs)),
       dir_(std::move(dir)),
       options_(options) {
   ocdbt::ValidateOptions(options);
-  for (size_t i = 0; i < std::max<size_t>(1, options.parallel_data_files); ++i) {
+  // On an object store each data file is one upload stream (on GCS strictly one chunk after another): more files at
+  // once are more connections at work.
+  const size_t lanes = std::max<size_t>(IsObjectStoreUrl(dir_.native()) ? kObjectStoreDataFiles : 1,
+                                        options.parallel_data_files);
+  for (size_t i = 0; i < lanes; ++i) {
     lanes_.push_back(std::make_unique<ocdbt::DataFileWriter>(fs_, dir_, ocdbt::DataFileOptions(options)));
   }
   fs_->CreateDirs(dir_);
