@@ -133,7 +133,8 @@ def main():
             jax.block_until_ready(restored)
         secs.append(time.perf_counter() - t0)
         if r == 0:
-            out["verified"] = all(np.asarray(restored[k]).tobytes() == np.asarray(v).tobytes() for k, v in state.items())
+            out["verified"] = all(np.asarray(restored[k]).tobytes() == np.asarray(v).tobytes()
+                                  for k, v in state.items())
         del restored
     out["restore_warm"] = measure(secs, nbytes)
     if args.no_cold:

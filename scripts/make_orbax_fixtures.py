@@ -121,11 +121,13 @@ def generate(root):
             remove_checkpoint_metadata_field(path, field)
         # Not needed to restore when a target is given (_sharding) or at all (array_metadatas).
         for name, prefix in [("_sharding", "file"), ("array_metadatas", "dir")]:
-            _, item = case("v0_checkpoints", kind, "non_critical_metadata_alterations", f"missing_pytree_data_{prefix}_{name}")
+            _, item = case("v0_checkpoints", kind, "non_critical_metadata_alterations",
+                           f"missing_pytree_data_{prefix}_{name}")
             remove(os.path.join(item, name))
         # Needed: a restore must fail and say what is missing.
         for name, prefix in [("d", "dir"), ("manifest.ocdbt", "file")]:
-            _, item = case("v0_checkpoints", kind, "critical_metadata_alterations", f"missing_pytree_data_{prefix}_{name}")
+            _, item = case("v0_checkpoints", kind, "critical_metadata_alterations",
+                           f"missing_pytree_data_{prefix}_{name}")
             remove(os.path.join(item, name))
 
     case("v1_checkpoints", "composite_checkpoint", "checkpoint_metadata_present", "pytree_checkpointable_has_metadata")

@@ -42,7 +42,8 @@ __all__ = [
     "CheckpointManager", "CheckpointManagerOptions", "Checkpointer", "CompositeCheckpointHandler", "CorruptionError",
     "Error", "FileOptions", "InvalidArgumentError", "IoError", "JsonCheckpointHandler", "MultiprocessingOptions",
     "NotFoundError", "PLACEHOLDER", "PyTreeCheckpointHandler", "RestoreArgs", "RootMetadata", "SaveArgs",
-    "PyTreeCheckpointer", "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError", "args",
-    "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "multihost", "float8_e4m3fn", "float8_e5m2",
+    "PyTreeCheckpointer", "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError",
+    "args", "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "multihost", "float8_e4m3fn",
+    "float8_e5m2",
     "options", "utils", "checkpoint_utils",
 ]

@@ -1,8 +1,8 @@
 """Real Orbax, TensorStore and JAX beside cairn, in the interop environment (scripts/requirements-interop.txt).
 
 Run by ctest (label `orbax`) with that environment's Python, PYTHONPATH at the build's `cairn` package and
-CAIRN_ORBAX_TOOL at the C++ helper (orbax_interop_main.cc). The helpers are in interop_util.py. JAX sees 8 CPU devices, so sharded arrays have meshes to
-live on. Nothing here is skipped: a missing piece is a failure.
+CAIRN_ORBAX_TOOL at the C++ helper (orbax_interop_main.cc). The helpers are in interop_util.py. JAX sees 8 CPU
+devices, so sharded arrays have meshes to live on. Nothing here is skipped: a missing piece is a failure.
 """
 
 import os

@@ -52,7 +52,8 @@ def dtype_name(a):
 def assert_same_array(actual, expected, where):
     actual_np = np.asarray(actual)
     expected_np = np.asarray(expected)
-    assert dtype_name(actual_np) == dtype_name(expected_np), f"{where}: {dtype_name(actual_np)} != {dtype_name(expected_np)}"
+    actual_dtype, expected_dtype = dtype_name(actual_np), dtype_name(expected_np)
+    assert actual_dtype == expected_dtype, f"{where}: {actual_dtype} != {expected_dtype}"
     assert actual_np.shape == expected_np.shape, f"{where}: shape {actual_np.shape} != {expected_np.shape}"
     assert raw(actual_np) == raw(expected_np), f"{where}: bytes differ"
 

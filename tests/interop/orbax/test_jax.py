@@ -21,11 +21,14 @@ def mesh(shape, names):
 
 def sharded_state():
     m = mesh((4, 2), ("data", "model"))
+
+    def put(name, shape, *spec):
+        return jax.device_put(jnp.asarray(pattern(name, shape)), NamedSharding(m, PartitionSpec(*spec)))
+
     return {
-        "params": {"w": jax.device_put(jnp.asarray(pattern("float32", (16, 8))), NamedSharding(m, PartitionSpec("data", "model"))),
-                   "b": jax.device_put(jnp.asarray(pattern("bfloat16", (8,))), NamedSharding(m, PartitionSpec("model"))),
-                   "emb": jax.device_put(jnp.asarray(pattern("float32", (32, 4))), NamedSharding(m, PartitionSpec(None, "model")))},
-        "opt": {"count": jax.device_put(jnp.asarray(pattern("int32", ())), NamedSharding(m, PartitionSpec()))},
+        "params": {"w": put("float32", (16, 8), "data", "model"), "b": put("bfloat16", (8,), "model"),
+                   "emb": put("float32", (32, 4), None, "model")},
+        "opt": {"count": put("int32", ())},
         "step": 7,
     }
 
@@ -63,12 +66,13 @@ def test_restore_onto_another_mesh(lib, writer, tmp_path):
         ckptr.save(tmp_path / "ckpt", state)
     ocp = LIBRARIES[lib]
     other = mesh((2, 4), ("a", "b"))
-    target = {"params": {"w": jax.ShapeDtypeStruct((16, 8), jnp.float32, sharding=NamedSharding(other, PartitionSpec("b"))),
-                         "b": jax.ShapeDtypeStruct((8,), jnp.bfloat16, sharding=NamedSharding(other, PartitionSpec())),
-                         "emb": jax.ShapeDtypeStruct((32, 4), jnp.float32,
-                                                     sharding=NamedSharding(other, PartitionSpec("a", "b")))},
-              "opt": {"count": jax.ShapeDtypeStruct((), jnp.int32, sharding=NamedSharding(other, PartitionSpec()))},
-              "step": 0}
+
+    def spec(shape, dtype, *partition):
+        return jax.ShapeDtypeStruct(shape, dtype, sharding=NamedSharding(other, PartitionSpec(*partition)))
+
+    target = {"params": {"w": spec((16, 8), jnp.float32, "b"), "b": spec((8,), jnp.bfloat16),
+                         "emb": spec((32, 4), jnp.float32, "a", "b")},
+              "opt": {"count": spec((), jnp.int32)}, "step": 0}
     with ocp.StandardCheckpointer() as ckptr:
         restored = ckptr.restore(tmp_path / "ckpt", target)
     check_jax_tree(restored, state, target)
