@@ -51,6 +51,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# One builder at a time (two clones running `make test` at once): the others wait, then find it built.
+mkdir -p "$CACHE_DIR"
+exec 9> "$CACHE_DIR/install.lock"
+flock 9
 if [ ! -x "$VENV/bin/python" ]; then
   echo "install-deps: creating the interop environment $VENV (Orbax, TensorStore, JAX from PyPI)"
   mkdir -p "$CACHE_DIR"
