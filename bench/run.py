@@ -185,9 +185,10 @@ def compute_targets(c, p):
 
 def orbax_targets(runs):
     """Issue 12's targets against the real Orbax, measured by bench/orbax_peer.py on the same state: cairn's Python
-    module against Orbax, both on Orbax's defaults (OCDBT, zstd), with numpy and with jax CPU arrays as inputs."""
+    module against Orbax, both on Orbax's defaults (OCDBT, zstd), with numpy, jax CPU arrays and a state sharded
+    over 8 virtual devices (restored onto its shardings) as inputs."""
     t = []
-    for inputs in ("numpy", "jax"):
+    for inputs in ORBAX_PEER_INPUTS:
         o, k = runs.get(f"orbax/{inputs}", {}), runs.get(f"cairn/{inputs}", {})
         why = o.get("unavailable") or k.get("unavailable") or ""
 
@@ -210,6 +211,9 @@ def orbax_targets(runs):
     return t
 
 
+ORBAX_PEER_INPUTS = ("numpy", "jax", "jax-sharded")
+
+
 def run_orbax_peer(args, work, dump, cold):
     """bench/orbax_peer.py for Orbax and cairn's module, numpy and jax inputs, each in its own process, with the
     interop environment's Python (the real Orbax)."""
@@ -220,7 +224,7 @@ def run_orbax_peer(args, work, dump, cold):
     if not os.path.exists(python):
         return {"unavailable": f"no interop environment at {venv} (scripts/install-deps.sh)"}
     runs = {}
-    for inputs in ("numpy", "jax"):
+    for inputs in ORBAX_PEER_INPUTS:
         for lib in ("orbax", "cairn"):
             out = os.path.join(work, f"orbax_peer_{lib}_{inputs}.json")
             cmd = [python, os.path.join(HERE, "orbax_peer.py"), "--lib", lib, "--inputs", inputs, "--dump", dump,

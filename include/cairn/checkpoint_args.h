@@ -23,6 +23,10 @@ struct SaveArgs {
   std::optional<DType> dtype;
   // Split the array into chunks of at most this many bytes (Orbax's chunk-shape choice).
   std::optional<int64_t> chunk_byte_size;
+  // The array's sharding as Orbax records it in `_sharding` (the JSON text of NamedSharding, SingleDeviceSharding,
+  // ...), in place of the one cairn derives; the Python module passes a jax.Array's own sharding here, so that
+  // Orbax (and cairn) restore it onto the same devices without a target. Must be a JSON object.
+  std::optional<std::string> sharding;
 };
 
 // Per-parameter restore options (Orbax's RestoreArgs).

@@ -162,6 +162,8 @@ class CheckpointManager {
   CheckpointManager& operator=(const CheckpointManager&) = delete;
 
   const std::filesystem::path& directory() const { return directory_; }
+  // Where `step` is (or would be) kept: `directory()` / its name under the step-name options.
+  std::filesystem::path step_directory(int64_t step) const { return StepPath(step); }
 
   // Saves `step` if the save-decision policy (or `force`) says so; returns whether it saved. `args`: Composite
   // args for named items, or one item's args for the unnamed item. Waits for the previous save first (rethrowing

@@ -19,7 +19,8 @@ namespace cairn {
 //                              "custom_metadata", "bytes" (sum over arrays),
 //                              "tree": [{"name" (the parameter name), "value_type", and for arrays "dtype",
 //                                        "shape", "bytes", "chunks", "compression" (null or "zstd(<level>)"),
-//                                        "zarr_format", "in_aggregate" (kept in the legacy msgpack file)}],
+//                                        "zarr_format", "sharding" (its `_sharding` entry, when there is one),
+//                                        "in_aggregate" (kept in the legacy msgpack file)}],
 //                      json: "files": {name: parsed JSON}}]}
 // Problems with a single array's metadata are reported in its entry ("error") rather than thrown, so one broken
 // array does not hide the rest. Throws NotFoundError (nothing there, or not a checkpoint) and

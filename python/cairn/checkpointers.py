@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from . import _cairn, _lifecycle, multihost
+from . import _cairn, _jax_sharding, _lifecycle, multihost
 from . import args as _args
 from .handlers import CheckpointHandler, CompositeCheckpointHandler, PyTreeCheckpointHandler, StandardCheckpointHandler
 from .metadata import StepMetadata
@@ -111,7 +111,8 @@ class Checkpointer(AbstractCheckpointer):
         if ckpt_args is None:
             return self._handler._wrap(self._impl.restore(os.fspath(directory), None))
         restored = self._impl.restore(os.fspath(directory), ckpt_args._native())
-        return self._handler._wrap(ckpt_args._match(restored))
+        saved = _jax_sharding.SavedShardings(os.fspath(directory)) if _jax_sharding.jax_loaded() else None
+        return self._handler._wrap(ckpt_args._match(restored, saved))
 
     def metadata(self, directory: Any) -> StepMetadata:
         """`_CHECKPOINT_METADATA` and the item's metadata (ArraySpecs for arrays); reads no array bytes."""

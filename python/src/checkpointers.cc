@@ -115,6 +115,21 @@ void InitCheckpointers(py::module_& m) {
       .def("check_for_errors", &PyCheckpointer::check_for_errors)
       .def("is_saving_in_progress", &PyCheckpointer::is_saving_in_progress)
       .def("close", &PyCheckpointer::close);
+
+  // What `cairn info --json` prints (DescribeCheckpoint), as JSON text: the Python package reads each array's
+  // `_sharding` entry from it to restore jax.Arrays onto their saved shardings.
+  m.def(
+      "_describe",
+      [](py::handle path) {
+        const std::filesystem::path p = PathFromPy(path);
+        std::string text;
+        {
+          py::gil_scoped_release release;
+          text = DescribeCheckpoint(p).dump();
+        }
+        return text;
+      },
+      py::arg("path"));
 }
 
 }  // namespace cairn::python

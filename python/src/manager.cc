@@ -244,6 +244,7 @@ class PyManager {
     py::gil_scoped_release release;
     manager().reload();
   }
+  std::string step_directory(int64_t step) { return manager().step_directory(step).string(); }
   void delete_step(int64_t step) {
     py::gil_scoped_release release;
     manager().delete_step(step);
@@ -291,6 +292,7 @@ void InitManager(py::module_& m) {
       .def("reached_preemption", &PyManager::reached_preemption)
       .def("reload", &PyManager::reload)
       .def("delete", &PyManager::delete_step)
+      .def("step_directory", &PyManager::step_directory, py::arg("step"))
       .def("wait_until_finished", &PyManager::wait_until_finished)
       .def("check_for_errors", &PyManager::check_for_errors)
       .def("is_saving_in_progress", &PyManager::is_saving_in_progress)

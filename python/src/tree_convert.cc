@@ -87,8 +87,8 @@ Tree FromPy(py::handle obj, KeepAlive& keep, KeyPath& path) {
     std::vector<Tree::Item> items;
     for (auto [key, value] : py::reinterpret_borrow<py::dict>(obj)) {
       if (!PyUnicode_Check(key.ptr())) {
-        throw InvalidArgumentError(PathString(path) + ": dict keys must be strings, got " +
-                                   py::repr(key).cast<std::string>());
+        // A TypeError, as Python reports a value of the wrong type; raised before anything is written.
+        throw py::type_error(PathString(path) + ": dict keys must be strings, got " + py::repr(key).cast<std::string>());
       }
       auto name = key.cast<std::string>();
       path.push_back({name, KeyType::kDict});
@@ -116,9 +116,9 @@ Tree FromPy(py::handle obj, KeepAlive& keep, KeyPath& path) {
     if (py::object sharding = Attr(obj, "sharding"); SpansProcesses(sharding)) return ShardedSpecFromJax(obj, sharding);
     return Tree(ArraySpec{DTypeFromPy(obj.attr("dtype")), obj.attr("shape").cast<Shape>()});
   }
-  throw InvalidArgumentError(PathString(path) + ": cannot save a " +
-                             py::str(py::type::of(obj).attr("__name__")).cast<std::string>() +
-                             " (leaves are numpy arrays, array-likes, bool, int, float, str and None)");
+  throw py::type_error(PathString(path) + ": cannot save a " +
+                       py::str(py::type::of(obj).attr("__name__")).cast<std::string>() +
+                       " (leaves are numpy arrays, array-likes, bool, int, float, str and None)");
 }
 
 }  // namespace

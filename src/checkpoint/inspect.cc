@@ -76,6 +76,13 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   }
   const std::vector<md::TreeMetadataEntry>& entries = tree->entries;
 
+  // Each array's sharding as `_sharding` records it (Orbax's JSON object); absent from some Orbax checkpoints.
+  std::map<std::string, nlohmann::json> shardings;
+  if (fs->Exists(dir / md::kShardingFile)) {
+    shardings = md::DecodeSharding(md::ReadItemFile(*fs, dir, md::kShardingFile, sums),
+                                   (dir / md::kShardingFile).string());
+  }
+
   std::set<int> formats;
   uint64_t total = 0;
   ojson leaves = ojson::array();
@@ -119,6 +126,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
           leaf["chunks"] = m.chunks;
           leaf["compression"] = m.zstd_level ? ojson("zstd(" + std::to_string(*m.zstd_level) + ")") : ojson(nullptr);
           leaf["zarr_format"] = static_cast<int>(m.format);
+          if (auto it = shardings.find(param); it != shardings.end()) leaf["sharding"] = it->second;
           total += bytes;
         }
       } catch (const Error& e) {

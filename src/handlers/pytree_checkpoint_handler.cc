@@ -421,6 +421,17 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
     if (options_.use_compression) zmeta.zstd_level = options_.use_zarr3 ? 3 : 1;
     return zmeta;
   };
+  // SaveArgs::sharding, checked: it goes into `_sharding`, which Orbax parses.
+  auto sharding_json = [&](const std::string& param) -> std::optional<std::string> {
+    const SaveArgs* save_args = FindArgs(request.save_args, param);
+    if (!save_args || !save_args->sharding) return std::nullopt;
+    const auto parsed = nlohmann::json::parse(*save_args->sharding, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object() || !parsed.contains("sharding_type")) {
+      throw InvalidArgumentError("SaveArgs.sharding of parameter " + param +
+                                 " is not an Orbax sharding (a JSON object with \"sharding_type\")");
+    }
+    return save_args->sharding;
+  };
   auto stored_dtype = [&](const std::string& param, DType dtype) {
     const SaveArgs* save_args = FindArgs(request.save_args, param);
     return save_args && save_args->dtype ? *save_args->dtype : dtype;
@@ -452,7 +463,7 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
         entry.value_type = scalar ? md::kScalar : md::kJaxArray;
         if (!scalar) {
           entry.write_shape = array.shape();
-          shardings.emplace_back(param, md::kSingleDeviceShardingJson);
+          shardings.emplace_back(param, sharding_json(param).value_or(md::kSingleDeviceShardingJson));
           if (primary) array_metadatas.push_back({param, array.shape(), zmeta.chunks});
         }
         if (primary) {
@@ -471,7 +482,8 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
             zarr_metadata(param, stored_dtype(param, sharded.dtype()), sharded.global_shape(), write_shape);
         entry.value_type = md::kJaxArray;
         entry.write_shape = write_shape;
-        if (sharded.sharding()) shardings.emplace_back(param, sharded.sharding()->ToOrbaxJson());
+        if (auto given = sharding_json(param)) shardings.emplace_back(param, *given);
+        else if (sharded.sharding()) shardings.emplace_back(param, sharded.sharding()->ToOrbaxJson());
         bool metadata_written = false;
         for (const Shard& shard : sharded.shards()) {
           if (shard.replica_id != 0) continue;  // another process writes this box
