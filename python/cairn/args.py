@@ -118,6 +118,10 @@ class PyTreeRestore(CheckpointArgs):
         if self.transforms is not None:
             if self.item is None:
                 raise ValueError("PyTreeRestore: transforms need an item (the tree to restore into)")
+            if self.restore_args is None:
+                raise ValueError("PyTreeRestore: transforms need restore_args matching the item's structure")
+            from .transform_utils import check_restore_transforms
+            check_restore_transforms(self.transforms)
             # The saved tree is read whole; _match builds the item from it.
             return {"kind": "PyTreeRestore", "item": None, "restore_args": None, "partial_restore": False,
                     "strict": self.strict}
@@ -127,9 +131,9 @@ class PyTreeRestore(CheckpointArgs):
 
     def _match(self, restored: Any, saved: Any = None) -> Any:
         if self.transforms is not None:
-            from .transform_utils import apply_transformations
-            transformed = apply_transformations(restored, self.transforms, self.item,
-                                                self.transforms_default_to_original)
+            from .transform_utils import apply_transformations, with_restore_args
+            transformed = apply_transformations(restored, with_restore_args(self.transforms, self.restore_args),
+                                                self.item, self.transforms_default_to_original)
             return match_containers(cast_to_target(transformed, self.item, self.restore_args), self.item,
                                     self.restore_args)
         if self.item is None and self.restore_args is None:

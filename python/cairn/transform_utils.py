@@ -36,9 +36,39 @@ class Transform:
 
 @dataclasses.dataclass
 class RestoreTransform(Transform):
-    """Transform for restores; `multi_value_fn_input_args` names the saved keys a multi_value_fn reads."""
+    """Transform for restores. A restore's multi_value_fn is called as fn(key, original_tree, restore_args of key);
+    `multi_value_fn_input_args` ({saved key regex: RestoreArgs}) names the saved keys it reads."""
 
     multi_value_fn_input_args: Optional[dict] = None
+
+
+def check_restore_transforms(transforms: Any) -> None:
+    """Orbax's rule for restores: a multi_value_fn only in a RestoreTransform that names its inputs."""
+    for key, transform in _flatten(transforms, is_leaf=lambda x: isinstance(x, Transform)).items():
+        if getattr(transform, "multi_value_fn", None) is None:
+            continue
+        if not isinstance(transform, RestoreTransform):
+            raise ValueError(f"{key}: use RestoreTransform for a multi_value_fn during restore")
+        if transform.multi_value_fn_input_args is None:
+            raise ValueError(f"{key}: a multi_value_fn needs multi_value_fn_input_args naming the keys it reads")
+
+
+def with_restore_args(transforms: Any, restore_args: Any) -> Any:
+    """`transforms` with each RestoreTransform's multi_value_fn given the restore args of its key (a restore calls
+    it with three arguments)."""
+    flat_args = _flatten(restore_args, is_leaf=lambda x: not isinstance(x, (dict, list, tuple)))
+
+    def wrap(value: Any, key: str) -> Any:
+        if isinstance(value, Transform):
+            if isinstance(value, RestoreTransform) and value.multi_value_fn is not None:
+                fn = value.multi_value_fn
+                return Transform(multi_value_fn=lambda k, tree: fn(k, tree, flat_args.get(k)))
+            return value
+        if isinstance(value, dict):
+            return {k: wrap(v, f"{key}/{k}" if key else str(k)) for k, v in value.items()}
+        return value
+
+    return wrap(transforms, "")
 
 
 def _flatten(tree: Any, prefix: str = "", is_leaf: Callable[[Any], bool] = lambda x: False) -> dict[str, Any]:

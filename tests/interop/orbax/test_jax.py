@@ -193,7 +193,9 @@ def transforms_for(ocp):
     return {
         r"encoder/(w|b)": ocp.Transform(original_key=r"params/\1"),
         "emb_doubled": ocp.Transform(original_key="params/emb", value_fn=lambda x: np.asarray(x) * 2),
-        "count_plus_step": ocp.Transform(multi_value_fn=lambda key, tree: int(tree["opt"]["count"]) + int(tree["step"])),
+        "count_plus_step": ocp.RestoreTransform(
+            multi_value_fn=lambda key, tree, args: int(tree["opt"]["count"]) + int(tree["step"]),
+            multi_value_fn_input_args={"opt/count": ocp.RestoreArgs(), "step": ocp.RestoreArgs()}),
         "fresh": ocp.Transform(use_fallback=True),
     }
 
