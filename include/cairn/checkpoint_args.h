@@ -20,9 +20,14 @@ class CheckpointHandler;
 // Per-parameter save options (Orbax's SaveArgs).
 struct SaveArgs {
   // Cast to this dtype before writing; the stored dtype is then this one.
-  std::optional<DType> dtype;
+  std::optional<DType> dtype{};
   // Split the array into chunks of at most this many bytes (Orbax's chunk-shape choice).
-  std::optional<int64_t> chunk_byte_size;
+  std::optional<int64_t> chunk_byte_size{};
+  // cairn addition, for delta saves (SaveOptions::delta_base): the caller declares this parameter unchanged since
+  // the base step (a frozen layer), so its chunks are taken from the base without being encoded or hashed. The base
+  // must hold the parameter with the same dtype, shape and chunking (else InvalidArgumentError). Ignored by full
+  // saves.
+  bool frozen = false;
 };
 
 // Per-parameter restore options (Orbax's RestoreArgs).

@@ -20,6 +20,7 @@ SaveArgs SaveArgsFromNative(py::handle obj) {
   if (obj.is_none()) return out;
   if (auto dtype = NativeItem(obj, "dtype"); !dtype.is_none()) out.dtype = DTypeFromPy(dtype);
   out.chunk_byte_size = OptionalAttr<int64_t>(obj, "chunk_byte_size");
+  if (auto frozen = OptionalAttr<bool>(obj, "frozen")) out.frozen = *frozen;
   return out;
 }
 
