@@ -701,7 +701,7 @@ def main():
     if args.delta_base_mib is None:
         args.delta_base_mib = 256.0 if args.quick else 2048.0
     exe = os.path.join(args.build_dir, "bench", "cairn_bench")
-    if not os.access(exe, os.X_OK):
+    if not os.access(exe, os.X_OK) and not args.only_delta:
         sys.exit(f"bench: {exe} is not built; run `make bench`")
     work = os.path.abspath(args.dir or os.path.join(args.build_dir, "bench-data"))
     ftype = fs_type(work)

@@ -391,13 +391,10 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   const bool primary = distributed::IsPrimary(multiprocessing_options());
   const int64_t target_file_size = request.ocdbt_target_data_file_size.value_or(kDefaultTargetDataFileSize);
   // A delta save (docs/format.md, "Delta steps"): the base is read and checked before anything is written.
-  const std::optional<DeltaBase>& delta = delta_base();
+  // Without OCDBT there are no references to share through: such an item is written in full.
+  const std::optional<DeltaBase> delta = options_.use_ocdbt ? delta_base() : std::nullopt;
   handlers::DeltaBase base;
   if (delta) {
-    if (!options_.use_ocdbt) {
-      throw InvalidArgumentError("delta saves need OCDBT (use_ocdbt): the base's chunks are shared through OCDBT "
-                                 "references");
-    }
     if (group.count() > 1) {
       throw UnimplementedError("delta saves of multi-process checkpoints are not supported yet (" +
                                std::to_string(group.count()) + " processes): save in full");

@@ -318,6 +318,18 @@ TEST(DeltaSave, MostlyChangedStepIsWrittenInFull) {
   ExpectVerifies(dir / "2");
 }
 
+TEST(DeltaSave, ItemsWithoutOcdbtAreWrittenInFull) {
+  ScratchDir dir;
+  PyTreeCheckpointHandlerOptions options;
+  options.use_ocdbt = false;
+  Checkpointer ckptr = MakeCheckpointer(options);
+  ckptr.save(dir / "1", args::StandardSave{State(1)}, Full());
+  ckptr.save(dir / "2", args::StandardSave{State(2)}, DeltaOf(dir / "1"));
+  fs::remove_all(dir / "1");
+  EXPECT_EQ(ckptr.restore(dir / "2"), State(2));
+  EXPECT_FALSE(fs::exists(dir / "2" / metadata::kDeltaDir));
+}
+
 TEST(DeltaSave, ManagerSavesDeltasAgainstTheLatestKeptStep) {
   ScratchDir dir;
   CheckpointManagerOptions options;
