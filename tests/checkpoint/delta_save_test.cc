@@ -318,6 +318,50 @@ TEST(DeltaSave, MostlyChangedStepIsWrittenInFull) {
   ExpectVerifies(dir / "2");
 }
 
+// A file system without hard links (as object stores are): everything forwarded but HardLink/SupportsHardLinks.
+class NoHardLinks final : public FileSystem {
+ public:
+  std::optional<FileInfo> Stat(const fs::path& path) override { return base_->Stat(path); }
+  std::optional<FileInfo> StatNoFollow(const fs::path& path) override { return base_->StatNoFollow(path); }
+  void CreateDir(const fs::path& path, std::optional<uint32_t> mode) override { base_->CreateDir(path, mode); }
+  std::unique_ptr<WritableFile> NewWritableFile(const fs::path& path) override { return base_->NewWritableFile(path); }
+  std::unique_ptr<ReadableFile> OpenForRead(const fs::path& path) override { return base_->OpenForRead(path); }
+  std::unique_ptr<ReadableFile> OpenForReadBelow(const fs::path& root, const fs::path& relative) override {
+    return base_->OpenForReadBelow(root, relative);
+  }
+  std::vector<std::string> ListDir(const fs::path& path) override { return base_->ListDir(path); }
+  void Rename(const fs::path& from, const fs::path& to) override { base_->Rename(from, to); }
+  void RemoveFile(const fs::path& path) override { base_->RemoveFile(path); }
+  void RemoveEmptyDir(const fs::path& path) override { base_->RemoveEmptyDir(path); }
+  void SyncDir(const fs::path& path) override { base_->SyncDir(path); }
+
+ private:
+  const std::shared_ptr<FileSystem> base_ = FileSystem::Default();
+};
+
+TEST(DeltaSave, FileSystemsWithoutHardLinksRefuseAndManagersSaveInFull) {
+  ScratchDir dir;
+  auto no_links = std::make_shared<NoHardLinks>();
+  Checkpointer ckptr = MakeCheckpointer(Uncompressed(), no_links);
+  ckptr.save(dir / "1", args::StandardSave{State(1)}, Full());
+  try {
+    ckptr.save(dir / "2", args::StandardSave{State(2)}, DeltaOf(dir / "1"));
+    ADD_FAILURE() << "a delta save went through without hard links";
+  } catch (const UnimplementedError& e) {
+    EXPECT_NE(std::string(e.what()).find("hard links"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "2"));
+  CheckpointManagerOptions options;
+  options.save_deltas = true;
+  options.enable_async_checkpointing = false;
+  options.file_system = no_links;
+  CheckpointManager manager(dir / "run", options);
+  manager.save(1, args::StandardSave{State(1)});
+  manager.save(2, args::StandardSave{State(2)});
+  EXPECT_EQ(manager.restore(2), State(2));
+  EXPECT_FALSE(fs::exists(dir / "run" / "2" / "default" / metadata::kDeltaDir));
+}
+
 TEST(DeltaSave, ItemsWithoutOcdbtAreWrittenInFull) {
   ScratchDir dir;
   PyTreeCheckpointHandlerOptions options;
