@@ -536,10 +536,9 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
     } catch (const NotFoundError&) {
     }
     if (!base_meta || zarr::EncodeZarrMetadata(*base_meta) != zarr::EncodeZarrMetadata(w.metadata)) {
-      throw InvalidArgumentError("parameter " + w.param + " is declared frozen, but the delta base " +
-                                 delta->item_dir.string() + (base_meta ? " stores it with another dtype, shape, chunking "
-                                                                         "or compression"
-                                                                       : " does not hold it"));
+      throw InvalidArgumentError(
+          "parameter " + w.param + " is declared frozen, but the delta base " + delta->item_dir.string() +
+          (base_meta ? " stores it with another dtype, shape, chunking or compression" : " does not hold it"));
     }
     zarr::ForEachChunkKey(w.metadata, [&](const std::string& chunk) {
       const std::string key = w.param + "/" + chunk;

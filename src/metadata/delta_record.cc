@@ -68,7 +68,9 @@ DeltaRecordFile DecodeDeltaRecord(std::string_view text, const std::string& what
   if (Crc32c(doc.dump()) != recorded) throw CorruptionError(what + " fails its own CRC-32C check: it is damaged");
   DeltaRecordFile out;
   for (const char* field : {"bytes_written", "bytes_shared"}) {
-    if (!doc.contains(field) || !doc[field].is_number_unsigned()) throw CorruptionError(what + ": no \"" + field + "\"");
+    if (!doc.contains(field) || !doc[field].is_number_unsigned()) {
+      throw CorruptionError(what + ": no \"" + field + "\"");
+    }
   }
   out.bytes_written = doc["bytes_written"].get<uint64_t>();
   out.bytes_shared = doc["bytes_shared"].get<uint64_t>();

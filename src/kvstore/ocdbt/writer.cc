@@ -227,8 +227,8 @@ void OcdbtWriter::Flush() {
   if (flushed_) return;
   std::vector<ocdbt::LeafEntry> entries;
   entries.reserve(entries_.size());
-  // Copies rather than moves: if the commit fails, the writer still holds everything and Flush can be retried.
   FinishDeltaLocked();
+  // Copies rather than moves: if the commit fails, the writer still holds everything and Flush can be retried.
   for (const auto& [key, value] : entries_) entries.push_back(ocdbt::LeafEntry{key, value});
   for (size_t i = 1; i < lanes_.size(); ++i) lanes_[i]->Finish();
   ocdbt::CommitNewDatabase(*fs_, dir_, options_, std::move(entries), *lanes_.front());
@@ -238,7 +238,9 @@ void OcdbtWriter::Flush() {
 
 void OcdbtWriter::EnableDelta(std::shared_ptr<const ocdbt::DeltaBaseIndex> base, double max_changed_fraction) {
   std::lock_guard lock(mu_);
-  if (flushed_ || !entries_.empty()) throw InvalidArgumentError("EnableDelta must come before any write to " + Describe());
+  if (flushed_ || !entries_.empty()) {
+    throw InvalidArgumentError("EnableDelta must come before any write to " + Describe());
+  }
   delta_ = true;
   base_ = std::move(base);
   max_changed_fraction_ = max_changed_fraction;
