@@ -17,6 +17,8 @@ namespace cairn {
 //           "items": [{"name" ("" when the directory is the item), "handler", "kind": "pytree" | "json" | "other",
 //                      pytree: "layout": {"ocdbt", "zarr_formats": [2|3...], "processes", "checksums"},
 //                              "custom_metadata", "bytes" (sum over arrays),
+//                              "delta": null, or (steps saved with delta tracking, `cairn_delta/`) {"base" (the base
+//                                       item's directory, null for a full step), "bytes_written", "bytes_shared"},
 //                              "tree": [{"name" (the parameter name), "value_type", and for arrays "dtype",
 //                                        "shape", "bytes", "chunks", "compression" (null or "zstd(<level>)"),
 //                                        "zarr_format", "sharding" (its `_sharding` entry, when there is one),

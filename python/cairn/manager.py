@@ -60,6 +60,10 @@ class CheckpointManagerOptions:
     # cairn additions
     atomicity_options: Optional[AtomicityOptions] = None
     reached_preemption_fn: Optional[Callable[[int], bool]] = None
+    # Save each step as a delta against the latest kept step (docs/manager.md); a step in which more than
+    # delta_max_changed_fraction of the chunk bytes changed is written in full.
+    save_deltas: bool = False
+    delta_max_changed_fraction: float = 0.5
 
     def _check_supported(self) -> None:
         unsupported = {"should_keep_fn": None, "step_name_format": None, "todelete_full_path": None,

@@ -112,6 +112,8 @@ CheckpointManagerOptions ManagerOptionsFromPy(py::handle obj) {
   }
   if (auto v = OptionalAttr<bool>(obj, "prevent_write_metrics")) o.prevent_write_metrics = *v;
   if (auto v = OptionalAttr<bool>(obj, "lightweight_initialize")) o.lightweight_initialize = *v;
+  if (auto v = OptionalAttr<bool>(obj, "save_deltas")) o.save_deltas = *v;
+  if (auto v = OptionalAttr<double>(obj, "delta_max_changed_fraction")) o.delta_max_changed_fraction = *v;
   if (py::object fn = Attr(obj, "reached_preemption_fn"); !fn.is_none()) {
     PyCallable call(fn);
     o.reached_preemption_fn = [call](int64_t step) { return call.Call<bool>(step); };

@@ -12,6 +12,7 @@
 #include "metadata/array_metadata.h"
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/checksums.h"
+#include "metadata/delta_record.h"
 #include "metadata/legacy_aggregate.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
@@ -139,6 +140,19 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   out["layout"] = std::move(layout);
   out["custom_metadata"] = tree ? ojson(tree->custom_metadata) : ojson(nullptr);
   out["bytes"] = total;
+  // Delta tracking (`cairn_delta/`): the chunk bytes this step wrote and those it shares with its base.
+  ojson delta = nullptr;
+  try {
+    if (auto record = md::ReadItemDeltaRecord(*fs, dir)) {
+      delta = ojson::object();
+      delta["base"] = record->base.empty() ? ojson(nullptr) : ojson(record->base);
+      delta["bytes_written"] = record->bytes_written;
+      delta["bytes_shared"] = record->bytes_shared;
+    }
+  } catch (const Error& e) {
+    delta = ojson{{"error", e.what()}};
+  }
+  out["delta"] = std::move(delta);
   out["tree"] = std::move(leaves);
   return out;
 }
