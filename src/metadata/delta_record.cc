@@ -4,6 +4,7 @@
 
 #include "cairn/error.h"
 #include "core/crc32c.h"
+#include "io/objstore/crypto.h"
 #include "metadata/checksums.h"
 #include "metadata/python_json.h"
 
@@ -12,17 +13,6 @@ namespace {
 
 constexpr const char* kFormat = "cairn-delta-1";
 constexpr const char* kSelfCrc = "crc32c";
-
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 std::optional<std::string> FromHex(std::string_view hex) {
   if (hex.size() % 2 != 0) return std::nullopt;
@@ -46,7 +36,7 @@ std::string EncodeDeltaRecord(const DeltaRecordFile& record) {
   nlohmann::json doc;
   doc["format"] = kFormat;
   nlohmann::json hashes = nlohmann::json::object();
-  for (const auto& [key, sha] : record.sha256) hashes[key] = ToHex(sha);
+  for (const auto& [key, sha] : record.sha256) hashes[key] = io::objstore::HexEncode(sha);
   doc["sha256"] = std::move(hashes);
   doc["bytes_written"] = record.bytes_written;
   doc["bytes_shared"] = record.bytes_shared;
