@@ -9,6 +9,7 @@
 #include "core/memory_limit.h"
 #include "core/crc32c.h"
 #include "core/box_copy.h"
+#include "zarr/blosc_codec.h"
 #include "zarr/zstd_codec.h"
 
 namespace cairn::zarr {
@@ -55,7 +56,9 @@ uint32_t GetU32(const char* p) {
 }
 
 std::string EncodeChunk(const ZarrMetadata& m, std::string_view raw) {
-  std::string encoded = m.zstd_level ? ZstdCompress(raw, *m.zstd_level) : std::string(raw);
+  std::string encoded = m.zstd_level ? ZstdCompressAdaptive(raw, *m.zstd_level)
+                        : m.blosc    ? BloscCompress(raw, *m.blosc, ItemSize(m.dtype))
+                                     : std::string(raw);
   if (m.format == ZarrFormat::kV2 || !m.zarr3_sharded) return encoded;
   // A shard holding one inner chunk: the chunk, then the index (offset, length) and its CRC-32C.
   std::string index;
@@ -86,6 +89,8 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
   }
   if (m.zstd_level) {
     ZstdDecompressInto(encoded, out, chunk_bytes, what);
+  } else if (m.blosc) {
+    BloscDecompressInto(encoded, out, chunk_bytes, what);
   } else {
     if (encoded.size() != chunk_bytes) {
       throw CorruptionError(what + ": holds " + std::to_string(encoded.size()) + " bytes, expected " +
@@ -166,7 +171,7 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
   }
   const size_t item = ItemSize(m.dtype);
   const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
-  if (m.format == ZarrFormat::kV2 && !m.zstd_level && m.chunks == data.shape()) {
+  if (m.format == ZarrFormat::kV2 && !m.compressed() && m.chunks == data.shape()) {
     // One uncompressed chunk holding exactly the box: its bytes are the chunk, written without a copy.
     std::vector<int64_t> index(rank);
     for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
@@ -219,7 +224,8 @@ uint64_t MaxStoredChunkBytes(const ZarrMetadata& m) {
   const uint64_t chunk_bytes = NumBytes(m.dtype, m.chunks);
   // A zarr3 shard adds its index (16 bytes per inner chunk, one here) and the index's CRC-32C.
   constexpr uint64_t kShardOverhead = 64;
-  return (m.zstd_level ? ZstdMaxFrameBytes(chunk_bytes) : chunk_bytes) + kShardOverhead;
+  return (m.zstd_level ? ZstdMaxFrameBytes(chunk_bytes) : m.blosc ? BloscMaxBytes(chunk_bytes) : chunk_bytes) +
+         kShardOverhead;
 }
 
 ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param, const ChunkObserver* verify) {
@@ -264,7 +270,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     char* dst = reinterpret_cast<char*>(out.mutable_bytes().data());
     const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
-    if (m.format == ZarrFormat::kV2 && !m.zstd_level) {
+    if (m.format == ZarrFormat::kV2 && !m.compressed()) {
       uint32_t crc = 0;
       if (!store.ReadInto(key, dst, chunk_bytes, verify ? &crc : nullptr)) throw CorruptionError(what + " is missing");
       if (verify) (*verify)(key, std::string_view(dst, chunk_bytes), &crc);
@@ -305,7 +311,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     }
     // (Such a partial read is not checked against the chunk's CRC-32C, which covers the whole chunk: reading only
     // what a box needs is the point, see MultiProcess.RestoresReadNoMoreThanTheirBoxesNeed.)
-    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level) {
+    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.compressed()) {
       // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
       // cuts the chunk along its first dimension, exactly the bytes needed). The rest of `chunk` is not used.
       uint64_t first = 0, last = 0;
