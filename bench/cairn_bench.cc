@@ -624,7 +624,7 @@ json RunCodecs(const Layout& layout) {
     std::vector<const ArrayInfo*> arrays;
     size_t bytes = 0;
   };
-  std::vector<Kind> kinds = {{"bfloat16 weights", {}}, {"float32 Adam mu", {}}, {"float32 Adam nu", {}}};
+  std::vector<Kind> kinds = {{"bf16 weights", {}}, {"f32 Adam mu", {}}, {"f32 Adam nu", {}}};
   for (const auto& a : layout.arrays) {
     Kind& k = kinds[a.kind == ArrayInfo::Kind::kMu ? 1 : a.kind == ArrayInfo::Kind::kNu ? 2 : 0];
     if (a.kind == ArrayInfo::Kind::kScale || k.bytes >= kPerKind) continue;
@@ -646,13 +646,13 @@ json RunCodecs(const Layout& layout) {
   };
   auto blosc_decode = [](std::string_view in, char* out, size_t n) { cairn::zarr::BloscDecompressInto(in, out, n, "bench"); };
   const std::vector<Codec> codecs = {
-      {"zstd-1, always", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompress(in, 1); }, zstd_decode},
-      {"zstd-3, always", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompress(in, 3); }, zstd_decode},
-      {"zstd-1 adaptive (default)", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompressAdaptive(in, 1); },
+      {"zstd-1 always", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompress(in, 1); }, zstd_decode},
+      {"zstd-3 always", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompress(in, 3); }, zstd_decode},
+      {"zstd-1 adaptive", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompressAdaptive(in, 1); },
        zstd_decode},
       {"zstd raw blocks", [](std::string_view in, size_t) { return cairn::zarr::ZstdRawFrame(in); }, zstd_decode},
-      {"blosc lz4-5 shuffle", blosc("lz4", 5), blosc_decode},
-      {"blosc zstd-1 shuffle", blosc("zstd", 1), blosc_decode},
+      {"blosc lz4-5 shuf", blosc("lz4", 5), blosc_decode},
+      {"blosc zstd-1 shuf", blosc("zstd", 1), blosc_decode},
   };
   json out = json::array();
   for (const auto& k : kinds) {

@@ -222,9 +222,10 @@ def codec_rows(c):
     """One row per (data, codec) of cairn_bench's codecs phase: ratio and one-core rates."""
     out = []
     for r in c.get("codecs", []) or []:
+        default = " (cairn's default)" if r["codec"] == "zstd-1 adaptive" else ""
         out.append(("codec", f"{r['codec']}: {r['data']}", r["encode_seconds"], r["encode_gib_per_s"],
                     f"stored {r['ratio'] * 100:.1f}%, decode {fmt(r['decode_gib_per_s'])} GiB/s (one core; "
-                    f"{r['bytes'] / MIB:.0f} MiB)"))
+                    f"{r['bytes'] / MIB:.0f} MiB){default}"))
     return out
 
 
