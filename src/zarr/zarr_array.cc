@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <set>
 
 #include "cairn/error.h"
@@ -9,6 +11,7 @@
 #include "core/memory_limit.h"
 #include "core/crc32c.h"
 #include "core/box_copy.h"
+#include "core/thread_pool.h"
 #include "zarr/blosc_codec.h"
 #include "zarr/zstd_codec.h"
 
@@ -293,9 +296,8 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   }
   if (NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) RequireChunksPresent(store, param, m, lo, hi);
   Array out = Array::Zeros(out_dtype, shape);
-  std::string chunk(chunk_bytes, '\0');
-  std::string converted;
-  ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
+  // Reads (and decodes) one chunk into its place in `out`, using `chunk` and `converted` as scratch.
+  auto read_chunk = [&](const std::vector<int64_t>& index, std::string& chunk, std::string& converted) {
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string what = "chunk " + key + " in " + store.Describe();
     std::vector<int64_t> src_origin(rank), dst_origin(rank), extent(rank);
@@ -366,6 +368,51 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     }
     CopyBox(reinterpret_cast<const std::byte*>(src), m.chunks, src_origin, out.mutable_bytes().data(), shape,
             dst_origin, extent, cast ? ItemSize(out_dtype) : item);
+  };
+  // The chunks are read and decoded on every core (decompression is the cost of a compressed restore); each writes
+  // its own box of `out`. Each worker holds one chunk's scratch at a time, so chunks above kParallelChunkBytes are
+  // read one after the other, to bound the memory a restore adds.
+  constexpr uint64_t kParallelChunkBytes = uint64_t{64} << 20;
+  std::vector<int64_t> grid(rank);
+  uint64_t count = 1;
+  for (size_t d = 0; d < rank; ++d) {
+    grid[d] = hi[d] - lo[d];
+    count *= static_cast<uint64_t>(grid[d]);  // no overflow: `out` (at least one element per chunk) fits in memory
+  }
+  auto index_of = [&](uint64_t linear) {  // C order, as ForEachChunk
+    std::vector<int64_t> index(rank);
+    for (size_t d = rank; d-- > 0;) {
+      index[d] = lo[d] + static_cast<int64_t>(linear % static_cast<uint64_t>(grid[d]));
+      linear /= static_cast<uint64_t>(grid[d]);
+    }
+    return index;
+  };
+  if (count <= 1 || chunk_bytes > kParallelChunkBytes) {
+    std::string chunk(chunk_bytes, '\0'), converted;
+    for (uint64_t i = 0; i < count; ++i) read_chunk(index_of(i), chunk, converted);
+    return out;
+  }
+  struct Scratch {
+    std::string chunk, converted;
+  };
+  std::mutex scratch_mu;
+  std::vector<std::unique_ptr<Scratch>> free_scratch;
+  ParallelFor(static_cast<size_t>(count), [&](size_t i) {
+    std::unique_ptr<Scratch> scratch;
+    {
+      std::lock_guard lock(scratch_mu);
+      if (!free_scratch.empty()) {
+        scratch = std::move(free_scratch.back());
+        free_scratch.pop_back();
+      }
+    }
+    if (!scratch) {
+      scratch = std::make_unique<Scratch>();
+      scratch->chunk.resize(chunk_bytes);
+    }
+    read_chunk(index_of(i), scratch->chunk, scratch->converted);
+    std::lock_guard lock(scratch_mu);
+    free_scratch.push_back(std::move(scratch));
   });
   return out;
 }

@@ -53,6 +53,20 @@ TEST_P(ZarrArrayTest, RoundTripWithEdgeChunks) {
   EXPECT_EQ(ReadZarrRegion(store_, "w", read, {0, 0}, {5, 7}, DType::kInt32), data);
 }
 
+TEST_P(ZarrArrayTest, ManyChunksReadOnEveryCoreLandInPlace) {
+  // 16 x 16 chunks, read in parallel (each worker with its own scratch): whole, cast, and a box cutting chunks.
+  Array data = Iota({64, 48}, DType::kInt32);
+  auto m = Meta(DType::kInt32, {64, 48}, {4, 3});
+  WriteZarrArray(store_, "many", m, data);
+  EXPECT_EQ(ReadZarrRegion(store_, "many", m, {0, 0}, {64, 48}, DType::kInt32), data);
+  EXPECT_EQ(ReadZarrRegion(store_, "many", m, {0, 0}, {64, 48}, DType::kInt64), data.Cast(DType::kInt64));
+  Array box = ReadZarrRegion(store_, "many", m, {5, 7}, {50, 30}, DType::kInt32);
+  const int32_t* b = box.data<int32_t>();
+  for (int64_t r = 0; r < 50; ++r) {
+    for (int64_t c = 0; c < 30; ++c) ASSERT_EQ(b[r * 30 + c], (r + 5) * 48 + (c + 7)) << r << "," << c;
+  }
+}
+
 TEST_P(ZarrArrayTest, RegionsPadTruncateAndCast) {
   Array data = Iota({4, 4}, DType::kFloat32);
   auto m = Meta(DType::kFloat32, {4, 4}, {3, 3});
