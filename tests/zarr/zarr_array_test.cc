@@ -61,7 +61,7 @@ TEST_P(ZarrArrayTest, ManyChunksReadOnEveryCoreLandInPlace) {
   EXPECT_EQ(ReadZarrRegion(store_, "many", m, {0, 0}, {64, 48}, DType::kInt32), data);
   EXPECT_EQ(ReadZarrRegion(store_, "many", m, {0, 0}, {64, 48}, DType::kInt64), data.Cast(DType::kInt64));
   Array box = ReadZarrRegion(store_, "many", m, {5, 7}, {50, 30}, DType::kInt32);
-  const int32_t* b = box.data<int32_t>();
+  const auto b = box.data<int32_t>();
   for (int64_t r = 0; r < 50; ++r) {
     for (int64_t c = 0; c < 30; ++c) ASSERT_EQ(b[r * 30 + c], (r + 5) * 48 + (c + 7)) << r << "," << c;
   }
