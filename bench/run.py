@@ -464,7 +464,7 @@ def rows(c, p):
     add("floor", "sequential read, cold", floors.get("read_cold"), "once, after drop_caches")
     add("floor", "sequential read, cold, into fresh pages", floors.get("read_cold_fresh_pages"),
         "once, after drop_caches; information")
-    for key, op in (("save_raw", "sync save, uncompressed (durable)"), ("save_zstd", "sync save, zstd-1 (durable)")):
+    for key, op in (("save_raw", "sync save, uncompressed (durable)"), ("save_zstd", "sync save, zstd-1 adaptive (durable)")):
         m = cairn.get(key)
         if isinstance(m, dict):
             add("cairn", op, m, f"{m.get('bytes_on_disk', 0) / MIB:.0f} MiB on disk, {plus_mib(m['rss']['peak_rss_above_start_bytes'])} RSS"
