@@ -67,8 +67,8 @@ test-orbax: build
 clean:
 	@rm -rf build build-asan build-tsan build-fuzz
 
-# The benchmark (not part of `make test`): cairn against the disk's floors and its peers (torch, numpy, zarr,
-# h5py) on one transformer-shaped state; prints a table, writes bench/results/latest.{json,png}.
+# The benchmark (not part of `make test`; docs/bench.md): cairn against the disk's floors and its peers (Orbax,
+# torch, numpy, zarr, h5py) on one transformer-shaped state; prints a table, writes bench/results/latest.{json,png}.
 #   make bench BENCH_ARGS="--quick"   (256 MiB)   make bench BENCH_ARGS="--size-gib 1"   (see bench/run.py --help)
 BENCH_BUILD_DIR ?= build-bench
 BENCH_ARGS ?=
@@ -138,8 +138,9 @@ fuzz-corpus: fuzz-build
 	if [ -n "$$failed" ]; then echo "fuzz-corpus: findings in:$$failed"; exit 1; fi; \
 	echo "fuzz-corpus: no findings"
 
-# Issue 8 ("Trust"), longer than `make test` allows: the crash loop killed 1,000 times (async and sync), the fault
-# sweeps over every layout (OCDBT+zstd, per-parameter directories, zarr3), and the corruption sweeps.
+# The reliability sweeps at a length `make test` cannot afford (docs/reliability.md): the crash loop killed 1,000
+# times (async and sync), the fault sweeps over every layout (OCDBT+zstd, per-parameter directories, zarr3), and the
+# corruption sweeps.
 STRESS_CRASH_ITERATIONS ?= 1000
 .PHONY: stress test-sanitize
 stress: build

@@ -4,9 +4,13 @@
 Run with the interop environment's Python (scripts/requirements-interop.txt: the real orbax-checkpoint, tensorstore
 and jax), one library and one kind of input per process, so that each run's peak RSS is its own:
 
-    $VENV/bin/python bench/orbax_peer.py --lib orbax|cairn --inputs numpy|jax --dump DIR/floor --dir DIR --json OUT
+    $VENV/bin/python bench/orbax_peer.py --lib orbax|cairn --inputs numpy|jax|jax-sharded --dump DIR/floor \
+        --dir DIR --json OUT
 
-bench/run.py runs the four combinations and turns them into rows and targets. Each measures, on Orbax's defaults
+`jax-sharded` is a JAX training state: every array a jax.Array sharded over 8 virtual CPU devices (split along its
+first dimension where 8 divides it, replicated otherwise), restored onto the same shardings.
+
+bench/run.py runs the six combinations and turns them into rows and targets. Each measures, on Orbax's defaults
 (OCDBT, zarr v2, zstd compression on):
 - async save (StandardCheckpointer): time save() blocked, and time until the checkpoint is committed;
 - durable sync save (Checkpointer(StandardCheckpointHandler)), counting an fsync of every file it wrote (cairn
@@ -54,7 +58,8 @@ class Orbax:
 
     def target(self, state):
         import jax
-        return {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in state.items()}
+        return {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=getattr(v, "sharding", None))
+                for k, v in state.items()}
 
     def restore(self, path, target):
         with self.ocp.Checkpointer(self.ocp.StandardCheckpointHandler()) as ckptr:
@@ -72,13 +77,15 @@ class Cairn(Orbax):
             ckptr.save(path, args=self.ocp.args.StandardSave(state))  # fsyncs every file and directory itself
 
     def target(self, state):
+        if any(hasattr(v, "sharding") for v in state.values()):
+            return super().target(state)  # jax.ShapeDtypeStruct with the sharding, as a JAX user writes it
         return {k: self.ocp.ArraySpec(v.shape, v.dtype) for k, v in state.items()}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lib", choices=["orbax", "cairn"], required=True)
-    ap.add_argument("--inputs", choices=["numpy", "jax"], required=True)
+    ap.add_argument("--inputs", choices=["numpy", "jax", "jax-sharded"], required=True)
     ap.add_argument("--dump", required=True, help="cairn_bench's floor directory (state.bin, manifest.json)")
     ap.add_argument("--dir", required=True, help="where to write (the disk cairn's checkpoints go to)")
     ap.add_argument("--json", required=True)
@@ -89,9 +96,21 @@ def main():
     manifest, raw = load_state(args.dump)
     nbytes = manifest["total_bytes"]
     state = {name: (arr.view(ml_dtypes.bfloat16) if dtype == "bfloat16" else arr) for name, (dtype, arr) in raw.items()}
-    if args.inputs == "jax":
+    if args.inputs == "jax-sharded":
+        os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    if args.inputs.startswith("jax"):
         import jax
-        state = {k: jax.device_put(v) for k, v in state.items()}
+        if args.inputs == "jax-sharded":
+            from jax.sharding import Mesh, NamedSharding, PartitionSpec
+            mesh = Mesh(np.array(jax.devices()[:8]), ("data",))
+
+            def sharding(a):
+                split = a.ndim > 0 and a.shape[0] % 8 == 0
+                return NamedSharding(mesh, PartitionSpec("data") if split else PartitionSpec())
+
+            state = {k: jax.device_put(v, sharding(v)) for k, v in state.items()}
+        else:
+            state = {k: jax.device_put(v) for k, v in state.items()}
         jax.block_until_ready(state)
     del raw
     gc.collect()
@@ -128,7 +147,7 @@ def main():
         gc.collect()
         t0 = time.perf_counter()
         restored = lib.restore(path, target)
-        if args.inputs == "jax" and args.lib == "orbax":
+        if args.inputs.startswith("jax"):
             import jax
             jax.block_until_ready(restored)
         secs.append(time.perf_counter() - t0)

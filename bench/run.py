@@ -5,12 +5,14 @@ Runs the already-built cairn_bench (floors and cairn), bench/peers.py (torch, nu
 bench/orbax_peer.py (the real Orbax, and cairn's Python module beside it, in the interop environment),
 computes every target of issue 4 as a ratio of numbers from this run, then runs cairn_bench_mp under mpirun with
 1, 2 and 4 processes (the multi-process rows: aggregate save and restore throughput of one global state against
-this run's single-process floors), prints a table and writes bench/results/latest.json and
-bench/results/latest.png. It builds nothing: `make bench` builds, then runs it.
+this run's single-process floors), runs cairn_delta_bench (delta checkpoints, issue 18: a fine-tuning-shaped run of a
+frozen base plus a changing adapter, and a run where everything changes, against full saves), prints a table and
+writes bench/results/latest.json and bench/results/latest.png. It builds nothing: `make bench` builds, then runs it.
 
     make bench                                   # 2 GiB state
     make bench BENCH_ARGS="--quick"              # 256 MiB, for trying things
     make bench BENCH_ARGS="--size-gib 1 --layers 12 --mix f32"
+    make bench BENCH_ARGS="--only-delta --delta-base-mib 64 --delta-adapter-mib 1"   # the delta rows, small
     /usr/bin/python3 bench/run.py --help
 """
 
@@ -231,9 +233,10 @@ def codec_rows(c):
 
 def orbax_targets(runs):
     """Issue 12's targets against the real Orbax, measured by bench/orbax_peer.py on the same state: cairn's Python
-    module against Orbax, both on Orbax's defaults (OCDBT, zstd), with numpy and with jax CPU arrays as inputs."""
+    module against Orbax, both on Orbax's defaults (OCDBT, zstd), with numpy, jax CPU arrays and a state sharded
+    over 8 virtual devices (restored onto its shardings) as inputs."""
     t = []
-    for inputs in ("numpy", "jax"):
+    for inputs in ORBAX_PEER_INPUTS:
         o, k = runs.get(f"orbax/{inputs}", {}), runs.get(f"cairn/{inputs}", {})
         why = o.get("unavailable") or k.get("unavailable") or ""
 
@@ -256,6 +259,9 @@ def orbax_targets(runs):
     return t
 
 
+ORBAX_PEER_INPUTS = ("numpy", "jax", "jax-sharded")
+
+
 def run_orbax_peer(args, work, dump, cold):
     """bench/orbax_peer.py for Orbax and cairn's module, numpy and jax inputs, each in its own process, with the
     interop environment's Python (the real Orbax)."""
@@ -266,7 +272,7 @@ def run_orbax_peer(args, work, dump, cold):
     if not os.path.exists(python):
         return {"unavailable": f"no interop environment at {venv} (scripts/install-deps.sh)"}
     runs = {}
-    for inputs in ("numpy", "jax"):
+    for inputs in ORBAX_PEER_INPUTS:
         for lib in ("orbax", "cairn"):
             out = os.path.join(work, f"orbax_peer_{lib}_{inputs}.json")
             cmd = [python, os.path.join(HERE, "orbax_peer.py"), "--lib", lib, "--inputs", inputs, "--dump", dump,
@@ -635,6 +641,75 @@ def render_mp_chart(ax, c, mp, mp_data):
 # -------------------------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Delta checkpoints (issue 18): cairn_delta_bench
+# ---------------------------------------------------------------------------------------------------------------
+
+def run_delta(args, work):
+    """Runs cairn_delta_bench (fine-tuning-shaped and full-change runs); returns its JSON with the ratios added."""
+    exe = os.path.join(args.build_dir, "bench", "cairn_delta_bench")
+    if not os.access(exe, os.X_OK):
+        return {"skipped": f"{exe} is not built"}
+    out = os.path.join(work, "delta.json")
+    cmd = [exe, "--dir", os.path.join(work, "delta"), "--json", out, "--base-mib", str(args.delta_base_mib),
+           "--adapter-mib", str(args.delta_adapter_mib), "--steps", str(args.delta_steps)]
+    log(" ".join(cmd))
+    subprocess.run(cmd, check=True)
+    with open(out) as f:
+        d = json.load(f)
+    full = {r["mode"]: r for r in d["finetune"]}
+
+    def later(values):  # steps after the first, which every mode writes in full
+        rest = values[1:]
+        return sum(rest) / len(rest)
+
+    ratios = {}
+    for mode in ("delta", "delta_frozen"):
+        r = full[mode]
+        ratios[mode] = {
+            "bytes_written_fewer_x": later(full["full"]["bytes_written_per_step"]) / max(1.0, later(
+                r["bytes_written_per_step"])),
+            "save_faster_x": later(full["full"]["seconds_per_step"]) / later(r["seconds_per_step"]),
+            "kept_vs_base_plus_adapters": r["kept_bytes"] / ((args.delta_base_mib + args.delta_steps *
+                                                              args.delta_adapter_mib) * MIB),
+        }
+    fc = {r["mode"]: r for r in d["fullchange"]}
+    ratios["fullchange_delta_vs_full_time"] = later(fc["delta"]["seconds_per_step"]) / later(
+        fc["full"]["seconds_per_step"])
+    d["ratios"] = ratios
+    return d
+
+
+def render_delta(d):
+    if "skipped" in d:
+        return f"Delta checkpoints: skipped ({d['skipped']})"
+    cfg = d["config"]
+    lines = [f"Delta checkpoints (issue 18): {cfg['base_mib']:g} MiB frozen base + {cfg['adapter_mib']:g} MiB adapter "
+             f"changing every step, {cfg['steps']} steps; full change: everything changes, "
+             f"{cfg['fullchange_steps']} steps",
+             f"  {'run':<11} {'mode':<13} {'save s/step':>12} {'MiB written/step':>17} {'kept MiB':>9} "
+             f"{'restored':>9}"]
+
+    def later(values):
+        rest = values[1:]
+        return sum(rest) / len(rest)
+
+    for run in ("finetune", "fullchange"):
+        for r in d[run]:
+            lines.append(f"  {run:<11} {r['mode']:<13} {later(r['seconds_per_step']):>12.3f} "
+                         f"{later(r['bytes_written_per_step']) / MIB:>17.2f} {r['kept_bytes'] / MIB:>9.1f} "
+                         f"{'exactly' if r['restored_exactly'] else 'WRONG':>9}")
+    lines.append("  (steps after the first; the first step of every mode is a full save)")
+    for mode in ("delta", "delta_frozen"):
+        r = d["ratios"][mode]
+        lines.append(f"  {mode}: {r['bytes_written_fewer_x']:.0f}x fewer bytes per step (need >= 50), "
+                     f"{r['save_faster_x']:.1f}x faster saves (need >= 20), kept steps "
+                     f"{r['kept_vs_base_plus_adapters']:.2f}x base + steps x adapter (need ~1)")
+    lines.append(f"  full change: a delta save takes {d['ratios']['fullchange_delta_vs_full_time']:.2f}x a full "
+                 f"save's time (need <= 1)")
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size-gib", type=float, default=None, help="state size (default 2; 0.25 with --quick)")
@@ -665,11 +740,19 @@ def main():
     ap.add_argument("--no-mp-zstd", dest="mp_zstd", action="store_false",
                     help="no zstd save and restore in the multi-process rows")
     ap.add_argument("--mp-timeout-s", type=float, default=600, help="limit on each mpirun")
+    ap.add_argument("--no-delta", dest="delta", action="store_false", help="skip the delta-checkpoint rows")
+    ap.add_argument("--only-delta", action="store_true", help="run only the delta-checkpoint rows")
+    ap.add_argument("--delta-base-mib", type=float, default=None,
+                    help="frozen base of the delta rows, MiB (default 2048; 256 with --quick)")
+    ap.add_argument("--delta-adapter-mib", type=float, default=20, help="adapter changing every step (MiB)")
+    ap.add_argument("--delta-steps", type=int, default=10, help="steps of the fine-tuning-shaped delta run")
     args = ap.parse_args()
 
     size = args.size_gib if args.size_gib is not None else (0.25 if args.quick else 2.0)
+    if args.delta_base_mib is None:
+        args.delta_base_mib = 256.0 if args.quick else 2048.0
     exe = os.path.join(args.build_dir, "bench", "cairn_bench")
-    if not os.access(exe, os.X_OK):
+    if not os.access(exe, os.X_OK) and not args.only_delta:
         sys.exit(f"bench: {exe} is not built; run `make bench`")
     work = os.path.abspath(args.dir or os.path.join(args.build_dir, "bench-data"))
     ftype = fs_type(work)
@@ -688,6 +771,17 @@ def main():
         shutil.rmtree(work)
     os.makedirs(work)
     os.makedirs(args.results, exist_ok=True)
+
+    if args.only_delta:
+        d = run_delta(args, work)
+        print(render_delta(d))
+        out_json = os.path.join(args.results, "delta.json")
+        with open(out_json, "w") as f:
+            json.dump(d, f, indent=1)
+        log(f"wrote {out_json}")
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return
 
     cold = not args.no_cold
     if cold and os.geteuid() != 0:
@@ -742,8 +836,10 @@ def main():
     if "skipped" in mp:
         log("multi-process: skipped: " + mp["skipped"])
 
+    delta = run_delta(args, work) if args.delta else {"skipped": "--no-delta"}
+
     targets = compute_targets(c, p)
-    table = render_table(c, p, targets, mp)
+    table = render_table(c, p, targets, mp) + "\n" + render_delta(delta)
     print(table)
 
     try:
@@ -766,6 +862,7 @@ def main():
         "peers": (p or {}).get("peers"),
         "orbax": c.get("orbax_peer"),
         "multi_process": mp | ({"rows": mp_rows(c, mp)} if "skipped" not in mp else {}),
+        "delta": delta,
         "targets": [t.to_json() for t in targets],
         "table": table.splitlines(),
     }

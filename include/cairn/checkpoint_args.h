@@ -20,9 +20,18 @@ class CheckpointHandler;
 // Per-parameter save options (Orbax's SaveArgs).
 struct SaveArgs {
   // Cast to this dtype before writing; the stored dtype is then this one.
-  std::optional<DType> dtype;
+  std::optional<DType> dtype{};
   // Split the array into chunks of at most this many bytes (Orbax's chunk-shape choice).
-  std::optional<int64_t> chunk_byte_size;
+  std::optional<int64_t> chunk_byte_size{};
+  // The array's sharding as Orbax records it in `_sharding` (the JSON text of NamedSharding, SingleDeviceSharding,
+  // ...), in place of the one cairn derives; the Python module passes a jax.Array's own sharding here, so that
+  // Orbax (and cairn) restore it onto the same devices without a target. Must be a JSON object.
+  std::optional<std::string> sharding{};
+  // cairn addition, for delta saves (SaveOptions::delta_base): the caller declares this parameter unchanged since
+  // the base step (a frozen layer), so its chunks are taken from the base without being encoded or hashed. The base
+  // must hold the parameter with the same dtype, shape and chunking (else InvalidArgumentError). Ignored by full
+  // saves.
+  bool frozen = false;
 };
 
 // Per-parameter restore options (Orbax's RestoreArgs).

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +35,16 @@ class CheckpointHandler {
   // What `_CHECKPOINT_METADATA`'s item_handlers records: typestr(), or an object per item for composites.
   virtual nlohmann::json item_handlers() const { return typestr(); }
 
+  // A delta save (SaveOptions::delta_base): the checkpointer names, right before save(), the directory that held
+  // this item in the base step, and clears it afterwards. Handlers that store arrays share their unchanged chunks
+  // with it; the others write everything, as in a full save. Composites hand each item its own subdirectory.
+  struct DeltaBase {
+    std::filesystem::path item_dir;  // empty: nothing to share, only record the hashes for later deltas
+    double max_changed_fraction = 1.0;
+  };
+  virtual void set_delta_base(std::optional<DeltaBase> base) { delta_base_ = std::move(base); }
+  const std::optional<DeltaBase>& delta_base() const { return delta_base_; }
+
   // The checkpointer hands its FileSystem and options down before any call.
   virtual void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
                          const FileOptions& file_options) {
@@ -52,6 +63,7 @@ class CheckpointHandler {
   std::shared_ptr<FileSystem> fs_ = FileSystem::Default();
   MultiprocessingOptions multiprocessing_;
   FileOptions file_options_;
+  std::optional<DeltaBase> delta_base_;
 };
 
 // Requires `args` to be of type A; otherwise an InvalidArgumentError naming the handler and what it got.

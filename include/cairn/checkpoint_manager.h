@@ -101,6 +101,14 @@ struct CheckpointManagerOptions {
   // Whether a preemption has been signalled at `step` (Orbax asks JAX); the default policies then save. Default:
   // never.
   std::function<bool(int64_t step)> reached_preemption_fn{};
+  // Save each step as a delta against the latest kept step (SaveOptions::delta_base, docs/manager.md): chunks
+  // whose bytes did not change are shared with it through hard links, not written again. Every step stays complete
+  // on its own, so retention deletes any step freely. Local file systems, single-process saves only; elsewhere the
+  // option is ignored and every save is full.
+  bool save_deltas = false;
+  // With save_deltas: when more than this fraction of a step's chunk bytes changed, the step is written in full
+  // (its unchanged chunks copied, not shared), so that it keeps none of the older data files alive.
+  double delta_max_changed_fraction = 0.5;
 };
 
 // The keyword arguments of CheckpointManager::save.
@@ -162,6 +170,8 @@ class CheckpointManager {
   CheckpointManager& operator=(const CheckpointManager&) = delete;
 
   const std::filesystem::path& directory() const { return directory_; }
+  // Where `step` is (or would be) kept: `directory()` / its name under the step-name options.
+  std::filesystem::path step_directory(int64_t step) const { return StepPath(step); }
 
   // Saves `step` if the save-decision policy (or `force`) says so; returns whether it saved. `args`: Composite
   // args for named items, or one item's args for the unnamed item. Waits for the previous save first (rethrowing

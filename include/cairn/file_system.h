@@ -86,6 +86,12 @@ class FileSystem {
   // durable. Object stores answer false (a directory is a key prefix), so that walks checking for links or syncing
   // every directory, which cost requests there, are skipped.
   virtual bool HasDirectoryEntries(const std::filesystem::path& path) { return (void)path, true; }
+  // Makes `link` a second name of the existing regular file `existing` (link(2)): both names then share the same
+  // bytes, and removing either leaves the other whole. AlreadyExistsError when `link` exists. File systems without
+  // hard links (object stores) throw UnimplementedError; delta saves (SaveOptions::delta_base) ask
+  // SupportsHardLinks first and refuse before writing anything.
+  virtual void HardLink(const std::filesystem::path& existing, const std::filesystem::path& link);
+  virtual bool SupportsHardLinks(const std::filesystem::path& path) { return (void)path, false; }
 
   // Helpers built on the calls above, so that a fault-injecting FileSystem sees every underlying call.
   bool Exists(const std::filesystem::path& path);

@@ -17,12 +17,15 @@ namespace cairn {
 //           "items": [{"name" ("" when the directory is the item), "handler", "kind": "pytree" | "json" | "other",
 //                      pytree: "layout": {"ocdbt", "zarr_formats": [2|3...], "processes", "checksums"},
 //                              "custom_metadata", "bytes" (sum over arrays),
+//                              "delta": null, or (steps saved with delta tracking, `cairn_delta/`) {"base" (the base
+//                                       item's directory, null for a full step), "bytes_written", "bytes_shared"},
 //                              "tree": [{"name" (the parameter name), "value_type", and for arrays "dtype",
 //                                        "shape", "bytes", "chunks", "compression" (null, "zstd(<level>)" or
-//                                        "blosc(<cname>, <clevel>, <shuffle>)"), "zarr_format", "in_aggregate"
-//                                        (kept in the legacy msgpack file); with `stored_sizes`, also
-//                                        "stored_bytes", "stored_chunks" and, when compressed,
-//                                        "chunks_not_compressed" (stored at full size: zstd's raw blocks)}],
+//                                        "blosc(<cname>, <clevel>, <shuffle>)"), "zarr_format", "sharding" (its
+//                                        `_sharding` entry, when there is one), "in_aggregate" (kept in the
+//                                        legacy msgpack file); with `stored_sizes`, also "stored_bytes",
+//                                        "stored_chunks" and, when compressed, "chunks_not_compressed" (stored at
+//                                        full size: zstd's raw blocks)}],
 //                      json: "files": {name: parsed JSON}}]}
 // Problems with a single array's metadata are reported in its entry ("error") rather than thrown, so one broken
 // array does not hide the rest. Throws NotFoundError (nothing there, or not a checkpoint) and

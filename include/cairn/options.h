@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -75,6 +76,20 @@ struct SaveOptions {
   bool force = false;
   // A JSON object stored in `_CHECKPOINT_METADATA`; opaque to cairn.
   nlohmann::json custom_metadata = nlohmann::json::object();
+  // cairn addition (docs/format.md, "Delta steps"): a committed step directory saved earlier by cairn. Chunks whose
+  // encoded bytes equal one of that step's (SHA-256 and CRC-32C both match), or that SaveArgs::frozen declares
+  // unchanged, are not written again: the new step hard-links the base's data files and its OCDBT tree points at
+  // byte ranges in them. The new step is still complete on its own (Orbax reads it; deleting the base does not
+  // harm it). A base that is missing, uncommitted or damaged is an error before anything is written. Local file
+  // systems and single-process saves only (else InvalidArgumentError / UnimplementedError).
+  std::optional<std::filesystem::path> delta_base{};
+  // With delta_base: when more than this fraction of the chunk bytes changed, the unchanged ones are copied into
+  // the new step's own data files instead of shared (a full step, which keeps none of the base's files alive).
+  double delta_max_changed_fraction = 1.0;
+  // Record a SHA-256 of every chunk (`cairn_delta/`) so that this step can be the delta_base of a later save, at
+  // the cost of hashing what is written (about 2 GB/s per core). Implied by delta_base; CheckpointManager sets it
+  // for every save when its save_deltas is on.
+  bool record_delta_hashes = false;
 };
 
 }  // namespace cairn

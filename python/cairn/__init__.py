@@ -19,6 +19,7 @@ from . import args
 from . import checkpoint_managers
 from . import multihost
 from . import options
+from . import transform_utils
 from . import utils
 from . import utils as checkpoint_utils
 from ._cairn import (AbortedError, AlreadyExistsError, CorruptionError, Error, InvalidArgumentError, IoError,
@@ -31,6 +32,7 @@ from .handlers import (ArrayCheckpointHandler, CheckpointHandler, CompositeCheck
 from .manager import CheckpointManager, CheckpointManagerOptions
 from .metadata import RootMetadata, StepMetadata
 from .options import AsyncOptions, AtomicityMode, AtomicityOptions, FileOptions, MultiprocessingOptions
+from .transform_utils import RestoreTransform, Transform, apply_transformations
 from .types import PLACEHOLDER, ArrayRestoreArgs, ArraySpec, RestoreArgs, SaveArgs
 
 __version__ = "0.1.0"
@@ -45,5 +47,5 @@ __all__ = [
     "PyTreeCheckpointer", "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError",
     "args", "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "multihost", "float8_e4m3fn",
     "float8_e5m2",
-    "options", "utils", "checkpoint_utils",
+    "options", "utils", "checkpoint_utils", "RestoreTransform", "Transform", "apply_transformations", "transform_utils",
 ]

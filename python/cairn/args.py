@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from ._tree import lists_for_tuples, match_containers, options_by_param_name
+from . import _jax_sharding
+from ._tree import (cast_to_target, leaves_by_param_name, lists_for_tuples, match_containers, on_saved_shardings,
+                    options_by_param_name)
 from .types import RestoreArgs, SaveArgs
 
 __all__ = [
@@ -19,9 +21,21 @@ __all__ = [
 ]
 
 
-def _save_args(save_args: Any) -> Optional[dict]:
+def _save_args(save_args: Any, item: Any = None) -> Optional[dict]:
+    """The native per-parameter SaveArgs; every jax.Array leaf of `item` also gets its sharding as Orbax records it
+    in `_sharding`, so that a restore without a target (by cairn or Orbax) puts it back on the same devices."""
     by_name = options_by_param_name(save_args, SaveArgs)
-    return None if by_name is None else {name: a._native() for name, a in by_name.items()}
+    native = None if by_name is None else {name: a._native() for name, a in by_name.items()}
+    for name, leaf in leaves_by_param_name(item, _jax_sharding.is_jax_array).items():
+        if not _jax_sharding.is_jax_array(leaf):
+            continue
+        sharding = _jax_sharding.to_orbax_json(leaf.sharding)
+        if sharding is None:
+            continue
+        native = {} if native is None else native
+        base = native.get(name) or native.get("") or {"dtype": None, "chunk_byte_size": None}
+        native[name] = dict(base, sharding=sharding)
+    return native
 
 
 def _restore_args(restore_args: Any) -> Optional[dict]:
@@ -35,8 +49,9 @@ class CheckpointArgs:
     def _native(self) -> dict:
         raise NotImplementedError
 
-    def _match(self, restored: Any) -> Any:
-        """The restored value with the target's container types (a restore target's tuples stay tuples)."""
+    def _match(self, restored: Any, saved: Any = None) -> Any:
+        """The restored value with the target's container types (a restore target's tuples stay tuples); `saved`
+        (a SavedShardings of the item) places arrays restored without a target on their saved shardings."""
         return restored
 
 
@@ -49,7 +64,7 @@ class StandardSave(CheckpointArgs):
     custom_metadata: Optional[dict] = None
 
     def _native(self) -> dict:
-        return {"kind": "StandardSave", "item": self.item, "save_args": _save_args(self.save_args),
+        return {"kind": "StandardSave", "item": self.item, "save_args": _save_args(self.save_args, self.item),
                 "custom_metadata": self.custom_metadata}
 
 
@@ -63,7 +78,9 @@ class StandardRestore(CheckpointArgs):
     def _native(self) -> dict:
         return {"kind": "StandardRestore", "item": lists_for_tuples(self.item), "strict": self.strict}
 
-    def _match(self, restored: Any) -> Any:
+    def _match(self, restored: Any, saved: Any = None) -> Any:
+        if self.item is None:
+            return on_saved_shardings(restored, saved)
         return match_containers(restored, self.item)
 
 
@@ -77,7 +94,7 @@ class PyTreeSave(CheckpointArgs):
     custom_metadata: Optional[dict] = None
 
     def _native(self) -> dict:
-        return {"kind": "PyTreeSave", "item": self.item, "save_args": _save_args(self.save_args),
+        return {"kind": "PyTreeSave", "item": self.item, "save_args": _save_args(self.save_args, self.item),
                 "ocdbt_target_data_file_size": self.ocdbt_target_data_file_size,
                 "custom_metadata": self.custom_metadata}
 
@@ -96,13 +113,31 @@ class PyTreeRestore(CheckpointArgs):
     strict: bool = True
 
     def _native(self) -> dict:
-        if self.transforms is not None or self.legacy_transform_fn is not None:
-            raise NotImplementedError("cairn does not implement PyTreeRestore transforms")
+        if self.legacy_transform_fn is not None:
+            raise NotImplementedError("cairn does not implement PyTreeRestore legacy_transform_fn (use transforms)")
+        if self.transforms is not None:
+            if self.item is None:
+                raise ValueError("PyTreeRestore: transforms need an item (the tree to restore into)")
+            if self.restore_args is None:
+                raise ValueError("PyTreeRestore: transforms need restore_args matching the item's structure")
+            from .transform_utils import check_restore_transforms
+            check_restore_transforms(self.transforms)
+            # The saved tree is read whole; _match builds the item from it.
+            return {"kind": "PyTreeRestore", "item": None, "restore_args": None, "partial_restore": False,
+                    "strict": self.strict}
         return {"kind": "PyTreeRestore", "item": lists_for_tuples(self.item),
                 "restore_args": _restore_args(self.restore_args), "partial_restore": self.partial_restore,
                 "strict": self.strict}
 
-    def _match(self, restored: Any) -> Any:
+    def _match(self, restored: Any, saved: Any = None) -> Any:
+        if self.transforms is not None:
+            from .transform_utils import apply_transformations, with_restore_args
+            transformed = apply_transformations(restored, with_restore_args(self.transforms, self.restore_args),
+                                                self.item, self.transforms_default_to_original)
+            return match_containers(cast_to_target(transformed, self.item, self.restore_args), self.item,
+                                    self.restore_args)
+        if self.item is None and self.restore_args is None:
+            return on_saved_shardings(restored, saved)
         return match_containers(restored, self.item, self.restore_args)
 
 
@@ -202,10 +237,11 @@ class Composite(CheckpointArgs):
     def get(self, name: str, default: Any = None) -> Any:
         return self._items.get(name, default)
 
-    def _match(self, restored: Any) -> Any:
+    def _match(self, restored: Any, saved: Any = None) -> Any:
         if not isinstance(restored, dict):
             return restored
-        return {name: self._items[name]._match(value) if isinstance(self._items.get(name), CheckpointArgs) else value
+        return {name: self._items[name]._match(value, saved.item(name) if saved is not None else None)
+                if isinstance(self._items.get(name), CheckpointArgs) else value
                 for name, value in restored.items()}
 
     def _native(self) -> dict:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from . import _cairn, _lifecycle, multihost
+from . import _cairn, _jax_sharding, _lifecycle, multihost
 from . import args as _args
 from .handlers import CheckpointHandler, CompositeCheckpointHandler, PyTreeCheckpointHandler, StandardCheckpointHandler
 from .metadata import StepMetadata
@@ -102,16 +102,23 @@ class Checkpointer(AbstractCheckpointer):
         return self._handler
 
     def save(self, directory: Any, *args: Any, force: bool = False, custom_metadata: Optional[dict] = None,
+             delta_base: Any = None, delta_max_changed_fraction: float = 1.0, record_delta_hashes: bool = False,
              **kwargs: Any) -> None:
+        """cairn additions: `delta_base`, a committed step saved earlier, makes this a delta save (chunks whose bytes
+        did not change are shared with it, not written; docs/format.md "Delta steps"); `record_delta_hashes` lets a
+        full save be the base of later deltas."""
         ckpt_args = _construct_args(self._handler, args, kwargs, save=True)
-        self._impl.save(os.fspath(directory), ckpt_args._native(), force, custom_metadata)
+        self._impl.save(os.fspath(directory), ckpt_args._native(), force, custom_metadata,
+                        None if delta_base is None else os.fspath(delta_base), delta_max_changed_fraction,
+                        record_delta_hashes)
 
     def restore(self, directory: Any, *args: Any, **kwargs: Any) -> Any:
         ckpt_args = _construct_args(self._handler, args, kwargs, save=False)
         if ckpt_args is None:
             return self._handler._wrap(self._impl.restore(os.fspath(directory), None))
         restored = self._impl.restore(os.fspath(directory), ckpt_args._native())
-        return self._handler._wrap(ckpt_args._match(restored))
+        saved = _jax_sharding.SavedShardings(os.fspath(directory)) if _jax_sharding.jax_loaded() else None
+        return self._handler._wrap(ckpt_args._match(restored, saved))
 
     def metadata(self, directory: Any) -> StepMetadata:
         """`_CHECKPOINT_METADATA` and the item's metadata (ArraySpecs for arrays); reads no array bytes."""
@@ -169,14 +176,15 @@ class StandardCheckpointer(AsyncCheckpointer):
                          temporary_path_class=temporary_path_class)
 
     def save(self, directory: Any, state: Any = None, *, save_args: Any = None, force: bool = False,
-             custom_metadata: Optional[dict] = None, args: Optional[_args.CheckpointArgs] = None) -> None:
+             custom_metadata: Optional[dict] = None, args: Optional[_args.CheckpointArgs] = None,
+             **delta_options: Any) -> None:
         if args is None:
             if state is None:
                 raise TypeError("StandardCheckpointer.save(directory, state) needs a state")
             args = state if isinstance(state, _args.CheckpointArgs) else _args.StandardSave(state, save_args=save_args)
         elif state is not None:
             raise TypeError("pass either state or args=, not both")
-        super().save(directory, args=args, force=force, custom_metadata=custom_metadata)
+        super().save(directory, args=args, force=force, custom_metadata=custom_metadata, **delta_options)
 
     def restore(self, directory: Any, target: Any = None, *, strict: bool = True,
                 args: Optional[_args.CheckpointArgs] = None) -> Any:

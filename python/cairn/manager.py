@@ -7,7 +7,8 @@ import os
 import pathlib
 from typing import Any, Callable, Optional, Sequence, Union
 
-from . import _cairn, _lifecycle, multihost
+from . import _cairn, _jax_sharding, _lifecycle, multihost
+from ._tree import on_saved_shardings
 from . import args as _args
 from .checkpointers import Checkpointer
 from .handlers import CheckpointHandler
@@ -59,6 +60,10 @@ class CheckpointManagerOptions:
     # cairn additions
     atomicity_options: Optional[AtomicityOptions] = None
     reached_preemption_fn: Optional[Callable[[int], bool]] = None
+    # Save each step as a delta against the latest kept step (docs/manager.md); a step in which more than
+    # delta_max_changed_fraction of the chunk bytes changed is written in full.
+    save_deltas: bool = False
+    delta_max_changed_fraction: float = 0.5
 
     def _check_supported(self) -> None:
         unsupported = {"should_keep_fn": None, "step_name_format": None, "todelete_full_path": None,
@@ -199,11 +204,25 @@ class CheckpointManager:
             else:
                 args = _args.PyTreeRestore(items)
         restored = self._impl.restore(None if step is None else int(step), None if args is None else args._native())
-        if args is not None:
-            restored = args._match(restored)
+        if args is not None or _jax_sharding.jax_loaded():
+            # Arrays restored without a target go back on their saved shardings (Orbax's behaviour under JAX).
+            restored_step = step if step is not None else self.latest_step()
+            saved = None
+            if _jax_sharding.jax_loaded() and restored_step is not None:
+                saved = _jax_sharding.SavedShardings(self._impl.step_directory(int(restored_step)))
+            if args is not None:
+                restored = args._match(restored, saved)
+            elif saved is not None:
+                restored = self._place_untargeted(step, restored, saved)
         if self._is_composite_result(step, args):
             return _args.Composite(**restored)
         return restored
+
+    def _place_untargeted(self, step: Optional[int], restored: Any, saved: Any) -> Any:
+        """A restore without args: each item's arrays on their saved shardings (the unnamed item is "default")."""
+        if self._is_composite_result(step, None) and isinstance(restored, dict):
+            return {name: on_saved_shardings(value, saved.item(name)) for name, value in restored.items()}
+        return on_saved_shardings(restored, saved.item("default"))
 
     def _is_composite_result(self, step: Optional[int], args: Any) -> bool:
         if args is not None:

@@ -15,15 +15,19 @@ PLACEHOLDER = ...
 
 @dataclasses.dataclass
 class SaveArgs:
-    """How to save one parameter: cast to `dtype` before writing; chunks of at most `chunk_byte_size` bytes."""
+    """How to save one parameter: cast to `dtype` before writing; chunks of at most `chunk_byte_size` bytes.
+
+    cairn addition: `frozen` declares the parameter unchanged since the base of a delta save (`delta_base`), so its
+    chunks are taken from the base without being encoded or hashed."""
 
     dtype: Any = None
     chunk_byte_size: Optional[int] = None
     aggregate: bool = False  # Orbax: deprecated and ignored
     shard_axes: tuple = ()
+    frozen: bool = False
 
     def _native(self) -> dict:
-        return {"dtype": self.dtype, "chunk_byte_size": self.chunk_byte_size}
+        return {"dtype": self.dtype, "chunk_byte_size": self.chunk_byte_size, "frozen": self.frozen}
 
 
 @dataclasses.dataclass

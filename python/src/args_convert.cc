@@ -20,6 +20,8 @@ SaveArgs SaveArgsFromNative(py::handle obj) {
   if (obj.is_none()) return out;
   if (auto dtype = NativeItem(obj, "dtype"); !dtype.is_none()) out.dtype = DTypeFromPy(dtype);
   out.chunk_byte_size = OptionalAttr<int64_t>(obj, "chunk_byte_size");
+  if (auto sharding = NativeItem(obj, "sharding"); !sharding.is_none()) out.sharding = sharding.cast<std::string>();
+  if (auto frozen = OptionalAttr<bool>(obj, "frozen")) out.frozen = *frozen;
   return out;
 }
 

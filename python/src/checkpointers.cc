@@ -35,13 +35,17 @@ class PyCheckpointer {
     impl_.reset();
   }
 
-  void save(py::handle directory, py::handle args, bool force, py::handle custom_metadata) {
+  void save(py::handle directory, py::handle args, bool force, py::handle custom_metadata, py::handle delta_base,
+            double delta_max_changed_fraction, bool record_delta_hashes) {
     std::filesystem::path path = PathFromPy(directory);
     KeepAlive keep;  // declared before `cpp_args`, so destroyed after it
     std::unique_ptr<CheckpointArgs> cpp_args = ArgsFromNative(args, keep);
     SaveOptions options;
     options.force = force;
     if (!custom_metadata.is_none()) options.custom_metadata = JsonFromPy(custom_metadata);
+    if (!delta_base.is_none()) options.delta_base = PathFromPy(delta_base);
+    options.delta_max_changed_fraction = delta_max_changed_fraction;
+    options.record_delta_hashes = record_delta_hashes;
     py::gil_scoped_release release;
     checkpointer().save(path, *cpp_args, options);
   }
@@ -108,13 +112,29 @@ void InitCheckpointers(py::module_& m) {
            py::arg("is_async"), py::arg("async_options"), py::arg("multiprocessing_options"), py::arg("file_options"),
            py::arg("atomicity_options"))
       .def("save", &PyCheckpointer::save, py::arg("directory"), py::arg("args"), py::arg("force"),
-           py::arg("custom_metadata"))
+           py::arg("custom_metadata"), py::arg("delta_base") = py::none(), py::arg("delta_max_changed_fraction") = 1.0,
+           py::arg("record_delta_hashes") = false)
       .def("restore", &PyCheckpointer::restore, py::arg("directory"), py::arg("args"))
       .def("metadata", &PyCheckpointer::metadata, py::arg("directory"))
       .def("wait_until_finished", &PyCheckpointer::wait_until_finished)
       .def("check_for_errors", &PyCheckpointer::check_for_errors)
       .def("is_saving_in_progress", &PyCheckpointer::is_saving_in_progress)
       .def("close", &PyCheckpointer::close);
+
+  // What `cairn info --json` prints (DescribeCheckpoint), as JSON text: the Python package reads each array's
+  // `_sharding` entry from it to restore jax.Arrays onto their saved shardings.
+  m.def(
+      "_describe",
+      [](py::handle path) {
+        const std::filesystem::path p = PathFromPy(path);
+        std::string text;
+        {
+          py::gil_scoped_release release;
+          text = DescribeCheckpoint(p).dump();
+        }
+        return text;
+      },
+      py::arg("path"));
 }
 
 }  // namespace cairn::python

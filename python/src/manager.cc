@@ -112,6 +112,8 @@ CheckpointManagerOptions ManagerOptionsFromPy(py::handle obj) {
   }
   if (auto v = OptionalAttr<bool>(obj, "prevent_write_metrics")) o.prevent_write_metrics = *v;
   if (auto v = OptionalAttr<bool>(obj, "lightweight_initialize")) o.lightweight_initialize = *v;
+  if (auto v = OptionalAttr<bool>(obj, "save_deltas")) o.save_deltas = *v;
+  if (auto v = OptionalAttr<double>(obj, "delta_max_changed_fraction")) o.delta_max_changed_fraction = *v;
   if (py::object fn = Attr(obj, "reached_preemption_fn"); !fn.is_none()) {
     PyCallable call(fn);
     o.reached_preemption_fn = [call](int64_t step) { return call.Call<bool>(step); };
@@ -244,6 +246,7 @@ class PyManager {
     py::gil_scoped_release release;
     manager().reload();
   }
+  std::string step_directory(int64_t step) { return manager().step_directory(step).string(); }
   void delete_step(int64_t step) {
     py::gil_scoped_release release;
     manager().delete_step(step);
@@ -291,6 +294,7 @@ void InitManager(py::module_& m) {
       .def("reached_preemption", &PyManager::reached_preemption)
       .def("reload", &PyManager::reload)
       .def("delete", &PyManager::delete_step)
+      .def("step_directory", &PyManager::step_directory, py::arg("step"))
       .def("wait_until_finished", &PyManager::wait_until_finished)
       .def("check_for_errors", &PyManager::check_for_errors)
       .def("is_saving_in_progress", &PyManager::is_saving_in_progress)

@@ -37,7 +37,17 @@ Box BoxFromIndex(py::handle index, const Shape& global_shape) {
   return box;
 }
 
-// This process's shards of a jax.Array spanning processes, one per box (the lowest replica of it here).
+// Whether a jax.Array is saved shard by shard: when it spans processes (each saves its own), and when it lies on
+// several devices of this one, so that each shard's buffer is read in place (numpy over the CPU buffer) instead of
+// first being gathered into a copy of the whole array; the chunks are then the shards, as Orbax writes them.
+bool SaveByShards(py::handle obj) {
+  if (!py::hasattr(obj, "addressable_shards")) return false;
+  py::object sharding = Attr(obj, "sharding");
+  if (SpansProcesses(sharding)) return true;
+  return !sharding.is_none() && py::hasattr(sharding, "device_set") && py::len(sharding.attr("device_set")) > 1;
+}
+
+// This process's shards of a jax.Array, one per box (the lowest replica of it here).
 Tree ShardedFromJax(py::handle obj, KeepAlive& keep, const KeyPath& path) {
   Shape global_shape = obj.attr("shape").cast<Shape>();
   DType dtype = DTypeFromPy(obj.attr("dtype"));
@@ -87,8 +97,8 @@ Tree FromPy(py::handle obj, KeepAlive& keep, KeyPath& path) {
     std::vector<Tree::Item> items;
     for (auto [key, value] : py::reinterpret_borrow<py::dict>(obj)) {
       if (!PyUnicode_Check(key.ptr())) {
-        throw InvalidArgumentError(PathString(path) + ": dict keys must be strings, got " +
-                                   py::repr(key).cast<std::string>());
+        // A TypeError, as Python reports a value of the wrong type; raised before anything is written.
+        throw py::type_error(PathString(path) + ": dict keys must be strings, got " + py::repr(key).cast<std::string>());
       }
       auto name = key.cast<std::string>();
       path.push_back({name, KeyType::kDict});
@@ -107,18 +117,16 @@ Tree FromPy(py::handle obj, KeepAlive& keep, KeyPath& path) {
     }
     return PyTuple_Check(obj.ptr()) ? Tree::Tuple(std::move(elements)) : Tree::List(std::move(elements));
   }
-  if (py::hasattr(obj, "addressable_shards") && SpansProcesses(Attr(obj, "sharding"))) {
-    return ShardedFromJax(obj, keep, path);
-  }
+  if (SaveByShards(obj)) return ShardedFromJax(obj, keep, path);
   if (IsArrayLike(obj)) return Tree(ArrayFromPy(obj, keep, PathString(path)));
   // Anything with a shape and a dtype but no data (jax.ShapeDtypeStruct and the like) is a restore target.
   if (py::hasattr(obj, "shape") && py::hasattr(obj, "dtype")) {
     if (py::object sharding = Attr(obj, "sharding"); SpansProcesses(sharding)) return ShardedSpecFromJax(obj, sharding);
     return Tree(ArraySpec{DTypeFromPy(obj.attr("dtype")), obj.attr("shape").cast<Shape>()});
   }
-  throw InvalidArgumentError(PathString(path) + ": cannot save a " +
-                             py::str(py::type::of(obj).attr("__name__")).cast<std::string>() +
-                             " (leaves are numpy arrays, array-likes, bool, int, float, str and None)");
+  throw py::type_error(PathString(path) + ": cannot save a " +
+                       py::str(py::type::of(obj).attr("__name__")).cast<std::string>() +
+                       " (leaves are numpy arrays, array-likes, bool, int, float, str and None)");
 }
 
 }  // namespace

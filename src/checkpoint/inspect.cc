@@ -12,6 +12,7 @@
 #include "metadata/array_metadata.h"
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/checksums.h"
+#include "metadata/delta_record.h"
 #include "metadata/legacy_aggregate.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
@@ -94,6 +95,13 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   }
   const std::vector<md::TreeMetadataEntry>& entries = tree->entries;
 
+  // Each array's sharding as `_sharding` records it (Orbax's JSON object); absent from some Orbax checkpoints.
+  std::map<std::string, nlohmann::json> shardings;
+  if (fs->Exists(dir / md::kShardingFile)) {
+    shardings = md::DecodeSharding(md::ReadItemFile(*fs, dir, md::kShardingFile, sums),
+                                   (dir / md::kShardingFile).string());
+  }
+
   std::set<int> formats;
   uint64_t total = 0;
   ojson leaves = ojson::array();
@@ -137,6 +145,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
           leaf["chunks"] = m.chunks;
           leaf["compression"] = m.compressed() ? ojson(m.CompressionName()) : ojson(nullptr);
           leaf["zarr_format"] = static_cast<int>(m.format);
+          if (auto it = shardings.find(param); it != shardings.end()) leaf["sharding"] = it->second;
           if (stored_sizes) DescribeStored(*store, param, m, leaf);
           total += bytes;
         }
@@ -150,6 +159,19 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   out["layout"] = std::move(layout);
   out["custom_metadata"] = tree ? ojson(tree->custom_metadata) : ojson(nullptr);
   out["bytes"] = total;
+  // Delta tracking (`cairn_delta/`): the chunk bytes this step wrote and those it shares with its base.
+  ojson delta = nullptr;
+  try {
+    if (auto record = md::ReadItemDeltaRecord(*fs, dir)) {
+      delta = ojson::object();
+      delta["base"] = record->base.empty() ? ojson(nullptr) : ojson(record->base);
+      delta["bytes_written"] = record->bytes_written;
+      delta["bytes_shared"] = record->bytes_shared;
+    }
+  } catch (const Error& e) {
+    delta = ojson{{"error", e.what()}};
+  }
+  out["delta"] = std::move(delta);
   out["tree"] = std::move(leaves);
   return out;
 }

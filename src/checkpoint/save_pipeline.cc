@@ -45,6 +45,44 @@ AtomicityOptions ResolveAtomicity(FileSystem& fs, const std::filesystem::path& d
   return requested;
 }
 
+namespace {
+
+CheckpointHandler::DeltaBase PlanDelta(FileSystem& fs, const SavePlan& plan, const SaveOptions& save_options) {
+  CheckpointHandler::DeltaBase delta;
+  const double fraction = save_options.delta_max_changed_fraction;
+  if (!(fraction >= 0.0 && fraction <= 1.0)) {
+    throw InvalidArgumentError("delta_max_changed_fraction must lie in [0, 1], got " + std::to_string(fraction));
+  }
+  delta.max_changed_fraction = fraction;
+  if (!save_options.delta_base) return delta;  // only recording hashes
+  const std::string what = "cannot save " + plan.directory.string() + " as a delta against ";
+  if (save_options.delta_base->empty()) throw InvalidArgumentError("delta_base is empty");
+  const std::filesystem::path base = NormalizeCheckpointPath(*save_options.delta_base);
+  if (base == plan.directory) throw InvalidArgumentError(what + "itself");
+  if (IsObjectStoreUrl(plan.directory.native()) || !fs.SupportsHardLinks(plan.directory)) {
+    throw UnimplementedError(what + base.string() + ": delta saves need hard links, which this file system (" +
+                             plan.directory.string() + ") does not have; save in full");
+  }
+  if (distributed::GroupOf(plan.multiprocessing).count() > 1) {
+    throw UnimplementedError(what + base.string() +
+                             ": delta saves of multi-process checkpoints are not supported yet; save in full");
+  }
+  if (io::IsTemporaryPath(base)) {
+    throw InvalidArgumentError(what + base.string() + ": the base is an unfinished save, not a committed checkpoint");
+  }
+  if (!fs.IsDirectory(base)) {
+    throw NotFoundError(what + base.string() + ": the base step does not exist");
+  }
+  if (!fs.Exists(base / io::kCommitSuccessFile)) {
+    throw InvalidArgumentError(what + base.string() + ": the base is not a committed checkpoint (no " +
+                               std::string(io::kCommitSuccessFile) + ")");
+  }
+  delta.item_dir = base;
+  return delta;
+}
+
+}  // namespace
+
 SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std::filesystem::path& directory_in,
                   const SaveOptions& save_options) {
   SavePlan plan;
@@ -75,6 +113,9 @@ SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std:
   plan.init_timestamp_nsecs = metadata::NowNanoseconds();
   plan.multiprocessing = options.multiprocessing_options;
   plan.primary = distributed::IsPrimary(plan.multiprocessing);
+  if (save_options.delta_base || save_options.record_delta_hashes) {
+    plan.delta = PlanDelta(fs, plan, save_options);
+  }
   return plan;
 }
 
@@ -162,6 +203,12 @@ void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan
   try {
     distributed::Agree(plan.multiprocessing, "Checkpointer:save", [&] {
       if (hooks.check_continue) hooks.check_continue();
+      // The base of a delta save is the handler's only while this save runs.
+      struct ResetDelta {
+        CheckpointHandler& handler;
+        ~ResetDelta() { handler.set_delta_base(std::nullopt); }
+      } reset{handler};
+      handler.set_delta_base(plan.delta);
       handler.save(plan.work, args);
     });
   } catch (...) {

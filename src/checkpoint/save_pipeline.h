@@ -31,10 +31,15 @@ struct SavePlan {
   int64_t init_timestamp_nsecs = 0;
   MultiprocessingOptions multiprocessing;
   bool primary = true;  // this process creates, finalizes and commits
+  // A delta save (SaveOptions::delta_base), or one recording hashes for later deltas (item_dir empty): handed to the
+  // handler for the duration of its save.
+  std::optional<CheckpointHandler::DeltaBase> delta;
 };
 
 // Validates the request and decides the paths; touches nothing but Stat. AlreadyExistsError when the
-// destination exists without force.
+// destination exists without force. A delta base that is missing (NotFoundError), not a committed checkpoint
+// (InvalidArgumentError), or unusable here (object stores, several processes: UnimplementedError) is refused here,
+// before anything is written.
 SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std::filesystem::path& directory,
                   const SaveOptions& save_options);
 

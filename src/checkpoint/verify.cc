@@ -17,6 +17,7 @@
 #include "metadata/array_metadata.h"
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/checksums.h"
+#include "metadata/delta_record.h"
 #include "metadata/legacy_aggregate.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
@@ -114,6 +115,20 @@ class Verifier {
           sums.files.merge(part.files);
           sums.chunk_blocks.merge(part.chunk_blocks);
           have_sums = true;
+        } catch (const Error& e) {
+          Problem(label + relative, e.what());
+        }
+      }
+    }
+    // The delta record (`cairn_delta/`): read and checked against its own CRC. The chunks it describes are checked
+    // below like any other: a delta step's shared chunks are read through its own tree, from its own (linked) files.
+    if (fs_->IsDirectory(dir / md::kDeltaDir)) {
+      for (const auto& name : fs_->ListDir(dir / md::kDeltaDir)) {
+        const std::string relative = std::string(md::kDeltaDir) + "/" + name;
+        auto text = ReadFile(dir, relative, nullptr);
+        if (!text) continue;
+        try {
+          md::DecodeDeltaRecord(*text, (dir / relative).string());
         } catch (const Error& e) {
           Problem(label + relative, e.what());
         }
@@ -379,6 +394,7 @@ class Verifier {
   static uint64_t MaxFileBytes(const std::string& relative) {
     if (relative == md::kLegacyAggregateFile) return md::kMaxAggregateFileBytes;
     if (relative.rfind(std::string(md::kChecksumsDir) + "/", 0) == 0) return md::kMaxChecksumFileBytes;
+    if (relative.rfind(std::string(md::kDeltaDir) + "/", 0) == 0) return md::kMaxChecksumFileBytes;
     return kMaxMetadataFileBytes;
   }
 

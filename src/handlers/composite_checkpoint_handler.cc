@@ -106,7 +106,17 @@ void CompositeCheckpointHandler::save(const std::filesystem::path& directory, co
     CheckpointHandler& handler = HandlerFor(item, item_args.get());
     const auto item_dir = directory / item;
     fs().CreateDirs(item_dir, file_options().path_permission_mode);
-    handler.save(item_dir, *item_args);
+    // A delta save: each item shares with the same item of the base step.
+    std::optional<DeltaBase> item_base = delta_base();
+    if (item_base && !item_base->item_dir.empty()) item_base->item_dir /= item;
+    handler.set_delta_base(item_base);
+    try {
+      handler.save(item_dir, *item_args);
+    } catch (...) {
+      handler.set_delta_base(std::nullopt);
+      throw;
+    }
+    handler.set_delta_base(std::nullopt);
   }
   saved_items_.clear();
   for (const auto& [item, item_args] : composite.items()) saved_items_.push_back(item);

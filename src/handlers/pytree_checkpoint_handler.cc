@@ -16,6 +16,9 @@
 #include "core/thread_pool.h"
 #include "distributed/agreement.h"
 #include "handlers/array_storage.h"
+#include "handlers/delta_base.h"
+#include "kvstore/ocdbt/writer.h"
+#include "metadata/delta_record.h"
 #include "handlers/synthesized_metadata.h"
 #include "metadata/array_metadata.h"
 #include "metadata/checksums.h"
@@ -392,8 +395,21 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   const int process = group.index();
   const bool primary = distributed::IsPrimary(multiprocessing_options());
   const int64_t target_file_size = request.ocdbt_target_data_file_size.value_or(kDefaultTargetDataFileSize);
+  // A delta save (docs/format.md, "Delta steps"): the base is read and checked before anything is written.
+  // Without OCDBT there are no references to share through: such an item is written in full.
+  const std::optional<DeltaBase> delta = options_.use_ocdbt ? delta_base() : std::nullopt;
+  handlers::DeltaBase base;
+  if (delta) {
+    if (group.count() > 1) {
+      throw UnimplementedError("delta saves of multi-process checkpoints are not supported yet (" +
+                               std::to_string(group.count()) + " processes): save in full");
+    }
+    if (!delta->item_dir.empty()) base = handlers::LoadDeltaBase(fs_ptr(), delta->item_dir);
+  }
   auto store = handlers::OpenArrayStoreForWrite(fs_ptr(), directory, options_, process,
                                                 request.ocdbt_target_data_file_size);
+  auto* delta_writer = delta ? dynamic_cast<kvstore::OcdbtWriter*>(store.get()) : nullptr;
+  if (delta_writer) delta_writer->EnableDelta(base.index, delta->max_changed_fraction);
 
   md::TreeMetadata tree_metadata;
   tree_metadata.use_ocdbt = options_.use_ocdbt;
@@ -438,6 +454,17 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
     }
     return zmeta;
   };
+  // SaveArgs::sharding, checked: it goes into `_sharding`, which Orbax parses.
+  auto sharding_json = [&](const std::string& param) -> std::optional<std::string> {
+    const SaveArgs* save_args = FindArgs(request.save_args, param);
+    if (!save_args || !save_args->sharding) return std::nullopt;
+    const auto parsed = nlohmann::json::parse(*save_args->sharding, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object() || !parsed.contains("sharding_type")) {
+      throw InvalidArgumentError("SaveArgs.sharding of parameter " + param +
+                                 " is not an Orbax sharding (a JSON object with \"sharding_type\")");
+    }
+    return save_args->sharding;
+  };
   auto stored_dtype = [&](const std::string& param, DType dtype) {
     const SaveArgs* save_args = FindArgs(request.save_args, param);
     return save_args && save_args->dtype ? *save_args->dtype : dtype;
@@ -469,7 +496,7 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
         entry.value_type = scalar ? md::kScalar : md::kJaxArray;
         if (!scalar) {
           entry.write_shape = array.shape();
-          shardings.emplace_back(param, md::kSingleDeviceShardingJson);
+          shardings.emplace_back(param, sharding_json(param).value_or(md::kSingleDeviceShardingJson));
           if (primary) array_metadatas.push_back({param, array.shape(), zmeta.chunks});
         }
         if (primary) {
@@ -488,7 +515,8 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
             zarr_metadata(param, stored_dtype(param, sharded.dtype()), sharded.global_shape(), write_shape);
         entry.value_type = md::kJaxArray;
         entry.write_shape = write_shape;
-        if (sharded.sharding()) shardings.emplace_back(param, sharded.sharding()->ToOrbaxJson());
+        if (auto given = sharding_json(param)) shardings.emplace_back(param, *given);
+        else if (sharded.sharding()) shardings.emplace_back(param, sharded.sharding()->ToOrbaxJson());
         bool metadata_written = false;
         for (const Shard& shard : sharded.shards()) {
           if (shard.replica_id != 0) continue;  // another process writes this box
@@ -520,10 +548,47 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   };
   // save_concurrent_gb bounds the bytes being cast and encoded at once (an array, or one box of it).
   ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options_.save_concurrent_gb, 1)) << 30);
+  // Parameters declared frozen (SaveArgs::frozen) take every chunk from the base, unread and unhashed; their CRCs
+  // come from the base's checksums, so restores and `cairn verify` still check every byte this step references.
+  std::set<std::string> frozen_done;
+  auto take_frozen = [&](const ArrayWrite& w) {
+    const SaveArgs* save_args = FindArgs(request.save_args, w.param);
+    if (!delta_writer || !base.index || !save_args || !save_args->frozen) return false;
+    {
+      std::lock_guard lock(checksums_mu);
+      if (!frozen_done.insert(w.param).second) return true;  // another box of the same array did it
+    }
+    auto base_store = kvstore::OpenOcdbtForRead(fs_ptr(), delta->item_dir);
+    std::optional<zarr::ZarrMetadata> base_meta;
+    try {
+      base_meta = zarr::ReadZarrMetadata(*base_store, w.param);
+    } catch (const NotFoundError&) {
+    }
+    if (!base_meta || zarr::EncodeZarrMetadata(*base_meta) != zarr::EncodeZarrMetadata(w.metadata)) {
+      throw InvalidArgumentError(
+          "parameter " + w.param + " is declared frozen, but the delta base " + delta->item_dir.string() +
+          (base_meta ? " stores it with another dtype, shape, chunking or compression" : " does not hold it"));
+    }
+    zarr::ForEachChunkKey(w.metadata, [&](const std::string& chunk) {
+      const std::string key = w.param + "/" + chunk;
+      auto crc = base.checksums.chunks.find(key);
+      if (crc == base.checksums.chunks.end() || !delta_writer->WriteFromBase(key)) {
+        throw InvalidArgumentError("parameter " + w.param + " is declared frozen, but chunk " + key +
+                                   " of the delta base " + delta->item_dir.string() + " is missing or unchecked");
+      }
+      std::lock_guard lock(checksums_mu);
+      checksums.chunks[key] = crc->second;
+      if (auto blocks = base.checksums.chunk_blocks.find(key); blocks != base.checksums.chunk_blocks.end()) {
+        checksums.chunk_blocks[key] = blocks->second;
+      }
+    });
+    return true;
+  };
   ParallelFor(writes.size(), [&](size_t i) {
     const ArrayWrite& w = writes[i];
     if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata, &record);
     if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
+    if (take_frozen(w)) return;
     ByteBudget::Hold hold(budget, w.data.num_bytes());
     const Array data = w.data.dtype() == w.metadata.dtype ? w.data : w.data.Cast(w.metadata.dtype);
     zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin, &record);
@@ -537,6 +602,14 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
     if (!strings.empty()) write_file(kStringsFile, strings.dump());
     write_file(md::kShardingFile, md::EncodeShardingFile(shardings));
     write_file(md::kTreeMetadataFile, md::EncodeTreeMetadata(tree_metadata));
+  }
+  if (delta_writer) {
+    const kvstore::ocdbt::DeltaRecord written = delta_writer->delta_record();
+    md::DeltaRecordFile record_file{written.sha256, written.bytes_written, written.bytes_shared,
+                                    delta->item_dir.string()};
+    file_system.CreateDirs(directory / md::kDeltaDir);
+    file_system.WriteFile(directory / md::kDeltaDir / process_file, md::EncodeDeltaRecord(record_file),
+                          /*sync=*/true);
   }
   file_system.CreateDirs(directory / md::kChecksumsDir);
   file_system.WriteFile(directory / md::kChecksumsDir / process_file, md::EncodeChecksums(checksums), /*sync=*/true);

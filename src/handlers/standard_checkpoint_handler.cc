@@ -32,7 +32,14 @@ void StandardCheckpointHandler::save(const std::filesystem::path& directory, con
                                                                     : std::string("placeholder")));
     }
   }
-  impl_.Save(directory, {a.item, a.save_args, a.custom_metadata, std::nullopt});
+  impl_.set_delta_base(delta_base());
+  try {
+    impl_.Save(directory, {a.item, a.save_args, a.custom_metadata, std::nullopt});
+  } catch (...) {
+    impl_.set_delta_base(std::nullopt);
+    throw;
+  }
+  impl_.set_delta_base(std::nullopt);
 }
 
 Tree StandardCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {

@@ -39,6 +39,14 @@ class RoutingFileSystem final : public FileSystem {
     }
     fs.Rename(from, to);
   }
+  void HardLink(const std::filesystem::path& existing, const std::filesystem::path& link) override {
+    FileSystem& fs = For(link);
+    if (&fs != &For(existing)) {
+      throw UnimplementedError("link " + link.string() + " to " + existing.string() + ": not within one file system");
+    }
+    fs.HardLink(existing, link);
+  }
+  bool SupportsHardLinks(const std::filesystem::path& path) override { return For(path).SupportsHardLinks(path); }
   void RemoveFile(const std::filesystem::path& path) override { For(path).RemoveFile(path); }
   void RemoveEmptyDir(const std::filesystem::path& path) override { For(path).RemoveEmptyDir(path); }
   void SyncDir(const std::filesystem::path& path) override { For(path).SyncDir(path); }

@@ -20,6 +20,7 @@ const char* FsOpName(FsOp op) {
     case FsOp::kRemoveDir: return "remove directory";
     case FsOp::kSyncDir: return "fsync directory";
     case FsOp::kChmod: return "chmod";
+    case FsOp::kLink: return "link";
   }
   return "?";
 }
@@ -124,6 +125,10 @@ std::vector<std::string> FaultInjectingFileSystem::ListDir(const std::filesystem
 void FaultInjectingFileSystem::Rename(const std::filesystem::path& from, const std::filesystem::path& to) {
   MaybeFail(FsOp::kRename, from);
   base_->Rename(from, to);
+}
+void FaultInjectingFileSystem::HardLink(const std::filesystem::path& existing, const std::filesystem::path& link) {
+  MaybeFail(FsOp::kLink, link);
+  base_->HardLink(existing, link);
 }
 void FaultInjectingFileSystem::RemoveFile(const std::filesystem::path& path) {
   MaybeFail(FsOp::kRemoveFile, path);

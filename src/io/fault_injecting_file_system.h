@@ -14,7 +14,7 @@
 namespace cairn::io {
 
 enum class FsOp { kStat, kCreateDir, kOpenWrite, kAppend, kSync, kClose, kOpenRead, kRead, kListDir, kRename,
-                  kRemoveFile, kRemoveDir, kSyncDir, kChmod };
+                  kRemoveFile, kRemoveDir, kSyncDir, kChmod, kLink };
 
 const char* FsOpName(FsOp op);
 
@@ -41,6 +41,8 @@ class FaultInjectingFileSystem final : public FileSystem {
   void RemoveEmptyDir(const std::filesystem::path& path) override;
   void SyncDir(const std::filesystem::path& path) override;
   void SetPermissions(const std::filesystem::path& path, uint32_t mode) override;
+  void HardLink(const std::filesystem::path& existing, const std::filesystem::path& link) override;
+  bool SupportsHardLinks(const std::filesystem::path& path) override { return base_->SupportsHardLinks(path); }
   bool HasAtomicRename(const std::filesystem::path& path) override { return base_->HasAtomicRename(path); }
   bool HasDirectoryEntries(const std::filesystem::path& path) override { return base_->HasDirectoryEntries(path); }
 

@@ -46,6 +46,11 @@ std::unique_ptr<ReadableFile> FileSystem::OpenForReadBelow(const std::filesystem
   return OpenForRead(root / relative);
 }
 
+void FileSystem::HardLink(const std::filesystem::path& existing, const std::filesystem::path& link) {
+  throw UnimplementedError("cannot link " + link.string() + " to " + existing.string() +
+                           ": this file system has no hard links");
+}
+
 void FileSystem::RequireRelativeBelow(const std::filesystem::path& relative) {
   bool ok = !relative.empty() && relative.is_relative();
   for (const auto& part : relative) ok = ok && part != ".." && part != ".";

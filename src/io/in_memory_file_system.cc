@@ -80,6 +80,19 @@ class InMemoryFileSystem final : public FileSystem {
     for (auto& [key, node] : moved) nodes_[key] = node;
   }
 
+  // The two names share one contents buffer, as two directory entries share one inode.
+  void HardLink(const Path& existing, const Path& link) override {
+    std::lock_guard lock(mu_);
+    std::string src = Normal(existing), dst = Normal(link);
+    auto it = nodes_.find(src);
+    if (it == nodes_.end()) throw NotFoundError("link " + src + ": no such file or directory");
+    if (it->second.is_directory) throw IoError("link " + src, EPERM);
+    if (nodes_.count(dst)) throw AlreadyExistsError("link " + dst + ": already exists");
+    RequireParentDir(dst, "link");
+    nodes_[dst] = it->second;
+  }
+  bool SupportsHardLinks(const Path&) override { return true; }
+
   void RemoveFile(const Path& path) override {
     std::lock_guard lock(mu_);
     std::string key = Normal(path);

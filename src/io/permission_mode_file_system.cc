@@ -24,6 +24,10 @@ class PermissionModeFileSystem final : public FileSystem {
   }
   std::vector<std::string> ListDir(const std::filesystem::path& path) override { return base_->ListDir(path); }
   void Rename(const std::filesystem::path& from, const std::filesystem::path& to) override { base_->Rename(from, to); }
+  void HardLink(const std::filesystem::path& existing, const std::filesystem::path& link) override {
+    base_->HardLink(existing, link);
+  }
+  bool SupportsHardLinks(const std::filesystem::path& path) override { return base_->SupportsHardLinks(path); }
   void RemoveFile(const std::filesystem::path& path) override { base_->RemoveFile(path); }
   void RemoveEmptyDir(const std::filesystem::path& path) override { base_->RemoveEmptyDir(path); }
   void SyncDir(const std::filesystem::path& path) override { base_->SyncDir(path); }

@@ -241,6 +241,14 @@ class PosixFileSystem final : public FileSystem {
     if (::rename(from.c_str(), to.c_str()) != 0) ThrowErrno("rename " + from.string() + " to", to, errno);
   }
 
+  void HardLink(const std::filesystem::path& existing, const std::filesystem::path& link) override {
+    if (::link(existing.c_str(), link.c_str()) != 0) {
+      if (errno == EEXIST) throw AlreadyExistsError("link " + link.string() + ": already exists");
+      ThrowErrno("link " + existing.string() + " as", link, errno);
+    }
+  }
+  bool SupportsHardLinks(const std::filesystem::path&) override { return true; }
+
   void RemoveFile(const std::filesystem::path& path) override {
     if (::unlink(path.c_str()) != 0) ThrowErrno("remove", path, errno);
   }

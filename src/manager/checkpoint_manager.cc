@@ -492,10 +492,24 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
     composite.add(kMetricsItemName, args::JsonSave{options.metrics});
   }
 
+  // force: replace only what does not count as a step (a commit-file directory without its commit file).
+  SaveOptions save_options{.force = true, .custom_metadata = options.custom_metadata};
+  if (options_.save_deltas && fs_->SupportsHardLinks(directory_) && distributed::GroupOf(mp_).count() <= 1) {
+    // Every step records its chunks' hashes, and shares what did not change with the latest step kept (which
+    // retention cannot delete before this save commits: old steps go only after it).
+    save_options.record_delta_hashes = true;
+    save_options.delta_max_changed_fraction = options_.delta_max_changed_fraction;
+    for (auto it = checkpoints_.rbegin(); it != checkpoints_.rend(); ++it) {
+      const auto base = StepPath(it->step);
+      if (it->step < step && fs_->Exists(base / io::kCommitSuccessFile)) {
+        save_options.delta_base = base;
+        break;
+      }
+    }
+  }
   saving_ = true;
   try {
-    // force: replace only what does not count as a step (a commit-file directory without its commit file).
-    checkpointer_->save(path, composite, SaveOptions{.force = true, .custom_metadata = options.custom_metadata});
+    checkpointer_->save(path, composite, save_options);
   } catch (...) {
     saving_ = false;
     throw;

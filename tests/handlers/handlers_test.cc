@@ -56,7 +56,7 @@ TEST_P(LayoutTest, ChunkedArraysAndLargeOnes) {
   TempDir dir;
   Tree state = Tree::Dict({{"big", Iota({512, 1024})}, {"odd", Iota({7, 13, 5}, DType::kInt16)}});
   Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Options()));
-  ckptr.save(dir / "1", args::PyTreeSave{state, {{"", SaveArgs{std::nullopt, 64 * 1024}}}});
+  ckptr.save(dir / "1", args::PyTreeSave{state, {{"", SaveArgs{std::nullopt, 64 * 1024, std::nullopt}}}});
   EXPECT_EQ(ckptr.restore(dir / "1"), state);
 }
 
@@ -124,6 +124,33 @@ TEST(StandardCheckpointHandler, RoundTripAndLayout) {
   EXPECT_TRUE(std::filesystem::exists(dir / "1/_METADATA"));
   EXPECT_TRUE(std::filesystem::exists(dir / "1/_sharding"));
   EXPECT_TRUE(std::filesystem::exists(dir / "1/array_metadatas/process_0"));
+}
+
+// SaveArgs::sharding (the Python module's jax.Array shardings) goes into `_sharding` as given, and `cairn info`
+// (DescribeCheckpoint) reports it; anything but an Orbax sharding object is refused before the save commits.
+TEST(StandardCheckpointHandler, RecordsTheShardingItIsGiven) {
+  TempDir dir;
+  const std::string named = R"({"sharding_type": "NamedSharding", "shape": [2], "axis_names": ["x"], )"
+                            R"("partition_spec": ["x"], "device_mesh": {"mesh": [{"id": 0}, {"id": 1}]}})";
+  Checkpointer ckptr(std::make_unique<StandardCheckpointHandler>(Layout()));
+  SaveArgs with_sharding;
+  with_sharding.sharding = named;
+  ckptr.save(dir / "1", args::StandardSave{State(), {{"params.w", with_sharding}}});
+  EXPECT_EQ(ckptr.restore(dir / "1"), State());
+  const nlohmann::json sharding = nlohmann::json::parse(cairn::testing::Slurp(dir / "1/_sharding"));
+  EXPECT_EQ(sharding.at("cGFyYW1zLnc="), named);  // base64url("params.w")
+  EXPECT_NE(sharding.at("cGFyYW1zLmI=").get<std::string>().find("SingleDeviceSharding"), std::string::npos);
+  bool reported = false;
+  const auto description = DescribeCheckpoint(dir / "1");
+  for (const auto& leaf : description["items"][0]["tree"]) {
+    if (leaf["name"] == "params.w") reported = leaf.at("sharding").dump() == nlohmann::json::parse(named).dump();
+  }
+  EXPECT_TRUE(reported);
+
+  SaveArgs bad;
+  bad.sharding = "[1, 2]";
+  EXPECT_THROW(ckptr.save(dir / "2", args::StandardSave{State(), {{"params.w", bad}}}), InvalidArgumentError);
+  EXPECT_FALSE(std::filesystem::exists(dir / "2"));
 }
 
 TEST(StandardCheckpointHandler, RejectsWhatOrbaxRejects) {
@@ -228,7 +255,7 @@ TEST(PyTreeCheckpointHandler, SaveAndRestoreArgs) {
   TempDir dir;
   Tree state = Tree::Dict({{"a", Iota({4})}, {"b", Iota({4})}});
   Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(Layout()));
-  ckptr.save(dir / "1", args::PyTreeSave{state, {{"a", SaveArgs{DType::kBFloat16, std::nullopt}}}});
+  ckptr.save(dir / "1", args::PyTreeSave{state, {{"a", SaveArgs{DType::kBFloat16, std::nullopt, std::nullopt}}}});
   EXPECT_EQ(ckptr.metadata(dir / "1").item_metadata["a"].spec().dtype, DType::kBFloat16);
   Tree restored = ckptr.restore(dir / "1", args::PyTreeRestore{Tree::None(), {{"", RestoreArgs{DType::kFloat64}}}});
   EXPECT_EQ(restored["a"].array(), Iota({4}, DType::kFloat64));

@@ -30,7 +30,7 @@ TEST(ZarrPythonInterop, PythonZarrReadsWhatCairnWrote) {
                              {"complex64_c", Iota({2, 2}, DType::kComplex64)},
                              {"float64_chunked", Iota({64, 32}, DType::kFloat64)}});
     Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(options));
-    ckptr.save(dir / "ckpt", args::PyTreeSave{state, {{"float64_chunked", SaveArgs{std::nullopt, 1024}}}});
+    ckptr.save(dir / "ckpt", args::PyTreeSave{state, {{"float64_chunked", SaveArgs{std::nullopt, 1024, std::nullopt}}}});
     std::string command = "/usr/bin/python3 " CAIRN_SOURCE_DIR "/tests/interop/read_with_zarr.py " +
                           (dir / "ckpt").string();
     EXPECT_EQ(std::system(command.c_str()), 0) << command;

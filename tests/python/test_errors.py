@@ -57,9 +57,9 @@ def test_invalid_arguments_are_value_errors(tmp_path):
             ckptr.restore(tmp_path / "c", args=ocp.args.PyTreeRestore({"y": ocp.ArraySpec((2, 3), np.float32)}))
         with pytest.raises(ValueError, match="JsonSave"):  # the wrong args for the handler
             ckptr.save(tmp_path / "d", args=ocp.args.JsonSave({"a": 1}))
-        with pytest.raises(ValueError, match="cannot save a object"):
+        with pytest.raises(TypeError, match="cannot save a object"):
             ckptr.save(tmp_path / "e", {"x": object()})
-        with pytest.raises(ValueError, match="dict keys must be strings"):
+        with pytest.raises(TypeError, match="dict keys must be strings"):
             ckptr.save(tmp_path / "f", {1: np.zeros(2)})
         with pytest.raises(ValueError, match="int64"):
             ckptr.save(tmp_path / "g", {"x": 1 << 70})

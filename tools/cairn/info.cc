@@ -17,7 +17,8 @@ constexpr const char* kHelp = R"(usage: cairn info [--json] DIR|FILE
 What a checkpoint holds, read from its metadata files only (no array data is read):
 the tree (parameter name, dtype, shape, bytes, chunk shape, compression), the step's
 _CHECKPOINT_METADATA (handlers, metrics, timestamps, custom metadata) and the layout
-(OCDBT or per-parameter zarr directories, zarr v2 or zarr3, processes, checksums).
+(OCDBT or per-parameter zarr directories, zarr v2 or zarr3, processes, checksums) and, for steps saved with
+delta tracking, how many chunk bytes the step wrote and how many it shares with its base step.
 DIR may be a checkpoint manager's directory (its steps are listed), a step, a composite
 step, or a single item. FILE may be a safetensors file (its header is shown).
 
@@ -84,6 +85,18 @@ void PrintStep(const ojson& step, const std::string& indent) {
                 << (layout["metadata_file"].get<bool>() ? "" : ", no _METADATA") << "\n";
       if (!item["custom_metadata"].is_null() && !item["custom_metadata"].empty()) {
         std::cout << indent << "  custom_metadata: " << item["custom_metadata"].dump() << "\n";
+      }
+      if (item.contains("delta") && item["delta"].is_object()) {
+        const ojson& delta = item["delta"];
+        if (delta.contains("error")) {
+          std::cout << indent << "  delta record: error: " << Str(delta["error"]) << "\n";
+        } else {
+          std::cout << indent << "  chunk bytes: " << HumanBytes(delta["bytes_written"].get<uint64_t>())
+                    << " written, " << HumanBytes(delta["bytes_shared"].get<uint64_t>()) << " shared"
+                    << (delta["base"].is_null() ? std::string(" (full step)")
+                                                : " with " + delta["base"].get<std::string>())
+                    << "\n";
+        }
       }
       std::vector<std::vector<std::string>> rows = {{"name", "type", "dtype", "shape", "bytes", "chunks", "compression"}};
       size_t arrays = 0;

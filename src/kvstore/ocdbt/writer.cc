@@ -6,6 +6,8 @@
 
 #include "cairn/error.h"
 #include "cairn/object_store.h"
+#include "core/crc32c.h"
+#include "io/objstore/crypto.h"
 #include "io/temporary_path.h"
 #include "kvstore/ocdbt/random_id.h"
 #include "kvstore/ocdbt/reader.h"
@@ -52,6 +54,18 @@ DataFileWriter::Options DataFileOptions(const OcdbtWriterOptions& options) {
   DataFileWriter::Options out;
   out.target_file_size = options.target_data_file_size;
   out.buffer_bytes = options.write_buffer_bytes;
+  return out;
+}
+
+std::string ReadBaseValue(FileSystem& fs, const BaseValue& value) {
+  std::string out(value.length, '\0');
+  auto file = fs.OpenForRead(value.file);
+  if (!out.empty()) file->ReadAt(value.offset, out.size(), out.data());
+  if (value.crc32c && Crc32c(out) != *value.crc32c) {
+    throw CorruptionError("the delta base is damaged: bytes [" + std::to_string(value.offset) + ", " +
+                          std::to_string(value.offset + value.length) + ") of " + value.file.string() +
+                          " fail their CRC-32C check");
+  }
   return out;
 }
 
@@ -132,7 +146,7 @@ void OcdbtWriter::WriteView(std::string_view key, std::string_view value) {
                                  " was already flushed (OCDBT stores are write-once)");
     }
   }
-  Value stored = LaneFor().Append(value);
+  Value stored = StoreLarge(key, value);
   std::lock_guard lock(mu_);
   entries_.insert_or_assign(std::string(key), std::move(stored));
 }
@@ -155,7 +169,7 @@ void OcdbtWriter::Write(std::string_view key, std::string value) {
       check_open();
     }
     // Appended outside mu_: the data file writer has its own lock, and other keys need not wait on this copy.
-    stored = LaneFor().Append(value);
+    stored = StoreLarge(key, value);
   } else {
     stored = std::move(value);
   }
@@ -180,6 +194,13 @@ std::optional<std::string> OcdbtWriter::Read(std::string_view key, uint64_t max_
   if (it == entries_.end()) return std::nullopt;
   if (auto* inline_value = std::get_if<std::string>(&it->second)) return *inline_value;
   ocdbt::IndirectRef ref = std::get<ocdbt::IndirectRef>(it->second);
+  if (auto shared = shared_.find(key); shared != shared_.end() && ref.offset == shared->second.offset &&
+                                       ref.file.relative_path.ends_with(shared->second.file.filename().string())) {
+    // Shared with the base and not linked yet: read it where it lies.
+    ocdbt::BaseValue base = shared->second;
+    lock.unlock();
+    return ocdbt::ReadBaseValue(*fs_, base);
+  }
   lock.unlock();
   for (const auto& lane : lanes_) {
     if (lane->IsCurrentFile(ref.file)) return lane->Read(ref);
@@ -206,12 +227,116 @@ void OcdbtWriter::Flush() {
   if (flushed_) return;
   std::vector<ocdbt::LeafEntry> entries;
   entries.reserve(entries_.size());
+  FinishDeltaLocked();
   // Copies rather than moves: if the commit fails, the writer still holds everything and Flush can be retried.
   for (const auto& [key, value] : entries_) entries.push_back(ocdbt::LeafEntry{key, value});
   for (size_t i = 1; i < lanes_.size(); ++i) lanes_[i]->Finish();
   ocdbt::CommitNewDatabase(*fs_, dir_, options_, std::move(entries), *lanes_.front());
   flushed_ = true;
   entries_.clear();
+}
+
+void OcdbtWriter::EnableDelta(std::shared_ptr<const ocdbt::DeltaBaseIndex> base, double max_changed_fraction) {
+  std::lock_guard lock(mu_);
+  if (flushed_ || !entries_.empty()) {
+    throw InvalidArgumentError("EnableDelta must come before any write to " + Describe());
+  }
+  delta_ = true;
+  base_ = std::move(base);
+  max_changed_fraction_ = max_changed_fraction;
+}
+
+ocdbt::DeltaRecord OcdbtWriter::delta_record() const {
+  std::lock_guard lock(mu_);
+  return record_;
+}
+
+std::optional<ocdbt::IndirectRef> OcdbtWriter::ShareLocked(const std::string& key, const ocdbt::BaseValue& base) {
+  const std::string name = base.file.filename().string();
+  auto [it, inserted] = linked_.emplace(name, base.file);
+  if (!inserted && it->second != base.file) return std::nullopt;
+  shared_[key] = base;
+  record_.bytes_shared += base.length;
+  if (!base.sha256.empty()) record_.sha256[key] = base.sha256;
+  return ocdbt::IndirectRef{ocdbt::DataFileId{"", ocdbt::DataFileOptions(options_).relative_dir + name}, base.offset,
+                            base.length};
+}
+
+OcdbtWriter::Value OcdbtWriter::StoreLarge(std::string_view key, std::string_view value) {
+  if (!delta_) return LaneFor().Append(value);
+  // Hashed outside mu_: several threads write at once, and hashing is the bulk of a delta save's work.
+  const std::string sha = io::objstore::Sha256(value);
+  if (base_) {
+    if (auto hit = base_->key_by_hash.find(sha); hit != base_->key_by_hash.end()) {
+      const ocdbt::BaseValue& candidate = base_->by_key.find(hit->second)->second;
+      // Equal SHA-256 digests of unequal bytes are not known to exist (finding a pair costs about 2^128 work), so the
+      // digest alone decides; the length and the base's independently recorded CRC-32C must agree as well, so that
+      // even a forged or mis-recorded digest cannot make a step point at other bytes without a check failing.
+      if (candidate.length == value.size() && candidate.crc32c && *candidate.crc32c == Crc32c(value)) {
+        std::lock_guard lock(mu_);
+        if (auto ref = ShareLocked(std::string(key), candidate)) return *ref;
+      }
+    }
+  }
+  ocdbt::IndirectRef ref = LaneFor().Append(value);
+  std::lock_guard lock(mu_);
+  record_.sha256[std::string(key)] = sha;
+  record_.bytes_written += value.size();
+  return ref;
+}
+
+bool OcdbtWriter::WriteFromBase(std::string_view key) {
+  if (!base_) throw InvalidArgumentError("cannot take '" + std::string(key) + "' from a base: " + Describe() +
+                                         " has none");
+  std::unique_lock lock(mu_);
+  if (flushed_) throw InvalidArgumentError("cannot write key '" + std::string(key) + "': " + Describe() +
+                                           " was already flushed (OCDBT stores are write-once)");
+  if (auto it = base_->inline_by_key.find(key); it != base_->inline_by_key.end()) {
+    entries_.insert_or_assign(std::string(key), it->second);
+    return true;
+  }
+  auto it = base_->by_key.find(key);
+  if (it == base_->by_key.end()) return false;
+  if (auto ref = ShareLocked(std::string(key), it->second)) {
+    entries_.insert_or_assign(std::string(key), *ref);
+    return true;
+  }
+  // Another base file already took this file's name (only possible with a hand-made base): copy the bytes.
+  lock.unlock();
+  std::string bytes = ocdbt::ReadBaseValue(*fs_, it->second);
+  Value stored = LaneFor().Append(bytes);
+  lock.lock();
+  if (!it->second.sha256.empty()) record_.sha256[std::string(key)] = it->second.sha256;
+  record_.bytes_written += bytes.size();
+  entries_.insert_or_assign(std::string(key), std::move(stored));
+  return true;
+}
+
+void OcdbtWriter::FinishDeltaLocked() {
+  if (!delta_ || shared_.empty()) return;
+  const uint64_t total = record_.bytes_written + record_.bytes_shared;
+  const bool copy = static_cast<double>(record_.bytes_written) > max_changed_fraction_ * static_cast<double>(total);
+  if (copy) {
+    // Most bytes changed: sharing the rest would keep whole base files alive for a small part of them.
+    for (const auto& [key, base] : shared_) {
+      auto entry = entries_.find(key);
+      if (entry == entries_.end()) continue;
+      std::string bytes = ocdbt::ReadBaseValue(*fs_, base);
+      entry->second = LaneFor().Append(bytes);
+      record_.bytes_written += base.length;
+      record_.bytes_shared -= base.length;
+    }
+  } else {
+    const std::filesystem::path data_dir = dir_ / ocdbt::DataFileOptions(options_).relative_dir;
+    fs_->CreateDirs(data_dir);
+    for (const auto& [name, file] : linked_) {
+      if (!fs_->Exists(data_dir / name)) fs_->HardLink(file, data_dir / name);  // (exists: a retried Flush)
+    }
+    fs_->SyncDir(data_dir);
+    fs_->SyncDir(dir_);
+  }
+  shared_.clear();
+  linked_.clear();
 }
 
 std::unique_ptr<KvStore> OpenOcdbtForRead(std::shared_ptr<FileSystem> fs, std::filesystem::path dir) {

@@ -21,6 +21,7 @@
 #include "kvstore/kvstore.h"
 #include "kvstore/ocdbt/btree_builder.h"
 #include "kvstore/ocdbt/data_file_writer.h"
+#include "kvstore/ocdbt/delta.h"
 #include "kvstore/ocdbt/manifest.h"
 #include "kvstore/ocdbt/ocdbt.h"
 
@@ -45,8 +46,28 @@ class OcdbtWriter final : public KvStore {
   void Flush() override;
   std::string Describe() const override;
 
+  // Delta saves (delta.h). From now on every out-of-line value is hashed (SHA-256) as it is written. With `base`,
+  // a value whose hash, length and CRC-32C all equal a base value's is not appended: at Flush the base's data file
+  // is hard-linked into this database's `d/` and the entry points at the same byte range. If more than
+  // `max_changed_fraction` of the out-of-line bytes turn out new, Flush copies the shared values into this
+  // database's own files instead (a full database, keeping none of the base's files alive). Call before any write.
+  void EnableDelta(std::shared_ptr<const ocdbt::DeltaBaseIndex> base, double max_changed_fraction);
+  // Takes `key`'s value from the base as it is, without its bytes (a parameter declared unchanged). false when the
+  // base has no such key. Requires EnableDelta with a base.
+  bool WriteFromBase(std::string_view key);
+  // The hashes and byte counts of the values written so far (final after Flush).
+  ocdbt::DeltaRecord delta_record() const;
+
  private:
   using Value = std::variant<std::string, ocdbt::IndirectRef>;
+
+  // The reference to `base` once its file is linked as `d/<its name>`; nullopt when a different base file already
+  // took that name (the value is then written anew). Requires mu_.
+  std::optional<ocdbt::IndirectRef> ShareLocked(const std::string& key, const ocdbt::BaseValue& base);
+  // Stores an out-of-line value: shared with the base when delta tracking finds it there, appended otherwise.
+  Value StoreLarge(std::string_view key, std::string_view value);
+  // Before the tree is built: links the base files the shared values lie in, or copies those values.
+  void FinishDeltaLocked();
 
   OcdbtReader& ReaderLocked();  // requires mu_ and flushed_
 
@@ -58,10 +79,17 @@ class OcdbtWriter final : public KvStore {
   std::atomic<size_t> next_lane_{0};
   ocdbt::DataFileWriter& LaneFor();
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<std::string, Value, std::less<>> entries_;  // std::string orders bytes as unsigned, as OCDBT does
   bool flushed_ = false;
   std::unique_ptr<OcdbtReader> reader_;  // serves reads once the entries have gone into the tree
+
+  bool delta_ = false;
+  std::shared_ptr<const ocdbt::DeltaBaseIndex> base_;
+  double max_changed_fraction_ = 1.0;
+  ocdbt::DeltaRecord record_;                                     // guarded by mu_
+  std::map<std::string, std::filesystem::path> linked_;           // `d/<name>` -> the base file it links (mu_)
+  std::map<std::string, ocdbt::BaseValue, std::less<>> shared_;   // key -> where its shared bytes lie (mu_)
 };
 
 namespace ocdbt {
@@ -78,6 +106,9 @@ void CommitNewDatabase(FileSystem& fs, const std::filesystem::path& dir, const O
 void CheckNoDatabase(FileSystem& fs, const std::filesystem::path& dir);
 
 DataFileWriter::Options DataFileOptions(const OcdbtWriterOptions& options);
+
+// The bytes of a base value, checked against its CRC-32C when one is recorded (CorruptionError naming the file).
+std::string ReadBaseValue(FileSystem& fs, const BaseValue& value);
 
 }  // namespace ocdbt
 }  // namespace cairn::kvstore

@@ -4,7 +4,8 @@ Orbax. Started by test_multiprocess.py as
 save / cairn-save: a sharded state (rows over every device, over processes, replicated, columns) saved with Orbax /
 with cairn (`import cairn as ocp`, coordinated over JAX's own runtime), each process writing its own
 ocdbt.process_<i>. restore / cairn-restore: the same state restored with Orbax / cairn onto other shardings, each
-process checking its own shards. restore-cairn-mpi: restores what cairn's MPI test program saved on 4 processes
+process checking its own shards. restore-untargeted / cairn-restore-untargeted: restored without a target, onto
+the shardings `_sharding` records. restore-cairn-mpi: restores what cairn's MPI test program saved on 4 processes
 (tests/distributed/mpi_checkpoint_main.cc) with Orbax onto this job's devices."""
 
 import os
@@ -62,6 +63,14 @@ elif mode in ("restore", "cairn-restore"):
         restored = ckptr.restore(directory, target)
     for k, v in values.items():
         assert isinstance(restored[k], jax.Array) and restored[k].sharding == targets[k], (k, type(restored[k]))
+        for shard in restored[k].addressable_shards:
+            assert np.asarray(shard.data).tobytes() == v[shard.index].tobytes(), k
+    assert int(restored["step"]) == 5
+elif mode in ("restore-untargeted", "cairn-restore-untargeted"):
+    with library.StandardCheckpointer() as ckptr:
+        restored = ckptr.restore(directory)
+    for k, v in values.items():
+        assert isinstance(restored[k], jax.Array) and restored[k].sharding == shardings[k], (k, restored[k])
         for shard in restored[k].addressable_shards:
             assert np.asarray(shard.data).tobytes() == v[shard.index].tobytes(), k
     assert int(restored["step"]) == 5

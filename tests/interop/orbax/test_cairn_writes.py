@@ -4,6 +4,7 @@ devices, and partially; Orbax's metadata() shows what cairn wrote; TensorStore o
 
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -187,6 +188,41 @@ def test_array_handler(tmp_path):
     with orbax.Checkpointer(orbax.ArrayCheckpointHandler()) as ckptr:
         assert_same_tree(ckptr.restore(tmp_path / "a", args=orbax.args.ArrayRestore()), array)
 
+
+@pytest.mark.parametrize("layout", ["ocdbt_zarr2", "ocdbt_zarr3"])
+def test_delta_steps_restore_in_orbax(layout, tmp_path):
+    """Delta steps (docs/format.md "Delta steps"): step 2 shares its unchanged chunks with step 1 through
+    hard-linked data files, step 3 with step 2 (frozen parameters declared, the rest found by content). With the
+    steps they share with deleted, the real Orbax and TensorStore still read each one exactly."""
+    layout_options = LAYOUTS[layout][0]
+    # Noise, so that the big array stays out of line however well zstd does (matrix_tree's patterns compress to
+    # inline values).
+    noise = np.random.default_rng(7).standard_normal((256, 1024)).astype(np.float32)
+    step1, step2, step3 = matrix_tree(), matrix_tree(), matrix_tree()
+    for tree in (step1, step2, step3):
+        tree["shapes"]["big"] = noise
+    step2["shapes"]["vector"] = step2["shapes"]["vector"] + 1
+    step3["dtypes"]["float32"] = step3["dtypes"]["float32"] * 2
+    frozen = jax.tree.map(lambda _: cairn.SaveArgs(frozen=False), step3)
+    frozen["shapes"]["big"] = cairn.SaveArgs(frozen=True)
+    with cairn.Checkpointer(cairn.PyTreeCheckpointHandler(**layout_options)) as ckptr:
+        ckptr.save(tmp_path / "1", args=cairn.args.PyTreeSave(step1, save_args=frozen), record_delta_hashes=True)
+        ckptr.save(tmp_path / "2", args=cairn.args.PyTreeSave(step2), delta_base=tmp_path / "1")
+        ckptr.save(tmp_path / "3", args=cairn.args.PyTreeSave(step3, save_args=frozen), delta_base=tmp_path / "2")
+    for step in ["2", "3"]:
+        with open(tmp_path / step / "cairn_delta" / "process_0") as f:
+            delta = json.load(f)
+        assert delta["bytes_shared"] > noise.nbytes // 2 > 10 * delta["bytes_written"], (step, delta)
+    # The big array's data file has a second name in each delta step.
+    big_files = [p for p in (tmp_path / "3").rglob("*") if p.is_file() and p.parent.name == "d"
+                 and os.stat(p).st_nlink > 1]
+    assert big_files, "step 3 shares no data file"
+    shutil.rmtree(tmp_path / "1")
+    check_orbax_reads(tmp_path / "2", step2)
+    shutil.rmtree(tmp_path / "2")
+    check_orbax_reads(tmp_path / "3", step3)
+    kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{tmp_path / '3'}"}).result()
+    assert any(k.decode().startswith("shapes.big/") for k in kv.list().result())
 
 # Issue 15: the default zstd writes a chunk that zstd does not shrink by 10% as a zstd frame of raw blocks, and cairn
 # writes blosc (lz4, zstd; byte shuffle) as TensorStore does. Orbax and TensorStore read all of it.

@@ -123,3 +123,147 @@ def test_manager_with_several_items(lib, tmp_path):
             state=ocp.args.StandardRestore(abstract), config=ocp.args.JsonRestore()))
     check_jax_tree(restored["state"], state)
     assert restored["config"] == {"step": 3}
+
+
+def saved_shardings(path):
+    """The `_sharding` file as {parameter: parsed sharding}."""
+    import base64
+    import json
+    with open(path / "_sharding") as f:
+        entries = json.load(f)
+    return {base64.urlsafe_b64decode(k + "=" * (-len(k) % 4)).decode(): json.loads(v) for k, v in entries.items()}
+
+
+def mixed_state():
+    """A sharded state with a single-device array and a numpy array beside the NamedSharding ones."""
+    state = sharded_state()
+    state["single"] = jax.device_put(jnp.arange(6, dtype=jnp.float32), jax.devices()[3])
+    state["host"] = np.arange(5, dtype=np.int16)
+    return state
+
+
+def test_sharding_file_is_orbaxs(tmp_path):
+    """cairn records each jax.Array's sharding in `_sharding` exactly as Orbax does."""
+    state = mixed_state()
+    for name, lib in LIBRARIES.items():
+        with lib.StandardCheckpointer() as ckptr:
+            ckptr.save(tmp_path / name, state)
+    cairn_entries, orbax_entries = saved_shardings(tmp_path / "cairn"), saved_shardings(tmp_path / "orbax")
+    for param, entry in orbax_entries.items():
+        assert cairn_entries[param] == entry, param
+
+
+@pytest.mark.parametrize("lib", sorted(LIBRARIES))
+@pytest.mark.parametrize("writer", sorted(LIBRARIES))
+def test_restore_without_target_on_saved_shardings(lib, writer, tmp_path):
+    """Without a target, jax.Arrays come back on the shardings they were saved with, numpy arrays as numpy."""
+    state = mixed_state()
+    with LIBRARIES[writer].StandardCheckpointer() as ckptr:
+        ckptr.save(tmp_path / "ckpt", state)
+    with LIBRARIES[lib].StandardCheckpointer() as ckptr:
+        restored = ckptr.restore(tmp_path / "ckpt")
+    expected = dict(state, host=jnp.asarray(state["host"])) if writer == "cairn" else state
+    check_jax_tree(restored, state, expected)
+    if writer == "orbax":
+        assert isinstance(restored["host"], np.ndarray)
+
+
+@pytest.mark.parametrize("lib", sorted(LIBRARIES))
+def test_manager_restore_without_args_on_saved_shardings(lib, tmp_path):
+    ocp = LIBRARIES[lib]
+    state = sharded_state()
+    with ocp.CheckpointManager(tmp_path / "run") as mngr:
+        mngr.save(1, args=ocp.args.StandardSave(state))
+        mngr.wait_until_finished()
+    with ocp.CheckpointManager(tmp_path / "run") as mngr:
+        restored = mngr.restore(1)
+    check_jax_tree(restored, state)
+
+
+def transformed_target():
+    return {
+        "encoder": {"w": jax.ShapeDtypeStruct((16, 8), jnp.float32), "b": jax.ShapeDtypeStruct((8,), jnp.float32)},
+        "emb_doubled": np.zeros((32, 4), np.float32),
+        "count_plus_step": 0,
+        "fresh": np.full((3,), 7, np.int32),
+    }
+
+
+def transforms_for(ocp):
+    return {
+        r"encoder/(w|b)": ocp.Transform(original_key=r"params/\1"),
+        "emb_doubled": ocp.Transform(original_key="params/emb", value_fn=lambda x: np.asarray(x) * 2),
+        "count_plus_step": ocp.RestoreTransform(
+            multi_value_fn=lambda key, tree, args: int(tree["opt"]["count"]) + int(tree["step"]),
+            multi_value_fn_input_args={"opt/count": ocp.RestoreArgs(), "step": ocp.RestoreArgs()}),
+        "fresh": ocp.Transform(use_fallback=True),
+    }
+
+
+@pytest.mark.parametrize("lib", sorted(LIBRARIES))
+def test_pytree_restore_transforms(lib, tmp_path):
+    """PyTreeRestore(transforms=...) remaps keys (regex with groups), computes values and keeps the target's own,
+    with the same result in cairn and Orbax; the target's dtype casts (bfloat16 b arrives as float32)."""
+    ocp = LIBRARIES[lib]
+    state = sharded_state()
+    with ocp.Checkpointer(ocp.PyTreeCheckpointHandler()) as ckptr:
+        ckptr.save(tmp_path / "ckpt", args=ocp.args.PyTreeSave(state))
+        target = transformed_target()
+        restored = ckptr.restore(tmp_path / "ckpt", args=ocp.args.PyTreeRestore(
+            target, restore_args=jax.tree.map(lambda x: ocp.RestoreArgs(dtype=getattr(x, "dtype", None)), target),
+            transforms=transforms_for(ocp)))
+    np.testing.assert_array_equal(np.asarray(restored["encoder"]["w"]), np.asarray(state["params"]["w"]))
+    np.testing.assert_array_equal(np.asarray(restored["encoder"]["b"]),
+                                  np.asarray(state["params"]["b"]).astype(np.float32))
+    assert np.asarray(restored["encoder"]["b"]).dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(restored["emb_doubled"]), np.asarray(state["params"]["emb"]) * 2)
+    assert int(restored["count_plus_step"]) == int(state["opt"]["count"]) + 7
+    np.testing.assert_array_equal(np.asarray(restored["fresh"]), np.full((3,), 7, np.int32))
+
+
+def test_apply_transformations_matches_orbax():
+    """cairn.apply_transformations gives Orbax's result, default_to_original both ways, regex keys included."""
+    original = {"a": 1, "b": {"c": 5, "d": [0, 1, 2, 3]}, "f": 2, "b1": {"c": 2}, "b2": {"c": 3}}
+    new = {"a1": ..., "b": {"c": ...}, "c1": ..., "x": ..., "f": ..., "g": 5, "x1": {"c": 0}, "x2": {"c": 0}}
+    for default_to_original in (True, False):
+        results = {}
+        for name, lib in LIBRARIES.items():
+            transforms = {"a1": lib.Transform(original_key="a"),
+                          "b": {"c": lib.Transform(multi_value_fn=lambda k, t: t["b"]["c"] * 2)},
+                          "c1": lib.Transform(original_key="b/c"),
+                          "x": lib.Transform(multi_value_fn=lambda k, t: t["b"]["d"][0]),
+                          r"x(\d.*)": lib.Transform(original_key=r"b\1"),
+                          "f": lib.Transform(use_fallback=True)}
+            results[name] = lib.apply_transformations(original, transforms, new, default_to_original)
+        assert results["cairn"] == results["orbax"], (default_to_original, results)
+    # A fallback to an original that lacks the key is a ValueError in both.
+    for lib in LIBRARIES.values():
+        with pytest.raises(ValueError, match="g"):
+            lib.apply_transformations(original, {"g": lib.Transform(use_fallback=True)}, new, False)
+
+
+def test_target_that_does_not_fit_is_a_value_error_naming_the_parameter(tmp_path):
+    state = sharded_state()
+    with cairn.StandardCheckpointer() as ckptr:
+        ckptr.save(tmp_path / "ckpt", state)
+    m = mesh((4, 2), ("data", "model"))
+    # A saved shape that differs from the target's.
+    target = jax.tree.map(cairn.utils.to_shape_dtype_struct, state)
+    target["params"]["w"] = jax.ShapeDtypeStruct((17, 8), jnp.float32, sharding=NamedSharding(m, PartitionSpec()))
+    with cairn.StandardCheckpointer() as ckptr, pytest.raises(ValueError, match=r"params\.w"):
+        ckptr.restore(tmp_path / "ckpt", target)
+    # A sharding that cannot split the saved shape (8 rows of `b` over... 3 does not divide 8).
+    odd = Mesh(np.array(jax.devices()[:3]), ("three",))
+    target = jax.tree.map(cairn.utils.to_shape_dtype_struct, state)
+    target["params"]["b"] = jax.ShapeDtypeStruct((8,), jnp.bfloat16, sharding=NamedSharding(odd, PartitionSpec("three")))
+    with cairn.StandardCheckpointer() as ckptr, pytest.raises(ValueError, match=r"params\.b"):
+        ckptr.restore(tmp_path / "ckpt", target)
+
+
+def test_leaf_that_cannot_be_saved_is_a_type_error_naming_its_path(tmp_path):
+    state = sharded_state()
+    state["params"]["bad"] = object()
+    with cairn.StandardCheckpointer() as ckptr, pytest.raises(TypeError, match=r"params\.bad|params/bad|bad"):
+        ckptr.save(tmp_path / "ckpt", state)
+    assert not (tmp_path / "ckpt").exists()
+    assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())

@@ -158,3 +158,11 @@ def test_jax_job_with_cairn(writer, reader, num_processes, tmp_path):
     assert sorted(e for e in os.listdir(tmp_path / "ckpt") if e.startswith("ocdbt.process_")) == \
         [f"ocdbt.process_{i}" for i in range(num_processes)]
     jax_job(num_processes, tmp_path / "ckpt", "cairn-restore" if reader == "cairn" else "restore")
+
+
+@pytest.mark.parametrize("writer,reader", [("cairn", "cairn"), ("cairn", "orbax"), ("orbax", "cairn")])
+def test_jax_job_restores_without_target(writer, reader, tmp_path):
+    """Saved by a 2-process job, restored without a target: every array back on the sharding it was saved with,
+    read from `_sharding` (cairn records it as Orbax does, in many processes too)."""
+    jax_job(2, tmp_path / "ckpt", "cairn-save" if writer == "cairn" else "save")
+    jax_job(2, tmp_path / "ckpt", "cairn-restore-untargeted" if reader == "cairn" else "restore-untargeted")
