@@ -46,6 +46,8 @@
 #include "cairn/async_checkpointer.h"
 #include "cairn/cairn.h"
 #include "bench_common.h"
+#include "zarr/blosc_codec.h"
+#include "zarr/zstd_codec.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -77,14 +79,14 @@ struct Options {
   bool cold = true;           // drop the page cache for the cold reads (needs root)
   bool keep = false;          // keep the checkpoints (the floor file and manifest are always kept)
   bool verify = true;         // check the restored bytes once
-  std::vector<std::string> phases = {"async", "floors", "sync", "restore"};
+  std::vector<std::string> phases = {"async", "floors", "sync", "restore", "codecs"};
 };
 
 [[noreturn]] void Usage(const std::string& why) {
   std::cerr << "cairn_bench: " << why << "\n"
             << "usage: cairn_bench --dir DIR [--json FILE] [--size-gib 2] [--reps 3] [--layers 8] [--vocab 32000]\n"
             << "                   [--mlp-ratio 4] [--mix train|f32|bf16] [--no-cold] [--no-verify] [--keep]\n"
-            << "                   [--phases async,floors,sync,restore]\n";
+            << "                   [--phases async,floors,sync,restore,codecs]\n";
   std::exit(2);
 }
 
@@ -611,6 +613,88 @@ json AsyncSave(const Options& o, const Layout& layout, const cairn::Tree& state,
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------------------------
+// Codecs: what each compressor makes of the state's kinds of data (bfloat16 weights, float32 Adam moments), each
+// array one chunk as Orbax stores an unsharded array, on one core. The numbers behind the default (docs/format.md).
+
+json RunCodecs(const Layout& layout) {
+  constexpr size_t kPerKind = size_t{48} << 20;  // bytes of each kind measured: enough for stable rates
+  struct Kind {
+    const char* name;
+    std::vector<const ArrayInfo*> arrays;
+    size_t bytes = 0;
+  };
+  std::vector<Kind> kinds = {{"bf16 weights", {}}, {"f32 Adam mu", {}}, {"f32 Adam nu", {}}};
+  for (const auto& a : layout.arrays) {
+    Kind& k = kinds[a.kind == ArrayInfo::Kind::kMu ? 1 : a.kind == ArrayInfo::Kind::kNu ? 2 : 0];
+    if (a.kind == ArrayInfo::Kind::kScale || k.bytes >= kPerKind) continue;
+    k.arrays.push_back(&a);
+    k.bytes += a.bytes;
+  }
+  struct Codec {
+    std::string name;
+    std::function<std::string(std::string_view, size_t)> encode;
+    std::function<void(std::string_view, char*, size_t)> decode;
+  };
+  auto zstd_decode = [](std::string_view in, char* out, size_t n) { cairn::zarr::ZstdDecompressInto(in, out, n, "bench"); };
+  auto blosc = [](const char* cname, int clevel) {
+    cairn::zarr::BloscConfig c;
+    c.cname = cname;
+    c.clevel = clevel;
+    c.shuffle = 1;
+    return [c](std::string_view in, size_t item) { return cairn::zarr::BloscCompress(in, c, item); };
+  };
+  auto blosc_decode = [](std::string_view in, char* out, size_t n) { cairn::zarr::BloscDecompressInto(in, out, n, "bench"); };
+  const std::vector<Codec> codecs = {
+      {"zstd-1 always", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompress(in, 1); }, zstd_decode},
+      {"zstd-3 always", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompress(in, 3); }, zstd_decode},
+      {"zstd-1 adaptive", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompressAdaptive(in, 1); },
+       zstd_decode},
+      {"zstd raw blocks", [](std::string_view in, size_t) { return cairn::zarr::ZstdRawFrame(in); }, zstd_decode},
+      {"blosc lz4-5 shuf", blosc("lz4", 5), blosc_decode},
+      {"blosc zstd-1 shuf", blosc("zstd", 1), blosc_decode},
+  };
+  json out = json::array();
+  for (const auto& k : kinds) {
+    if (k.arrays.empty()) continue;
+    // One untimed round first, so that the first codec measured does not pay for the allocator's and the page
+    // cache's warm-up alone.
+    for (const ArrayInfo* a : k.arrays) {
+      const auto bytes = a->array.bytes();
+      const std::string enc = codecs[0].encode(
+          std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), cairn::ItemSize(a->dtype));
+      std::string back(bytes.size(), '\0');
+      codecs[0].decode(enc, back.data(), back.size());
+    }
+    for (const auto& c : codecs) {
+      size_t stored = 0;
+      double encode_s = 0, decode_s = 0;
+      for (const ArrayInfo* a : k.arrays) {
+        const auto bytes = a->array.bytes();
+        const std::string_view in(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        auto t = Clock::now();
+        const std::string enc = c.encode(in, cairn::ItemSize(a->dtype));
+        encode_s += Seconds(t, Clock::now());
+        stored += enc.size();
+        std::string back(in.size(), '\0');
+        t = Clock::now();
+        c.decode(enc, back.data(), back.size());
+        decode_s += Seconds(t, Clock::now());
+        if (back != in) throw std::runtime_error("codec " + c.name + " did not round-trip " + a->name);
+      }
+      const double gib = k.bytes / 1073741824.0;
+      json row = {{"data", k.name}, {"codec", c.name}, {"bytes", k.bytes}, {"stored_bytes", stored},
+                  {"ratio", static_cast<double>(stored) / k.bytes}, {"encode_seconds", encode_s},
+                  {"decode_seconds", decode_s}, {"encode_gib_per_s", gib / encode_s},
+                  {"decode_gib_per_s", gib / decode_s}};
+      Log("codec " + c.name + " on " + k.name + ": ratio " + Fmt(row["ratio"].get<double>(), 3) + ", encode " +
+          Fmt(gib / encode_s, 2) + " GiB/s, decode " + Fmt(gib / decode_s, 2) + " GiB/s (one core)");
+      out.push_back(row);
+    }
+  }
+  return out;
+}
+
 int main(int argc, char** argv) {
   Options o = ParseOptions(argc, argv);
   fs::create_directories(o.dir);
@@ -715,6 +799,7 @@ int main(int argc, char** argv) {
       result["cairn"]["restore_zstd_warm"] = z;
     }
   }
+  if (HasPhase(o, "codecs")) result["codecs"] = RunCodecs(layout);
   result["config"]["cold_reads"] = cold_reason.empty() ? json("page cache dropped before each cold read")
                                                        : json("unavailable: " + cold_reason);
   if (!o.keep) {

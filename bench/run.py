@@ -181,8 +181,54 @@ def compute_targets(c, p):
                     1.0, "<=", f"{plus_mib(above)} vs {mib(256 * MIB)}",
                     f"process peak RSS {mib(peak)} minus the state {mib(state)}; the save itself added"
                     f" {mib(rss.get('peak_rss_above_start_bytes'))}"))
+    t += issue15_targets(c, ratio)
     t += orbax_targets(c.get("orbax_peer", {}))
     return t
+
+
+def issue15_targets(c, ratio):
+    """Issue 15: restores at the floor, compression that costs no more than it saves, bounded memory."""
+    t = []
+    state = c["state"]["bytes"]
+    floors, cairn = c.get("floors", {}), c.get("cairn", {})
+    warm, fwarm = rate(cairn.get("restore_warm")), rate(floors.get("read_warm"))
+    t.append(Target("warm restore, uncompressed >= 0.8 x warm read floor", warm, fwarm, ratio(warm, fwarm), 0.8,
+                    ">=", f"{fmt(warm)} vs {fmt(fwarm)} GiB/s"))
+    cold, rcold = cairn.get("restore_cold", {}), floors.get("read_cold", {})
+    t.append(Target("cold restore >= 0.95 x cold read floor", rate(cold), rate(rcold),
+                    ratio(rate(cold), rate(rcold)), 0.95, ">=", f"{fmt(rate(cold))} vs {fmt(rate(rcold))} GiB/s",
+                    cold.get("unavailable") or rcold.get("unavailable") or ""))
+    # The default compressed save against the uncompressed one: adaptive zstd stores what does not pay in raw
+    # blocks, so it should cost little more than the bytes it writes.
+    z, raw = rate(cairn.get("save_zstd")), rate(cairn.get("save_raw"))
+    disk_z = (cairn.get("save_zstd") or {}).get("bytes_on_disk")
+    t.append(Target("default (zstd) save >= 0.5 x uncompressed save", z, raw, ratio(z, raw), 0.5, ">=",
+                    f"{fmt(z)} vs {fmt(raw)} GiB/s",
+                    f"{mib(disk_z)} on disk for a {mib(state)} state" if disk_z else ""))
+    rz = rate(cairn.get("restore_zstd_warm"))
+    t.append(Target("default (zstd) warm restore >= 0.5 x uncompressed", rz, warm, ratio(rz, warm), 0.5, ">=",
+                    f"{fmt(rz)} vs {fmt(warm)} GiB/s"))
+    # Memory: peak RSS a restore adds <= the restored bytes + 256 MiB; a save without copy-on-write <= state + 256.
+    limit = state + 256 * MIB
+    for key, what in (("restore_warm", "restore, uncompressed"), ("restore_zstd_warm", "restore, zstd"),
+                      ("save_raw", "sync save, uncompressed"), ("save_zstd", "sync save, zstd")):
+        m = cairn.get(key) or {}
+        grow = (m.get("rss") or {}).get("peak_rss_above_start_bytes")
+        t.append(Target(f"peak extra RSS, {what} <= state + 256 MiB", grow, limit, ratio(grow, limit), 1.0, "<=",
+                        f"{plus_mib(grow)} vs {mib(limit)}",
+                        "RSS added above the RSS before the operation (which holds the state)"))
+    return t
+
+
+def codec_rows(c):
+    """One row per (data, codec) of cairn_bench's codecs phase: ratio and one-core rates."""
+    out = []
+    for r in c.get("codecs", []) or []:
+        default = " (cairn's default)" if r["codec"] == "zstd-1 adaptive" else ""
+        out.append(("codec", f"{r['codec']}: {r['data']}", r["encode_seconds"], r["encode_gib_per_s"],
+                    f"stored {r['ratio'] * 100:.1f}%, decode {fmt(r['decode_gib_per_s'])} GiB/s (one core; "
+                    f"{r['bytes'] / MIB:.0f} MiB){default}"))
+    return out
 
 
 def orbax_targets(runs):
@@ -424,7 +470,7 @@ def rows(c, p):
     add("floor", "sequential read, cold", floors.get("read_cold"), "once, after drop_caches")
     add("floor", "sequential read, cold, into fresh pages", floors.get("read_cold_fresh_pages"),
         "once, after drop_caches; information")
-    for key, op in (("save_raw", "sync save, uncompressed (durable)"), ("save_zstd", "sync save, zstd-1 (durable)")):
+    for key, op in (("save_raw", "sync save, uncompressed (durable)"), ("save_zstd", "sync save, zstd-1 adaptive (durable)")):
         m = cairn.get(key)
         if isinstance(m, dict):
             add("cairn", op, m, f"{m.get('bytes_on_disk', 0) / MIB:.0f} MiB on disk, {plus_mib(m['rss']['peak_rss_above_start_bytes'])} RSS"
@@ -463,6 +509,7 @@ def rows(c, p):
         add(group, f"{inputs}: restore with targets, cold", m.get("restore_cold"), "once, after drop_caches")
         out.append((group, f"{inputs}: peak RSS", None, None,
                     f"{mib(m.get('peak_rss_bytes'))}, {plus_mib(m.get('peak_rss_above_state_bytes'))} above the state"))
+    out += codec_rows(c)
     for name, m in ((p or {}).get("peers", {})).items():
         if "unavailable" in m:
             out.append((name, "-", None, None, "unavailable: " + m["unavailable"]))
@@ -490,7 +537,7 @@ def render_table(c, p, targets, mp=None):
     ]
     last = None
     for group, op, secs, gbs, note in rows(c, p):
-        if last is not None and group != last and (group in ("floor", "cairn") or last in ("floor", "cairn")):
+        if last is not None and group != last and (group in ("floor", "cairn", "codec") or last in ("floor", "cairn", "codec")):
             lines.append("")
         last = group
         lines.append(f"{group:10} {op:40} {fmt(secs, 4) if secs is not None else '-':>9} "
@@ -516,7 +563,7 @@ def render_chart(c, p, targets, path, mp=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = [(f"{g}: {op}", gbs, g) for g, op, secs, gbs, _n in rows(c, p) if gbs is not None
+    data = [(f"{g}: {op}", gbs, g) for g, op, secs, gbs, _n in rows(c, p) if gbs is not None and g != "codec"
             and "memcpy" not in op and "read, warm" not in op and "blocked" not in op]
     colors = {"floor": "#7f7f7f", "cairn": "#1f77b4"}
     mp_data = mp_rows(c, mp) if mp and "skipped" not in mp else []
@@ -677,7 +724,7 @@ def main():
     ap.add_argument("--mlp-ratio", type=int, default=4)
     ap.add_argument("--mix", default="train", choices=["train", "f32", "bf16"],
                     help="train: bfloat16 params + float32 Adam mu/nu; f32 or bf16: params only")
-    ap.add_argument("--phases", default="async,floors,sync,restore", help="cairn_bench phases")
+    ap.add_argument("--phases", default="async,floors,sync,restore,codecs", help="cairn_bench phases")
     ap.add_argument("--peers", default="torch,numpy,zarr,zarr_zstd1,h5py", help="peers to run ('' for none)")
     ap.add_argument("--peer-budget-s", type=float, default=15.0,
                     help="a peer's save or load stops repeating once its repetitions took this long")
@@ -811,6 +858,7 @@ def main():
         "config": c["config"],
         "floors": c.get("floors"),
         "cairn": c.get("cairn"),
+        "codecs": c.get("codecs"),
         "peers": (p or {}).get("peers"),
         "orbax": c.get("orbax_peer"),
         "multi_process": mp | ({"rows": mp_rows(c, mp)} if "skipped" not in mp else {}),

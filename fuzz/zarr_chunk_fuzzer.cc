@@ -3,7 +3,7 @@
 // zarr3 `sharding_indexed` shards (the shard index at the end: offset, length, CRC-32C) raw and zstd, and zarr3
 // without sharding. Each form is read four ways: the exact chunk (decoded straight into the result), cast to
 // float32, an interior box (v2 raw: a ranged read of part of the chunk) and a box reaching past the array
-// (zero padding).
+// (zero padding). The blosc forms (v2 and zarr3) are read the same ways.
 //
 // A shard is tried as given and with its index CRC recomputed, so that the fuzzer also gets past the CRC to the
 // offset and length checks behind it.
@@ -59,6 +59,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ReadEveryWay(chunk, Metadata(ZarrFormat::kV2, zstd, false));
     ReadEveryWay(chunk, Metadata(ZarrFormat::kV3, zstd, true));
     ReadEveryWay(chunk, Metadata(ZarrFormat::kV3, zstd, false));
+  }
+  // blosc (zarr v2 and zarr3), whose decoder trusts its header: cairn checks the header against the bytes first.
+  for (ZarrFormat format : {ZarrFormat::kV2, ZarrFormat::kV3}) {
+    ZarrMetadata m = Metadata(format, false, false);
+    m.blosc = cairn::zarr::BloscConfig{};
+    ReadEveryWay(chunk, m);
   }
   constexpr size_t kIndexBytes = 16 + 4;  // offset:u64 LE, length:u64 LE, crc32c:u32 LE
   if (chunk.size() >= kIndexBytes) {

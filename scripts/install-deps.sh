@@ -18,7 +18,7 @@ VENV="$CACHE_DIR/venv-$(sha256sum "$REQUIREMENTS" | cut -c1-16)"
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
-  libzstd-dev nlohmann-json3-dev libmsgpack-dev
+  libzstd-dev libblosc-dev libxxhash-dev nlohmann-json3-dev libmsgpack-dev
   libcurl4-openssl-dev libssl-dev
   libgtest-dev libgmock-dev
   libopenmpi-dev openmpi-bin

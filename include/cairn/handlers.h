@@ -17,8 +17,12 @@ struct PyTreeCheckpointHandlerOptions {
   bool use_ocdbt = true;
   // zarr3 (`zarr.json`, sharded) instead of zarr v2 (`.zarray`).
   bool use_zarr3 = false;
-  // zstd-compressed chunks.
+  // Compressed chunks.
   bool use_compression = true;
+  // With use_compression, the compressor: "zstd" (Orbax's; each chunk is compressed only where a sample of it
+  // shows zstd pays, else written as a zstd frame of raw blocks, which every zstd reader reads), or blosc as
+  // TensorStore writes it, with byte shuffle: "blosc-lz4" or "blosc-zstd".
+  std::string compressor = "zstd";
   // Bounds on bytes in flight (Orbax's save_concurrent_gb / restore_concurrent_gb).
   int64_t save_concurrent_gb = 96;
   int64_t restore_concurrent_gb = 96;

@@ -20,14 +20,19 @@ namespace cairn {
 //                              "delta": null, or (steps saved with delta tracking, `cairn_delta/`) {"base" (the base
 //                                       item's directory, null for a full step), "bytes_written", "bytes_shared"},
 //                              "tree": [{"name" (the parameter name), "value_type", and for arrays "dtype",
-//                                        "shape", "bytes", "chunks", "compression" (null or "zstd(<level>)"),
-//                                        "zarr_format", "sharding" (its `_sharding` entry, when there is one),
-//                                        "in_aggregate" (kept in the legacy msgpack file)}],
+//                                        "shape", "bytes", "chunks", "compression" (null, "zstd(<level>)" or
+//                                        "blosc(<cname>, <clevel>, <shuffle>)"), "zarr_format", "sharding" (its
+//                                        `_sharding` entry, when there is one), "in_aggregate" (kept in the
+//                                        legacy msgpack file); with `stored_sizes`, also "stored_bytes",
+//                                        "stored_chunks" and, when compressed, "chunks_not_compressed" (stored at
+//                                        full size: zstd's raw blocks)}],
 //                      json: "files": {name: parsed JSON}}]}
 // Problems with a single array's metadata are reported in its entry ("error") rather than thrown, so one broken
 // array does not hide the rest. Throws NotFoundError (nothing there, or not a checkpoint) and
-// InvalidArgumentError for an unfinished save.
+// InvalidArgumentError for an unfinished save. `stored_sizes` reads every chunk of every array to report what the
+// compressor made of it (the only case where array data is read).
 nlohmann::ordered_json DescribeCheckpoint(const std::filesystem::path& path,
-                                          const std::shared_ptr<FileSystem>& fs = FileSystem::Default());
+                                          const std::shared_ptr<FileSystem>& fs = FileSystem::Default(),
+                                          bool stored_sizes = false);
 
 }  // namespace cairn

@@ -48,12 +48,14 @@ class CheckpointHandler:
 class _ArrayTreeHandler(CheckpointHandler):
     def __init__(self, *, save_concurrent_gb: int = 96, restore_concurrent_gb: int = 96,
                  multiprocessing_options: Any = None, use_ocdbt: bool = True, use_zarr3: bool = False,
-                 use_compression: bool = True, verify_checksums: bool = True, **kwargs: Any):
+                 use_compression: bool = True, verify_checksums: bool = True, compressor: str = "zstd",
+                 **kwargs: Any):
+        # compressor (cairn's own): "zstd" (adaptive per chunk), "blosc-lz4" or "blosc-zstd" (byte shuffle).
         _ignore(type(self).__name__, kwargs)
         self._options = {
             "save_concurrent_gb": save_concurrent_gb, "restore_concurrent_gb": restore_concurrent_gb,
             "use_ocdbt": use_ocdbt, "use_zarr3": use_zarr3, "use_compression": use_compression,
-            "verify_checksums": verify_checksums,
+            "verify_checksums": verify_checksums, "compressor": compressor,
         }
 
     def _native(self) -> dict:

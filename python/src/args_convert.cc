@@ -50,6 +50,7 @@ PyTreeCheckpointHandlerOptions PyTreeOptionsFromNative(py::handle native) {
   if (auto v = OptionalAttr<bool>(native, "use_ocdbt")) o.use_ocdbt = *v;
   if (auto v = OptionalAttr<bool>(native, "use_zarr3")) o.use_zarr3 = *v;
   if (auto v = OptionalAttr<bool>(native, "use_compression")) o.use_compression = *v;
+  if (auto v = OptionalAttr<std::string>(native, "compressor")) o.compressor = *v;
   if (auto v = OptionalAttr<int64_t>(native, "save_concurrent_gb")) o.save_concurrent_gb = *v;
   if (auto v = OptionalAttr<int64_t>(native, "restore_concurrent_gb")) o.restore_concurrent_gb = *v;
   if (auto v = OptionalAttr<bool>(native, "verify_checksums")) o.verify_checksums = *v;

@@ -28,7 +28,25 @@ bool IsArrayType(const std::string& type) {
   return type == md::kJaxArray || type == md::kNumpyArray || type == md::kScalar;
 }
 
-ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir) {
+// What the compressor made of one array's chunks (`cairn info --stored`): their stored bytes and, for zstd, how many
+// were written in raw blocks because compressing them did not pay (a chunk stored at least at its full size). Reads
+// every chunk value.
+void DescribeStored(kvstore::KvStore& store, const std::string& param, const zarr::ZarrMetadata& m, ojson& leaf) {
+  const uint64_t chunk_bytes = NumBytes(m.dtype, m.chunks);
+  uint64_t stored = 0, chunks = 0, raw = 0;
+  zarr::ForEachChunkKey(m, [&](const std::string& key) {
+    const auto value = store.Read(param + "/" + key, zarr::MaxStoredChunkBytes(m));
+    if (!value) return;  // never written: the fill value
+    ++chunks;
+    stored += value->size();
+    if (value->size() >= chunk_bytes) ++raw;
+  });
+  leaf["stored_bytes"] = stored;
+  leaf["stored_chunks"] = chunks;
+  if (m.compressed()) leaf["chunks_not_compressed"] = raw;
+}
+
+ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir, bool stored_sizes) {
   ojson out;
   std::optional<md::TreeMetadata> tree;
   const auto metadata_path = dir / md::kTreeMetadataFile;
@@ -125,9 +143,10 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
           leaf["shape"] = m.shape;
           leaf["bytes"] = bytes;
           leaf["chunks"] = m.chunks;
-          leaf["compression"] = m.zstd_level ? ojson("zstd(" + std::to_string(*m.zstd_level) + ")") : ojson(nullptr);
+          leaf["compression"] = m.compressed() ? ojson(m.CompressionName()) : ojson(nullptr);
           leaf["zarr_format"] = static_cast<int>(m.format);
           if (auto it = shardings.find(param); it != shardings.end()) leaf["sharding"] = it->second;
+          if (stored_sizes) DescribeStored(*store, param, m, leaf);
           total += bytes;
         }
       } catch (const Error& e) {
@@ -157,7 +176,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   return out;
 }
 
-ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& step) {
+ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& step, bool stored_sizes) {
   ojson out;
   out["path"] = step.string();
   auto metadata = md::ReadCheckpointMetadata(*fs, step);
@@ -172,7 +191,7 @@ ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem:
     i["handler"] = item.handler;
     if (item.is_pytree) {
       i["kind"] = "pytree";
-      const ojson described = DescribePyTree(fs, item.dir);
+      const ojson described = DescribePyTree(fs, item.dir, stored_sizes);
       for (const auto& [k, v] : described.items()) i[k] = v;
     } else {
       const bool json = item.handler.find("JsonCheckpointHandler") != std::string::npos;
@@ -197,14 +216,15 @@ ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem:
 
 }  // namespace
 
-nlohmann::ordered_json DescribeCheckpoint(const std::filesystem::path& path_in, const std::shared_ptr<FileSystem>& fs_in) {
+nlohmann::ordered_json DescribeCheckpoint(const std::filesystem::path& path_in, const std::shared_ptr<FileSystem>& fs_in,
+                                          bool stored_sizes) {
   const auto fs = fs_in ? fs_in : FileSystem::Default();
   const auto [path, kind] = checkpoint::OpenCheckpointPath(*fs, path_in);
   if (kind != checkpoint::PathKind::kRoot) {
     ojson out;
     out["path"] = path.string();
     out["kind"] = checkpoint::PathKindName(kind);
-    const ojson described = DescribeStep(fs, path);
+    const ojson described = DescribeStep(fs, path, stored_sizes);
     for (const auto& [k, v] : described.items()) {
       if (k != "path") out[k] = v;
     }
@@ -219,7 +239,7 @@ nlohmann::ordered_json DescribeCheckpoint(const std::filesystem::path& path_in, 
     ojson s;
     s["name"] = name;
     try {
-      const ojson described = DescribeStep(fs, path / name);
+      const ojson described = DescribeStep(fs, path / name, stored_sizes);
       for (const auto& [k, v] : described.items()) s[k] = v;
     } catch (const Error& e) {
       s["error"] = e.what();

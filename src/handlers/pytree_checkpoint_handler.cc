@@ -364,7 +364,12 @@ struct ItemReader {
 
 }  // namespace
 
-PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options) : options_(options) {}
+PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options) : options_(options) {
+  const std::string& c = options_.compressor;
+  if (c != "zstd" && c != "blosc-lz4" && c != "blosc-zstd") {
+    throw InvalidArgumentError("compressor \"" + c + "\" is not one cairn writes (zstd, blosc-lz4, blosc-zstd)");
+  }
+}
 
 std::string PyTreeCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler";
@@ -434,7 +439,19 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
     zmeta.shape = global;
     // A divisor of the shard shape, so that every process's boxes tile the chunk grid.
     zmeta.chunks = zarr::ChooseChunkShape(global, write_shape, dtype, chunk_target);
-    if (options_.use_compression) zmeta.zstd_level = options_.use_zarr3 ? 3 : 1;
+    if (options_.use_compression) {
+      if (options_.compressor == "zstd") {
+        zmeta.zstd_level = options_.use_zarr3 ? 3 : 1;
+      } else {
+        // TensorStore's defaults (clevel 5, blocksize chosen by blosc), with byte shuffle: what it writes for
+        // {"id": "blosc", "cname": ..., "shuffle": 1}.
+        zarr::BloscConfig blosc;
+        blosc.cname = options_.compressor.substr(6);
+        blosc.shuffle = 1;
+        if (options_.use_zarr3) blosc.typesize = static_cast<int>(ItemSize(dtype));
+        zmeta.blosc = blosc;
+      }
+    }
     return zmeta;
   };
   // SaveArgs::sharding, checked: it goes into `_sharding`, which Orbax parses.

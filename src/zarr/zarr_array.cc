@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <set>
 
 #include "cairn/error.h"
@@ -9,6 +11,8 @@
 #include "core/memory_limit.h"
 #include "core/crc32c.h"
 #include "core/box_copy.h"
+#include "core/thread_pool.h"
+#include "zarr/blosc_codec.h"
 #include "zarr/zstd_codec.h"
 
 namespace cairn::zarr {
@@ -55,7 +59,9 @@ uint32_t GetU32(const char* p) {
 }
 
 std::string EncodeChunk(const ZarrMetadata& m, std::string_view raw) {
-  std::string encoded = m.zstd_level ? ZstdCompress(raw, *m.zstd_level) : std::string(raw);
+  std::string encoded = m.zstd_level ? ZstdCompressAdaptive(raw, *m.zstd_level)
+                        : m.blosc    ? BloscCompress(raw, *m.blosc, ItemSize(m.dtype))
+                                     : std::string(raw);
   if (m.format == ZarrFormat::kV2 || !m.zarr3_sharded) return encoded;
   // A shard holding one inner chunk: the chunk, then the index (offset, length) and its CRC-32C.
   std::string index;
@@ -86,6 +92,8 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
   }
   if (m.zstd_level) {
     ZstdDecompressInto(encoded, out, chunk_bytes, what);
+  } else if (m.blosc) {
+    BloscDecompressInto(encoded, out, chunk_bytes, what);
   } else {
     if (encoded.size() != chunk_bytes) {
       throw CorruptionError(what + ": holds " + std::to_string(encoded.size()) + " bytes, expected " +
@@ -166,7 +174,7 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
   }
   const size_t item = ItemSize(m.dtype);
   const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
-  if (m.format == ZarrFormat::kV2 && !m.zstd_level && m.chunks == data.shape()) {
+  if (m.format == ZarrFormat::kV2 && !m.compressed() && m.chunks == data.shape()) {
     // One uncompressed chunk holding exactly the box: its bytes are the chunk, written without a copy.
     std::vector<int64_t> index(rank);
     for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
@@ -219,7 +227,8 @@ uint64_t MaxStoredChunkBytes(const ZarrMetadata& m) {
   const uint64_t chunk_bytes = NumBytes(m.dtype, m.chunks);
   // A zarr3 shard adds its index (16 bytes per inner chunk, one here) and the index's CRC-32C.
   constexpr uint64_t kShardOverhead = 64;
-  return (m.zstd_level ? ZstdMaxFrameBytes(chunk_bytes) : chunk_bytes) + kShardOverhead;
+  return (m.zstd_level ? ZstdMaxFrameBytes(chunk_bytes) : m.blosc ? BloscMaxBytes(chunk_bytes) : chunk_bytes) +
+         kShardOverhead;
 }
 
 ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param, const ChunkObserver* verify) {
@@ -264,7 +273,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     char* dst = reinterpret_cast<char*>(out.mutable_bytes().data());
     const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
-    if (m.format == ZarrFormat::kV2 && !m.zstd_level) {
+    if (m.format == ZarrFormat::kV2 && !m.compressed()) {
       uint32_t crc = 0;
       if (!store.ReadInto(key, dst, chunk_bytes, verify ? &crc : nullptr)) throw CorruptionError(what + " is missing");
       if (verify) (*verify)(key, std::string_view(dst, chunk_bytes), &crc);
@@ -287,9 +296,8 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   }
   if (NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) RequireChunksPresent(store, param, m, lo, hi);
   Array out = Array::Zeros(out_dtype, shape);
-  std::string chunk(chunk_bytes, '\0');
-  std::string converted;
-  ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) {
+  // Reads (and decodes) one chunk into its place in `out`, using `chunk` and `converted` as scratch.
+  auto read_chunk = [&](const std::vector<int64_t>& index, std::string& chunk, std::string& converted) {
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string what = "chunk " + key + " in " + store.Describe();
     std::vector<int64_t> src_origin(rank), dst_origin(rank), extent(rank);
@@ -305,7 +313,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     }
     // (Such a partial read is not checked against the chunk's CRC-32C, which covers the whole chunk: reading only
     // what a box needs is the point, see MultiProcess.RestoresReadNoMoreThanTheirBoxesNeed.)
-    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.zstd_level) {
+    if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.compressed()) {
       // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
       // cuts the chunk along its first dimension, exactly the bytes needed). The rest of `chunk` is not used.
       uint64_t first = 0, last = 0;
@@ -360,6 +368,51 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     }
     CopyBox(reinterpret_cast<const std::byte*>(src), m.chunks, src_origin, out.mutable_bytes().data(), shape,
             dst_origin, extent, cast ? ItemSize(out_dtype) : item);
+  };
+  // The chunks are read and decoded on every core (decompression is the cost of a compressed restore); each writes
+  // its own box of `out`. Each worker holds one chunk's scratch at a time, so chunks above kParallelChunkBytes are
+  // read one after the other, to bound the memory a restore adds.
+  constexpr uint64_t kParallelChunkBytes = uint64_t{64} << 20;
+  std::vector<int64_t> grid(rank);
+  uint64_t count = 1;
+  for (size_t d = 0; d < rank; ++d) {
+    grid[d] = hi[d] - lo[d];
+    count *= static_cast<uint64_t>(grid[d]);  // no overflow: `out` (at least one element per chunk) fits in memory
+  }
+  auto index_of = [&](uint64_t linear) {  // C order, as ForEachChunk
+    std::vector<int64_t> index(rank);
+    for (size_t d = rank; d-- > 0;) {
+      index[d] = lo[d] + static_cast<int64_t>(linear % static_cast<uint64_t>(grid[d]));
+      linear /= static_cast<uint64_t>(grid[d]);
+    }
+    return index;
+  };
+  if (count <= 1 || chunk_bytes > kParallelChunkBytes) {
+    std::string chunk(chunk_bytes, '\0'), converted;
+    for (uint64_t i = 0; i < count; ++i) read_chunk(index_of(i), chunk, converted);
+    return out;
+  }
+  struct Scratch {
+    std::string chunk, converted;
+  };
+  std::mutex scratch_mu;
+  std::vector<std::unique_ptr<Scratch>> free_scratch;
+  ParallelFor(static_cast<size_t>(count), [&](size_t i) {
+    std::unique_ptr<Scratch> scratch;
+    {
+      std::lock_guard lock(scratch_mu);
+      if (!free_scratch.empty()) {
+        scratch = std::move(free_scratch.back());
+        free_scratch.pop_back();
+      }
+    }
+    if (!scratch) {
+      scratch = std::make_unique<Scratch>();
+      scratch->chunk.resize(chunk_bytes);
+    }
+    read_chunk(index_of(i), scratch->chunk, scratch->converted);
+    std::lock_guard lock(scratch_mu);
+    free_scratch.push_back(std::move(scratch));
   });
   return out;
 }

@@ -2,11 +2,24 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "cairn/error.h"
+#include "zarr/blosc_codec.h"
 
 namespace cairn::zarr {
 
 using json = nlohmann::json;
+
+std::string ZarrMetadata::CompressionName() const {
+  if (zstd_level) return "zstd(" + std::to_string(*zstd_level) + ")";
+  if (blosc) {
+    static const char* const kShuffle[] = {"auto shuffle", "no shuffle", "byte shuffle", "bit shuffle"};
+    return "blosc(" + blosc->cname + ", " + std::to_string(blosc->clevel) + ", " +
+           kShuffle[std::clamp(blosc->shuffle, -1, 2) + 1] + ")";
+  }
+  return "none";
+}
 
 std::string ZarrMetadata::ChunkKey(const std::vector<int64_t>& grid_index) const {
   if (format == ZarrFormat::kV3 && zarr3_default_keys) {
@@ -31,6 +44,16 @@ json Zarr3Codecs(const ZarrMetadata& m) {
   json inner = json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}}});
   if (m.zstd_level) {
     inner.push_back({{"name", "zstd"}, {"configuration", {{"level", *m.zstd_level}, {"checksum", false}}}});
+  } else if (m.blosc) {
+    static const char* const kShuffle[] = {"noshuffle", "shuffle", "bitshuffle"};
+    const BloscConfig& b = *m.blosc;
+    inner.push_back({{"name", "blosc"},
+                     {"configuration",
+                      {{"blocksize", b.blocksize},
+                       {"clevel", b.clevel},
+                       {"cname", b.cname},
+                       {"shuffle", kShuffle[b.shuffle >= 0 && b.shuffle <= 2 ? b.shuffle : 1]},
+                       {"typesize", b.typesize > 0 ? b.typesize : static_cast<int>(ItemSize(m.dtype))}}}});
   }
   if (!m.zarr3_sharded) return inner;
   json index_codecs = json::array({{{"name", "bytes"}, {"configuration", {{"endian", "little"}}}},
@@ -60,6 +83,29 @@ int ZstdLevel(const json& configuration, int default_level, const std::string& w
   const json level = configuration.value("level", json(default_level));
   if (!level.is_number_integer()) throw CorruptionError(what + ": zstd level " + level.dump() + " is not an integer");
   return level.get<int>();
+}
+
+int JsonInt(const json& configuration, const char* field, int default_value, int lo, int hi, const std::string& what) {
+  const json value = configuration.value(field, json(default_value));
+  if (!value.is_number_integer() || value.get<int64_t>() < lo || value.get<int64_t>() > hi) {
+    throw CorruptionError(what + ": blosc \"" + field + "\" " + value.dump() + " is not an integer in [" +
+                          std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+  return static_cast<int>(value.get<int64_t>());
+}
+
+// The fields both formats share; the compressor name must be one blosc has.
+BloscConfig ReadBlosc(const json& configuration, const std::string& what) {
+  BloscConfig b;
+  const json cname = configuration.value("cname", json("lz4"));
+  if (!cname.is_string()) throw CorruptionError(what + ": blosc \"cname\" is not a string");
+  b.cname = cname.get<std::string>();
+  if (!BloscKnowsCompressor(b.cname)) {
+    throw UnimplementedError(what + ": blosc compressor \"" + b.cname + "\" is not one this blosc library has");
+  }
+  b.clevel = JsonInt(configuration, "clevel", 5, 0, 9, what);
+  b.blocksize = JsonInt(configuration, "blocksize", 0, 0, 1 << 30, what);
+  return b;
 }
 
 // Deeper nesting is refused while parsing: nlohmann::json copies and dumps values recursively (the error messages
@@ -104,7 +150,15 @@ std::string EncodeZarrMetadata(const ZarrMetadata& m) {
   json doc;
   if (m.format == ZarrFormat::kV2) {
     doc["chunks"] = m.chunks;
-    doc["compressor"] = m.zstd_level ? json{{"id", "zstd"}, {"level", *m.zstd_level}} : json(nullptr);
+    if (m.zstd_level) {
+      doc["compressor"] = json{{"id", "zstd"}, {"level", *m.zstd_level}};
+    } else if (m.blosc) {
+      doc["compressor"] = json{{"blocksize", m.blosc->blocksize}, {"clevel", m.blosc->clevel},
+                               {"cname", m.blosc->cname},   {"id", "blosc"},
+                               {"shuffle", m.blosc->shuffle}};
+    } else {
+      doc["compressor"] = nullptr;
+    }
     doc["dimension_separator"] = std::string(1, m.dimension_separator);
     doc["dtype"] = ZarrV2DTypeString(m.dtype);
     doc["fill_value"] = nullptr;
@@ -145,10 +199,15 @@ ZarrMetadata DecodeZarrV2Metadata(std::string_view text, const std::string& what
   }
   const json& compressor = doc.contains("compressor") ? doc["compressor"] : json(nullptr);
   if (!compressor.is_null()) {
-    if (!compressor.is_object() || compressor.value("id", "") != "zstd") {
-      throw UnimplementedError(what + ": compressor " + compressor.dump() + " is not supported (only zstd)");
+    const std::string id = compressor.is_object() ? compressor.value("id", "") : "";
+    if (id == "zstd") {
+      m.zstd_level = ZstdLevel(compressor, 1, what);
+    } else if (id == "blosc") {
+      m.blosc = ReadBlosc(compressor, what);
+      m.blosc->shuffle = JsonInt(compressor, "shuffle", -1, -1, 2, what);
+    } else {
+      throw UnimplementedError(what + ": compressor " + compressor.dump() + " is not supported (only zstd and blosc)");
     }
-    m.zstd_level = ZstdLevel(compressor, 1, what);
   }
   std::string separator = doc.value("dimension_separator", ".");
   if (separator != "." && separator != "/") throw CorruptionError(what + ": bad dimension_separator");
@@ -218,8 +277,18 @@ ZarrMetadata DecodeZarr3Metadata(std::string_view text, const std::string& what)
         throw UnimplementedError(what + ": big-endian zarr3 data is not supported");
       }
       saw_bytes = true;
-    } else if (name == "zstd" && saw_bytes && !m.zstd_level) {
+    } else if (name == "zstd" && saw_bytes && !m.compressed()) {
       m.zstd_level = codec.contains("configuration") ? ZstdLevel(codec["configuration"], 3, what) : 3;
+    } else if (name == "blosc" && saw_bytes && !m.compressed()) {
+      const json config = codec.value("configuration", json::object());
+      if (!config.is_object()) throw CorruptionError(what + ": blosc \"configuration\" is not an object");
+      m.blosc = ReadBlosc(config, what);
+      const json shuffle = config.value("shuffle", json("noshuffle"));
+      if (shuffle == "noshuffle") m.blosc->shuffle = 0;
+      else if (shuffle == "shuffle") m.blosc->shuffle = 1;
+      else if (shuffle == "bitshuffle") m.blosc->shuffle = 2;
+      else throw CorruptionError(what + ": blosc \"shuffle\" " + shuffle.dump() + " is not one of zarr3's");
+      m.blosc->typesize = JsonInt(config, "typesize", 0, 0, 255, what);
     } else {
       throw UnimplementedError(what + ": zarr3 codec " + codec.dump() + " is not supported");
     }

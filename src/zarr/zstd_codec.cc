@@ -1,7 +1,10 @@
 #include "zarr/zstd_codec.h"
 
+#include <xxhash.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "cairn/error.h"
@@ -10,18 +13,110 @@ namespace cairn::zarr {
 
 size_t ZstdMaxFrameBytes(size_t content_bytes) { return ZSTD_compressBound(content_bytes) + 64; }
 
-std::string ZstdCompress(std::string_view data, int level) {
-  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> context(ZSTD_createCCtx(), ZSTD_freeCCtx);
+
+namespace {
+
+using CCtxPtr = std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)>;
+
+// One compression context per thread, reused: a context at level 1 holds ~1 MiB of tables, and chunks of a few KiB
+// would otherwise pay for its allocation each time.
+ZSTD_CCtx* ThreadContext() {
+  thread_local CCtxPtr context(ZSTD_createCCtx(), ZSTD_freeCCtx);
   if (!context) throw std::bad_alloc();
-  // The frame records its content size and a checksum of the content, which every zstd decoder verifies: a
-  // flipped byte in a stored chunk is then reported, not silently decoded into wrong values.
-  ZSTD_CCtx_setParameter(context.get(), ZSTD_c_compressionLevel, level);
-  ZSTD_CCtx_setParameter(context.get(), ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_reset(context.get(), ZSTD_reset_session_and_parameters);
+  return context.get();
+}
+
+// zstd's largest block (RFC 8878, Block_Maximum_Size), and the window the raw frames declare: raw blocks refer to
+// nothing before them, so the smallest window that allows full blocks keeps decoders' buffers small.
+constexpr size_t kMaxBlock = size_t{128} << 10;
+constexpr size_t kSamplePieces = 8;
+constexpr size_t kSamplePieceBytes = kMaxBlock / 2;  // 64 KiB: 512 KiB sampled in all
+// Chunks up to this size are compressed whole to decide: a sample would save little.
+constexpr size_t kSampleAboveBytes = 4 * kSamplePieces * kSamplePieceBytes;
+
+void PutLe(char*& p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+std::string CompressWith(ZSTD_CCtx* context, std::string_view data, int level) {
+  ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level);
+  ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1);
   std::string out(ZSTD_compressBound(data.size()), '\0');
-  size_t n = ZSTD_compress2(context.get(), out.data(), out.size(), data.data(), data.size());
+  size_t n = ZSTD_compress2(context, out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(n)) throw InvalidArgumentError(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
   out.resize(n);
   return out;
+}
+
+}  // namespace
+
+std::string ZstdCompress(std::string_view data, int level) {
+  // The frame records its content size and a checksum of the content, which every zstd decoder verifies: a
+  // flipped byte in a stored chunk is then reported, not silently decoded into wrong values.
+  return CompressWith(ThreadContext(), data, level);
+}
+
+std::string ZstdRawFrame(std::string_view data) {
+  const size_t n = data.size();
+  const size_t blocks = std::max<size_t>(1, (n + kMaxBlock - 1) / kMaxBlock);
+  constexpr size_t kHeader = 4 + 1 + 1 + 8;  // magic, descriptor, window, 8-byte content size
+  const size_t total = kHeader + 3 * blocks + n + 4;
+  std::string out;
+  out.reserve(total + 32);  // room for a zarr3 shard index appended after the frame, without a reallocation
+  out.resize(total);
+  char* p = out.data();
+  PutLe(p, ZSTD_MAGICNUMBER, 4);
+  // Frame_Header_Descriptor: Frame_Content_Size_flag 3 (8 bytes), Single_Segment_flag 0 (so a window descriptor
+  // follows), Content_Checksum_flag 1, no dictionary.
+  *p++ = static_cast<char>((3 << 6) | (1 << 2));
+  // Window_Descriptor: Exponent 7, Mantissa 0, a 2^(10+7) = 128 KiB window.
+  *p++ = static_cast<char>(7 << 3);
+  PutLe(p, n, 8);
+  for (size_t b = 0, at = 0; b < blocks; ++b) {
+    const size_t size = std::min(kMaxBlock, n - at);
+    const bool last = b + 1 == blocks;
+    // Block_Header (3 bytes, little-endian): Last_Block, Block_Type 0 (Raw_Block), Block_Size.
+    PutLe(p, (static_cast<uint32_t>(size) << 3) | (last ? 1u : 0u), 3);
+    if (size) std::memcpy(p, data.data() + at, size);
+    p += size;
+    at += size;
+  }
+  // Content_Checksum: the low 32 bits of XXH64 of the content, seed 0.
+  PutLe(p, XXH64(data.data(), n, 0) & 0xffffffffu, 4);
+  return out;
+}
+
+std::string ZstdCompressAdaptive(std::string_view data, int level, ZstdChoice* choice, double min_savings) {
+  ZSTD_CCtx* context = ThreadContext();
+  auto raw = [&] {
+    if (choice) *choice = ZstdChoice::kRaw;
+    return ZstdRawFrame(data);
+  };
+  if (data.size() > kSampleAboveBytes) {
+    // Pieces spread evenly from the start to the end of the chunk, each compressed as a frame of its own (no
+    // checksum): their total, against the sampled bytes, estimates what the whole chunk would save.
+    ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 0);
+    std::string scratch(ZSTD_compressBound(kSamplePieceBytes), '\0');
+    size_t compressed = 0;
+    const size_t stride = (data.size() - kSamplePieceBytes) / (kSamplePieces - 1);
+    for (size_t i = 0; i < kSamplePieces; ++i) {
+      const size_t n = ZSTD_compress2(context, scratch.data(), scratch.size(), data.data() + i * stride,
+                                      kSamplePieceBytes);
+      if (ZSTD_isError(n)) throw InvalidArgumentError(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+      compressed += n;
+    }
+    const double sampled = static_cast<double>(kSamplePieces * kSamplePieceBytes);
+    if (1.0 - static_cast<double>(compressed) / sampled < min_savings) return raw();
+  }
+  std::string frame = CompressWith(context, data, level);
+  // Judged again on the whole (small chunks are judged only here): the raw frame is as good and reads faster.
+  if (1.0 - static_cast<double>(frame.size()) / static_cast<double>(std::max<size_t>(data.size(), 1)) < min_savings) {
+    return raw();
+  }
+  if (choice) *choice = ZstdChoice::kCompressed;
+  return frame;
 }
 
 void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size, const std::string& what) {

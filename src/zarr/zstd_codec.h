@@ -14,6 +14,25 @@ size_t ZstdMaxFrameBytes(size_t content_bytes);
 
 // One frame with its content size and a content checksum.
 std::string ZstdCompress(std::string_view data, int level);
+// A chunk is written compressed only where zstd saves at least this fraction of its bytes. Below it, compressing
+// costs more than it saves: zstd(1) runs at ~0.2-0.4 GB/s a core and decodes at ~0.3-1 GB/s, where a write
+// costs ~1 ns/byte and a copy ~0.1; the numbers behind the choice are in docs/format.md ("Compression").
+constexpr double kZstdMinSavings = 0.10;
+
+// What ZstdCompressAdaptive did with a chunk.
+enum class ZstdChoice { kCompressed, kRaw };
+
+// One frame of `data`, as ZstdCompress writes it where compression pays, and otherwise a frame of raw blocks
+// (ZstdRawFrame). Large chunks are judged from a sample (a few blocks spread over the chunk), small ones by
+// compressing them; a compressed frame is never kept when it is not smaller than the raw one.
+std::string ZstdCompressAdaptive(std::string_view data, int level, ZstdChoice* choice = nullptr,
+                                 double min_savings = kZstdMinSavings);
+
+// One valid zstd frame holding `data` in raw (stored) blocks, with its content size and content checksum, as zstd
+// itself writes a block that does not compress: any zstd decoder reads it, and it is written at memcpy speed.
+// (libzstd has no call that stores without searching for matches, so the frame is written here, per RFC 8878.)
+std::string ZstdRawFrame(std::string_view data);
+
 // Decodes one or more concatenated frames into exactly `expected_size` bytes at `out`. Anything else (bad
 // frame, too few or too many bytes) is a CorruptionError mentioning `what`.
 void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size, const std::string& what);

@@ -13,7 +13,11 @@ namespace {
 
 using cairn::testing::Iota;
 
-class ZarrArrayTest : public ::testing::TestWithParam<std::tuple<ZarrFormat, bool>> {
+// The compressors a test runs with: none, zstd, blosc lz4 and blosc zstd (byte shuffle).
+enum class Codec { kRaw, kZstd, kBloscLz4, kBloscZstd };
+const char* const kCodecNames[] = {"Raw", "Zstd", "BloscLz4", "BloscZstd"};
+
+class ZarrArrayTest : public ::testing::TestWithParam<std::tuple<ZarrFormat, Codec>> {
  protected:
   ZarrArrayTest() : fs_(NewInMemoryFileSystem()), store_(fs_, "/item") { fs_->CreateDir("/item"); }
   ZarrMetadata Meta(DType dtype, Shape shape, Shape chunks) {
@@ -22,7 +26,13 @@ class ZarrArrayTest : public ::testing::TestWithParam<std::tuple<ZarrFormat, boo
     m.dtype = dtype;
     m.shape = std::move(shape);
     m.chunks = std::move(chunks);
-    if (std::get<1>(GetParam())) m.zstd_level = m.format == ZarrFormat::kV2 ? 1 : 3;
+    const Codec codec = std::get<1>(GetParam());
+    if (codec == Codec::kZstd) m.zstd_level = m.format == ZarrFormat::kV2 ? 1 : 3;
+    if (codec == Codec::kBloscLz4 || codec == Codec::kBloscZstd) {
+      m.blosc = BloscConfig{};
+      m.blosc->cname = codec == Codec::kBloscLz4 ? "lz4" : "zstd";
+      if (m.format == ZarrFormat::kV3) m.blosc->typesize = static_cast<int>(ItemSize(dtype));
+    }
     return m;
   }
   std::shared_ptr<FileSystem> fs_;
@@ -39,7 +49,22 @@ TEST_P(ZarrArrayTest, RoundTripWithEdgeChunks) {
   EXPECT_EQ(read.shape, m.shape);
   EXPECT_EQ(read.chunks, m.chunks);
   EXPECT_EQ(read.zstd_level, m.zstd_level);
+  EXPECT_EQ(read.blosc, m.blosc);
   EXPECT_EQ(ReadZarrRegion(store_, "w", read, {0, 0}, {5, 7}, DType::kInt32), data);
+}
+
+TEST_P(ZarrArrayTest, ManyChunksReadOnEveryCoreLandInPlace) {
+  // 16 x 16 chunks, read in parallel (each worker with its own scratch): whole, cast, and a box cutting chunks.
+  Array data = Iota({64, 48}, DType::kInt32);
+  auto m = Meta(DType::kInt32, {64, 48}, {4, 3});
+  WriteZarrArray(store_, "many", m, data);
+  EXPECT_EQ(ReadZarrRegion(store_, "many", m, {0, 0}, {64, 48}, DType::kInt32), data);
+  EXPECT_EQ(ReadZarrRegion(store_, "many", m, {0, 0}, {64, 48}, DType::kInt64), data.Cast(DType::kInt64));
+  Array box = ReadZarrRegion(store_, "many", m, {5, 7}, {50, 30}, DType::kInt32);
+  const auto b = box.data<int32_t>();
+  for (int64_t r = 0; r < 50; ++r) {
+    for (int64_t c = 0; c < 30; ++c) ASSERT_EQ(b[r * 30 + c], (r + 5) * 48 + (c + 7)) << r << "," << c;
+  }
 }
 
 TEST_P(ZarrArrayTest, RegionsPadTruncateAndCast) {
@@ -94,10 +119,12 @@ TEST_P(ZarrArrayTest, MissingOrCorruptChunksAreErrors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, ZarrArrayTest,
-                         ::testing::Combine(::testing::Values(ZarrFormat::kV2, ZarrFormat::kV3), ::testing::Bool()),
+                         ::testing::Combine(::testing::Values(ZarrFormat::kV2, ZarrFormat::kV3),
+                                            ::testing::Values(Codec::kRaw, Codec::kZstd, Codec::kBloscLz4,
+                                                              Codec::kBloscZstd)),
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param) == ZarrFormat::kV2 ? "V2" : "Zarr3") +
-                                  (std::get<1>(info.param) ? "Zstd" : "Raw");
+                                  kCodecNames[static_cast<int>(std::get<1>(info.param))];
                          });
 
 TEST(ZarrMetadata, V2BytesMatchTensorStore) {
@@ -133,8 +160,16 @@ TEST(ZarrMetadata, RejectsMalformedAndUnsupported) {
   EXPECT_THROW(DecodeZarrV2Metadata(R"({"zarr_format":2,"dtype":"<f4","shape":[2],"chunks":[2,2]})", "x"),
                CorruptionError);
   EXPECT_THROW(DecodeZarrV2Metadata(
-                   R"({"zarr_format":2,"dtype":"<f4","shape":[2],"chunks":[2],"compressor":{"id":"blosc"}})", "x"),
+                   R"({"zarr_format":2,"dtype":"<f4","shape":[2],"chunks":[2],"compressor":{"id":"gzip"}})", "x"),
                UnimplementedError);
+  EXPECT_THROW(DecodeZarrV2Metadata(
+                   R"({"zarr_format":2,"dtype":"<f4","shape":[2],"chunks":[2],"compressor":{"id":"blosc","cname":"nope"}})",
+                   "x"),
+               UnimplementedError);
+  EXPECT_THROW(DecodeZarrV2Metadata(
+                   R"({"zarr_format":2,"dtype":"<f4","shape":[2],"chunks":[2],"compressor":{"id":"blosc","shuffle":7}})",
+                   "x"),
+               CorruptionError);
   EXPECT_THROW(DecodeZarrV2Metadata(R"({"zarr_format":2,"dtype":"<f4","shape":[2],"chunks":[2],"order":"F"})", "x"),
                UnimplementedError);
   EXPECT_THROW(DecodeZarrV2Metadata(

@@ -26,7 +26,9 @@ step) or a safetensors file. DST is written atomically; it must not exist unless
   --ocdbt / --no-ocdbt          checkpoint output: OCDBT database (default) or one zarr
                                 directory per parameter
   --zarr3 / --zarr2             checkpoint output: zarr3 or zarr v2 (default)
-  --compression zstd|none       checkpoint output: zstd-compressed chunks (default) or raw
+  --compression zstd|blosc-lz4|blosc-zstd|none
+                                checkpoint output: zstd-compressed chunks (default; a chunk zstd does not
+                                shrink by 10% is stored in raw blocks), blosc with byte shuffle, or raw
   --force                       replace DST if it exists (only once the new one is complete)
   --skip-unsupported            safetensors output: leave out string leaves instead of failing
   --flat                        safetensors input: keep tensor names flat instead of nesting at '.'
@@ -160,8 +162,11 @@ int Convert(const std::vector<std::string>& argv) {
   options.use_ocdbt = !args.has("no-ocdbt");
   options.use_zarr3 = args.has("zarr3");
   if (auto c = args.value("compression")) {
-    if (*c != "zstd" && *c != "none") throw UsageError("--compression takes zstd or none");
-    options.use_compression = *c == "zstd";
+    if (*c != "zstd" && *c != "none" && *c != "blosc-lz4" && *c != "blosc-zstd") {
+      throw UsageError("--compression takes zstd, blosc-lz4, blosc-zstd or none");
+    }
+    options.use_compression = *c != "none";
+    if (options.use_compression) options.compressor = *c;
   }
   SaveOptions save_options;
   save_options.force = args.has("force");
@@ -216,7 +221,7 @@ int Convert(const std::vector<std::string>& argv) {
   }
   std::cerr << "cairn convert: wrote " << dst.string() << " (" << (options.use_ocdbt ? "OCDBT" : "zarr directories")
             << ", " << (options.use_zarr3 ? "zarr3" : "zarr v2") << ", "
-            << (options.use_compression ? "zstd" : "uncompressed") << ")\n";
+            << (options.use_compression ? options.compressor : "uncompressed") << ")\n";
   return kOk;
 }
 

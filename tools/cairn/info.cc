@@ -1,4 +1,5 @@
 // cairn info: the tree, storage and step metadata, from metadata files alone.
+#include <cstdio>
 #include <iostream>
 
 #include "cairn/inspect.h"
@@ -22,6 +23,9 @@ DIR may be a checkpoint manager's directory (its steps are listed), a step, a co
 step, or a single item. FILE may be a safetensors file (its header is shown).
 
   --json    print the description as JSON (the schema is in docs/cli.md)
+  --stored  also read every chunk, to show what compression made of each array: its stored
+            bytes (and their share of the array's) and how many chunks were stored without
+            compression (zstd writes a chunk it does not shrink by 10% as raw blocks)
 )";
 
 std::string Str(const ojson& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
@@ -107,7 +111,18 @@ void PrintStep(const ojson& step, const std::string& indent) {
           row.push_back(HumanBytes(leaf["bytes"].get<uint64_t>()));
           if (leaf.contains("chunks")) {
             row.push_back(ShapeText(leaf["chunks"]));
-            row.push_back(leaf["compression"].is_null() ? "none" : Str(leaf["compression"]));
+            std::string compression = leaf["compression"].is_null() ? "none" : Str(leaf["compression"]);
+            if (leaf.contains("stored_bytes")) {
+              const uint64_t bytes = leaf["bytes"].get<uint64_t>(), stored = leaf["stored_bytes"].get<uint64_t>();
+              char share[32];
+              std::snprintf(share, sizeof share, "%.0f%%", bytes ? 100.0 * static_cast<double>(stored) / bytes : 100.0);
+              compression += ": " + HumanBytes(stored) + " stored (" + share + ")";
+              if (leaf.contains("chunks_not_compressed")) {
+                compression += ", " + std::to_string(leaf["chunks_not_compressed"].get<uint64_t>()) + "/" +
+                               std::to_string(leaf["stored_chunks"].get<uint64_t>()) + " chunks raw";
+              }
+            }
+            row.push_back(compression);
           } else {
             row.push_back("-");
             row.push_back("legacy msgpack file");
@@ -175,7 +190,7 @@ bool HasErrors(const ojson& d) {
 }  // namespace
 
 int Info(const std::vector<std::string>& argv) {
-  Args args = ParseArgs(argv, {}, {"json", "help"});
+  Args args = ParseArgs(argv, {}, {"json", "stored", "help"});
   if (args.has("help")) {
     std::cout << kHelp;
     return kOk;
@@ -186,7 +201,7 @@ int Info(const std::vector<std::string>& argv) {
   if (kind == checkpoint::PathKind::kIncomplete) {
     throw Failure(kIncomplete, "Found incomplete checkpoint at " + path.string() + ": its save did not finish");
   }
-  const ojson d = kind == checkpoint::PathKind::kFile ? DescribeSafetensors(path) : DescribeCheckpoint(path);
+  const ojson d = kind == checkpoint::PathKind::kFile ? DescribeSafetensors(path) : DescribeCheckpoint(path, FileSystem::Default(), args.has("stored"));
   const int status = HasErrors(d) ? kCorrupt : kOk;
   if (args.has("json")) {
     std::cout << d.dump(2) << "\n";

@@ -223,3 +223,57 @@ def test_delta_steps_restore_in_orbax(layout, tmp_path):
     check_orbax_reads(tmp_path / "3", step3)
     kv = ts.KvStore.open({"driver": "ocdbt", "base": f"file://{tmp_path / '3'}"}).result()
     assert any(k.decode().startswith("shapes.big/") for k in kv.list().result())
+
+# Issue 15: the default zstd writes a chunk that zstd does not shrink by 10% as a zstd frame of raw blocks, and cairn
+# writes blosc (lz4, zstd; byte shuffle) as TensorStore does. Orbax and TensorStore read all of it.
+COMPRESSED_LAYOUTS = ["ocdbt_zarr2", "ocdbt_zarr3", "zarr2", "zarr3"]
+
+
+def codec_tree():
+    rng = np.random.default_rng(15)
+    return {
+        # Float noise: zstd saves ~8%, so these chunks go in raw blocks; the 4 MiB one is judged from a sample.
+        "noise": rng.standard_normal((512, 1024)).astype(np.float32),
+        "big_noise": rng.standard_normal((1024, 1024)).astype(np.float32),
+        # bfloat16 weights save ~20%: compressed.
+        "weights": (0.02 * rng.standard_normal((512, 512))).astype(numpy_dtype("bfloat16")),
+        "zeros": np.zeros((256, 256), np.float32),
+        "small": np.arange(10, dtype=np.int32),
+        "byte_items": (np.arange(4096) % 7).astype(np.uint8),  # blosc's auto shuffle is bit shuffle for 1-byte items
+    }
+
+
+def stored_info(path):
+    done = run([os.environ["CAIRN_CLI"], "info", "--stored", "--json", path])
+    return {leaf["name"]: leaf for leaf in json.loads(done.stdout)["items"][0]["tree"]}
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "blosc-lz4", "blosc-zstd"])
+@pytest.mark.parametrize("layout", COMPRESSED_LAYOUTS)
+def test_orbax_and_tensorstore_read_every_compressor(layout, compressor, tmp_path):
+    options = dict(LAYOUTS[layout][0], compressor=compressor)
+    tree = codec_tree()
+    # One chunk per array, and several (1 MiB chunks: big_noise has four, each judged on its own).
+    save_args = {k: cairn.SaveArgs(chunk_byte_size=1 << 20) for k in tree}
+    for name, args in (("whole", None), ("chunked", save_args)):
+        path = tmp_path / name
+        with cairn.Checkpointer(cairn.PyTreeCheckpointHandler(**options)) as ckptr:
+            ckptr.save(path, args=cairn.args.PyTreeSave(tree, save_args=args))
+        assert_same_tree(orbax_restore(path), tree, f"{name}: Orbax")
+        zarr3, ocdbt = "use_zarr3" in options, options.get("use_ocdbt", True)
+        for param, leaf in tree.items():
+            store = ts.open(tensorstore_spec(path, param, zarr3, ocdbt), open=True, read=True).result()
+            assert_same_tree(store.read().result(), leaf, f"{name}: TensorStore {param}")
+        info = stored_info(path)
+        kind = "zstd" if compressor == "zstd" else "blosc(" + compressor[6:] + ", 5, byte shuffle)"
+        assert info["noise"]["compression"].startswith(kind), info["noise"]
+        if compressor == "zstd":
+            # What `cairn info` reports: float noise stored raw, zeros and bfloat16 weights compressed.
+            for param in ("noise", "big_noise"):
+                assert info[param]["chunks_not_compressed"] == info[param]["stored_chunks"] > 0, info[param]
+            for param in ("zeros", "weights"):
+                assert info[param]["chunks_not_compressed"] == 0, info[param]
+            assert info["weights"]["stored_bytes"] < 0.9 * tree["weights"].nbytes, info["weights"]
+        else:
+            # Byte shuffle: even float noise shrinks (its exponent bytes repeat).
+            assert info["noise"]["stored_bytes"] < tree["noise"].nbytes, info["noise"]
