@@ -20,15 +20,27 @@ struct CopyJob {
 
 Tree SnapshotTree(const Tree& tree, StagingPool& pool) {
   std::vector<CopyJob> jobs;
-  Tree snapshot = tree.Map([&](const KeyPath&, const Tree& leaf) -> Tree {
-    if (!leaf.is_array() || leaf.array().ownership() == Ownership::kShared) return leaf;
-    const Array& array = leaf.array();
+  // `array` itself when it is shared (immutable); else a staging buffer its bytes will be copied into below.
+  auto staged = [&](const Array& array) -> Array {
+    if (array.ownership() == Ownership::kShared) return array;
     auto buffer = pool.Acquire(array.num_bytes());
     for (size_t offset = 0; offset < array.num_bytes(); offset += kPieceBytes) {
       jobs.push_back({array.bytes().data() + offset, buffer.get() + offset,
                       std::min(kPieceBytes, array.num_bytes() - offset)});
     }
     return Array::FromShared(std::shared_ptr<const void>(buffer, buffer.get()), array.dtype(), array.shape());
+  };
+  Tree snapshot = tree.Map([&](const KeyPath&, const Tree& leaf) -> Tree {
+    if (leaf.is_array()) return staged(leaf.array());
+    if (leaf.is_sharded_array()) {
+      // A process's shards are the caller's buffers too (borrowed, or owned and writable): staged the same way.
+      const ShardedArray& sharded = leaf.sharded_array();
+      std::vector<Shard> shards;
+      shards.reserve(sharded.shards().size());
+      for (const Shard& shard : sharded.shards()) shards.push_back({shard.box, shard.replica_id, staged(shard.data)});
+      return Tree(ShardedArray(sharded.dtype(), sharded.global_shape(), std::move(shards), sharded.sharding()));
+    }
+    return leaf;
   });
   ParallelFor(jobs.size(), [&](size_t i) { std::memcpy(jobs[i].dst, jobs[i].src, jobs[i].bytes); });
   return snapshot;

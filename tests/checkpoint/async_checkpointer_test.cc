@@ -74,6 +74,22 @@ TEST(AsyncCheckpointer, CallerMayChangeItsArraysOnceSaveReturns) {
   EXPECT_EQ(ckptr.restore(dir / "1"), expected);
 }
 
+// The shards of a ShardedArray are the caller's buffers as much as a plain array's: staged before save() returns.
+TEST(AsyncCheckpointer, CallerMayChangeItsShardsOnceSaveReturns) {
+  TempDir dir;
+  AsyncCheckpointer ckptr(std::make_unique<StandardCheckpointHandler>());
+  std::vector<float> top(8, 1.0f), bottom(8, 2.0f);
+  std::vector<Shard> shards = {{Box{{0, 0}, {2, 4}}, 0, Array::FromBorrowed(top.data(), DType::kFloat32, {2, 4})},
+                               {Box{{2, 0}, {2, 4}}, 0, Array::FromBorrowed(bottom.data(), DType::kFloat32, {2, 4})}};
+  ckptr.save(dir / "1", args::StandardSave{Tree::Dict({{"x", Tree(ShardedArray(DType::kFloat32, {4, 4}, shards))}})});
+  std::fill(top.begin(), top.end(), -1.0f);
+  std::fill(bottom.begin(), bottom.end(), -1.0f);
+  ckptr.wait_until_finished();
+  std::vector<float> expected(8, 1.0f);
+  expected.resize(16, 2.0f);
+  EXPECT_EQ(ckptr.restore(dir / "1")["x"].array(), Array::FromVector<float>({4, 4}, expected));
+}
+
 TEST(AsyncCheckpointer, SharedImmutableArraysAreNotCopied) {
   auto bytes = std::make_shared<std::vector<float>>(1 << 20, 2.0f);
   Array shared = Array::FromShared(std::shared_ptr<const void>(bytes, bytes->data()), DType::kFloat32, {1 << 20});
