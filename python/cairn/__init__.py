@@ -22,6 +22,7 @@ from . import options
 from . import transform_utils
 from . import utils
 from . import utils as checkpoint_utils
+from . import v1
 from ._cairn import (AbortedError, AlreadyExistsError, CorruptionError, Error, InvalidArgumentError, IoError,
                      NotFoundError, TimeoutError, UnimplementedError, as_numpy_dtype, bfloat16, cast, dtype_name,
                      float8_e4m3fn, float8_e5m2)
@@ -47,5 +48,5 @@ __all__ = [
     "PyTreeCheckpointer", "StandardCheckpointHandler", "StandardCheckpointer", "StepMetadata", "UnimplementedError",
     "args", "as_numpy_dtype", "bfloat16", "cast", "checkpoint_managers", "dtype_name", "multihost", "float8_e4m3fn",
     "float8_e5m2",
-    "options", "utils", "checkpoint_utils", "RestoreTransform", "Transform", "apply_transformations", "transform_utils",
+    "options", "utils", "checkpoint_utils", "RestoreTransform", "Transform", "apply_transformations", "transform_utils", "v1",
 ]
