@@ -2,11 +2,15 @@
 #pragma once
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "cairn/cairn.h"
 
@@ -64,5 +68,39 @@ class ControlledHandler : public StandardCheckpointHandler {
  private:
   std::shared_ptr<Control> control_;
 };
+
+// What the CheckpointManager tests share (checkpoint_manager_*_test.cc): the root, the loss of a step's metrics, and
+// the fixture that runs each test with the asynchronous (Orbax's default) and the synchronous checkpointer.
+namespace manager_test {
+
+namespace fs = std::filesystem;
+using Steps = std::vector<int64_t>;
+
+inline const fs::path kRoot = "/run";
+
+inline double Loss(const nlohmann::json& metrics) { return metrics.at("loss").get<double>(); }
+
+class ManagerTest : public ::testing::TestWithParam<bool> {
+ protected:
+  CheckpointManagerOptions Options() const {
+    CheckpointManagerOptions o;
+    o.enable_async_checkpointing = GetParam();
+    o.file_system = fs_;
+    return o;
+  }
+  // Saves StateAt(step) (with `loss` as metrics when given); returns whether it saved.
+  bool Save(CheckpointManager& m, int64_t step, std::optional<double> loss = std::nullopt, bool force = false) {
+    CheckpointManagerSaveOptions o;
+    if (loss) o.metrics = {{"loss", *loss}};
+    o.force = force;
+    return m.save(step, args::StandardSave{StateAt(step)}, o);
+  }
+  // The step directories on disk.
+  std::set<std::string> OnDisk() const { return Entries(*fs_, kRoot); }
+
+  std::shared_ptr<FileSystem> fs_ = NewInMemoryFileSystem();
+};
+
+}  // namespace manager_test
 
 }  // namespace cairn::testing

@@ -1,0 +1,205 @@
+// CheckpointManager across processes: barriers, saves of several processes, active processes.
+#include "cairn/checkpoint_manager.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "manager_test_util.h"
+#include "metadata/checkpoint_metadata.h"
+#include "metadata/checksums.h"
+#include "metadata/python_json.h"
+#include "test_util.h"
+
+namespace cairn {
+namespace {
+
+namespace fs = std::filesystem;
+namespace sdp = save_decision_policy;
+namespace pp = preservation_policy;
+using cairn::testing::ControlledHandler;
+using cairn::testing::Entries;
+using cairn::testing::FakeClock;
+using cairn::testing::kSecond;
+using cairn::testing::StateAt;
+using namespace cairn::testing::manager_test;
+
+TEST(CheckpointManager, BarriersAreNamedAfterOrbaxs) {
+  auto fs = NewInMemoryFileSystem();
+  std::mutex mu;
+  std::vector<std::string> keys;
+  CheckpointManagerOptions o;
+  o.max_to_keep = 1;
+  o.async_options.barrier_sync_fn = [&](const std::string& key, int64_t timeout_ms) {
+    // The manager's barriers wait barrier_timeout_secs (Orbax's coordination timeout); the checkpointer's, the
+    // save's timeout_secs.
+    EXPECT_EQ(timeout_ms, key.find("CheckpointManager:") != std::string::npos ? 300'000 : 600'000) << key;
+    std::lock_guard lock(mu);
+    keys.push_back(key);
+  };
+  o.multiprocessing_options.barrier_sync_key_prefix = "run1/";
+  o.file_system = fs;
+  CheckpointManager m(kRoot, o, {}, nlohmann::json{{"a", 1}});
+  m.save(1, args::StandardSave{StateAt(1)});
+  m.save(2, args::StandardSave{StateAt(2)});
+  m.delete_step(2);
+  m.close();
+  std::lock_guard lock(mu);
+  for (const char* key : {"run1/CheckpointManager:create_directory", "run1/CheckpointManager:save_root_metadata",
+                          "run1/CheckpointManager:save_start", "run1/CheckpointManager:old_steps_to_remove",
+                          "run1/CheckpointManager:deleted_step", "run1/save_start", "run1/async_commit_complete"}) {
+    EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
+  }
+}
+
+// Two processes (threads with a local process group): they meet at the manager's barriers in the same order, and
+// only the primary host (here process 1) deletes and writes the root metadata.
+TEST(CheckpointManager, ProcessesMeetAtTheManagersBarriers) {
+  auto fs = NewInMemoryFileSystem();
+  {
+    CheckpointManagerOptions o;
+    o.file_system = fs;
+    CheckpointManager m(kRoot, o);
+    m.save(1, args::StandardSave{StateAt(1)});
+    m.save(2, args::StandardSave{StateAt(2)});
+  }
+  fs->CreateDirs(kRoot / "3.orbax-checkpoint-tmp");
+  auto groups = LocalProcessGroups::Create(2);
+  std::vector<std::exception_ptr> errors(2);
+  std::vector<std::vector<int64_t>> seen(2);
+  std::vector<std::thread> processes;
+  for (int i = 0; i < 2; ++i) {
+    processes.emplace_back([&, i] {
+      try {
+        CheckpointManagerOptions o;
+        o.cleanup_tmp_directories = true;
+        o.multiprocessing_options.primary_host = 1;
+        o.multiprocessing_options.process_group = groups[static_cast<size_t>(i)];
+        o.multiprocessing_options.barrier_timeout_secs = 20;
+        o.file_system = fs;
+        CheckpointManager m(kRoot, o, {}, nlohmann::json{{"process", i}});
+        m.delete_step(1);
+        seen[static_cast<size_t>(i)] = m.all_steps();
+        m.close();
+      } catch (...) {
+        errors[static_cast<size_t>(i)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& p : processes) p.join();
+  for (auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  EXPECT_EQ(seen[0], Steps{2});
+  EXPECT_EQ(seen[1], Steps{2});
+  EXPECT_EQ(Entries(*fs, kRoot), (std::set<std::string>{"2", "metadata"}));
+  CheckpointManagerOptions o;
+  o.file_system = fs;
+  EXPECT_EQ(CheckpointManager(kRoot, o).metadata().custom_metadata, (nlohmann::json{{"process", 1}}));
+}
+
+// Runs fn(process, group) on `count` threads, one per simulated process; returns each one's exception.
+std::vector<std::exception_ptr> RunProcesses(int count,
+                                             const std::function<void(int, std::shared_ptr<ProcessGroup>)>& fn) {
+  auto groups = LocalProcessGroups::Create(count);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(count));
+  std::vector<std::thread> threads;
+  for (int p = 0; p < count; ++p) {
+    threads.emplace_back([&, p] {
+      try {
+        fn(p, groups[static_cast<size_t>(p)]);
+      } catch (...) {
+        errors[static_cast<size_t>(p)] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  return errors;
+}
+
+void ExpectNoErrors(const std::vector<std::exception_ptr>& errors) {
+  for (size_t p = 0; p < errors.size(); ++p) {
+    if (!errors[p]) continue;
+    try {
+      std::rethrow_exception(errors[p]);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "process " << p << ": " << e.what();
+    }
+  }
+}
+
+// Two processes save a run together: asynchronous saves, metrics, retention; each process holds the same steps
+// and restores the same state. Their clocks disagree, yet they save the same steps: the primary decides.
+TEST(CheckpointManager, TwoProcessesSaveARunTogether) {
+  auto fs = NewInMemoryFileSystem();
+  std::vector<std::vector<int64_t>> held(2), saved(2);
+  ExpectNoErrors(RunProcesses(2, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    FakeClock clock(1000 + p * 100);  // the clocks disagree, and process 1's runs faster
+    CheckpointManagerOptions o;
+    o.save_decision_policy = std::make_shared<sdp::ContinuousCheckpointingPolicy>(/*minimum_interval_secs=*/10);
+    o.preservation_policy = std::make_shared<pp::AnyPreservationPolicy>(
+        pp::BestN(Loss, 1, /*reverse=*/true), pp::LatestN(2));
+    o.cleanup_tmp_directories = true;
+    o.multiprocessing_options.process_group = group;
+    o.multiprocessing_options.barrier_timeout_secs = 30;
+    o.file_system = fs;
+    o.now_nsecs = clock.fn();
+    CheckpointManager m(kRoot, o, {}, nlohmann::json{{"run", "two"}});
+    for (int64_t step = 0; step < 12; ++step) {
+      clock.Advance(p == 0 ? 4 : 7);
+      m.wait_until_finished();  // so that "a save in progress" does not depend on timing here
+      const double loss = step == 3 ? 0.01 : 1.0 / (step + 1);
+      if (m.save(step, args::StandardSave{StateAt(step)}, {.metrics = {{"loss", loss}}})) {
+        saved[static_cast<size_t>(p)].push_back(step);
+      }
+    }
+    m.wait_until_finished();
+    held[static_cast<size_t>(p)] = m.all_steps();
+    for (int64_t step : m.all_steps()) EXPECT_EQ(m.restore(step), StateAt(step)) << "process " << p;
+    m.close();
+  }));
+  // Process 0's clock (4 s a step): the first step, then every third (12 s). Process 1's alone would save every
+  // second step.
+  EXPECT_EQ(saved[0], (Steps{0, 3, 6, 9}));
+  EXPECT_EQ(saved[1], saved[0]);
+  EXPECT_EQ(held[0], (Steps{3, 6, 9}));
+  EXPECT_EQ(held[1], held[0]);
+  EXPECT_EQ(Entries(*fs, kRoot), (std::set<std::string>{"3", "6", "9", "metadata"}));
+}
+
+// With active_processes, the active ones save; another process may read the run but not save.
+TEST(CheckpointManager, ActiveProcessesSaveAndTheOthersOnlyRead) {
+  auto fs = NewInMemoryFileSystem();
+  std::atomic<int> done{0};
+  ExpectNoErrors(RunProcesses(3, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    CheckpointManagerOptions o;
+    o.max_to_keep = 2;
+    o.multiprocessing_options.process_group = group;
+    o.multiprocessing_options.active_processes = std::vector<int>{0, 2};
+    o.multiprocessing_options.primary_host = 2;
+    o.multiprocessing_options.barrier_timeout_secs = 30;
+    o.file_system = fs;
+    CheckpointManager m(kRoot, o);
+    if (p == 1) {
+      EXPECT_THROW(m.save(0, args::StandardSave{StateAt(0)}), InvalidArgumentError);
+      return;
+    }
+    for (int64_t step = 0; step < 4; ++step) m.save(step, args::StandardSave{StateAt(step)});
+    m.close();
+    EXPECT_EQ(m.all_steps(), (Steps{2, 3}));
+    ++done;
+  }));
+  EXPECT_EQ(done.load(), 2);
+  CheckpointManagerOptions o;
+  o.read_only = true;
+  o.file_system = fs;
+  CheckpointManager reader(kRoot, o);
+  EXPECT_EQ(reader.all_steps(), (Steps{2, 3}));
+  EXPECT_EQ(reader.restore(), StateAt(3));
+}
+
+}  // namespace
+}  // namespace cairn
