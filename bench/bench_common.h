@@ -1,6 +1,6 @@
-// What cairn_bench and cairn_bench_mp share: the transformer's parameter shapes and how d_model is chosen for a
-// target size, the deterministic value generator, and small system helpers (timing, dropping the page cache,
-// removing a checkpoint and its temporary directory).
+// What the bench programs (cairn_bench, cairn_bench_mp, cairn_delta_bench) share: the command-line parser, the
+// transformer's parameter shapes and how d_model is chosen for a target size, the deterministic value generator,
+// and small system helpers (timing, dropping the page cache, removing a checkpoint and its temporary directory).
 #pragma once
 
 #include <fcntl.h>
@@ -15,6 +15,9 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <iostream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +28,79 @@ namespace bench {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+
+// A command line of `--name value` options and `--name` switches, each bound to a variable of the program's
+// options; anything else, a missing value or a value that does not parse ends the program with the usage text.
+class CommandLine {
+ public:
+  CommandLine(std::string program, std::string usage, bool quiet = false)
+      : program_(std::move(program)), usage_(std::move(usage)), quiet_(quiet) {}
+
+  CommandLine& Value(const std::string& name, std::string* out) {
+    values_[name] = [out](const std::string& v) { *out = v; };
+    return *this;
+  }
+  CommandLine& Value(const std::string& name, fs::path* out) {
+    values_[name] = [out](const std::string& v) { *out = v; };
+    return *this;
+  }
+  CommandLine& Value(const std::string& name, double* out) {
+    values_[name] = [out](const std::string& v) { *out = std::stod(v); };
+    return *this;
+  }
+  CommandLine& Value(const std::string& name, int* out) {
+    values_[name] = [out](const std::string& v) { *out = std::stoi(v); };
+    return *this;
+  }
+  CommandLine& Value(const std::string& name, int64_t* out) {
+    values_[name] = [out](const std::string& v) { *out = std::stoll(v); };
+    return *this;
+  }
+  // A comma-separated list, replacing the default.
+  CommandLine& List(const std::string& name, std::vector<std::string>* out) {
+    values_[name] = [out](const std::string& v) {
+      out->clear();
+      std::stringstream ss(v);
+      for (std::string item; std::getline(ss, item, ',');) out->push_back(item);
+    };
+    return *this;
+  }
+  // `--name` sets *out to `value`.
+  CommandLine& Switch(const std::string& name, bool* out, bool value) {
+    switches_[name] = [out, value] { *out = value; };
+    return *this;
+  }
+
+  void Parse(int argc, char** argv) const {
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "-h" || a == "--help") Usage("help");
+      if (auto s = switches_.find(a); s != switches_.end()) {
+        s->second();
+        continue;
+      }
+      auto v = values_.find(a);
+      if (v == values_.end()) Usage("unknown option " + a);
+      if (i + 1 >= argc) Usage(a + " needs a value");
+      try {
+        v->second(argv[++i]);
+      } catch (const std::exception&) {
+        Usage("bad value for " + a + ": " + argv[i]);
+      }
+    }
+  }
+
+  [[noreturn]] void Usage(const std::string& why) const {
+    if (!quiet_) std::cerr << program_ << ": " << why << "\nusage: " << usage_ << "\n";
+    std::exit(2);
+  }
+
+ private:
+  std::string program_, usage_;
+  bool quiet_;
+  std::map<std::string, std::function<void(const std::string&)>> values_;
+  std::map<std::string, std::function<void()>> switches_;
+};
 
 inline double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();

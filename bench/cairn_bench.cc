@@ -82,43 +82,29 @@ struct Options {
   std::vector<std::string> phases = {"async", "floors", "sync", "restore", "codecs"};
 };
 
-[[noreturn]] void Usage(const std::string& why) {
-  std::cerr << "cairn_bench: " << why << "\n"
-            << "usage: cairn_bench --dir DIR [--json FILE] [--size-gib 2] [--reps 3] [--layers 8] [--vocab 32000]\n"
-            << "                   [--mlp-ratio 4] [--mix train|f32|bf16] [--no-cold] [--no-verify] [--keep]\n"
-            << "                   [--phases async,floors,sync,restore,codecs]\n";
-  std::exit(2);
-}
-
 Options ParseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) Usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--size-gib") o.size_gib = std::stod(value());
-    else if (a == "--dir") o.dir = value();
-    else if (a == "--json") o.json_path = value();
-    else if (a == "--reps") o.reps = std::stoi(value());
-    else if (a == "--layers") o.layers = std::stoi(value());
-    else if (a == "--vocab") o.vocab = std::stoll(value());
-    else if (a == "--mlp-ratio") o.mlp_ratio = std::stoi(value());
-    else if (a == "--mix") o.mix = value();
-    else if (a == "--no-cold") o.cold = false;
-    else if (a == "--no-verify") o.verify = false;
-    else if (a == "--keep") o.keep = true;
-    else if (a == "--phases") {
-      o.phases.clear();
-      std::stringstream ss(value());
-      for (std::string p; std::getline(ss, p, ',');) o.phases.push_back(p);
-    } else if (a == "-h" || a == "--help") Usage("help");
-    else Usage("unknown option " + a);
-  }
-  if (o.dir.empty()) Usage("--dir is required");
-  if (o.size_gib <= 0 || o.reps < 1 || o.layers < 1 || o.vocab < 1 || o.mlp_ratio < 1) Usage("bad sizes");
-  if (o.mix != "train" && o.mix != "f32" && o.mix != "bf16") Usage("--mix is train, f32 or bf16");
+  const bench::CommandLine cl =
+      bench::CommandLine("cairn_bench",
+                         "cairn_bench --dir DIR [--json FILE] [--size-gib 2] [--reps 3] [--layers 8] [--vocab 32000]\n"
+                         "                   [--mlp-ratio 4] [--mix train|f32|bf16] [--no-cold] [--no-verify] [--keep]\n"
+                         "                   [--phases async,floors,sync,restore,codecs]")
+          .Value("--size-gib", &o.size_gib)
+          .Value("--dir", &o.dir)
+          .Value("--json", &o.json_path)
+          .Value("--reps", &o.reps)
+          .Value("--layers", &o.layers)
+          .Value("--vocab", &o.vocab)
+          .Value("--mlp-ratio", &o.mlp_ratio)
+          .Value("--mix", &o.mix)
+          .Switch("--no-cold", &o.cold, false)
+          .Switch("--no-verify", &o.verify, false)
+          .Switch("--keep", &o.keep, true)
+          .List("--phases", &o.phases);
+  cl.Parse(argc, argv);
+  if (o.dir.empty()) cl.Usage("--dir is required");
+  if (o.size_gib <= 0 || o.reps < 1 || o.layers < 1 || o.vocab < 1 || o.mlp_ratio < 1) cl.Usage("bad sizes");
+  if (o.mix != "train" && o.mix != "f32" && o.mix != "bf16") cl.Usage("--mix is train, f32 or bf16");
   return o;
 }
 

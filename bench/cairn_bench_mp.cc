@@ -75,37 +75,26 @@ struct Options {
 
 int g_rank = 0;
 
-[[noreturn]] void Usage(const std::string& why) {
-  if (g_rank == 0)
-    std::cerr << "cairn_bench_mp: " << why << "\n"
-              << "usage: mpirun -n N cairn_bench_mp --dir DIR [--json FILE] [--size-mib 256] [--reps 3] [--layers 4]\n"
-              << "                  [--vocab 32000] [--mlp-ratio 4] [--zstd] [--no-cold] [--keep]\n";
-  std::exit(2);
-}
-
 Options ParseOptions(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) Usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--size-mib") o.size_mib = std::stod(value());
-    else if (a == "--dir") o.dir = value();
-    else if (a == "--json") o.json_path = value();
-    else if (a == "--reps") o.reps = std::stoi(value());
-    else if (a == "--layers") o.layers = std::stoi(value());
-    else if (a == "--vocab") o.vocab = std::stoll(value());
-    else if (a == "--mlp-ratio") o.mlp_ratio = std::stoi(value());
-    else if (a == "--zstd") o.zstd = true;
-    else if (a == "--no-cold") o.cold = false;
-    else if (a == "--keep") o.keep = true;
-    else if (a == "-h" || a == "--help") Usage("help");
-    else Usage("unknown option " + a);
-  }
-  if (o.dir.empty()) Usage("--dir is required");
-  if (o.size_mib <= 0 || o.reps < 1 || o.layers < 1 || o.vocab < 1 || o.mlp_ratio < 1) Usage("bad sizes");
+  const bench::CommandLine cl =
+      bench::CommandLine("cairn_bench_mp",
+                         "mpirun -n N cairn_bench_mp --dir DIR [--json FILE] [--size-mib 256] [--reps 3] [--layers 4]\n"
+                         "                  [--vocab 32000] [--mlp-ratio 4] [--zstd] [--no-cold] [--keep]",
+                         /*quiet=*/g_rank != 0)
+          .Value("--size-mib", &o.size_mib)
+          .Value("--dir", &o.dir)
+          .Value("--json", &o.json_path)
+          .Value("--reps", &o.reps)
+          .Value("--layers", &o.layers)
+          .Value("--vocab", &o.vocab)
+          .Value("--mlp-ratio", &o.mlp_ratio)
+          .Switch("--zstd", &o.zstd, true)
+          .Switch("--no-cold", &o.cold, false)
+          .Switch("--keep", &o.keep, true);
+  cl.Parse(argc, argv);
+  if (o.dir.empty()) cl.Usage("--dir is required");
+  if (o.size_mib <= 0 || o.reps < 1 || o.layers < 1 || o.vocab < 1 || o.mlp_ratio < 1) cl.Usage("bad sizes");
   return o;
 }
 

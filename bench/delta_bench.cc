@@ -43,31 +43,21 @@ struct Options {
   int fullchange_steps = 3;
 };
 
-[[noreturn]] void Usage(const std::string& why) {
-  std::cerr << "cairn_delta_bench: " << why << "\n"
-            << "usage: cairn_delta_bench --dir DIR [--json FILE] [--base-mib 2048] [--adapter-mib 20] [--steps 10]\n"
-            << "                         [--fullchange-steps 3]\n";
-  std::exit(2);
-}
-
 Options Parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) Usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--dir") o.dir = value();
-    else if (a == "--json") o.json_path = value();
-    else if (a == "--base-mib") o.base_mib = std::stod(value());
-    else if (a == "--adapter-mib") o.adapter_mib = std::stod(value());
-    else if (a == "--steps") o.steps = std::stoi(value());
-    else if (a == "--fullchange-steps") o.fullchange_steps = std::stoi(value());
-    else Usage("unknown argument " + a);
-  }
-  if (o.dir.empty()) Usage("--dir is required");
-  if (o.steps < 2 || o.fullchange_steps < 2) Usage("--steps and --fullchange-steps must be at least 2");
+  const bench::CommandLine cl =
+      bench::CommandLine("cairn_delta_bench",
+                         "cairn_delta_bench --dir DIR [--json FILE] [--base-mib 2048] [--adapter-mib 20] [--steps 10]\n"
+                         "                         [--fullchange-steps 3]")
+          .Value("--dir", &o.dir)
+          .Value("--json", &o.json_path)
+          .Value("--base-mib", &o.base_mib)
+          .Value("--adapter-mib", &o.adapter_mib)
+          .Value("--steps", &o.steps)
+          .Value("--fullchange-steps", &o.fullchange_steps);
+  cl.Parse(argc, argv);
+  if (o.dir.empty()) cl.Usage("--dir is required");
+  if (o.steps < 2 || o.fullchange_steps < 2) cl.Usage("--steps and --fullchange-steps must be at least 2");
   return o;
 }
 
