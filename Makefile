@@ -154,4 +154,5 @@ stress: build
 # an allocation sized by an unchecked length from disk fails loudly instead of succeeding on a large machine.
 test-sanitize:
 	@ASAN_OPTIONS=allocator_may_return_null=0:max_allocation_size_mb=4096:detect_leaks=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan_suppressions.txt \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(MAKE) --no-print-directory test-asan
