@@ -4,8 +4,8 @@
     ocp.v1.save('/ckpt/1', state)                       # a PyTree, as the checkpointable 'state'
     state = ocp.v1.load('/ckpt/1', abstract_state)      # abstract_state: jax.ShapeDtypeStruct leaves (optional)
 
-The checkpoint is what Orbax's v1 writes: a composite whose item `state` is a PyTree in OCDBT + zarr3, which
-Orbax's `v1.load` and its classic API read (tested), and `load` reads what either of Orbax's APIs wrote, a
+The checkpoint is what Orbax's v1 writes (a composite whose item `state` is a PyTree in OCDBT + zarr3), less
+v1's empty `orbax.checkpoint` marker file; Orbax's `v1.load` and its classic API read it (tested), and `load` reads what either of Orbax's APIs wrote, a
 checkpoint whose root is the tree included.
 """
 
