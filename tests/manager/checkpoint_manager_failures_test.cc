@@ -17,15 +17,7 @@
 namespace cairn {
 namespace {
 
-namespace fs = std::filesystem;
-namespace sdp = save_decision_policy;
-namespace pp = preservation_policy;
-using cairn::testing::ControlledHandler;
-using cairn::testing::Entries;
-using cairn::testing::FakeClock;
-using cairn::testing::kSecond;
-using cairn::testing::StateAt;
-using namespace cairn::testing::manager_test;
+using namespace cairn::testing::manager_test;  // fs, sdp, pp, the fixture and the helpers
 
 TEST(CheckpointManager, OldStepsGoOnlyAfterTheNewSaveCommits) {
   auto fs = NewInMemoryFileSystem();

@@ -74,6 +74,13 @@ class ControlledHandler : public StandardCheckpointHandler {
 namespace manager_test {
 
 namespace fs = std::filesystem;
+namespace sdp = save_decision_policy;
+namespace pp = preservation_policy;
+using cairn::testing::ControlledHandler;
+using cairn::testing::Entries;
+using cairn::testing::FakeClock;
+using cairn::testing::kSecond;
+using cairn::testing::StateAt;
 using Steps = std::vector<int64_t>;
 
 inline const fs::path kRoot = "/run";
