@@ -97,18 +97,21 @@ class SavedShardings:
     """The `_sharding` entries of a checkpoint's items, read (through `cairn info`'s description, so from any
     storage cairn reads) only when a restore without a target needs them."""
 
-    def __init__(self, path: str, item_name: str = ""):
+    def __init__(self, path: str, item_name: str = "", _description: Optional[dict] = None):
         self._path = path
         self._item_name = item_name
+        # Shared by the items of one checkpoint, so that it is described (its metadata read) once.
+        self._description = _description if _description is not None else {}
 
     def item(self, name: str) -> "SavedShardings":
-        return SavedShardings(self._path, name)
+        return SavedShardings(self._path, name, self._description)
 
     def entries(self) -> dict:
         """{parameter name: Orbax's sharding object} of the item."""
-        from . import _cairn
-        description = json.loads(_cairn._describe(self._path))
-        for item in description.get("items", []):
+        if not self._description:
+            from . import _cairn
+            self._description.update(json.loads(_cairn._describe(self._path)))
+        for item in self._description.get("items", []):
             if item.get("name", "") == self._item_name:
                 return {leaf["name"]: leaf["sharding"] for leaf in item.get("tree", []) if "sharding" in leaf}
         return {}
