@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "io/path.h"
 #include "io/temporary_path.h"
+#include "item/reader.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
 
@@ -89,9 +90,9 @@ void WithWriteProgress(bool enabled, const std::filesystem::path& watched, uint6
 
 nlohmann::json ItemCustomMetadata(const std::filesystem::path& dir) {
   auto fs = FileSystem::Default();
-  const auto path = dir / metadata::kTreeMetadataFile;
-  if (!fs->Exists(path)) return nullptr;
-  return metadata::DecodeTreeMetadata(fs->ReadFile(path), path.string()).custom_metadata;
+  // Checked against its recorded CRC-32C, as a restore reads it.
+  item::ItemReader reader(fs, dir);
+  return reader.saved_tree() ? reader.saved_tree()->custom_metadata : nlohmann::json(nullptr);
 }
 
 }  // namespace
