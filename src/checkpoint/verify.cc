@@ -9,6 +9,7 @@
 
 #include "cairn/error.h"
 #include "checkpoint/layout.h"
+#include "io/disk_usage.h"
 #include "io/temporary_path.h"
 #include "core/crc32c.h"
 #include "core/thread_pool.h"
@@ -34,15 +35,6 @@ namespace fs_ns = std::filesystem;
 // More missing chunks than this in one array are summarised, not listed one by one.
 constexpr size_t kMaxListedMissing = 8;
 
-uint64_t TotalBytes(FileSystem& fs, const fs_ns::path& path) {
-  auto info = fs.Stat(path);
-  if (!info) return 0;
-  if (!info->is_directory) return info->size;
-  uint64_t total = 0;
-  for (const auto& name : fs.ListDir(path)) total += TotalBytes(fs, path / name);
-  return total;
-}
-
 bool IsArrayType(const std::string& type) {
   return type == md::kJaxArray || type == md::kNumpyArray || type == md::kScalar;
 }
@@ -51,7 +43,7 @@ class Verifier {
  public:
   Verifier(const std::shared_ptr<FileSystem>& fs, fs_ns::path root, const VerifyOptions& options, VerifyReport& report)
       : fs_(fs), root_(std::move(root)), options_(options), report_(report) {
-    if (options_.progress) total_ = TotalBytes(*fs_, root_);
+    if (options_.progress) total_ = io::BytesUnder(*fs_, root_);
   }
 
   void Root() {

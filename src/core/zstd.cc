@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cairn/error.h"
+#include "core/little_endian.h"
 
 namespace cairn {
 
@@ -35,9 +36,6 @@ constexpr size_t kSamplePieceBytes = kMaxBlock / 2;  // 64 KiB: 512 KiB sampled 
 // Chunks up to this size are compressed whole to decide: a sample would save little.
 constexpr size_t kSampleAboveBytes = 4 * kSamplePieces * kSamplePieceBytes;
 
-void PutLe(char*& p, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>((v >> (8 * i)) & 0xff);
-}
 
 std::string CompressWith(ZSTD_CCtx* context, std::string_view data, int level, bool content_checksum = true) {
   ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level);
@@ -66,24 +64,24 @@ std::string ZstdRawFrame(std::string_view data) {
   out.reserve(total + 32);  // room for a zarr3 shard index appended after the frame, without a reallocation
   out.resize(total);
   char* p = out.data();
-  PutLe(p, ZSTD_MAGICNUMBER, 4);
+  StoreLe(p, ZSTD_MAGICNUMBER, 4);
   // Frame_Header_Descriptor: Frame_Content_Size_flag 3 (8 bytes), Single_Segment_flag 0 (so a window descriptor
   // follows), Content_Checksum_flag 1, no dictionary.
   *p++ = static_cast<char>((3 << 6) | (1 << 2));
   // Window_Descriptor: Exponent 7, Mantissa 0, a 2^(10+7) = 128 KiB window.
   *p++ = static_cast<char>(7 << 3);
-  PutLe(p, n, 8);
+  StoreLe(p, n, 8);
   for (size_t b = 0, at = 0; b < blocks; ++b) {
     const size_t size = std::min(kMaxBlock, n - at);
     const bool last = b + 1 == blocks;
     // Block_Header (3 bytes, little-endian): Last_Block, Block_Type 0 (Raw_Block), Block_Size.
-    PutLe(p, (static_cast<uint32_t>(size) << 3) | (last ? 1u : 0u), 3);
+    StoreLe(p, (static_cast<uint32_t>(size) << 3) | (last ? 1u : 0u), 3);
     if (size) std::memcpy(p, data.data() + at, size);
     p += size;
     at += size;
   }
   // Content_Checksum: the low 32 bits of XXH64 of the content, seed 0.
-  PutLe(p, XXH64(data.data(), n, 0) & 0xffffffffu, 4);
+  StoreLe(p, XXH64(data.data(), n, 0) & 0xffffffffu, 4);
   return out;
 }
 

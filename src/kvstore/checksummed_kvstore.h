@@ -35,6 +35,7 @@ class ChecksummedKvStore final : public KvStore {
   void Record(const std::string& key, uint32_t crc, std::vector<uint32_t> blocks);
   KvStore& inner() { return *inner_; }
 
+  using KvStore::Read;
   std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override;
   bool ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c = nullptr) override;
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;

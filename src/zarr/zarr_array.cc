@@ -13,6 +13,7 @@
 #include "core/box_copy.h"
 #include "core/thread_pool.h"
 #include "zarr/blosc_codec.h"
+#include "core/little_endian.h"
 #include "core/zstd.h"
 
 namespace cairn::zarr {
@@ -41,23 +42,6 @@ void ForEachChunk(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi
   }
 }
 
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
 std::string EncodeChunk(const ZarrMetadata& m, std::string_view raw) {
   std::string encoded = m.zstd_level ? ZstdCompressAdaptive(raw, *m.zstd_level)
                         : m.blosc    ? BloscCompress(raw, *m.blosc, ItemSize(m.dtype))
@@ -65,9 +49,9 @@ std::string EncodeChunk(const ZarrMetadata& m, std::string_view raw) {
   if (m.format == ZarrFormat::kV2 || !m.zarr3_sharded) return encoded;
   // A shard holding one inner chunk: the chunk, then the index (offset, length) and its CRC-32C.
   std::string index;
-  PutU64(index, 0);
-  PutU64(index, encoded.size());
-  PutU32(index, Crc32c(index));
+  AppendLe(index, 0, 8);
+  AppendLe(index, encoded.size(), 8);
+  AppendLe(index, Crc32c(index), 4);
   encoded += index;
   return encoded;
 }
@@ -81,10 +65,10 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
     constexpr size_t kIndexBytes = 16 + 4;
     if (stored.size() < kIndexBytes) throw CorruptionError(what + ": shard is too short for its index");
     const char* index = stored.data() + stored.size() - kIndexBytes;
-    if (Crc32c(std::string_view(index, 16)) != GetU32(index + 16)) {
+    if (Crc32c(std::string_view(index, 16)) != static_cast<uint32_t>(LoadLe(index + 16, 4))) {
       throw CorruptionError(what + ": shard index fails its CRC-32C");
     }
-    uint64_t offset = GetU64(index), length = GetU64(index + 8);
+    uint64_t offset = LoadLe(index, 8), length = LoadLe(index + 8, 8);
     if (offset == kMissing && length == kMissing) return false;
     const uint64_t body = stored.size() - kIndexBytes;
     if (offset > body || length > body - offset) throw CorruptionError(what + ": shard index points outside the shard");
