@@ -5,11 +5,11 @@
 #include "cairn/error.h"
 #include "kvstore/ocdbt/reader.h"
 #include "metadata/delta_record.h"
+#include "item/layout.h"
 
 namespace cairn::item {
 namespace {
 
-constexpr const char* kManifest = "manifest.ocdbt";
 
 [[noreturn]] void Damaged(const std::filesystem::path& base_item_dir, const std::string& why) {
   throw CorruptionError("cannot save a delta against " + base_item_dir.string() + ": the base is damaged (" + why +
@@ -22,8 +22,8 @@ DeltaBase LoadDeltaBase(const std::shared_ptr<FileSystem>& fs, const std::filesy
   DeltaBase out;
   if (!fs->IsDirectory(base_item_dir)) return out;  // an item the base step does not have
   const bool tracked = fs->IsDirectory(base_item_dir / metadata::kDeltaDir);
-  if (!fs->Exists(base_item_dir / kManifest)) {
-    if (tracked) Damaged(base_item_dir, (base_item_dir / kManifest).string() + " is missing");
+  if (!fs->Exists(base_item_dir / kOcdbtManifest)) {
+    if (tracked) Damaged(base_item_dir, (base_item_dir / kOcdbtManifest).string() + " is missing");
     return out;  // not an OCDBT item: nothing to share
   }
   auto index = std::make_shared<kvstore::ocdbt::DeltaBaseIndex>();

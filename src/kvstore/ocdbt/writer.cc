@@ -11,12 +11,12 @@
 #include "io/temporary_path.h"
 #include "kvstore/ocdbt/random_id.h"
 #include "kvstore/ocdbt/reader.h"
+#include "kvstore/ocdbt/ocdbt.h"
 
 namespace cairn::kvstore {
 namespace ocdbt {
 namespace {
 
-constexpr char kManifestName[] = "manifest.ocdbt";
 constexpr uint32_t kMaxInlineValueBytes = 1u << 20;  // TensorStore rejects larger inline values when reading
 
 void ValidateOptions(const OcdbtWriterOptions& options) {
@@ -70,9 +70,9 @@ std::string ReadBaseValue(FileSystem& fs, const BaseValue& value) {
 }
 
 void CheckNoDatabase(FileSystem& fs, const std::filesystem::path& dir) {
-  if (fs.Exists(dir / kManifestName)) {
+  if (fs.Exists(dir / kOcdbtManifestFile)) {
     throw AlreadyExistsError("an OCDBT database already exists at " + dir.string() + " (" +
-                             (dir / kManifestName).string() + ")");
+                             (dir / kOcdbtManifestFile).string() + ")");
   }
 }
 
@@ -96,8 +96,8 @@ void CommitNewDatabase(FileSystem& fs, const std::filesystem::path& dir, const O
   version.commit_time_ns = NowNanos();
   manifest.versions.push_back(version);
 
-  const std::filesystem::path path = dir / kManifestName;
-  const std::filesystem::path temp = dir / (std::string(kManifestName) + ".tmp-" + ToLowerHex(RandomId128()));
+  const std::filesystem::path path = dir / kOcdbtManifestFile;
+  const std::filesystem::path temp = dir / (std::string(kOcdbtManifestFile) + ".tmp-" + ToLowerHex(RandomId128()));
   io::WriteFileAtomically(fs, path, temp, EncodeManifest(manifest));
 }
 
