@@ -11,6 +11,10 @@
 
 namespace cairn {
 
+namespace handlers {
+class SavedBuffers;  // src/handlers/delta_base.h
+}  // namespace handlers
+
 // Orbax's storage options for arrays.
 struct PyTreeCheckpointHandlerOptions {
   // OCDBT databases (Orbax's default) or one zarr directory per parameter.
@@ -68,6 +72,9 @@ class PyTreeCheckpointHandler : public CheckpointHandler {
 
  private:
   PyTreeCheckpointHandlerOptions options_;
+  // The Array::FromShared buffers of this handler's last save with delta tracking (a later delta against that save
+  // takes them from it unread).
+  std::shared_ptr<handlers::SavedBuffers> saved_buffers_;
 };
 
 // Orbax's StandardCheckpointHandler: a tree of arrays (sharded ones too) and scalars (no strings; a bare array is

@@ -17,6 +17,7 @@
 #include "distributed/agreement.h"
 #include "handlers/array_storage.h"
 #include "handlers/delta_base.h"
+#include "kvstore/ocdbt/random_id.h"
 #include "kvstore/ocdbt/writer.h"
 #include "metadata/delta_record.h"
 #include "handlers/synthesized_metadata.h"
@@ -364,7 +365,8 @@ struct ItemReader {
 
 }  // namespace
 
-PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options) : options_(options) {
+PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options)
+    : options_(options), saved_buffers_(std::make_shared<handlers::SavedBuffers>()) {
   const std::string& c = options_.compressor;
   if (c != "zstd" && c != "blosc-lz4" && c != "blosc-zstd") {
     throw InvalidArgumentError("compressor \"" + c + "\" is not one cairn writes (zstd, blosc-lz4, blosc-zstd)");
@@ -409,7 +411,11 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   auto store = handlers::OpenArrayStoreForWrite(fs_ptr(), directory, options_, process,
                                                 request.ocdbt_target_data_file_size);
   auto* delta_writer = delta ? dynamic_cast<kvstore::OcdbtWriter*>(store.get()) : nullptr;
-  if (delta_writer) delta_writer->EnableDelta(base.index, delta->max_changed_fraction);
+  std::optional<handlers::DeltaSave> delta_save;
+  if (delta_writer) {
+    delta_writer->EnableDelta(base.index, delta->max_changed_fraction);
+    delta_save.emplace(fs_ptr(), delta->item_dir, std::move(base), *delta_writer, delta->max_changed_fraction);
+  }
 
   md::TreeMetadata tree_metadata;
   tree_metadata.use_ocdbt = options_.use_ocdbt;
@@ -548,50 +554,33 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   };
   // save_concurrent_gb bounds the bytes being cast and encoded at once (an array, or one box of it).
   ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options_.save_concurrent_gb, 1)) << 30);
-  // Parameters declared frozen (SaveArgs::frozen) take every chunk from the base, unread and unhashed; their CRCs
-  // come from the base's checksums, so restores and `cairn verify` still check every byte this step references.
-  std::set<std::string> frozen_done;
-  auto take_frozen = [&](const ArrayWrite& w) {
+  // Parameters declared frozen (SaveArgs::frozen), and Array::FromShared buffers this handler saved in the base, take
+  // every chunk from the base, unread and unhashed; their CRCs come from the base's checksums, so restores and
+  // `cairn verify` still check every byte this step references. The other chunks are hashed before encoding and
+  // shared with the base when unchanged (delta_base.h).
+  auto take_whole = [&](const ArrayWrite& w) {
+    if (!delta_save) return false;
     const SaveArgs* save_args = FindArgs(request.save_args, w.param);
-    if (!delta_writer || !base.index || !save_args || !save_args->frozen) return false;
-    {
-      std::lock_guard lock(checksums_mu);
-      if (!frozen_done.insert(w.param).second) return true;  // another box of the same array did it
-    }
-    auto base_store = kvstore::OpenOcdbtForRead(fs_ptr(), delta->item_dir);
-    std::optional<zarr::ZarrMetadata> base_meta;
-    try {
-      base_meta = zarr::ReadZarrMetadata(*base_store, w.param);
-    } catch (const NotFoundError&) {
-    }
-    if (!base_meta || zarr::EncodeZarrMetadata(*base_meta) != zarr::EncodeZarrMetadata(w.metadata)) {
-      throw InvalidArgumentError(
-          "parameter " + w.param + " is declared frozen, but the delta base " + delta->item_dir.string() +
-          (base_meta ? " stores it with another dtype, shape, chunking or compression" : " does not hold it"));
-    }
-    zarr::ForEachChunkKey(w.metadata, [&](const std::string& chunk) {
-      const std::string key = w.param + "/" + chunk;
-      auto crc = base.checksums.chunks.find(key);
-      if (crc == base.checksums.chunks.end() || !delta_writer->WriteFromBase(key)) {
-        throw InvalidArgumentError("parameter " + w.param + " is declared frozen, but chunk " + key +
-                                   " of the delta base " + delta->item_dir.string() + " is missing or unchecked");
-      }
-      std::lock_guard lock(checksums_mu);
-      checksums.chunks[key] = crc->second;
-      if (auto blocks = base.checksums.chunk_blocks.find(key); blocks != base.checksums.chunk_blocks.end()) {
-        checksums.chunk_blocks[key] = blocks->second;
-      }
-    });
-    return true;
+    if (save_args && save_args->frozen) return delta_save->TakeWhole(w.param, w.metadata, true, checksums, checksums_mu);
+    return w.data.shape() == w.metadata.shape &&
+           saved_buffers_->Unchanged(delta_save->base().save_id, w.param, w.data) &&
+           delta_save->TakeWhole(w.param, w.metadata, false, checksums, checksums_mu);
   };
+  for (const ArrayWrite& w : writes) {
+    if (delta_save && w.origin.size() == w.metadata.shape.size()) {
+      delta_save->AddToTotal(NumBytes(w.metadata.dtype, w.data.shape()));
+    }
+  }
   ParallelFor(writes.size(), [&](size_t i) {
     const ArrayWrite& w = writes[i];
     if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata, &record);
     if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
-    if (take_frozen(w)) return;
+    if (take_whole(w)) return;
     ByteBudget::Hold hold(budget, w.data.num_bytes());
     const Array data = w.data.dtype() == w.metadata.dtype ? w.data : w.data.Cast(w.metadata.dtype);
-    zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin, &record);
+    const zarr::RawChunkFilter unchanged =
+        delta_save ? delta_save->ChunkFilter(w.param, w.metadata, checksums, checksums_mu) : nullptr;
+    zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin, &record, delta_save ? &unchanged : nullptr);
   });
   store->Flush();
 
@@ -605,11 +594,18 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   }
   if (delta_writer) {
     const kvstore::ocdbt::DeltaRecord written = delta_writer->delta_record();
-    md::DeltaRecordFile record_file{written.sha256, written.bytes_written, written.bytes_shared,
-                                    delta->item_dir.string()};
+    md::DeltaRecordFile record_file{written.sha256, written.raw_sha256, written.bytes_written, written.bytes_shared,
+                                    delta->item_dir.string(), kvstore::ocdbt::ToLowerHex(kvstore::ocdbt::RandomId128())};
     file_system.CreateDirs(directory / md::kDeltaDir);
     file_system.WriteFile(directory / md::kDeltaDir / process_file, md::EncodeDeltaRecord(record_file),
                           /*sync=*/true);
+    std::map<std::string, Array> whole_arrays;
+    for (const ArrayWrite& w : writes) {
+      if (w.origin.size() == w.metadata.shape.size() && w.data.shape() == w.metadata.shape) {
+        whole_arrays.emplace(w.param, w.data);
+      }
+    }
+    saved_buffers_->Remember(record_file.save_id, whole_arrays);
   }
   file_system.CreateDirs(directory / md::kChecksumsDir);
   file_system.WriteFile(directory / md::kChecksumsDir / process_file, md::EncodeChecksums(checksums), /*sync=*/true);

@@ -153,10 +153,13 @@ void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const 
 }
 
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data,
-                     const Shape& origin, const ChunkObserver* written) {
+                     const Shape& origin, const ChunkObserver* written, const RawChunkFilter* before_encode) {
   auto put = [&](const std::string& key, std::string value) {
     if (written) (*written)(key, value, nullptr);
     store.Write(key, std::move(value));
+  };
+  auto stored_already = [&](const std::string& key, std::string_view raw) {
+    return before_encode && (*before_encode)(key, raw);
   };
   const size_t rank = m.shape.size();
   bool fits = data.dtype() == m.dtype && data.rank() == static_cast<int64_t>(rank) && origin.size() == rank;
@@ -181,6 +184,7 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     const auto bytes = data.bytes();
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (stored_already(key, view)) return;
     if (written) (*written)(key, view, nullptr);
     store.WriteView(key, view);
     return;
@@ -190,8 +194,9 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     std::vector<int64_t> index(rank);
     for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
     const auto bytes = data.bytes();
-    put(param + "/" + m.ChunkKey(index),
-        EncodeChunk(m, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+    const std::string key = param + "/" + m.ChunkKey(index);
+    const std::string_view raw(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (!stored_already(key, raw)) put(key, EncodeChunk(m, raw));
     return;
   }
   std::vector<int64_t> lo(rank), hi(rank);
@@ -209,7 +214,8 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     }
     CopyBox(data.bytes().data(), data.shape(), src, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
             item);
-    put(param + "/" + m.ChunkKey(index), EncodeChunk(m, raw));
+    const std::string key = param + "/" + m.ChunkKey(index);
+    if (!stored_already(key, raw)) put(key, EncodeChunk(m, raw));
   });
 }
 

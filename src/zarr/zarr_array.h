@@ -19,6 +19,11 @@ namespace cairn::zarr {
 using ChunkObserver =
     std::function<void(const std::string& key, std::string_view stored, const uint32_t* crc32c)>;
 
+// Sees every chunk's bytes before they are encoded (key, raw chunk bytes, padded to full size); true when the chunk is
+// already stored (a delta save found it unchanged): it is then neither encoded nor written. Called from several
+// threads.
+using RawChunkFilter = std::function<bool(const std::string& key, std::string_view raw)>;
+
 // For reads of a byte range of a chunk (a box that cuts an uncompressed chunk): the CRC-32Cs of the chunk's
 // consecutive blocks of `block_bytes` (the last one shorter), when they were recorded, so that the range is read
 // widened to whole blocks and each block checked.
@@ -40,7 +45,8 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
 void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
                        const ChunkObserver* written = nullptr);
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
-                     const Array& data, const Shape& origin, const ChunkObserver* written = nullptr);
+                     const Array& data, const Shape& origin, const ChunkObserver* written = nullptr,
+                     const RawChunkFilter* before_encode = nullptr);
 
 // Reads `<param>/.zarray`, or `<param>/zarr.json` when there is none. NotFoundError naming the parameter
 // when neither exists.
