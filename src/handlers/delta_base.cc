@@ -132,13 +132,9 @@ void DeltaSave::CopyChecksums(const std::string& key, metadata::Checksums& check
   }
 }
 
-bool DeltaSave::TakeWhole(const std::string& param, const zarr::ZarrMetadata& metadata, bool declared,
-                          metadata::Checksums& checksums, std::mutex& checksums_mu) {
+bool DeltaSave::TakeBox(const std::string& param, const zarr::ZarrMetadata& metadata, const Shape& origin,
+                        const Shape& shape, bool declared, metadata::Checksums& checksums, std::mutex& checksums_mu) {
   if (!base_.index) return false;
-  {
-    std::lock_guard lock(mu_);
-    if (taken_.contains(param)) return true;  // another box of the same array did it
-  }
   const std::string base_dir = base_item_dir_.string();
   if (!BaseStoresAlike(param, metadata)) {
     if (!declared) return false;
@@ -147,17 +143,14 @@ bool DeltaSave::TakeWhole(const std::string& param, const zarr::ZarrMetadata& me
                                                     : " does not hold it"));
   }
   std::vector<std::string> keys;
-  zarr::ForEachChunkKey(metadata, [&](const std::string& chunk) { keys.push_back(param + "/" + chunk); });
+  zarr::ForEachChunkKeyInBox(metadata, origin, shape,
+                             [&](const std::string& chunk) { keys.push_back(param + "/" + chunk); });
   for (const std::string& key : keys) {
     const bool held = base_.index->by_key.contains(key) || base_.index->inline_by_key.contains(key);
     if (held && base_.checksums.chunks.contains(key)) continue;
     if (!declared) return false;
     throw InvalidArgumentError("parameter " + param + " is declared frozen, but chunk " + key + " of the delta base " +
                                base_dir + " is missing or unchecked");
-  }
-  {
-    std::lock_guard lock(mu_);
-    if (!taken_.insert(param).second) return true;
   }
   for (const std::string& key : keys) {
     if (!writer_.WriteFromBase(key)) {

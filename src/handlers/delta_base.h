@@ -8,7 +8,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <string>
 
 #include "cairn/array.h"
@@ -74,12 +73,12 @@ class DeltaSave {
   // The chunk bytes (before encoding) of the whole save, for the give-up rule above.
   void AddToTotal(uint64_t bytes) { total_ += bytes; }
 
-  // Takes every chunk of `param` from the base, with its CRC-32Cs into `checksums` (under `checksums_mu`). true when
-  // done (or done already by another box of the same array). When the base does not store the parameter alike
-  // (dtype, shape, chunks, codec) or lacks a chunk or its CRC: InvalidArgumentError saying so when `declared` (a
-  // SaveArgs::frozen parameter), false otherwise (the array is then saved by content).
-  bool TakeWhole(const std::string& param, const zarr::ZarrMetadata& metadata, bool declared,
-                 metadata::Checksums& checksums, std::mutex& checksums_mu);
+  // Takes every chunk of the box [origin, origin + shape) of `param` from the base, with its CRC-32Cs into `checksums`
+  // (under `checksums_mu`). true when done. When the base does not store the parameter alike (dtype, shape, chunks,
+  // codec) or lacks a chunk or its CRC: InvalidArgumentError saying so when `declared` (a SaveArgs::frozen
+  // parameter), false otherwise (the box is then saved by content).
+  bool TakeBox(const std::string& param, const zarr::ZarrMetadata& metadata, const Shape& origin, const Shape& shape,
+               bool declared, metadata::Checksums& checksums, std::mutex& checksums_mu);
 
   // The filter for the chunks of `param` (zarr::WriteZarrChunks): hashes each chunk's bytes and shares the base's
   // value when they are unchanged, copying its CRC-32Cs into `checksums`.
@@ -102,7 +101,6 @@ class DeltaSave {
 
   std::mutex mu_;
   std::unique_ptr<kvstore::KvStore> base_store_;  // opened on first use (mu_)
-  std::set<std::string> taken_;                   // parameters taken whole (mu_)
 
   std::atomic<uint64_t> total_{0};
   std::atomic<uint64_t> compared_{0};  // chunk bytes whose base value had a raw hash to compare with

@@ -401,13 +401,9 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   // Without OCDBT there are no references to share through: such an item is written in full.
   const std::optional<DeltaBase> delta = options_.use_ocdbt ? delta_base() : std::nullopt;
   handlers::DeltaBase base;
-  if (delta) {
-    if (group.count() > 1) {
-      throw UnimplementedError("delta saves of multi-process checkpoints are not supported yet (" +
-                               std::to_string(group.count()) + " processes): save in full");
-    }
-    if (!delta->item_dir.empty()) base = handlers::LoadDeltaBase(fs_ptr(), delta->item_dir);
-  }
+  // With several processes, each one's `ocdbt.process_<i>/` shares with whichever of the base's data files hold its
+  // boxes' unchanged chunks (the merge then builds the root over them as over any process's files).
+  if (delta && !delta->item_dir.empty()) base = handlers::LoadDeltaBase(fs_ptr(), delta->item_dir);
   auto store = handlers::OpenArrayStoreForWrite(fs_ptr(), directory, options_, process,
                                                 request.ocdbt_target_data_file_size);
   auto* delta_writer = delta ? dynamic_cast<kvstore::OcdbtWriter*>(store.get()) : nullptr;
@@ -561,10 +557,11 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   auto take_whole = [&](const ArrayWrite& w) {
     if (!delta_save) return false;
     const SaveArgs* save_args = FindArgs(request.save_args, w.param);
-    if (save_args && save_args->frozen) return delta_save->TakeWhole(w.param, w.metadata, true, checksums, checksums_mu);
-    return w.data.shape() == w.metadata.shape &&
-           saved_buffers_->Unchanged(delta_save->base().save_id, w.param, w.data) &&
-           delta_save->TakeWhole(w.param, w.metadata, false, checksums, checksums_mu);
+    const bool frozen = save_args && save_args->frozen;
+    const bool known = !frozen && w.data.shape() == w.metadata.shape &&
+                       saved_buffers_->Unchanged(delta_save->base().save_id, w.param, w.data);
+    return (frozen || known) &&
+           delta_save->TakeBox(w.param, w.metadata, w.origin, w.data.shape(), frozen, checksums, checksums_mu);
   };
   for (const ArrayWrite& w : writes) {
     if (delta_save && w.origin.size() == w.metadata.shape.size()) {

@@ -435,9 +435,17 @@ uint64_t NumChunks(const ZarrMetadata& m, const std::string& what) {
 }
 
 void ForEachChunkKey(const ZarrMetadata& m, const std::function<void(const std::string& key)>& fn) {
+  ForEachChunkKeyInBox(m, Shape(m.shape.size(), 0), m.shape, fn);
+}
+
+void ForEachChunkKeyInBox(const ZarrMetadata& m, const Shape& origin, const Shape& shape,
+                          const std::function<void(const std::string& key)>& fn) {
   const size_t rank = m.shape.size();
-  std::vector<int64_t> lo(rank, 0), hi(rank);
-  for (size_t d = 0; d < rank; ++d) hi[d] = (m.shape[d] + m.chunks[d] - 1) / m.chunks[d];
+  std::vector<int64_t> lo(rank), hi(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    lo[d] = origin[d] / m.chunks[d];
+    hi[d] = (origin[d] + shape[d] + m.chunks[d] - 1) / m.chunks[d];
+  }
   ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) { fn(m.ChunkKey(index)); });
 }
 

@@ -69,6 +69,10 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
 uint64_t NumChunks(const ZarrMetadata& metadata, const std::string& what);
 // Calls fn(key) with the key of every chunk of the grid, relative to the array ("0.0", "c/0/1"), in C order.
 void ForEachChunkKey(const ZarrMetadata& metadata, const std::function<void(const std::string& key)>& fn);
+// The same for the chunks of the box [origin, origin + shape) only (a box that tiles the chunk grid, as
+// WriteZarrChunks requires).
+void ForEachChunkKeyInBox(const ZarrMetadata& metadata, const Shape& origin, const Shape& shape,
+                          const std::function<void(const std::string& key)>& fn);
 // The most a stored chunk value of this array can hold (its bytes, or zstd's worst case of them, with a shard's
 // index and checksums): a larger value is refused before it is read (its size comes from the disk).
 uint64_t MaxStoredChunkBytes(const ZarrMetadata& metadata);
