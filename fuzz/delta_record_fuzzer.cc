@@ -16,6 +16,7 @@ void DecodeAndRoundTrip(std::string_view text) {
     const cairn::metadata::DeltaRecordFile again =
         cairn::metadata::DecodeDeltaRecord(cairn::metadata::EncodeDeltaRecord(record), "re-encoded record");
     if (again.sha256 != record.sha256 || again.raw_sha256 != record.raw_sha256 ||
+        again.raw_crc32c != record.raw_crc32c ||
         again.bytes_written != record.bytes_written || again.bytes_shared != record.bytes_shared ||
         again.base != record.base || again.save_id != record.save_id) {
       __builtin_trap();  // a record that does not survive its own encoding

@@ -346,6 +346,7 @@ void AddMetadata(Corpus& corpus) {
   md::DeltaRecordFile full;
   full.sha256 = {{"w/.zarray", digest}};
   full.raw_sha256 = {{"w/0.0", digest}, {"w/0.1", std::string(32, '\x01')}};
+  full.raw_crc32c = {{"w/0.0", 7}, {"w/0.1", 0xffffffffu}};
   full.bytes_written = 4096;
   full.save_id = "0123456789abcdef0123456789abcdef";
   corpus.Add("delta_record", "cairn", md::EncodeDeltaRecord(full));

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "cairn/error.h"
+#include "core/crc32c.h"
 #include "io/objstore/crypto.h"
 #include "kvstore/ocdbt/reader.h"
 #include "metadata/delta_record.h"
@@ -56,11 +57,12 @@ DeltaBase LoadDeltaBase(const std::shared_ptr<FileSystem>& fs, const std::filesy
       if (!ref.IsValidRange() || ref.offset + ref.length > size->second) {
         Damaged(base_item_dir, "value " + key + " runs past the end of " + (base_item_dir / relative).string());
       }
-      kvstore::ocdbt::BaseValue value{base_item_dir / relative, ref.offset, ref.length, {}, {}, std::nullopt};
+      kvstore::ocdbt::BaseValue value{base_item_dir / relative, ref.offset, ref.length, {}, {}, std::nullopt, std::nullopt};
       if (auto crc = out.checksums.chunks.find(key); crc != out.checksums.chunks.end()) value.crc32c = crc->second;
       if (record) {
         if (auto sha = record->sha256.find(key); sha != record->sha256.end()) value.sha256 = sha->second;
         if (auto raw = record->raw_sha256.find(key); raw != record->raw_sha256.end()) value.raw_sha256 = raw->second;
+        if (auto raw = record->raw_crc32c.find(key); raw != record->raw_crc32c.end()) value.raw_crc32c = raw->second;
       }
       if (!value.sha256.empty()) index->key_by_hash.emplace(value.sha256, key);
       index->by_key.emplace(key, std::move(value));
@@ -102,12 +104,8 @@ void SavedBuffers::Remember(std::string save_id, const std::map<std::string, Arr
 }
 
 DeltaSave::DeltaSave(std::shared_ptr<FileSystem> fs, std::filesystem::path base_item_dir, DeltaBase base,
-                     kvstore::OcdbtWriter& writer, double max_changed_fraction)
-    : fs_(std::move(fs)),
-      base_item_dir_(std::move(base_item_dir)),
-      base_(std::move(base)),
-      writer_(writer),
-      max_changed_fraction_(max_changed_fraction) {}
+                     kvstore::OcdbtWriter& writer)
+    : fs_(std::move(fs)), base_item_dir_(std::move(base_item_dir)), base_(std::move(base)), writer_(writer) {}
 
 std::optional<zarr::ZarrMetadata> DeltaSave::BaseMetadata(const std::string& param) {
   std::lock_guard lock(mu_);
@@ -172,36 +170,27 @@ zarr::RawChunkFilter DeltaSave::ChunkFilter(const std::string& param, const zarr
 
 bool DeltaSave::ShareChunk(const std::string& key, std::string_view raw, bool alike, metadata::Checksums& checksums,
                            std::mutex& checksums_mu) {
-  if (gave_up_.load(std::memory_order_relaxed)) return false;
   const kvstore::ocdbt::BaseValue* prior = nullptr;
   if (alike) {
     auto it = base_.index->by_key.find(key);
     // Shared values take their CRC-32C from the base's checksums: without one the chunk is written anew.
-    if (it != base_.index->by_key.end() && !it->second.raw_sha256.empty() && base_.checksums.chunks.contains(key)) {
-      prior = &it->second;
-    }
+    if (it != base_.index->by_key.end() && base_.checksums.chunks.contains(key)) prior = &it->second;
+  }
+  // A CRC-32C that differs from the base's proves the chunk changed, at a fraction of SHA-256's cost: a step in which
+  // everything changed computes no SHA-256 at all. Its chunks then have no SHA-256 in this step's record; a later
+  // save against it hashes those whose CRC-32C matches and writes them once more before it can share them.
+  const uint32_t crc = Crc32c(raw);
+  if (prior && prior->raw_crc32c && *prior->raw_crc32c != crc) {
+    writer_.ShareIfUnchanged(key, crc, "", false);
+    return false;
   }
   // SHA-256 alone decides (docs/format.md, "Delta steps"): equal digests of unequal inputs are not known to exist;
   // finding a pair costs about 2^128 work.
   const std::string sha = io::objstore::Sha256(raw);
-  if (writer_.ShareIfUnchanged(key, sha, prior != nullptr)) {
-    compared_ += raw.size();
-    std::lock_guard lock(checksums_mu);
-    CopyChecksums(key, checksums);
-    return true;
-  }
-  if (!prior) return false;
-  const uint64_t compared = compared_ += raw.size();
-  const uint64_t changed = changed_ += raw.size();
-  const double total = static_cast<double>(total_.load());
-  if (max_changed_fraction_ < 1.0 &&
-      (static_cast<double>(changed) > max_changed_fraction_ * total ||
-       (changed == compared && static_cast<double>(compared) * 8 >= total))) {
-    // The delta is pointless: the writer would copy whatever was shared. Write the rest as a full save does.
-    gave_up_.store(true, std::memory_order_relaxed);
-    writer_.StopHashing();
-  }
-  return false;
+  if (!writer_.ShareIfUnchanged(key, crc, sha, prior && !prior->raw_sha256.empty())) return false;
+  std::lock_guard lock(checksums_mu);
+  CopyChecksums(key, checksums);
+  return true;
 }
 
 }  // namespace cairn::handlers

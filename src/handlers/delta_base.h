@@ -2,7 +2,6 @@
 // by content, checked before anything of the new step is written; and how one save of the item shares with it.
 #pragma once
 
-#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -57,21 +56,15 @@ class SavedBuffers {
 };
 
 // One delta save of a pytree item against its base (or, with no base, one recording hashes for later deltas): takes
-// whole parameters from the base (declared frozen or known unchanged), and finds unchanged chunks by the SHA-256 of
-// their bytes before encoding, so that those are neither encoded nor written. Thread-safe.
-//
-// When the base is given a max_changed_fraction below 1 and the chunks compared so far show that the delta is
-// pointless (more than that fraction of the save's bytes changed, or the first eighth of the bytes compared all
-// changed), hashing stops: the rest is written as a full save would, and the step records hashes only for the chunks
-// hashed before (docs/format.md, "Delta steps").
+// boxes of parameters from the base (declared frozen or known unchanged), and finds unchanged chunks by the digests
+// of their bytes before encoding (a CRC-32C that differs proves a change; an equal SHA-256 proves none), so that
+// those are neither encoded nor written. Thread-safe.
 class DeltaSave {
  public:
   DeltaSave(std::shared_ptr<FileSystem> fs, std::filesystem::path base_item_dir, DeltaBase base,
-            kvstore::OcdbtWriter& writer, double max_changed_fraction);
+            kvstore::OcdbtWriter& writer);
 
   const DeltaBase& base() const { return base_; }
-  // The chunk bytes (before encoding) of the whole save, for the give-up rule above.
-  void AddToTotal(uint64_t bytes) { total_ += bytes; }
 
   // Takes every chunk of the box [origin, origin + shape) of `param` from the base, with its CRC-32Cs into `checksums`
   // (under `checksums_mu`). true when done. When the base does not store the parameter alike (dtype, shape, chunks,
@@ -80,7 +73,7 @@ class DeltaSave {
   bool TakeBox(const std::string& param, const zarr::ZarrMetadata& metadata, const Shape& origin, const Shape& shape,
                bool declared, metadata::Checksums& checksums, std::mutex& checksums_mu);
 
-  // The filter for the chunks of `param` (zarr::WriteZarrChunks): hashes each chunk's bytes and shares the base's
+  // The filter for the chunks of `param` (zarr::WriteZarrChunks): digests each chunk's bytes and shares the base's
   // value when they are unchanged, copying its CRC-32Cs into `checksums`.
   zarr::RawChunkFilter ChunkFilter(const std::string& param, const zarr::ZarrMetadata& metadata,
                                    metadata::Checksums& checksums, std::mutex& checksums_mu);
@@ -97,15 +90,9 @@ class DeltaSave {
   const std::filesystem::path base_item_dir_;
   const DeltaBase base_;
   kvstore::OcdbtWriter& writer_;
-  const double max_changed_fraction_;
 
   std::mutex mu_;
   std::unique_ptr<kvstore::KvStore> base_store_;  // opened on first use (mu_)
-
-  std::atomic<uint64_t> total_{0};
-  std::atomic<uint64_t> compared_{0};  // chunk bytes whose base value had a raw hash to compare with
-  std::atomic<uint64_t> changed_{0};   // ... of which changed
-  std::atomic<bool> gave_up_{false};
 };
 
 }  // namespace cairn::handlers

@@ -410,7 +410,7 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   std::optional<handlers::DeltaSave> delta_save;
   if (delta_writer) {
     delta_writer->EnableDelta(base.index, delta->max_changed_fraction);
-    delta_save.emplace(fs_ptr(), delta->item_dir, std::move(base), *delta_writer, delta->max_changed_fraction);
+    delta_save.emplace(fs_ptr(), delta->item_dir, std::move(base), *delta_writer);
   }
 
   md::TreeMetadata tree_metadata;
@@ -552,7 +552,7 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options_.save_concurrent_gb, 1)) << 30);
   // Parameters declared frozen (SaveArgs::frozen), and Array::FromShared buffers this handler saved in the base, take
   // every chunk from the base, unread and unhashed; their CRCs come from the base's checksums, so restores and
-  // `cairn verify` still check every byte this step references. The other chunks are hashed before encoding and
+  // `cairn verify` still check every byte this step references. The other chunks are digested before encoding and
   // shared with the base when unchanged (delta_base.h).
   auto take_whole = [&](const ArrayWrite& w) {
     if (!delta_save) return false;
@@ -563,11 +563,6 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
     return (frozen || known) &&
            delta_save->TakeBox(w.param, w.metadata, w.origin, w.data.shape(), frozen, checksums, checksums_mu);
   };
-  for (const ArrayWrite& w : writes) {
-    if (delta_save && w.origin.size() == w.metadata.shape.size()) {
-      delta_save->AddToTotal(NumBytes(w.metadata.dtype, w.data.shape()));
-    }
-  }
   ParallelFor(writes.size(), [&](size_t i) {
     const ArrayWrite& w = writes[i];
     if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata, &record);
@@ -591,8 +586,9 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   }
   if (delta_writer) {
     const kvstore::ocdbt::DeltaRecord written = delta_writer->delta_record();
-    md::DeltaRecordFile record_file{written.sha256, written.raw_sha256, written.bytes_written, written.bytes_shared,
-                                    delta->item_dir.string(), kvstore::ocdbt::ToLowerHex(kvstore::ocdbt::RandomId128())};
+    md::DeltaRecordFile record_file{written.sha256,        written.raw_sha256,       written.raw_crc32c,
+                                    written.bytes_written, written.bytes_shared,     delta->item_dir.string(),
+                                    kvstore::ocdbt::ToLowerHex(kvstore::ocdbt::RandomId128())};
     file_system.CreateDirs(directory / md::kDeltaDir);
     file_system.WriteFile(directory / md::kDeltaDir / process_file, md::EncodeDeltaRecord(record_file),
                           /*sync=*/true);

@@ -43,6 +43,7 @@ std::string EncodeDeltaRecord(const DeltaRecordFile& record) {
     for (const auto& [key, sha] : record.raw_sha256) raw[key] = io::objstore::HexEncode(sha);
     doc["raw_sha256"] = std::move(raw);
   }
+  if (!record.raw_crc32c.empty()) doc["raw_crc32c"] = record.raw_crc32c;
   if (!record.save_id.empty()) doc["save_id"] = record.save_id;
   doc["bytes_written"] = record.bytes_written;
   doc["bytes_shared"] = record.bytes_shared;
@@ -85,6 +86,15 @@ DeltaRecordFile DecodeDeltaRecord(std::string_view text, const std::string& what
     if (!doc["raw_sha256"].is_object()) throw CorruptionError(what + ": \"raw_sha256\" is not an object");
     digests(doc["raw_sha256"], out.raw_sha256);
   }
+  if (doc.contains("raw_crc32c")) {
+    if (!doc["raw_crc32c"].is_object()) throw CorruptionError(what + ": \"raw_crc32c\" is not an object");
+    for (const auto& [key, value] : doc["raw_crc32c"].items()) {
+      if (!value.is_number_unsigned() || value.get<uint64_t>() > 0xffffffffu) {
+        throw CorruptionError(what + ": the CRC-32C of " + key + " is not a 32-bit number");
+      }
+      out.raw_crc32c[key] = value.get<uint32_t>();
+    }
+  }
   if (doc.contains("save_id")) {
     if (!doc["save_id"].is_string()) throw CorruptionError(what + ": \"save_id\" is not a string");
     out.save_id = doc["save_id"].get<std::string>();
@@ -103,6 +113,7 @@ std::optional<DeltaRecordFile> ReadItemDeltaRecord(FileSystem& fs, const std::fi
         DecodeDeltaRecord(fs.ReadFileBelow(item_dir, relative, kMaxChecksumFileBytes), (item_dir / relative).string());
     all.sha256.merge(part.sha256);
     all.raw_sha256.merge(part.raw_sha256);
+    all.raw_crc32c.merge(part.raw_crc32c);
     // A save is recognised by its id only when one process wrote the whole item.
     all.save_id = ++parts == 1 ? part.save_id : "";
     all.bytes_written += part.bytes_written;

@@ -20,6 +20,7 @@ inline constexpr const char* kDeltaDir = "cairn_delta";
 struct DeltaRecordFile {
   std::map<std::string, std::string> sha256;      // kvstore key -> SHA-256 (raw 32 bytes) of the stored value
   std::map<std::string, std::string> raw_sha256;  // kvstore key -> SHA-256 of the chunk's bytes before encoding
+  std::map<std::string, uint32_t> raw_crc32c;     // kvstore key -> CRC-32C of the chunk's bytes before encoding
   uint64_t bytes_written = 0;
   uint64_t bytes_shared = 0;
   std::string base;  // the base step's item directory, as given; "" for a full save
@@ -28,7 +29,7 @@ struct DeltaRecordFile {
   std::string save_id;
 };
 
-// JSON with its own CRC-32C, as `cairn_checksums/` files. Format "cairn-delta-1"; "raw_sha256" and "save_id" are
+// JSON with its own CRC-32C, as `cairn_checksums/` files. Format "cairn-delta-1"; "raw_sha256", "raw_crc32c" and "save_id" are
 // optional fields (sidecars without them still read, and readers that predate them ignore them).
 std::string EncodeDeltaRecord(const DeltaRecordFile& record);
 // CorruptionError naming `what` when malformed or failing its own CRC.

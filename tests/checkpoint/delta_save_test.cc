@@ -320,32 +320,40 @@ TEST(DeltaSave, UnchangedChunksAreFoundBeforeEncoding) {
   ExpectVerifies(dir / "4");
 }
 
-// When the first chunks compared all changed and the fraction limit makes the delta pointless, hashing stops: the
-// step is written in full and records hashes only for what was hashed; the next delta still works.
-TEST(DeltaSave, PointlessDeltaStopsHashing) {
+// A chunk whose CRC-32C differs from the base's is known changed without SHA-256: a step in which everything changed
+// records CRC-32Cs only. A save against it hashes the chunks whose CRC-32C matches and writes them once more (the base
+// has no SHA-256 to prove them equal); the save after that shares them.
+TEST(DeltaSave, ChangedChunksAreNotHashed) {
   ScratchDir dir;
   Checkpointer ckptr = MakeCheckpointer();
   auto state = [](uint32_t shift) {
     std::vector<std::pair<std::string, Tree>> leaves;
-    for (int i = 0; i < 16; ++i) {
+    for (int i = 0; i < 4; ++i) {
       Array a = Noise({64, 64});
-      for (auto& v : a.mutable_data<uint32_t>()) v += shift;
-      leaves.emplace_back("w" + std::to_string(10 + i), Tree(std::move(a)));
+      for (auto& v : a.mutable_data<uint32_t>()) v += shift + static_cast<uint32_t>(i);
+      leaves.emplace_back("w" + std::to_string(i), Tree(std::move(a)));
     }
     return Tree::Dict(std::move(leaves));
   };
+  auto record_of = [&](const char* step) {
+    return metadata::DecodeDeltaRecord(testing::Slurp(dir / step / "cairn_delta/process_0"), "record");
+  };
   ckptr.save(dir / "1", args::StandardSave{state(0)}, Full());
-  ckptr.save(dir / "2", args::StandardSave{state(1)}, DeltaOf(dir / "1", 0.5));
+  EXPECT_EQ(record_of("1").raw_sha256.size(), 4u);  // the first save hashes everything, for the next to share
+  ckptr.save(dir / "2", args::StandardSave{state(1)}, DeltaOf(dir / "1"));
   EXPECT_EQ(ckptr.restore(dir / "2"), state(1));
   EXPECT_EQ(DeltaInfo(dir / "2")["bytes_shared"], 0u);
-  const auto record = metadata::DecodeDeltaRecord(testing::Slurp(dir / "2/cairn_delta/process_0"), "record");
-  EXPECT_LT(record.raw_sha256.size(), 16u);
+  EXPECT_TRUE(record_of("2").raw_sha256.empty());
+  EXPECT_EQ(record_of("2").raw_crc32c.size(), 4u);
   ExpectVerifies(dir / "2");
-  // Against that step the chunks it has no hash for are written (and hashed) again; the next delta shares them.
-  ckptr.save(dir / "3", args::StandardSave{state(1)}, DeltaOf(dir / "2", 0.5));
-  ckptr.save(dir / "4", args::StandardSave{state(1)}, DeltaOf(dir / "3", 0.5));
+  ckptr.save(dir / "3", args::StandardSave{state(1)}, DeltaOf(dir / "2"));
+  EXPECT_EQ(DeltaInfo(dir / "3")["bytes_shared"], 0u);
+  EXPECT_EQ(record_of("3").raw_sha256.size(), 4u);
+  ckptr.save(dir / "4", args::StandardSave{state(1)}, DeltaOf(dir / "3"));
   EXPECT_EQ(DeltaInfo(dir / "4")["bytes_written"], 0u) << DeltaInfo(dir / "4").dump();
+  fs::remove_all(dir / "3");
   EXPECT_EQ(ckptr.restore(dir / "4"), state(1));
+  ExpectVerifies(dir / "4");
 }
 
 // A uint32 array over a buffer the test can still write to, handed over as immutable (Array::FromShared).
@@ -387,12 +395,16 @@ TEST(DeltaSave, SameSharedBufferIsTakenUnread) {
   ckptr.save(dir / "4", args::StandardSave{state(4, frozen.array)}, DeltaOf(dir / "3"));
   EXPECT_EQ(ckptr.restore(dir / "4"), state(4, frozen.array));
 
-  // An equal copy in another buffer is found by content.
+  // An equal copy in another buffer is found by content (step 4 knew its changed chunk by CRC-32C only, so step 5
+  // writes it once more and records its SHA-256; step 6 shares it).
   SharedBuffer copy(frozen.array);
   ckptr.save(dir / "5", args::StandardSave{state(5, copy.array)}, DeltaOf(dir / "4"));
   EXPECT_EQ(ckptr.restore(dir / "5"), state(5, frozen.array));
-  EXPECT_GE(DeltaInfo(dir / "5")["bytes_shared"].get<uint64_t>(), 256u * 256 * 4);
-  ExpectVerifies(dir / "5");
+  SharedBuffer another(frozen.array);
+  ckptr.save(dir / "6", args::StandardSave{state(6, another.array)}, DeltaOf(dir / "5"));
+  EXPECT_EQ(ckptr.restore(dir / "6"), state(6, frozen.array));
+  EXPECT_GE(DeltaInfo(dir / "6")["bytes_shared"].get<uint64_t>(), 256u * 256 * 4);
+  ExpectVerifies(dir / "6");
 }
 
 TEST(DeltaSave, FrozenParametersAreTakenFromTheBase) {
@@ -524,6 +536,32 @@ TEST(DeltaSave, ManagerSavesDeltasAgainstTheLatestKeptStep) {
     if (seen.insert({st.st_dev, st.st_ino}).second) disk += static_cast<uint64_t>(st.st_size);
   }
   EXPECT_LT(disk, 3u * 256 * 256 * 4) << "4 steps kept, the frozen array alone is 256 KiB";
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// `cairn_delta/` records with and without the optional fields (the fuzzer's seeds, fuzz/corpus/delta_record/) decode,
+// and survive their own encoding.
+TEST(DeltaRecord, OlderAndNewerRecordsDecode) {
+  size_t older = 0, newer = 0;
+  for (const auto& entry : fs::directory_iterator(CAIRN_SOURCE_DIR "/fuzz/corpus/delta_record")) {
+    const auto record = metadata::DecodeDeltaRecord(testing::Slurp(entry.path()), entry.path().string());
+    (record.raw_sha256.empty() && record.save_id.empty() ? older : newer) += 1;
+    const auto again = metadata::DecodeDeltaRecord(metadata::EncodeDeltaRecord(record), "again");
+    EXPECT_EQ(again.sha256, record.sha256);
+    EXPECT_EQ(again.raw_sha256, record.raw_sha256);
+    EXPECT_EQ(again.raw_crc32c, record.raw_crc32c);
+    EXPECT_EQ(again.save_id, record.save_id);
+    EXPECT_EQ(again.bytes_shared, record.bytes_shared);
+  }
+  EXPECT_GE(older, 1u);
+  EXPECT_GE(newer, 2u);
+  EXPECT_THROW(metadata::DecodeDeltaRecord(R"({"format": "cairn-delta-1", "raw_crc32c": {"k": -1}})", "bad"),
+               CorruptionError);
 }
 
 }  // namespace

@@ -55,15 +55,14 @@ class OcdbtWriter final : public KvStore {
   // Takes `key`'s value from the base as it is, without its bytes (a parameter declared unchanged). false when the
   // base has no such key. Requires EnableDelta with a base.
   bool WriteFromBase(std::string_view key);
-  // A chunk about to be encoded, known by the SHA-256 of its bytes before encoding (`raw_sha256`), which is recorded.
-  // When the base holds `key` with that same raw hash and `base_encodes_alike` (the caller has checked that the base
-  // stores the key's array with the same dtype, chunk shape and codec), the base's stored value is shared as WriteFromBase does and true is
-  // returned: the caller need not encode the chunk. Otherwise false, and the value the caller then writes under `key`
-  // is not hashed again (the raw hash identifies it), unless the base knows that key only by its stored bytes' hash.
-  // With `base_encodes_alike` false the hash is only recorded.
-  bool ShareIfUnchanged(std::string_view key, const std::string& raw_sha256, bool base_encodes_alike);
-  // From now on values are no longer hashed (the delta is known pointless: too much changed); what was recorded stays.
-  void StopHashing() { hashing_.store(false, std::memory_order_relaxed); }
+  // A chunk about to be encoded, known by the CRC-32C and (unless empty: not computed) the SHA-256 of its bytes
+  // before encoding, which are recorded. When `base_encodes_alike` (the caller has checked that the base stores the
+  // key's array with the same dtype, chunk shape and codec) and the base holds `key` with that same raw SHA-256, the
+  // base's stored value is shared as WriteFromBase does and true is returned: the caller need not encode the chunk.
+  // Otherwise false, and the value the caller then writes under `key` is not hashed again (its raw digests identify
+  // it), unless the base knows that key only by its stored bytes' hash.
+  bool ShareIfUnchanged(std::string_view key, uint32_t raw_crc32c, const std::string& raw_sha256,
+                        bool base_encodes_alike);
   // The hashes and byte counts of the values written so far (final after Flush).
   ocdbt::DeltaRecord delta_record() const;
 
@@ -75,7 +74,7 @@ class OcdbtWriter final : public KvStore {
   std::optional<ocdbt::IndirectRef> ShareLocked(const std::string& key, const ocdbt::BaseValue& base);
   // Stores an out-of-line value: shared with the base when delta tracking finds it there, appended otherwise.
   Value StoreLarge(std::string_view key, std::string_view value);
-  // Whether StoreLarge hashes the stored bytes of `key` (ShareIfUnchanged, StopHashing).
+  // Whether StoreLarge hashes the stored bytes of `key` (not when ShareIfUnchanged recorded its raw digests).
   bool WantsStoredHash(std::string_view key) const;
   // Before the tree is built: links the base files the shared values lie in, or copies those values.
   void FinishDeltaLocked();
@@ -96,7 +95,6 @@ class OcdbtWriter final : public KvStore {
   std::unique_ptr<OcdbtReader> reader_;  // serves reads once the entries have gone into the tree
 
   bool delta_ = false;
-  std::atomic<bool> hashing_{true};
   std::shared_ptr<const ocdbt::DeltaBaseIndex> base_;
   double max_changed_fraction_ = 1.0;
   ocdbt::DeltaRecord record_;                                     // guarded by mu_
