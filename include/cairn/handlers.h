@@ -11,9 +11,9 @@
 
 namespace cairn {
 
-namespace handlers {
-class SavedBuffers;  // src/handlers/delta_base.h
-}  // namespace handlers
+namespace item {
+class SavedBuffers;  // src/item/delta_base.h
+}  // namespace item
 
 // Orbax's storage options for arrays.
 struct PyTreeCheckpointHandlerOptions {
@@ -54,27 +54,11 @@ class PyTreeCheckpointHandler : public CheckpointHandler {
 
   const PyTreeCheckpointHandlerOptions& options() const { return options_; }
 
-  // The shared machinery, also used by the Standard and Array handlers.
-  struct SaveRequest {
-    Tree item;
-    SaveArgsMap save_args;
-    nlohmann::json custom_metadata;
-    std::optional<int64_t> ocdbt_target_data_file_size;
-  };
-  struct RestoreRequest {
-    Tree item;  // None: restore as saved
-    RestoreArgsMap restore_args;
-    bool partial_restore = false;
-    bool strict = true;
-  };
-  void Save(const std::filesystem::path& directory, const SaveRequest& request);
-  Tree Restore(const std::filesystem::path& directory, const RestoreRequest& request);
-
  private:
   PyTreeCheckpointHandlerOptions options_;
   // The Array::FromShared buffers of this handler's last save with delta tracking (a later delta against that save
   // takes them from it unread).
-  std::shared_ptr<handlers::SavedBuffers> saved_buffers_;
+  std::shared_ptr<item::SavedBuffers> saved_buffers_;
 };
 
 // Orbax's StandardCheckpointHandler: a tree of arrays (sharded ones too) and scalars (no strings; a bare array is

@@ -1,4 +1,4 @@
-#include "handlers/delta_base.h"
+#include "item/delta_base.h"
 
 #include <map>
 
@@ -8,7 +8,7 @@
 #include "kvstore/ocdbt/reader.h"
 #include "metadata/delta_record.h"
 
-namespace cairn::handlers {
+namespace cairn::item {
 namespace {
 
 constexpr const char* kManifest = "manifest.ocdbt";
@@ -123,15 +123,14 @@ bool DeltaSave::BaseStoresAlike(const std::string& param, const zarr::ZarrMetada
   return stored && zarr::EncodeZarrMetadata(*stored) == zarr::EncodeZarrMetadata(metadata);
 }
 
-void DeltaSave::CopyChecksums(const std::string& key, metadata::Checksums& checksums) const {
-  checksums.chunks[key] = base_.checksums.chunks.at(key);
-  if (auto blocks = base_.checksums.chunk_blocks.find(key); blocks != base_.checksums.chunk_blocks.end()) {
-    checksums.chunk_blocks[key] = blocks->second;
-  }
+void DeltaSave::CopyChecksums(const std::string& key, kvstore::ChecksummedKvStore& checksums) const {
+  auto blocks = base_.checksums.chunk_blocks.find(key);
+  checksums.Record(key, base_.checksums.chunks.at(key),
+                   blocks != base_.checksums.chunk_blocks.end() ? blocks->second : std::vector<uint32_t>{});
 }
 
 bool DeltaSave::TakeBox(const std::string& param, const zarr::ZarrMetadata& metadata, const Shape& origin,
-                        const Shape& shape, bool declared, metadata::Checksums& checksums, std::mutex& checksums_mu) {
+                        const Shape& shape, bool declared, kvstore::ChecksummedKvStore& checksums) {
   if (!base_.index) return false;
   const std::string base_dir = base_item_dir_.string();
   if (!BaseStoresAlike(param, metadata)) {
@@ -154,22 +153,21 @@ bool DeltaSave::TakeBox(const std::string& param, const zarr::ZarrMetadata& meta
     if (!writer_.WriteFromBase(key)) {
       throw InvalidArgumentError("chunk " + key + " of the delta base " + base_dir + " is missing");
     }
-    std::lock_guard lock(checksums_mu);
     CopyChecksums(key, checksums);
   }
   return true;
 }
 
 zarr::RawChunkFilter DeltaSave::ChunkFilter(const std::string& param, const zarr::ZarrMetadata& metadata,
-                                            metadata::Checksums& checksums, std::mutex& checksums_mu) {
+                                            kvstore::ChecksummedKvStore& checksums) {
   const bool alike = BaseStoresAlike(param, metadata);
-  return [this, alike, &checksums, &checksums_mu](const std::string& key, std::string_view raw) {
-    return ShareChunk(key, raw, alike, checksums, checksums_mu);
+  return [this, alike, &checksums](const std::string& key, std::string_view raw) {
+    return ShareChunk(key, raw, alike, checksums);
   };
 }
 
-bool DeltaSave::ShareChunk(const std::string& key, std::string_view raw, bool alike, metadata::Checksums& checksums,
-                           std::mutex& checksums_mu) {
+bool DeltaSave::ShareChunk(const std::string& key, std::string_view raw, bool alike,
+                           kvstore::ChecksummedKvStore& checksums) {
   const kvstore::ocdbt::BaseValue* prior = nullptr;
   if (alike) {
     auto it = base_.index->by_key.find(key);
@@ -188,9 +186,8 @@ bool DeltaSave::ShareChunk(const std::string& key, std::string_view raw, bool al
   // finding a pair costs about 2^128 work.
   const std::string sha = io::objstore::Sha256(raw);
   if (!writer_.ShareIfUnchanged(key, crc, sha, prior && !prior->raw_sha256.empty())) return false;
-  std::lock_guard lock(checksums_mu);
   CopyChecksums(key, checksums);
   return true;
 }
 
-}  // namespace cairn::handlers
+}  // namespace cairn::item

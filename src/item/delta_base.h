@@ -11,13 +11,14 @@
 
 #include "cairn/array.h"
 #include "cairn/file_system.h"
+#include "kvstore/checksummed_kvstore.h"
 #include "kvstore/kvstore.h"
 #include "kvstore/ocdbt/delta.h"
 #include "kvstore/ocdbt/writer.h"
 #include "metadata/checksums.h"
 #include "zarr/zarr_array.h"
 
-namespace cairn::handlers {
+namespace cairn::item {
 
 struct DeltaBase {
   std::shared_ptr<const kvstore::ocdbt::DeltaBaseIndex> index;  // null: the base has no such item (nothing to share)
@@ -66,25 +67,25 @@ class DeltaSave {
 
   const DeltaBase& base() const { return base_; }
 
-  // Takes every chunk of the box [origin, origin + shape) of `param` from the base, with its CRC-32Cs into `checksums`
-  // (under `checksums_mu`). true when done. When the base does not store the parameter alike (dtype, shape, chunks,
+  // Takes every chunk of the box [origin, origin + shape) of `param` from the base, with its CRC-32Cs recorded in
+  // `checksums`. true when done. When the base does not store the parameter alike (dtype, shape, chunks,
   // codec) or lacks a chunk or its CRC: InvalidArgumentError saying so when `declared` (a SaveArgs::frozen
   // parameter), false otherwise (the box is then saved by content).
   bool TakeBox(const std::string& param, const zarr::ZarrMetadata& metadata, const Shape& origin, const Shape& shape,
-               bool declared, metadata::Checksums& checksums, std::mutex& checksums_mu);
+               bool declared, kvstore::ChecksummedKvStore& checksums);
 
   // The filter for the chunks of `param` (zarr::WriteZarrChunks): digests each chunk's bytes and shares the base's
-  // value when they are unchanged, copying its CRC-32Cs into `checksums`.
+  // value when they are unchanged, recording its CRC-32Cs in `checksums`.
   zarr::RawChunkFilter ChunkFilter(const std::string& param, const zarr::ZarrMetadata& metadata,
-                                   metadata::Checksums& checksums, std::mutex& checksums_mu);
+                                   kvstore::ChecksummedKvStore& checksums);
 
  private:
   std::optional<zarr::ZarrMetadata> BaseMetadata(const std::string& param);
   // Whether the base stores `param` with exactly `metadata`.
   bool BaseStoresAlike(const std::string& param, const zarr::ZarrMetadata& metadata);
-  bool ShareChunk(const std::string& key, std::string_view raw, bool alike, metadata::Checksums& checksums,
-                  std::mutex& checksums_mu);
-  void CopyChecksums(const std::string& key, metadata::Checksums& checksums) const;  // requires checksums_mu
+  bool ShareChunk(const std::string& key, std::string_view raw, bool alike, kvstore::ChecksummedKvStore& checksums);
+  // Records the base's CRC-32Cs of `key` in `checksums`.
+  void CopyChecksums(const std::string& key, kvstore::ChecksummedKvStore& checksums) const;
 
   const std::shared_ptr<FileSystem> fs_;
   const std::filesystem::path base_item_dir_;
@@ -95,4 +96,4 @@ class DeltaSave {
   std::unique_ptr<kvstore::KvStore> base_store_;  // opened on first use (mu_)
 };
 
-}  // namespace cairn::handlers
+}  // namespace cairn::item
