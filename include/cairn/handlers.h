@@ -47,6 +47,7 @@ class PyTreeCheckpointHandler : public CheckpointHandler {
   Tree metadata(const std::filesystem::path& directory) override;
   void finalize(const std::filesystem::path& directory) override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
 
   const PyTreeCheckpointHandlerOptions& options() const { return options_; }
 
@@ -82,6 +83,7 @@ class StandardCheckpointHandler : public CheckpointHandler {
   Tree metadata(const std::filesystem::path& directory) override;
   void finalize(const std::filesystem::path& directory) override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
   void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
                  const FileOptions& file_options) override;
 
@@ -99,6 +101,7 @@ class ArrayCheckpointHandler : public CheckpointHandler {
   Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
   Tree metadata(const std::filesystem::path& directory) override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
   void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
                  const FileOptions& file_options) override;
 
@@ -117,6 +120,7 @@ class JsonCheckpointHandler : public CheckpointHandler {
   Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
   Tree metadata(const std::filesystem::path& directory) override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
 
  private:
   std::string filename_;
@@ -139,6 +143,7 @@ class CompositeCheckpointHandler : public CheckpointHandler {
   void finalize(const std::filesystem::path& directory) override;
   void close() override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
   nlohmann::json item_handlers() const override;
   void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
                  const FileOptions& file_options) override;

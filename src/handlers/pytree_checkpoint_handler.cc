@@ -13,6 +13,7 @@
 #include "cairn/handlers.h"
 #include "core/byte_budget.h"
 #include "core/crc32c.h"
+#include "core/snapshot_read.h"
 #include "core/thread_pool.h"
 #include "distributed/agreement.h"
 #include "handlers/array_storage.h"
@@ -371,6 +372,10 @@ PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions 
   }
 }
 
+bool PyTreeCheckpointHandler::reads_arrays_through_snapshot() const {
+  return true;  // WriteArrays reads each array inside a SnapshotRead
+}
+
 std::string PyTreeCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler";
 }
@@ -590,7 +595,9 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
     if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
     if (take_frozen(w)) return;
     ByteBudget::Hold hold(budget, w.data.num_bytes());
-    const Array data = w.data.dtype() == w.metadata.dtype ? w.data : w.data.Cast(w.metadata.dtype);
+    // An asynchronous save's copy-on-write snapshot: the bytes are read only inside this scope.
+    const SnapshotRead read(w.data);
+    const Array data = read.array().dtype() == w.metadata.dtype ? read.array() : read.array().Cast(w.metadata.dtype);
     zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin, &record);
   });
   store->Flush();
