@@ -7,7 +7,8 @@
 //
 // THE PROTOCOL. Each protected array is a region with a state, all guarded by one mutex `mu`:
 //   kPending  the writer has not begun reading it. A write fault on one of its pages: the fault thread copies the
-//             page into the region's shadow map (if it is not there yet), then un-protects that page.
+//             page (or a block of pages from it on, for writes in order) into the region's shadows, skipping pages
+//             that already have one, then un-protects them.
 //   kReading  the writer is reading the caller's pages in place (it found no shadow page at BeginRead). A write
 //             fault is left pending: the faulting thread sleeps in the kernel until EndRead.
 //   kDone     read (or released). Every page un-protected; a late fault event is answered by un-protecting again.
@@ -112,7 +113,14 @@ struct CowSnapshot::Impl {
     size_t len = 0;  // whole pages
     Array keep;      // the caller's array: its bytes stay alive while protected
     State state = State::kPending;
-    std::map<size_t, std::unique_ptr<std::byte[]>> shadows;  // by page offset: content as of save()
+    // Content as of save() of the pages un-protected while kPending: runs of whole pages, by offset, disjoint.
+    struct Shadow {
+      size_t len;
+      std::unique_ptr<std::byte[]> bytes;
+    };
+    std::map<size_t, Shadow> shadows;
+    size_t next_fault = SIZE_MAX;  // where the last block un-protected here ended: a fault there is sequential
+    size_t block = kPage;          // pages un-protected per fault: doubles while the caller writes sequentially
     std::optional<Array> BeginRead() override { return owner->BeginRead(*this); }
     void EndRead() override { owner->EndRead(*this); }
   };
@@ -156,20 +164,48 @@ struct CowSnapshot::Impl {
     return address < r->begin + r->len ? r : nullptr;
   }
 
+  // Whether the page at `offset` of `r` has a shadow (was un-protected while kPending).
+  static bool Shadowed(const Region& r, size_t offset) {
+    auto it = r.shadows.upper_bound(offset);
+    return it != r.shadows.begin() && offset < std::prev(it)->first + std::prev(it)->second.len;
+  }
+
+  // Saves the pages of [begin, end) of `r` that have no shadow yet (they are still protected, so they hold the
+  // content of the moment save() returned), in runs.
+  void ShadowRange(Region& r, size_t begin, size_t end) {
+    size_t offset = begin;
+    while (offset < end) {
+      if (Shadowed(r, offset)) {
+        offset += kPage;
+        continue;
+      }
+      size_t run_end = offset + kPage;
+      while (run_end < end && !Shadowed(r, run_end)) run_end += kPage;
+      auto bytes = std::make_unique<std::byte[]>(run_end - offset);
+      std::memcpy(bytes.get(), r.begin + offset, run_end - offset);
+      r.shadows.emplace(offset, Region::Shadow{run_end - offset, std::move(bytes)});
+      shadow_pages += (run_end - offset) / kPage;
+      offset = run_end;
+    }
+  }
+
   void OnFault(std::byte* page) {
     std::lock_guard lock(mu);
     Region* r = Find(page);
     if (r && r->state == State::kReading) return;  // EndRead un-protects and wakes it
-    if (r && r->state == State::kPending) {
-      const size_t offset = static_cast<size_t>(page - r->begin);
-      if (!r->shadows.count(offset)) {
-        auto copy = std::make_unique<std::byte[]>(kPage);
-        std::memcpy(copy.get(), page, kPage);  // still protected: the content of the moment save() returned
-        r->shadows.emplace(offset, std::move(copy));
-        ++shadow_pages;
-      }
+    if (!r || r->state == State::kDone) {
+      WriteProtect(page, kPage, false);  // a late event: already un-protected
+      return;
     }
-    WriteProtect(page, kPage, false);
+    // kPending. A caller that writes its pages in order (an optimizer step) would take a fault per 4 KiB; one
+    // that follows the previous block un-protects a block twice as large, up to 2 MiB. A write elsewhere starts
+    // again at one page, so sparse writes copy only the pages they touch.
+    const size_t offset = static_cast<size_t>(page - r->begin);
+    r->block = offset == r->next_fault ? std::min(r->block * 2, kAlign) : kPage;
+    const size_t end = std::min(offset + r->block, r->len);
+    ShadowRange(*r, offset, end);
+    r->next_fault = end;
+    WriteProtect(page, end - offset, false);
   }
 
   void Loop() {
@@ -205,14 +241,19 @@ struct CowSnapshot::Impl {
       r.state = State::kReading;
       return std::nullopt;
     }
+    // The pages between shadows are still protected: their content in place is the snapshot's.
     Array copy = Array::Allocate(r.keep.dtype(), r.keep.shape());
     std::byte* out = copy.mutable_bytes().data();
     const size_t n = r.keep.num_bytes();
-    for (size_t offset = 0; offset < n; offset += kPage) {
-      auto shadow = r.shadows.find(offset);
-      std::memcpy(out + offset, shadow != r.shadows.end() ? shadow->second.get() : r.begin + offset,
-                  std::min(kPage, n - offset));
+    size_t cursor = 0;
+    for (const auto& [offset, shadow] : r.shadows) {
+      if (offset >= n) break;
+      std::memcpy(out + cursor, r.begin + cursor, offset - cursor);
+      const size_t len = std::min(shadow.len, n - offset);
+      std::memcpy(out + offset, shadow.bytes.get(), len);
+      cursor = offset + len;
     }
+    if (cursor < n) std::memcpy(out + cursor, r.begin + cursor, n - cursor);
     r.state = State::kDone;
     r.shadows.clear();
     WriteProtect(r.begin, r.len, false);

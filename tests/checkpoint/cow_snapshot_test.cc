@@ -101,6 +101,19 @@ TEST(CowSnapshot, PagesWrittenBeforeTheReadAreReadAsTheyWere) {
   cow->Release();
 }
 
+TEST(CowSnapshot, WritesInOrderAreCopiedInGrowingBlocks) {
+  auto cow = CreateOrSkip();
+  REQUIRE_COW(cow);
+  Array array = Big(13);
+  const Array expected = array.Copy();
+  auto view = cow->Protect(array);
+  ASSERT_TRUE(view.has_value());
+  WritesWithoutHanging([&] { WritePages(array, 1, 0x5a5a5a5a); });  // every page, in order
+  EXPECT_EQ(cow->shadow_pages(), array.num_bytes() / kPage);
+  SnapshotRead read(*view);
+  EXPECT_EQ(read.array(), expected);
+}
+
 TEST(CowSnapshot, WritesDuringAnInPlaceReadWaitForIt) {
   auto cow = CreateOrSkip();
   REQUIRE_COW(cow);
