@@ -80,20 +80,30 @@ TEST(CowSnapshot, ProtectsOnlyLargeOwnedArraysOnTheirOwnPages) {
   EXPECT_FALSE(cow->Protect(Big(2)).has_value()) << "released";
 }
 
-TEST(CowSnapshot, PagesWrittenBeforeTheReadAreReadAsTheyWere) {
-  auto cow = CreateOrSkip();
-  REQUIRE_COW(cow);
+// One protected array, its values as of the snapshot, and the snapshot's view of it.
+class CowArray : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cow = CowSnapshot::Create();
+    REQUIRE_COW(cow);
+    expected = array.Copy();
+    view = cow->Protect(array);
+    ASSERT_TRUE(view.has_value());
+  }
+  std::unique_ptr<CowSnapshot> cow;
   Array array = Big(3);
-  const Array expected = array.Copy();
-  auto view = cow->Protect(array);
-  ASSERT_TRUE(view.has_value());
+  Array expected;
+  std::optional<Array> view;
+};
+
+TEST_F(CowArray, PagesWrittenBeforeTheReadAreReadAsTheyWere) {
   WritesWithoutHanging([&] { WritePages(array, 10, 0xdeadbeef); });  // 10% of the pages
   const size_t shadows = cow->shadow_pages();
   EXPECT_EQ(shadows, (array.num_bytes() / kPage + 9) / 10);
   {
     SnapshotRead read(*view);
     EXPECT_NE(read.array().bytes().data(), array.bytes().data()) << "assembled from the shadows";
-    EXPECT_EQ(read.array(), expected.Cast(DType::kUInt32));
+    EXPECT_EQ(read.array(), expected);
   }
   // Read: every page is the caller's again, without a fault.
   WritesWithoutHanging([&] { WritePages(array, 1, 7); });
@@ -101,26 +111,14 @@ TEST(CowSnapshot, PagesWrittenBeforeTheReadAreReadAsTheyWere) {
   cow->Release();
 }
 
-TEST(CowSnapshot, WritesInOrderAreCopiedInGrowingBlocks) {
-  auto cow = CreateOrSkip();
-  REQUIRE_COW(cow);
-  Array array = Big(13);
-  const Array expected = array.Copy();
-  auto view = cow->Protect(array);
-  ASSERT_TRUE(view.has_value());
+TEST_F(CowArray, WritesInOrderAreCopiedInGrowingBlocks) {
   WritesWithoutHanging([&] { WritePages(array, 1, 0x5a5a5a5a); });  // every page, in order
   EXPECT_EQ(cow->shadow_pages(), array.num_bytes() / kPage);
   SnapshotRead read(*view);
   EXPECT_EQ(read.array(), expected);
 }
 
-TEST(CowSnapshot, WritesDuringAnInPlaceReadWaitForIt) {
-  auto cow = CreateOrSkip();
-  REQUIRE_COW(cow);
-  Array array = Big(4);
-  const Array expected = array.Copy();
-  auto view = cow->Protect(array);
-  ASSERT_TRUE(view.has_value());
+TEST_F(CowArray, WritesDuringAnInPlaceReadWaitForIt) {
   std::thread writer;
   std::atomic<bool> written{false};
   {
