@@ -21,8 +21,8 @@
 // un-protected until the writer says it is done. A page is therefore read either from its shadow (copied while
 // protected) or in place while protected. A region is read once; a second BeginRead is a logic error, refused.
 //
-// WHAT QUALIFIES. Owned arrays of at least 8 MiB: Array::Allocate gives those a 2 MiB-aligned block rounded up to
-// 2 MiB (for transparent huge pages), so the array's pages are its own: no other object shares a page with them,
+// WHAT QUALIFIES. Owned arrays of at least 1 MiB: Array::Allocate gives those a page-aligned block rounded up to
+// whole pages (2 MiB ones from 8 MiB on), so the array's pages are its own: no other object shares a page with them,
 // and neither the writer nor the fault thread ever writes into them, so neither can fault into its own protocol
 // (a writer that did, inside kReading, would wait for itself). Smaller arrays, arrays that happen not to be on
 // their own pages, borrowed arrays (the caller may free or reuse them as soon as save() returns, by contract),
@@ -77,8 +77,8 @@ namespace cairn::checkpoint {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr size_t kMinBytes = size_t{8} << 20;  // Array::Allocate's huge-page path: 2 MiB-aligned, 2 MiB-rounded
-constexpr size_t kAlign = size_t{2} << 20;
+constexpr size_t kMinBytes = size_t{1} << 20;  // from here on Array::Allocate gives whole pages of their own
+constexpr size_t kMaxBlock = size_t{2} << 20;  // the most a fault un-protects at once
 
 bool UnderThreadSanitizer() {
 #if defined(__SANITIZE_THREAD__)
@@ -201,7 +201,7 @@ struct CowSnapshot::Impl {
     // that follows the previous block un-protects a block twice as large, up to 2 MiB. A write elsewhere starts
     // again at one page, so sparse writes copy only the pages they touch.
     const size_t offset = static_cast<size_t>(page - r->begin);
-    r->block = offset == r->next_fault ? std::min(r->block * 2, kAlign) : kPage;
+    r->block = offset == r->next_fault ? std::min(r->block * 2, kMaxBlock) : kPage;
     const size_t end = std::min(offset + r->block, r->len);
     ShadowRange(*r, offset, end);
     r->next_fault = end;
@@ -294,7 +294,7 @@ CowSnapshot::~CowSnapshot() { Release(); }
 std::optional<Array> CowSnapshot::Protect(const Array& array) {
   if (array.ownership() != Ownership::kOwned || array.num_bytes() < kMinBytes) return std::nullopt;
   auto* begin = const_cast<std::byte*>(array.bytes().data());  // only protected, never written
-  if (reinterpret_cast<uintptr_t>(begin) % kAlign != 0) return std::nullopt;
+  if (reinterpret_cast<uintptr_t>(begin) % kPage != 0) return std::nullopt;  // not Array::Allocate's: stage it
   const size_t len = (array.num_bytes() + kPage - 1) / kPage * kPage;
   Impl& s = *impl_;
   std::lock_guard lock(s.mu);
