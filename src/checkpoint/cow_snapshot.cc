@@ -181,7 +181,7 @@ struct CowSnapshot::Impl {
       }
       size_t run_end = offset + kPage;
       while (run_end < end && !Shadowed(r, run_end)) run_end += kPage;
-      auto bytes = std::make_unique<std::byte[]>(run_end - offset);
+      std::unique_ptr<std::byte[]> bytes(new std::byte[run_end - offset]);  // not zeroed: overwritten at once
       std::memcpy(bytes.get(), r.begin + offset, run_end - offset);
       r.shadows.emplace(offset, Region::Shadow{run_end - offset, std::move(bytes)});
       shadow_pages += (run_end - offset) / kPage;
