@@ -38,7 +38,7 @@ void StandardCheckpointHandler::save(const std::filesystem::path& directory, con
   }
   impl_.set_delta_base(delta_base());
   try {
-    impl_.Save(directory, {a.item, a.save_args, a.custom_metadata, std::nullopt});
+    impl_.save(directory, args::PyTreeSave(a.item, a.save_args, std::nullopt, a.custom_metadata));
   } catch (...) {
     impl_.set_delta_base(std::nullopt);
     throw;
@@ -47,12 +47,10 @@ void StandardCheckpointHandler::save(const std::filesystem::path& directory, con
 }
 
 Tree StandardCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
-  if (!args) return impl_.Restore(directory, {});
+  if (!args) return impl_.restore(directory, nullptr);
   const auto& a = ArgsAs<args::StandardRestore>(*args, "StandardCheckpointHandler");
-  PyTreeCheckpointHandler::RestoreRequest request;
-  request.item = a.item;
-  request.strict = a.strict;
-  return impl_.Restore(directory, request);
+  const args::PyTreeRestore request(a.item, {}, /*partial_restore=*/false, a.strict);
+  return impl_.restore(directory, &request);
 }
 
 Tree StandardCheckpointHandler::metadata(const std::filesystem::path& directory) { return impl_.metadata(directory); }
