@@ -34,6 +34,10 @@ class CheckpointHandler {
   virtual std::string typestr() const = 0;
   // What `_CHECKPOINT_METADATA`'s item_handlers records: typestr(), or an object per item for composites.
   virtual nlohmann::json item_handlers() const { return typestr(); }
+  // cairn addition: true when save() reads the bytes of the args' arrays only inside a SnapshotRead
+  // (src/core/snapshot_read.h). Only then may an asynchronous save hand it copy-on-write snapshots of owned arrays
+  // instead of copies; other handlers (a user's own) get copies, as before.
+  virtual bool reads_arrays_through_snapshot() const { return false; }
 
   // A delta save (SaveOptions::delta_base): the checkpointer names, right before save(), the directory that held
   // this item in the base step, and clears it afterwards. Handlers that store arrays share their unchanged chunks

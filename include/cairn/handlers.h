@@ -51,6 +51,7 @@ class PyTreeCheckpointHandler : public CheckpointHandler {
   Tree metadata(const std::filesystem::path& directory) override;
   void finalize(const std::filesystem::path& directory) override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
 
   const PyTreeCheckpointHandlerOptions& options() const { return options_; }
 
@@ -73,6 +74,7 @@ class StandardCheckpointHandler : public CheckpointHandler {
   Tree metadata(const std::filesystem::path& directory) override;
   void finalize(const std::filesystem::path& directory) override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
   void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
                  const FileOptions& file_options) override;
 
@@ -90,6 +92,7 @@ class ArrayCheckpointHandler : public CheckpointHandler {
   Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
   Tree metadata(const std::filesystem::path& directory) override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
   void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
                  const FileOptions& file_options) override;
 
@@ -108,6 +111,7 @@ class JsonCheckpointHandler : public CheckpointHandler {
   Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
   Tree metadata(const std::filesystem::path& directory) override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
 
  private:
   std::string filename_;
@@ -130,6 +134,7 @@ class CompositeCheckpointHandler : public CheckpointHandler {
   void finalize(const std::filesystem::path& directory) override;
   void close() override;
   std::string typestr() const override;
+  bool reads_arrays_through_snapshot() const override;
   nlohmann::json item_handlers() const override;
   void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
                  const FileOptions& file_options) override;

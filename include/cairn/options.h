@@ -68,6 +68,11 @@ struct AsyncOptions {
   std::function<void()> post_finalization_callback;
   // Create the temporary directory in the background too, so that save() only snapshots the arrays.
   bool create_directories_asynchronously = true;
+  // cairn addition: snapshot owned arrays copy-on-write (write-protect the caller's pages; copy a page only when the
+  // caller writes it before the background write has read it) where the kernel allows it, instead of copying the
+  // whole state before save() returns (docs/reliability.md, "Asynchronous saves"). False: always copy (staging).
+  // The environment variable CAIRN_ASYNC_SNAPSHOT=staging does the same for a whole process.
+  bool copy_on_write = true;
 };
 
 // The keyword arguments of Checkpointer::save.

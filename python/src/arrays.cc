@@ -4,13 +4,29 @@
 // until the library call returns. A synchronous save reads the bytes during the call; an asynchronous one copies
 // borrowed arrays into staging buffers before save() returns (cairn's contract for Ownership::kBorrowed), so a
 // caller may change its arrays as soon as save() returns. Restoring hands the restored buffer to numpy through a
-// capsule, without another copy.
+// capsule, without another copy. A numpy array over such a buffer (a restored array, as restored) is saved as the
+// cairn Array it is: owned, so an asynchronous save snapshots it copy-on-write instead of copying it, and the
+// buffer stays alive until the save is done even if Python frees the numpy array meanwhile.
 #include <cstring>
 
 #include "common.h"
 
 namespace cairn::python {
 namespace {
+
+// The capsule that owns a restored buffer handed to numpy: a cairn Array, under a name of its own so that a numpy
+// array over it is recognised when saved again.
+constexpr const char* kHeldArrayCapsule = "cairn.Array";
+
+void DeleteHeldArray(PyObject* capsule) {
+  delete static_cast<Array*>(PyCapsule_GetPointer(capsule, kHeldArrayCapsule));
+}
+
+// The cairn Array a numpy array's base capsule holds, or null.
+const Array* HeldArray(py::handle base) {
+  if (!base || !PyCapsule_IsValid(base.ptr(), kHeldArrayCapsule)) return nullptr;
+  return static_cast<const Array*>(PyCapsule_GetPointer(base.ptr(), kHeldArrayCapsule));
+}
 
 // The DLPack ABI (dlpack.h, version 0.x), the parts we read.
 struct DLDevice {
@@ -175,12 +191,20 @@ Array ArrayFromPy(py::handle obj, KeepAlive& keep, const std::string& where) {
   auto a = py::reinterpret_borrow<py::array>(arr);
   Shape shape(a.shape(), a.shape() + a.ndim());
   keep.push_back(arr);
+  if (const Array* held = HeldArray(arr.attr("base")); held && held->bytes().data() == a.data() &&
+                                                        held->dtype() == dtype && held->shape() == shape) {
+    return *held;
+  }
   return Array::FromBorrowed(a.data(), dtype, std::move(shape));
 }
 
 py::array ArrayToNumpy(const Array& array) {
   auto* held = new Array(array.ownership() == Ownership::kOwned ? array : array.Copy());
-  py::capsule owner(held, [](void* p) { delete static_cast<Array*>(p); });
+  auto owner = py::reinterpret_steal<py::object>(PyCapsule_New(held, kHeldArrayCapsule, DeleteHeldArray));
+  if (!owner) {
+    delete held;
+    throw py::error_already_set();
+  }
   std::vector<py::ssize_t> shape(held->shape().begin(), held->shape().end());
   // C-order strides from cairn's own item size. Left to pybind11, they would come from py::dtype::itemsize(), which
   // pybind11 before 2.12 (Debian 12 has 2.10) reads at numpy 1's offset in the descriptor: under numpy 2 (PyPI's,

@@ -68,10 +68,16 @@ void AsyncCheckpointer::save(const std::filesystem::path& directory, const Check
   const bool create_in_background = async_options_.create_directories_asynchronously;
   if (!create_in_background) checkpoint::StartSave(*fs, plan);
 
-  // The blocking part: after this the caller may change or free its arrays.
+  // The blocking part: after this the caller may change or free its arrays. Owned arrays are write-protected
+  // instead of copied where the kernel and the handler allow it (checkpoint/cow_snapshot.cc); `cow` is released
+  // (every page un-protected) when the background save ends, however it ends.
   std::shared_ptr<const CheckpointArgs> snapshot;
+  std::shared_ptr<checkpoint::CowSnapshot> cow;
+  if (async_options_.copy_on_write && shared_handler()->reads_arrays_through_snapshot()) {
+    cow = checkpoint::CowSnapshot::Create();
+  }
   try {
-    snapshot = checkpoint::SnapshotArgs(args, *staging_);
+    snapshot = checkpoint::SnapshotArgs(args, *staging_, cow.get());
   } catch (...) {
     if (!create_in_background) fs->RemoveAll(plan.work);
     throw;
@@ -86,8 +92,8 @@ void AsyncCheckpointer::save(const std::filesystem::path& directory, const Check
     return TimeoutError("the save to " + plan.directory.string() + " did not finish within " +
                         std::to_string(async.timeout_secs) + " s (AsyncOptions.timeout_secs); nothing was committed");
   };
-  std::thread worker([control, handler, fs, plan, snapshot, async, multiprocessing, create_in_background, timed_out,
-                      timeout_ms] {
+  std::thread worker([control, handler, fs, plan, snapshot, cow, async, multiprocessing, create_in_background,
+                      timed_out, timeout_ms] {
     try {
       auto check_continue = [&] {
         std::lock_guard lock(control->mu);
@@ -113,6 +119,7 @@ void AsyncCheckpointer::save(const std::filesystem::path& directory, const Check
       std::lock_guard lock(control->mu);
       control->error = std::current_exception();
     }
+    if (cow) cow->Release();  // before anyone learns the save is over: the caller's memory is its own again
     std::lock_guard lock(control->mu);
     control->done = true;
     control->cv.notify_all();

@@ -18,11 +18,15 @@ struct CopyJob {
 
 }  // namespace
 
-Tree SnapshotTree(const Tree& tree, StagingPool& pool) {
+Tree SnapshotTree(const Tree& tree, StagingPool& pool, CowSnapshot* cow) {
   std::vector<CopyJob> jobs;
-  // `array` itself when it is shared (immutable); else a staging buffer its bytes will be copied into below.
+  // `array` itself when it is shared (immutable); its write-protected view when copy-on-write takes it; else a
+  // staging buffer its bytes will be copied into below.
   auto staged = [&](const Array& array) -> Array {
     if (array.ownership() == Ownership::kShared) return array;
+    if (cow) {
+      if (auto view = cow->Protect(array)) return *std::move(view);
+    }
     auto buffer = pool.Acquire(array.num_bytes());
     for (size_t offset = 0; offset < array.num_bytes(); offset += kPieceBytes) {
       jobs.push_back({array.bytes().data() + offset, buffer.get() + offset,
@@ -46,21 +50,21 @@ Tree SnapshotTree(const Tree& tree, StagingPool& pool) {
   return snapshot;
 }
 
-std::unique_ptr<CheckpointArgs> SnapshotArgs(const CheckpointArgs& args, StagingPool& pool) {
+std::unique_ptr<CheckpointArgs> SnapshotArgs(const CheckpointArgs& args, StagingPool& pool, CowSnapshot* cow) {
   if (const auto* a = dynamic_cast<const args::StandardSave*>(&args)) {
-    return std::make_unique<args::StandardSave>(SnapshotTree(a->item, pool), a->save_args, a->custom_metadata);
+    return std::make_unique<args::StandardSave>(SnapshotTree(a->item, pool, cow), a->save_args, a->custom_metadata);
   }
   if (const auto* a = dynamic_cast<const args::PyTreeSave*>(&args)) {
-    return std::make_unique<args::PyTreeSave>(SnapshotTree(a->item, pool), a->save_args,
+    return std::make_unique<args::PyTreeSave>(SnapshotTree(a->item, pool, cow), a->save_args,
                                               a->ocdbt_target_data_file_size, a->custom_metadata);
   }
   if (const auto* a = dynamic_cast<const args::ArraySave*>(&args)) {
-    return std::make_unique<args::ArraySave>(SnapshotTree(Tree(a->item), pool).array(), a->save_args);
+    return std::make_unique<args::ArraySave>(SnapshotTree(Tree(a->item), pool, cow).array(), a->save_args);
   }
   if (const auto* a = dynamic_cast<const args::Composite*>(&args)) {
     auto out = std::make_unique<args::Composite>();
     for (const auto& [item, item_args] : a->items()) {
-      out->set(item, std::shared_ptr<const CheckpointArgs>(SnapshotArgs(*item_args, pool)));
+      out->set(item, std::shared_ptr<const CheckpointArgs>(SnapshotArgs(*item_args, pool, cow)));
     }
     return out;
   }

@@ -45,6 +45,18 @@ std::shared_ptr<std::byte[]> StagingPool::Acquire(size_t bytes) {
       buffer = it->second;
       shared_->free_buffers.erase(it);
       shared_->cached_bytes -= bytes;
+    } else {
+      // A size no cached buffer has (the state changed shape): free cached buffers worth as much as the new one
+      // first, largest first, so that cached plus staged bytes never exceed the larger of this save's state and
+      // the previous one's (the bound docs/reliability.md states for staging).
+      size_t freed = 0;
+      while (freed < bytes && !shared_->free_buffers.empty()) {
+        auto largest = std::prev(shared_->free_buffers.end());
+        freed += largest->first;
+        shared_->cached_bytes -= largest->first;
+        delete[] largest->second;
+        shared_->free_buffers.erase(largest);
+      }
     }
   }
   if (!buffer) buffer = new std::byte[bytes == 0 ? 1 : bytes];

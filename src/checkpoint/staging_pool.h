@@ -20,7 +20,8 @@ class StagingPool {
   ~StagingPool();
 
   // A buffer of exactly `bytes` bytes. When its last reference is dropped it goes back to the pool (even if the
-  // pool is gone by then, in which case it is freed).
+  // pool is gone by then, in which case it is freed). When none of that size is cached, cached buffers worth at
+  // least `bytes` are freed first, so a state that changes shape does not pile up stale buffers.
   std::shared_ptr<std::byte[]> Acquire(size_t bytes);
   // Frees every cached buffer.
   void Clear();

@@ -70,6 +70,17 @@ Array Array::Allocate(DType dtype, Shape shape) {
     const std::byte* data = buffer.get();
     return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned);
   }
+  // From 1 MiB on, whole pages of its own (page-aligned, size rounded up to a page): an asynchronous save can then
+  // write-protect the array's pages without touching any other object's (checkpoint/cow_snapshot.cc relies on it
+  // for every owned array of 1 MiB or more).
+  constexpr size_t kPage = 4096;
+  if (n >= (size_t{1} << 20)) {
+    void* p = std::aligned_alloc(kPage, (n + kPage - 1) / kPage * kPage);
+    if (!p) throw std::bad_alloc();
+    std::shared_ptr<std::byte[]> buffer(static_cast<std::byte*>(p), [](std::byte* b) { std::free(b); });
+    const std::byte* data = buffer.get();
+    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned);
+  }
   // make_shared_for_overwrite would be C++20's ideal, but libstdc++ 12 lacks it for arrays; new[] without
   // value-initialisation leaves the bytes for the caller to fill.
   std::shared_ptr<std::byte[]> buffer(new std::byte[n == 0 ? 1 : n]);

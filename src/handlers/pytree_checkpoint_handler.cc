@@ -19,6 +19,10 @@ PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions 
   }
 }
 
+bool PyTreeCheckpointHandler::reads_arrays_through_snapshot() const {
+  return true;  // item::WriteItem reads each array inside a SnapshotRead
+}
+
 std::string PyTreeCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler";
 }

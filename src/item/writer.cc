@@ -8,6 +8,7 @@
 #include "core/byte_budget.h"
 #include "core/crc32c.h"
 #include "core/plain_name.h"
+#include "core/snapshot_read.h"
 #include "core/thread_pool.h"
 #include "item/array_storage.h"
 #include "item/delta_base.h"
@@ -245,7 +246,9 @@ void WriteItem(const std::shared_ptr<FileSystem>& fs, const std::filesystem::pat
     if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
     if (take_whole(w)) return;
     ByteBudget::Hold hold(budget, w.data.num_bytes());
-    const Array data = w.data.dtype() == w.metadata.dtype ? w.data : w.data.Cast(w.metadata.dtype);
+    // An asynchronous save's copy-on-write snapshot: the bytes are read only inside this scope.
+    const SnapshotRead read(w.data);
+    const Array data = read.array().dtype() == w.metadata.dtype ? read.array() : read.array().Cast(w.metadata.dtype);
     const zarr::RawChunkFilter unchanged =
         delta_save ? delta_save->ChunkFilter(w.param, w.metadata, *store) : nullptr;
     zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin, delta_save ? &unchanged : nullptr);

@@ -123,6 +123,15 @@ TEST(AsyncCheckpointer, StagingBuffersAreReused) {
   EXPECT_EQ(pool.cached_bytes(), 0u);
 }
 
+// A state that changes shape does not pile up stale staging buffers: a miss frees cached bytes worth its size.
+TEST(AsyncCheckpointer, StagingBuffersOfOldShapesAreFreed) {
+  checkpoint::StagingPool pool;
+  { Tree snapshot = checkpoint::SnapshotTree(Tree::Dict({{"o", Iota({1000})}}), pool); }
+  EXPECT_EQ(pool.cached_bytes(), 4000u);
+  { Tree snapshot = checkpoint::SnapshotTree(Tree::Dict({{"o", Iota({999})}}), pool); }
+  EXPECT_EQ(pool.cached_bytes(), 3996u);  // the 4000-byte buffer was freed for the 3996-byte one
+}
+
 TEST(AsyncCheckpointer, BackgroundFailuresSurfaceOnce) {
   auto memory = NewInMemoryFileSystem();
   auto faulty = std::make_shared<io::FaultInjectingFileSystem>(memory);
