@@ -14,7 +14,6 @@
 #include "core/byte_budget.h"
 #include "core/crc32c.h"
 #include "core/thread_pool.h"
-#include "distributed/agreement.h"
 #include "handlers/array_storage.h"
 #include "handlers/delta_base.h"
 #include "kvstore/ocdbt/writer.h"
@@ -375,38 +374,37 @@ std::string PyTreeCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler";
 }
 
-void PyTreeCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+void PyTreeCheckpointHandler::save(const HandlerDirectory& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::PyTreeSave>(args, "PyTreeCheckpointHandler");
   Save(directory, SaveRequest{a.item, a.save_args, a.custom_metadata, a.ocdbt_target_data_file_size});
 }
 
-Tree PyTreeCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+Tree PyTreeCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
   if (!args) return Restore(directory, RestoreRequest{});
   const auto& a = ArgsAs<args::PyTreeRestore>(*args, "PyTreeCheckpointHandler");
   return Restore(directory, RestoreRequest{a.item, a.restore_args, a.partial_restore, a.strict});
 }
 
-void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const SaveRequest& request) {
-  auto& file_system = fs();
+void PyTreeCheckpointHandler::Save(const HandlerDirectory& directory, const SaveRequest& request) {
+  auto& file_system = directory.fs();
   // Orbax's division of labour: every process writes the unique shards it holds (replica 0) into its own
   // `ocdbt.process_<i>/`; the primary also writes whole (unsharded) arrays, scalars, strings and every
   // metadata file. All processes hold the same tree, so they agree on the metadata without talking.
-  const ProcessGroup& group = distributed::GroupOf(multiprocessing_options());
-  const int process = group.index();
-  const bool primary = distributed::IsPrimary(multiprocessing_options());
+  const int process = directory.process_index();
+  const bool primary = directory.is_primary();
   const int64_t target_file_size = request.ocdbt_target_data_file_size.value_or(kDefaultTargetDataFileSize);
   // A delta save (docs/format.md, "Delta steps"): the base is read and checked before anything is written.
   // Without OCDBT there are no references to share through: such an item is written in full.
-  const std::optional<DeltaBase> delta = options_.use_ocdbt ? delta_base() : std::nullopt;
+  const std::optional<DeltaBase> delta = options_.use_ocdbt ? directory.delta_base() : std::nullopt;
   handlers::DeltaBase base;
   if (delta) {
-    if (group.count() > 1) {
+    if (directory.process_count() > 1) {
       throw UnimplementedError("delta saves of multi-process checkpoints are not supported yet (" +
-                               std::to_string(group.count()) + " processes): save in full");
+                               std::to_string(directory.process_count()) + " processes): save in full");
     }
-    if (!delta->item_dir.empty()) base = handlers::LoadDeltaBase(fs_ptr(), delta->item_dir);
+    if (!delta->item_dir.empty()) base = handlers::LoadDeltaBase(directory.fs_ptr(), delta->item_dir);
   }
-  auto store = handlers::OpenArrayStoreForWrite(fs_ptr(), directory, options_, process,
+  auto store = handlers::OpenArrayStoreForWrite(directory.fs_ptr(), directory, options_, process,
                                                 request.ocdbt_target_data_file_size);
   auto* delta_writer = delta ? dynamic_cast<kvstore::OcdbtWriter*>(store.get()) : nullptr;
   if (delta_writer) delta_writer->EnableDelta(base.index, delta->max_changed_fraction);
@@ -558,7 +556,7 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
       std::lock_guard lock(checksums_mu);
       if (!frozen_done.insert(w.param).second) return true;  // another box of the same array did it
     }
-    auto base_store = kvstore::OpenOcdbtForRead(fs_ptr(), delta->item_dir);
+    auto base_store = kvstore::OpenOcdbtForRead(directory.fs_ptr(), delta->item_dir);
     std::optional<zarr::ZarrMetadata> base_meta;
     try {
       base_meta = zarr::ReadZarrMetadata(*base_store, w.param);
@@ -615,12 +613,12 @@ void PyTreeCheckpointHandler::Save(const std::filesystem::path& directory, const
   file_system.WriteFile(directory / md::kChecksumsDir / process_file, md::EncodeChecksums(checksums), /*sync=*/true);
 }
 
-void PyTreeCheckpointHandler::finalize(const std::filesystem::path& directory) {
-  if (options_.use_ocdbt) handlers::FinalizeArrayStore(fs_ptr(), directory, options_);
+void PyTreeCheckpointHandler::finalize(const HandlerDirectory& directory) {
+  if (options_.use_ocdbt) handlers::FinalizeArrayStore(directory.fs_ptr(), directory, options_);
 }
 
-Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, const RestoreRequest& request) {
-  ItemReader reader(fs_ptr(), directory, options_.verify_checksums);
+Tree PyTreeCheckpointHandler::Restore(const HandlerDirectory& directory, const RestoreRequest& request) {
+  ItemReader reader(directory.fs_ptr(), directory, options_.verify_checksums);
   const md::TreeMetadata& saved = *reader.tree;
   auto restore_args = [&](const std::string& param) { return FindArgs(request.restore_args, param); };
 
@@ -680,8 +678,8 @@ Tree PyTreeCheckpointHandler::Restore(const std::filesystem::path& directory, co
   });
 }
 
-Tree PyTreeCheckpointHandler::metadata(const std::filesystem::path& directory) {
-  ItemReader reader(fs_ptr(), directory, options_.verify_checksums);
+Tree PyTreeCheckpointHandler::metadata(const HandlerDirectory& directory) {
+  ItemReader reader(directory.fs_ptr(), directory, options_.verify_checksums);
   return md::TreeFromMetadata(*reader.tree, [&](const md::TreeMetadataEntry& entry) -> Tree {
     const std::string param = ParamName(entry.path);
     if (entry.value_type == md::kString) return reader.Read(entry, Tree::None(), nullptr, true);

@@ -10,13 +10,7 @@ std::string StandardCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler";
 }
 
-void StandardCheckpointHandler::Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
-                                          const FileOptions& file_options) {
-  CheckpointHandler::Configure(fs, multiprocessing, file_options);
-  impl_.Configure(std::move(fs), multiprocessing, file_options);
-}
-
-void StandardCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+void StandardCheckpointHandler::save(const HandlerDirectory& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::StandardSave>(args, "StandardCheckpointHandler");
   if (a.item.is_leaf()) {
     throw InvalidArgumentError(
@@ -32,17 +26,10 @@ void StandardCheckpointHandler::save(const std::filesystem::path& directory, con
                                                                     : std::string("placeholder")));
     }
   }
-  impl_.set_delta_base(delta_base());
-  try {
-    impl_.Save(directory, {a.item, a.save_args, a.custom_metadata, std::nullopt});
-  } catch (...) {
-    impl_.set_delta_base(std::nullopt);
-    throw;
-  }
-  impl_.set_delta_base(std::nullopt);
+  impl_.Save(directory, {a.item, a.save_args, a.custom_metadata, std::nullopt});
 }
 
-Tree StandardCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+Tree StandardCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
   if (!args) return impl_.Restore(directory, {});
   const auto& a = ArgsAs<args::StandardRestore>(*args, "StandardCheckpointHandler");
   PyTreeCheckpointHandler::RestoreRequest request;
@@ -51,8 +38,8 @@ Tree StandardCheckpointHandler::restore(const std::filesystem::path& directory, 
   return impl_.Restore(directory, request);
 }
 
-Tree StandardCheckpointHandler::metadata(const std::filesystem::path& directory) { return impl_.metadata(directory); }
+Tree StandardCheckpointHandler::metadata(const HandlerDirectory& directory) { return impl_.metadata(directory); }
 
-void StandardCheckpointHandler::finalize(const std::filesystem::path& directory) { impl_.finalize(directory); }
+void StandardCheckpointHandler::finalize(const HandlerDirectory& directory) { impl_.finalize(directory); }
 
 }  // namespace cairn

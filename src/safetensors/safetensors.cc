@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/error.h"
+#include "core/little_endian.h"
 #include "metadata/python_json.h"
 
 namespace cairn::safetensors {
@@ -26,16 +27,6 @@ constexpr DTypeEntry kDTypes[] = {
 };
 
 constexpr const char* kMetadataKey = "__metadata__";
-
-uint64_t LoadU64LE(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-
-void AppendU64LE(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
 
 // A JSON value that must be a non-negative integer that fits `max`.
 uint64_t AsCount(const nlohmann::json& value, uint64_t max, const std::string& what) {
@@ -202,7 +193,7 @@ Plan MakePlan(const Tree& tree, const SaveOptions& options) {
   std::string text = header.dump();
   // Padded with spaces so that the data starts 8-byte aligned, as the reference writer does.
   text.append((8 - text.size() % 8) % 8, ' ');
-  AppendU64LE(plan.prefix, text.size());
+  AppendLittleEndian<uint64_t>(plan.prefix, text.size());
   plan.prefix += text;
   return plan;
 }
@@ -229,7 +220,7 @@ uint64_t HeaderLength(std::string_view prefix, uint64_t file_size, const std::st
     throw CorruptionError(what + " is too short to be a safetensors file (" + std::to_string(file_size) +
                           " bytes; the header length alone takes 8)");
   }
-  const uint64_t n = LoadU64LE(prefix.data());
+  const uint64_t n = LoadLittleEndian<uint64_t>(prefix.data());
   if (n > file_size - 8) {
     throw CorruptionError(what + ": its header length (" + std::to_string(n) + " bytes) runs past the end of the " +
                           std::to_string(file_size) + "-byte file");

@@ -10,6 +10,7 @@
 #include "cairn/file_system.h"
 #include "core/memory_limit.h"
 #include "core/crc32c.h"
+#include "core/little_endian.h"
 #include "core/box_copy.h"
 #include "core/thread_pool.h"
 #include "zarr/blosc_codec.h"
@@ -41,22 +42,10 @@ void ForEachChunk(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi
   }
 }
 
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint64_t GetU64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint32_t GetU32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
-  return v;
-}
+void PutU64(std::string& out, uint64_t v) { AppendLittleEndian(out, v); }
+uint64_t GetU64(const char* p) { return LoadLittleEndian<uint64_t>(p); }
+void PutU32(std::string& out, uint32_t v) { AppendLittleEndian(out, v); }
+uint32_t GetU32(const char* p) { return LoadLittleEndian<uint32_t>(p); }
 
 std::string EncodeChunk(const ZarrMetadata& m, std::string_view raw) {
   std::string encoded = m.zstd_level ? ZstdCompressAdaptive(raw, *m.zstd_level)

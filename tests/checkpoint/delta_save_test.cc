@@ -11,7 +11,7 @@
 #include "cairn/cairn.h"
 #include "core/crc32c.h"
 #include "io/fault_injecting_file_system.h"
-#include "io/objstore/crypto.h"
+#include "core/sha256.h"
 #include "metadata/checksums.h"
 #include "metadata/delta_record.h"
 #include "test_util.h"
@@ -258,7 +258,7 @@ TEST(DeltaSave, HashCollisionCannotCorruptSilently) {
                                  next_adapter.bytes().size());
     auto record = metadata::DecodeDeltaRecord(testing::Slurp(dir / "1/cairn_delta/process_0"), "record");
     ASSERT_TRUE(record.sha256.count("twin/0.0"));
-    record.sha256["twin/0.0"] = io::objstore::Sha256(bytes);
+    record.sha256["twin/0.0"] = Sha256(bytes);
     testing::Spit(dir / "1/cairn_delta/process_0", metadata::EncodeDeltaRecord(record));
     if (forge_crc) {
       auto sums = metadata::DecodeChecksums(testing::Slurp(dir / "1/cairn_checksums/process_0"), "sums");
