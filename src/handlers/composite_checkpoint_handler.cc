@@ -114,11 +114,10 @@ std::unique_ptr<CheckpointHandler> HandlerForTypestr(const std::string& typestr)
 }
 
 // The error for item directories of `directory` that a restore without args has no handler for, saying why.
-[[noreturn]] void ThrowUnrestorableItems(FileSystem& fs, const HandlerDirectory& directory,
-                                         const std::vector<std::string>& items) {
+[[noreturn]] void ThrowUnrestorableItems(const HandlerDirectory& directory, const std::vector<std::string>& items) {
   std::string names;
   for (const auto& item : items) names += (names.empty() ? "'" : ", '") + item + "'";
-  const auto step = metadata::ReadCheckpointMetadata(fs, directory);
+  const auto step = metadata::ReadCheckpointMetadata(directory.fs(), directory);
   std::string why;
   if (!step) {
     why = "it has no " + std::string(metadata::kCheckpointMetadataFile) + " to name their handlers";
@@ -168,7 +167,7 @@ Tree CompositeCheckpointHandler::restore(const HandlerDirectory& directory, cons
         unknown.push_back(name);
       }
     }
-    if (!unknown.empty()) ThrowUnrestorableItems(directory.fs(), directory, unknown);
+    if (!unknown.empty()) ThrowUnrestorableItems(directory, unknown);
     for (const auto& [item, handler] : handlers_) {
       const auto item_dir = directory / item;
       if (directory.fs().IsDirectory(item_dir)) restored.emplace_back(item, handler->restore(item_dir, nullptr));

@@ -32,7 +32,8 @@ void JsonCheckpointHandler::save(const HandlerDirectory& directory, const Checkp
 Tree JsonCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
   if (args) ArgsAs<args::JsonRestore>(*args, "JsonCheckpointHandler");
   auto path = directory / filename_;
-  if (!directory.fs().Exists(path) && !directory.fs().Exists(metadata::ChecksumFileFor(path)) && directory.fs().Exists(directory / kV1JsonFile)) {
+  if (!directory.fs().Exists(path) && !directory.fs().Exists(metadata::ChecksumFileFor(path)) &&
+      directory.fs().Exists(directory / kV1JsonFile)) {
     path = directory / kV1JsonFile;
   }
   auto text = metadata::ReadFileWithChecksum(directory.fs(), path, metadata::ChecksumFileFor(path));

@@ -216,7 +216,8 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
     throw InvalidArgumentError("CheckpointManager metadata must be a JSON object, got " + metadata.dump());
   }
   impl_->directory_ = checkpoint::NormalizeCheckpointPath(directory);
-  const std::shared_ptr<FileSystem> base_fs = impl_->options_.file_system ? impl_->options_.file_system : FileSystem::Default();
+  const std::shared_ptr<FileSystem> base_fs =
+      impl_->options_.file_system ? impl_->options_.file_system : FileSystem::Default();
   // The root, the root metadata and the todelete directory get path_permission_mode like the steps (whose
   // checkpointer wraps the same base file system itself).
   impl_->fs_ = impl_->options_.file_options.path_permission_mode
@@ -225,16 +226,19 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
   // On an object store a step counts once its commit file exists (kAuto resolves to kCommitFile there), and steps
   // are deleted in place: todelete_subdir would be a copy of every object, so it is ignored, as Orbax ignores it
   // for gs://.
-  impl_->options_.atomicity_options = checkpoint::ResolveAtomicity(*impl_->fs_, impl_->directory_, impl_->options_.atomicity_options);
+  impl_->options_.atomicity_options =
+      checkpoint::ResolveAtomicity(*impl_->fs_, impl_->directory_, impl_->options_.atomicity_options);
   if (!impl_->fs_->HasAtomicRename(impl_->directory_)) impl_->options_.todelete_subdir.reset();
-  impl_->name_format_ = std::make_unique<manager::StepNameFormat>(impl_->options_.step_prefix, impl_->options_.step_format_fixed_length);
+  impl_->name_format_ =
+      std::make_unique<manager::StepNameFormat>(impl_->options_.step_prefix, impl_->options_.step_format_fixed_length);
   if (impl_->options_.todelete_subdir && impl_->name_format_->Parse(*impl_->options_.todelete_subdir)) {
     throw InvalidArgumentError("CheckpointManagerOptions.todelete_subdir \"" + *impl_->options_.todelete_subdir +
                                "\" would be taken for a step");
   }
-  impl_->save_policy_ = impl_->options_.save_decision_policy ? impl_->options_.save_decision_policy : DefaultSavePolicy(impl_->options_);
-  impl_->preservation_policy_ =
-      impl_->options_.preservation_policy ? impl_->options_.preservation_policy : DefaultPreservationPolicy(impl_->options_);
+  impl_->save_policy_ =
+      impl_->options_.save_decision_policy ? impl_->options_.save_decision_policy : DefaultSavePolicy(impl_->options_);
+  impl_->preservation_policy_ = impl_->options_.preservation_policy ? impl_->options_.preservation_policy
+                                                                    : DefaultPreservationPolicy(impl_->options_);
 
   // The composite handler: the items' handlers (if given) and the metrics item, a JSON file named `metrics`.
   CheckpointHandlerMap handlers;
@@ -287,14 +291,16 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
   const bool write = !impl_->options_.read_only;
   if (impl_->options_.create && write) {
     Agree("CheckpointManager:create_directory", [&] {
-      if (!impl_->fs_->IsDirectory(impl_->directory_)) impl_->fs_->CreateDirs(impl_->directory_, impl_->options_.file_options.path_permission_mode);
+      if (impl_->fs_->IsDirectory(impl_->directory_)) return;
+      impl_->fs_->CreateDirs(impl_->directory_, impl_->options_.file_options.path_permission_mode);
     }, /*run_here=*/IsPrimary());
   }
   if (impl_->options_.cleanup_tmp_directories && write) {
     Agree("CheckpointManager:cleanup_tmp_directories", [&] {
       if (!impl_->fs_->IsDirectory(impl_->directory_)) return;
       for (const auto& name : impl_->fs_->ListDir(impl_->directory_)) {
-        if (manager::IsUnfinishedStep(*impl_->fs_, impl_->directory_, name, *impl_->name_format_, impl_->options_.atomicity_options)) {
+        if (manager::IsUnfinishedStep(*impl_->fs_, impl_->directory_, name, *impl_->name_format_,
+                                      impl_->options_.atomicity_options)) {
           impl_->fs_->RemoveAll(impl_->directory_ / name);
         }
       }
@@ -376,7 +382,8 @@ void CheckpointManager::Agree(const char* name, const std::function<void()>& ste
 std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const {
   const auto path = StepPath(step) / kMetricsItemName / kMetricsItemName;
   try {
-    io::RequireNoSymlinksOnPath(*impl_->fs_, StepPath(step), std::filesystem::path(kMetricsItemName) / kMetricsItemName);
+    io::RequireNoSymlinksOnPath(*impl_->fs_, StepPath(step),
+                                std::filesystem::path(kMetricsItemName) / kMetricsItemName);
     auto text = metadata::ReadFileWithChecksum(*impl_->fs_, path, metadata::ChecksumFileFor(path));
     if (!text) return std::nullopt;
     return metadata::ParseJson(*text, path.string());
@@ -461,7 +468,8 @@ std::optional<int64_t> CheckpointManager::latest_step() const {
 std::optional<int64_t> CheckpointManager::best_step() const {
   std::lock_guard calls_lock(impl_->mu_);
   if (!impl_->options_.best_fn) return latest_step();
-  const auto sorted = preservation_policy::SortByMetric(impl_->checkpoints_, impl_->options_.best_fn, impl_->options_.best_mode == "min");
+  const auto sorted = preservation_policy::SortByMetric(impl_->checkpoints_, impl_->options_.best_fn,
+                                                        impl_->options_.best_mode == "min");
   if (sorted.empty()) return std::nullopt;
   return sorted.back().step;
 }
@@ -478,7 +486,8 @@ bool CheckpointManager::should_save(int64_t step) const {
   // policies depend only on the step and the steps held, which every process agrees on.
   ProcessGroup& group = distributed::GroupOf(impl_->mp_);
   if (impl_->active_ && group.count() > 1 && !impl_->options_.read_only &&
-      (impl_->options_.save_decision_policy || impl_->options_.should_save_fn || impl_->options_.reached_preemption_fn)) {
+      (impl_->options_.save_decision_policy || impl_->options_.should_save_fn ||
+       impl_->options_.reached_preemption_fn)) {
     decision = group.Broadcast(decision ? "1" : "0", impl_->mp_.primary_host,
                                impl_->mp_.barrier_sync_key_prefix.value_or("") + "CheckpointManager:should_save",
                                std::chrono::seconds(impl_->mp_.barrier_timeout_secs)) == "1";
@@ -502,7 +511,9 @@ bool CheckpointManager::DecideLocally(int64_t step) const {
 
 bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const CheckpointManagerSaveOptions& options) {
   std::lock_guard calls_lock(impl_->mu_);
-  if (impl_->closed_) throw InvalidArgumentError("the CheckpointManager for " + impl_->directory_.string() + " is closed");
+  if (impl_->closed_) {
+    throw InvalidArgumentError("the CheckpointManager for " + impl_->directory_.string() + " is closed");
+  }
   if (step < 0) throw InvalidArgumentError("steps are non-negative, got " + std::to_string(step));
   if (!impl_->active_) {
     throw InvalidArgumentError("process " +
@@ -528,7 +539,8 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
 
   const auto path = StepPath(step);
   Agree("CheckpointManager:save_start", [&] {
-    if (std::any_of(impl_->checkpoints_.begin(), impl_->checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
+    if (std::any_of(impl_->checkpoints_.begin(), impl_->checkpoints_.end(),
+                    [&](const auto& c) { return c.step == step; })) {
       throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists in " +
                                impl_->directory_.string());
     }
@@ -537,7 +549,8 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
       throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists at " +
                                path.string() + " (reload() to see it)");
     }
-    if (impl_->deleter_->Pending().count(step)) impl_->deleter_->WaitIdle();  // an earlier step of that number is still leaving
+    // An earlier step of that number is still leaving.
+    if (impl_->deleter_->Pending().count(step)) impl_->deleter_->WaitIdle();
   });
 
   args::Composite composite;
@@ -554,7 +567,8 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
 
   // force: replace only what does not count as a step (a commit-file directory without its commit file).
   SaveOptions save_options{.force = true, .custom_metadata = options.custom_metadata};
-  if (impl_->options_.save_deltas && impl_->fs_->SupportsHardLinks(impl_->directory_) && distributed::GroupOf(impl_->mp_).count() <= 1) {
+  if (impl_->options_.save_deltas && impl_->fs_->SupportsHardLinks(impl_->directory_) &&
+      distributed::GroupOf(impl_->mp_).count() <= 1) {
     // Every step records its chunks' hashes, and shares what did not change with the latest step kept (which
     // retention cannot delete before this save commits: old steps go only after it).
     save_options.record_delta_hashes = true;
@@ -722,7 +736,8 @@ void CheckpointManager::delete_step(int64_t step) {
   std::lock_guard calls_lock(impl_->mu_);
   if (impl_->options_.read_only) return;
   if (impl_->finalize_ && impl_->finalize_->step == step) JoinFinalize();  // let its commit land before removing it
-  if (std::none_of(impl_->checkpoints_.begin(), impl_->checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
+  if (std::none_of(impl_->checkpoints_.begin(), impl_->checkpoints_.end(),
+                   [&](const auto& c) { return c.step == step; })) {
     throw NotFoundError("Requested deleting a non-existent step: " + std::to_string(step) + " in " +
                         impl_->directory_.string());
   }
@@ -795,8 +810,8 @@ RootMetadata CheckpointManager::metadata() {
   auto file = dir / kRootMetadataFile;
   if (!impl_->fs_->Exists(file)) file = dir / kLegacyRootMetadataFile;
   if (!impl_->fs_->Exists(file) || impl_->fs_->IsDirectory(file)) return root;
-  const nlohmann::json doc =
-      metadata::ParseJson(impl_->fs_->ReadFileBelow(impl_->directory_, file.lexically_relative(impl_->directory_)), file.string());
+  const nlohmann::json doc = metadata::ParseJson(
+      impl_->fs_->ReadFileBelow(impl_->directory_, file.lexically_relative(impl_->directory_)), file.string());
   if (!doc.is_object()) throw CorruptionError(file.string() + " is not a JSON object");
   for (const auto& [key, value] : doc.items()) {
     if (key == "internal_metadata") {

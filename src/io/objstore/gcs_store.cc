@@ -140,7 +140,9 @@ class GcsStore final : public ObjectStore {
   }
   const std::string& endpoint() const { return endpoint_; }
 
-  static std::string Url(const std::string& bucket, const std::string& key) { return ObjectUrl("gs", bucket, key); }
+  static std::string Url(const std::string& bucket, const std::string& key) {
+    return objstore::ObjectUrl("gs", bucket, key);
+  }
   static void Require(const HttpResponse& response, const char* what, const std::string& bucket,
                       const std::string& key) { RequireSuccess(response, what, "gs", bucket, key); }
 

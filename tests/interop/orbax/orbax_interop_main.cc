@@ -151,7 +151,7 @@ int MpiRestore(const std::filesystem::path& dir, const std::filesystem::path& ou
   const int rank = group->index();
   const int n = group->count();
   cairn::PyTreeCheckpointHandler reader;
-  Tree metadata = reader.metadata(dir);
+  Tree metadata = reader.metadata(cairn::HandlerDirectory(dir));
   std::vector<std::pair<cairn::KeyPath, Tree>> targets;
   for (const auto& [path, leaf] : metadata.Flatten()) {
     if (!leaf.is_spec()) continue;
