@@ -47,7 +47,7 @@
 #include "cairn/cairn.h"
 #include "bench_common.h"
 #include "zarr/blosc_codec.h"
-#include "zarr/zstd_codec.h"
+#include "core/zstd.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -622,7 +622,7 @@ json RunCodecs(const Layout& layout) {
     std::function<std::string(std::string_view, size_t)> encode;
     std::function<void(std::string_view, char*, size_t)> decode;
   };
-  auto zstd_decode = [](std::string_view in, char* out, size_t n) { cairn::zarr::ZstdDecompressInto(in, out, n, "bench"); };
+  auto zstd_decode = [](std::string_view in, char* out, size_t n) { cairn::ZstdDecompressInto(in, out, n, "bench"); };
   auto blosc = [](const char* cname, int clevel) {
     cairn::zarr::BloscConfig c;
     c.cname = cname;
@@ -632,11 +632,11 @@ json RunCodecs(const Layout& layout) {
   };
   auto blosc_decode = [](std::string_view in, char* out, size_t n) { cairn::zarr::BloscDecompressInto(in, out, n, "bench"); };
   const std::vector<Codec> codecs = {
-      {"zstd-1 always", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompress(in, 1); }, zstd_decode},
-      {"zstd-3 always", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompress(in, 3); }, zstd_decode},
-      {"zstd-1 adaptive", [](std::string_view in, size_t) { return cairn::zarr::ZstdCompressAdaptive(in, 1); },
+      {"zstd-1 always", [](std::string_view in, size_t) { return cairn::ZstdCompress(in, 1); }, zstd_decode},
+      {"zstd-3 always", [](std::string_view in, size_t) { return cairn::ZstdCompress(in, 3); }, zstd_decode},
+      {"zstd-1 adaptive", [](std::string_view in, size_t) { return cairn::ZstdCompressAdaptive(in, 1); },
        zstd_decode},
-      {"zstd raw blocks", [](std::string_view in, size_t) { return cairn::zarr::ZstdRawFrame(in); }, zstd_decode},
+      {"zstd raw blocks", [](std::string_view in, size_t) { return cairn::ZstdRawFrame(in); }, zstd_decode},
       {"blosc lz4-5 shuf", blosc("lz4", 5), blosc_decode},
       {"blosc zstd-1 shuf", blosc("zstd", 1), blosc_decode},
   };

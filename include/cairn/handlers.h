@@ -51,22 +51,6 @@ class PyTreeCheckpointHandler : public CheckpointHandler {
 
   const PyTreeCheckpointHandlerOptions& options() const { return options_; }
 
-  // The shared machinery, also used by the Standard and Array handlers.
-  struct SaveRequest {
-    Tree item;
-    SaveArgsMap save_args;
-    nlohmann::json custom_metadata;
-    std::optional<int64_t> ocdbt_target_data_file_size;
-  };
-  struct RestoreRequest {
-    Tree item;  // None: restore as saved
-    RestoreArgsMap restore_args;
-    bool partial_restore = false;
-    bool strict = true;
-  };
-  void Save(const HandlerDirectory& directory, const SaveRequest& request);
-  Tree Restore(const HandlerDirectory& directory, const RestoreRequest& request);
-
  private:
   PyTreeCheckpointHandlerOptions options_;
 };

@@ -5,9 +5,7 @@
 
 #include "cairn/error.h"
 #include "checkpoint/layout.h"
-#include "core/crc32c.h"
-#include "handlers/array_storage.h"
-#include "handlers/synthesized_metadata.h"
+#include "item/reader.h"
 #include "io/temporary_path.h"
 #include "metadata/array_metadata.h"
 #include "metadata/checkpoint_metadata.h"
@@ -48,59 +46,18 @@ void DescribeStored(kvstore::KvStore& store, const std::string& param, const zar
 
 ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& dir, bool stored_sizes) {
   ojson out;
-  std::optional<md::TreeMetadata> tree;
-  const auto metadata_path = dir / md::kTreeMetadataFile;
-  // The CRC-32Cs cairn recorded (none in Orbax's items): the metadata read here is checked as a restore checks it.
-  const md::Checksums sums = md::ReadItemChecksums(*fs, dir);
-  if (fs->Exists(metadata_path)) {
-    tree = md::DecodeTreeMetadata(md::ReadItemFile(*fs, dir, md::kTreeMetadataFile, sums), metadata_path.string());
-  }
-  auto store = handlers::OpenArrayStoreForRead(fs, dir, tree ? tree->use_ocdbt : std::nullopt);
-  const zarr::ChunkObserver check_zarr_metadata = [&](const std::string& key, std::string_view stored,
-                                                      const uint32_t*) {
-    if (auto it = sums.chunks.find(key); it != sums.chunks.end() && Crc32c(stored) != it->second) {
-      throw CorruptionError("zarr metadata " + key + " fails its CRC-32C check [" + store->DescribeKey(key) + "]");
-    }
-  };
-
-  int processes = 0;
-  for (const auto& name : fs->ListDir(dir)) {
-    if (name.rfind("ocdbt.process_", 0) == 0) ++processes;
-  }
-  if (processes == 0 && fs->IsDirectory(dir / md::kArrayMetadatasDir)) {
-    processes = static_cast<int>(fs->ListDir(dir / md::kArrayMetadatasDir).size());
-  }
-  const bool ocdbt = fs->Exists(dir / "manifest.ocdbt");
+  // As a restore opens it: the metadata read here is checked against the CRC-32Cs cairn recorded (none in Orbax's
+  // items), and so is every value read from the store.
+  item::ItemReader reader(fs, dir);
+  const item::ItemLayout& found = reader.layout();
   ojson layout;
-  layout["ocdbt"] = ocdbt;
-  layout["processes"] = std::max(processes, 1);
-  layout["checksums"] = fs->IsDirectory(dir / md::kChecksumsDir);
-  layout["metadata_file"] = tree.has_value();
-
-  Tree aggregate;
-  bool aggregate_loaded = false;
-  auto load_aggregate = [&] {
-    if (aggregate_loaded) return;
-    const auto path = dir / md::kLegacyAggregateFile;
-    if (fs->Exists(path)) {
-      aggregate = md::DecodeMsgpackAggregate(
-          fs->ReadFileBelow(dir, md::kLegacyAggregateFile, md::kMaxAggregateFileBytes), path.string());
-    }
-    aggregate_loaded = true;
-  };
-  if (!tree) {
-    // As a restore does: from the arrays stored and the values of a legacy aggregate file.
-    load_aggregate();
-    tree = handlers::SynthesizeTreeMetadata(*store, nullptr, aggregate);
-  }
-  const std::vector<md::TreeMetadataEntry>& entries = tree->entries;
-
+  layout["ocdbt"] = found.ocdbt;
+  layout["processes"] = found.processes();
+  layout["checksums"] = found.checksums;
+  layout["metadata_file"] = reader.saved_tree().has_value();
+  const std::vector<md::TreeMetadataEntry>& entries = reader.tree().entries;
   // Each array's sharding as `_sharding` records it (Orbax's JSON object); absent from some Orbax checkpoints.
-  std::map<std::string, nlohmann::json> shardings;
-  if (fs->Exists(dir / md::kShardingFile)) {
-    shardings = md::DecodeSharding(md::ReadItemFile(*fs, dir, md::kShardingFile, sums),
-                                   (dir / md::kShardingFile).string());
-  }
+  const std::map<std::string, nlohmann::json>& shardings = reader.Shardings();
 
   std::set<int> formats;
   uint64_t total = 0;
@@ -113,19 +70,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
     if (IsArrayType(entry.value_type)) {
       try {
         if (entry.skip_deserialize) {
-          load_aggregate();
-          const Tree* node = &aggregate;
-          for (const auto& key : entry.path) {
-            if (node->is_dict() && node->contains(key.key)) {
-              node = &(*node)[key.key];
-            } else if (node->is_sequence() && key.key.size() < 10 && !key.key.empty() &&
-                       key.key.find_first_not_of("0123456789") == std::string::npos &&
-                       std::stoul(key.key) < node->size()) {
-              node = &(*node)[static_cast<size_t>(std::stoul(key.key))];
-            } else {
-              throw CorruptionError("parameter " + param + " is missing from the legacy aggregate file");
-            }
-          }
+          const Tree* node = &reader.AggregateValue(entry.path);
           leaf["in_aggregate"] = true;
           if (node->is_array()) {
             leaf["dtype"] = DTypeName(node->array().dtype());
@@ -136,7 +81,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
             leaf["value"] = node->ToString();
           }
         } else {
-          const zarr::ZarrMetadata m = zarr::ReadZarrMetadata(*store, param, &check_zarr_metadata);
+          const zarr::ZarrMetadata m = zarr::ReadZarrMetadata(reader.store(), param);
           formats.insert(static_cast<int>(m.format));
           const uint64_t bytes = NumBytes(m.dtype, m.shape);
           leaf["dtype"] = DTypeName(m.dtype);
@@ -146,7 +91,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
           leaf["compression"] = m.compressed() ? ojson(m.CompressionName()) : ojson(nullptr);
           leaf["zarr_format"] = static_cast<int>(m.format);
           if (auto it = shardings.find(param); it != shardings.end()) leaf["sharding"] = it->second;
-          if (stored_sizes) DescribeStored(*store, param, m, leaf);
+          if (stored_sizes) DescribeStored(reader.store(), param, m, leaf);
           total += bytes;
         }
       } catch (const Error& e) {
@@ -157,7 +102,7 @@ ojson DescribePyTree(const std::shared_ptr<FileSystem>& fs, const std::filesyste
   }
   layout["zarr_formats"] = formats;
   out["layout"] = std::move(layout);
-  out["custom_metadata"] = tree ? ojson(tree->custom_metadata) : ojson(nullptr);
+  out["custom_metadata"] = reader.saved_tree() ? ojson(reader.saved_tree()->custom_metadata) : ojson(nullptr);
   out["bytes"] = total;
   // Delta tracking (`cairn_delta/`): the chunk bytes this step wrote and those it shares with its base.
   ojson delta = nullptr;
@@ -201,7 +146,8 @@ ojson DescribeStep(const std::shared_ptr<FileSystem>& fs, const std::filesystem:
         const auto path = item.dir / name;
         if (fs->IsDirectory(path) || md::IsBookkeepingFileName(name)) continue;
         if (json) {
-          files[name] = md::ParseOrderedJson(fs->ReadFileBelow(item.dir, name), path.string());
+          // Checked against its `cairn_<name>.crc32c`, as a restore checks it.
+          files[name] = md::ParseOrderedJson(item::ReadJsonItemFile(*fs, path).value_or(""), path.string());
         } else {
           files[name] = fs->Stat(path)->size;
         }

@@ -5,8 +5,10 @@
 #include <optional>
 
 #include "cairn/error.h"
+#include "core/plain_name.h"
 #include "io/path.h"
 #include "io/temporary_path.h"
+#include "item/layout.h"
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/legacy_aggregate.h"
 #include "metadata/tree_metadata.h"
@@ -69,9 +71,9 @@ const char* PathKindName(PathKind kind) {
 
 bool LooksLikePyTreeItem(FileSystem& fs, const std::filesystem::path& dir) {
   if (!IsDir(fs, dir)) return false;
-  if (fs.Exists(dir / metadata::kTreeMetadataFile) || fs.Exists(dir / "manifest.ocdbt")) return true;
+  if (fs.Exists(dir / item::kTreeMetadataFile) || fs.Exists(dir / item::kOcdbtManifest)) return true;
   for (const auto& name : Children(fs, dir)) {
-    if (name.rfind("ocdbt.process_", 0) == 0) return true;
+    if (item::IsOcdbtProcessDir(name)) return true;
     const auto child = dir / name;
     if (IsDir(fs, child) && (fs.Exists(child / ".zarray") || fs.Exists(child / "zarr.json"))) return true;
   }
@@ -136,7 +138,7 @@ std::vector<ItemLayout> ListItems(FileSystem& fs, const std::filesystem::path& s
   };
   if (handlers.is_object()) {
     for (const auto& [name, handler] : handlers.items()) {
-      if (name.find('/') == std::string::npos && name != "." && name != "..") {
+      if (IsPlainName(name)) {
         add(name, handler.is_string() ? handler.get<std::string>() : "");
       }
     }

@@ -146,6 +146,18 @@ uint32_t Hardware(std::string_view data, uint32_t crc) { return Software(data, c
 
 // With raw states (no inversion) shift(s, n) = s * x^(8n) mod P is linear, and the inversions at both ends cancel:
 // Crc32c(a + b) = shift(Crc32c(a), |b|) ^ Crc32c(b) (zlib's crc32_combine, for this polynomial).
+uint32_t Crc32cWithBlocks(std::string_view value, std::vector<uint32_t>* blocks) {
+  if (value.size() <= kCrc32cBlockBytes) return Crc32c(value);
+  uint32_t whole = 0;
+  for (uint64_t begin = 0; begin < value.size(); begin += kCrc32cBlockBytes) {
+    const auto block = value.substr(begin, kCrc32cBlockBytes);
+    const uint32_t crc = Crc32c(block);
+    if (blocks) blocks->push_back(crc);
+    whole = begin == 0 ? crc : Crc32cCombine(whole, crc, block.size());
+  }
+  return whole;
+}
+
 uint32_t Crc32cCombine(uint32_t crc_a, uint32_t crc_b, uint64_t length_b) {
   return crc32c_internal::MultiplyModP(crc32c_internal::ZeroBytesOperator(length_b), crc_a) ^ crc_b;
 }

@@ -1,23 +1,27 @@
-// Fixed-width little-endian integers in byte strings: OCDBT's manifest and envelopes, zarr3 shard indexes, the
-// safetensors header length.
+// Little-endian integers in byte strings: the order of zarr3's shard index, safetensors' header length and zstd's
+// frame fields.
 #pragma once
 
-#include <concepts>
+#include <cstdint>
 #include <string>
 
 namespace cairn {
 
-template <std::unsigned_integral T>
-void AppendLittleEndian(std::string& out, T value) {
-  for (size_t i = 0; i < sizeof(T); ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+// Appends the low `bytes` bytes of `v`, least significant first.
+inline void AppendLe(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-// The integer in the sizeof(T) bytes at `p`.
-template <std::unsigned_integral T>
-T LoadLittleEndian(const char* p) {
-  T value = 0;
-  for (size_t i = sizeof(T); i-- > 0;) value = static_cast<T>((value << 8) | static_cast<unsigned char>(p[i]));
-  return value;
+// Writes the low `bytes` bytes of `v` at `p`, least significant first, and advances `p`.
+inline void StoreLe(char*& p, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// The `bytes`-byte little-endian integer at `p`.
+inline uint64_t LoadLe(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
 }
 
 }  // namespace cairn

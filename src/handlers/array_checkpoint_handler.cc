@@ -21,17 +21,17 @@ std::string ArrayCheckpointHandler::typestr() const {
 void ArrayCheckpointHandler::save(const HandlerDirectory& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::ArraySave>(args, "ArrayCheckpointHandler");
   SaveArgsMap save_args{{checkpoint_name_, a.save_args}};
-  impl_.Save(directory, {Tree::Dict({{checkpoint_name_, a.item}}), save_args, nullptr, std::nullopt});
+  impl_.save(directory, args::PyTreeSave(Tree::Dict({{checkpoint_name_, a.item}}), std::move(save_args)));
 }
 
 Tree ArrayCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
-  PyTreeCheckpointHandler::RestoreRequest request;
+  args::PyTreeRestore request;
   if (args) {
     const auto& a = ArgsAs<args::ArrayRestore>(*args, "ArrayCheckpointHandler");
     if (a.item) request.item = Tree::Dict({{checkpoint_name_, *a.item}});
     request.strict = a.strict;
   }
-  Tree restored = impl_.Restore(directory, request);
+  Tree restored = impl_.restore(directory, &request);
   if (!restored.is_dict() || !restored.contains(checkpoint_name_)) {
     throw CorruptionError(directory.string() + " does not hold an array named '" + checkpoint_name_ + "'");
   }

@@ -1,5 +1,6 @@
 // CompositeCheckpointHandler: several named items, each in its own subdirectory with its own handler.
 #include "cairn/error.h"
+#include "core/plain_name.h"
 #include "cairn/handlers.h"
 #include "io/temporary_path.h"
 #include "metadata/checkpoint_metadata.h"
@@ -37,9 +38,8 @@ CompositeCheckpointHandler::CompositeCheckpointHandler(std::map<std::string, std
 }
 
 void CompositeCheckpointHandler::CheckItemName(const std::string& item) {
-  if (item.empty() || item == "." || item == ".." || item.find('/') != std::string::npos ||
-      item.find('\0') != std::string::npos) {
-    throw InvalidArgumentError("bad checkpoint item name \"" + item + "\": it must be a plain directory name");
+  if (!IsPlainName(item)) {
+    throw InvalidArgumentError("bad checkpoint item name \"" + item + "\": " + kPlainNameRule);
   }
 }
 
@@ -138,7 +138,7 @@ void CompositeCheckpointHandler::AddHandlersFromStepMetadata(const HandlerDirect
   if (!step || !step->item_handlers.is_object()) return;
   for (const auto& [item, typestr] : step->item_handlers.items()) {
     if (handlers_.count(item) || !typestr.is_string()) continue;
-    if (item.empty() || item == "." || item == ".." || item.find('/') != std::string::npos) continue;
+    if (!IsPlainName(item)) continue;
     if (auto handler = HandlerForTypestr(typestr.get<std::string>())) {
       handlers_[item] = std::move(handler);
       inferred_items_.insert(item);

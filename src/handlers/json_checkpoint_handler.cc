@@ -1,5 +1,6 @@
 // JsonCheckpointHandler: one JSON document, written by the primary host as Python's json.dumps would.
 #include "cairn/error.h"
+#include "core/plain_name.h"
 #include "cairn/handlers.h"
 #include "metadata/checksums.h"
 #include "metadata/python_json.h"
@@ -11,8 +12,8 @@ constexpr const char* kV1JsonFile = "data.json";
 }  // namespace
 
 JsonCheckpointHandler::JsonCheckpointHandler(std::string filename) : filename_(std::move(filename)) {
-  if (filename_.empty() || filename_.find('/') != std::string::npos || filename_ == "." || filename_ == "..") {
-    throw InvalidArgumentError("JsonCheckpointHandler: bad filename \"" + filename_ + "\"");
+  if (!IsPlainName(filename_)) {
+    throw InvalidArgumentError("JsonCheckpointHandler: bad filename \"" + filename_ + "\": " + kPlainNameRule);
   }
 }
 

@@ -26,16 +26,14 @@ void StandardCheckpointHandler::save(const HandlerDirectory& directory, const Ch
                                                                     : std::string("placeholder")));
     }
   }
-  impl_.Save(directory, {a.item, a.save_args, a.custom_metadata, std::nullopt});
+  impl_.save(directory, args::PyTreeSave(a.item, a.save_args, std::nullopt, a.custom_metadata));
 }
 
 Tree StandardCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
-  if (!args) return impl_.Restore(directory, {});
+  if (!args) return impl_.restore(directory, nullptr);
   const auto& a = ArgsAs<args::StandardRestore>(*args, "StandardCheckpointHandler");
-  PyTreeCheckpointHandler::RestoreRequest request;
-  request.item = a.item;
-  request.strict = a.strict;
-  return impl_.Restore(directory, request);
+  const args::PyTreeRestore request(a.item, {}, /*partial_restore=*/false, a.strict);
+  return impl_.restore(directory, &request);
 }
 
 Tree StandardCheckpointHandler::metadata(const HandlerDirectory& directory) { return impl_.metadata(directory); }

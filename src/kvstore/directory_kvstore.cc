@@ -64,6 +64,13 @@ std::optional<std::string> DirectoryKvStore::Read(std::string_view key, uint64_t
   }
 }
 
+std::optional<uint64_t> DirectoryKvStore::ValueSize(std::string_view key) {
+  ValidateKey(key);
+  auto info = fs_->StatNoFollow(root_ / std::string(key));
+  if (!info || info->is_directory) return std::nullopt;
+  return info->size;
+}
+
 void DirectoryKvStore::ListRecursive(const std::filesystem::path& dir, const std::string& key_prefix,
                                      std::string_view prefix, std::vector<std::string>& out) {
   for (const std::string& name : fs_->ListDir(dir)) {

@@ -30,4 +30,10 @@ std::optional<std::string> KvStore::ReadRange(std::string_view key, uint64_t off
   return value->substr(offset, length);
 }
 
+std::optional<uint64_t> KvStore::ValueSize(std::string_view key) {
+  auto value = Read(key);
+  if (!value) return std::nullopt;
+  return value->size();
+}
+
 }  // namespace cairn::kvstore

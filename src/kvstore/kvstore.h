@@ -33,6 +33,9 @@ class KvStore {
   // `length` bytes of the value of `key` from `offset`; nullopt when the key is absent, InvalidArgumentError when
   // the range is not inside the value. Restores use it to read only the rows of a chunk a box needs.
   virtual std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length);
+  // The size of the value of `key`, nullopt when absent. The default reads the value; stores that know sizes
+  // without reading (a file's size, an OCDBT index entry) override it.
+  virtual std::optional<uint64_t> ValueSize(std::string_view key);
   // Stores a value. Safe to call from several threads at once. Writes may be buffered until Flush().
   virtual void Write(std::string_view key, std::string value) = 0;
   // Write() from bytes the caller keeps alive for the duration of the call: stores that put large values

@@ -1,6 +1,7 @@
 // CheckpointManager: steps under one root, saved through a (possibly asynchronous) composite checkpointer, kept
 // or deleted by policy once each save has committed.
 #include "cairn/checkpoint_manager.h"
+#include "core/plain_name.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -121,9 +122,8 @@ void ValidateOptions(const CheckpointManagerOptions& options) {
 }
 
 void CheckItemName(const std::string& item) {
-  if (item.empty() || item == "." || item == ".." || item.find('/') != std::string::npos ||
-      item.find('\0') != std::string::npos) {
-    throw InvalidArgumentError("bad checkpoint item name \"" + item + "\": it must be a plain directory name");
+  if (!IsPlainName(item)) {
+    throw InvalidArgumentError("bad checkpoint item name \"" + item + "\": " + kPlainNameRule);
   }
   if (item == CheckpointManager::kMetricsItemName) {
     throw InvalidArgumentError(std::string("the item name \"") + CheckpointManager::kMetricsItemName +

@@ -79,18 +79,6 @@ Checksums DecodeChecksums(std::string_view text, const std::string& what) {
   return out;
 }
 
-uint32_t ChecksumValue(std::string_view value, std::vector<uint32_t>* blocks) {
-  if (value.size() <= kChecksumBlockBytes) return Crc32c(value);
-  uint32_t whole = 0;
-  for (uint64_t begin = 0; begin < value.size(); begin += kChecksumBlockBytes) {
-    const auto block = value.substr(begin, kChecksumBlockBytes);
-    const uint32_t crc = Crc32c(block);
-    if (blocks) blocks->push_back(crc);
-    whole = begin == 0 ? crc : Crc32cCombine(whole, crc, block.size());
-  }
-  return whole;
-}
-
 Checksums ReadItemChecksums(FileSystem& fs, const std::filesystem::path& item_dir) {
   Checksums all;
   const auto checksums_dir = item_dir / kChecksumsDir;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cairn/file_system.h"
+#include "core/crc32c.h"
 
 namespace cairn::metadata {
 
@@ -19,7 +20,7 @@ inline constexpr const char* kChecksumsDir = "cairn_checksums";
 
 // Chunks longer than this also get a CRC-32C per block of this many bytes, so that a restore that reads only a
 // byte range of a chunk (a box that cuts an uncompressed chunk) checks the blocks it reads, not nothing.
-inline constexpr uint64_t kChecksumBlockBytes = uint64_t{64} << 10;
+inline constexpr uint64_t kChecksumBlockBytes = kCrc32cBlockBytes;
 
 // The most a `cairn_checksums/process_<i>` file may hold: about 12 bytes per block CRC, so this covers several TiB
 // written by one process. It is larger than kMaxMetadataFileBytes for that reason only; past it, the file's size is
@@ -33,10 +34,6 @@ struct Checksums {
   // longer than one block.
   std::map<std::string, std::vector<uint32_t>> chunk_blocks;
 };
-
-// The CRC-32C of `value` and, when it is longer than one block, of each of its blocks (computed once: the whole
-// CRC is joined from the blocks').
-uint32_t ChecksumValue(std::string_view value, std::vector<uint32_t>* blocks);
 
 std::string EncodeChecksums(const Checksums& checksums);
 // CorruptionError naming `what` when malformed.

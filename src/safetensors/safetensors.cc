@@ -193,7 +193,7 @@ Plan MakePlan(const Tree& tree, const SaveOptions& options) {
   std::string text = header.dump();
   // Padded with spaces so that the data starts 8-byte aligned, as the reference writer does.
   text.append((8 - text.size() % 8) % 8, ' ');
-  AppendLittleEndian<uint64_t>(plan.prefix, text.size());
+  AppendLe(plan.prefix, text.size(), 8);
   plan.prefix += text;
   return plan;
 }
@@ -220,7 +220,7 @@ uint64_t HeaderLength(std::string_view prefix, uint64_t file_size, const std::st
     throw CorruptionError(what + " is too short to be a safetensors file (" + std::to_string(file_size) +
                           " bytes; the header length alone takes 8)");
   }
-  const uint64_t n = LoadLittleEndian<uint64_t>(prefix.data());
+  const uint64_t n = LoadLe(prefix.data(), 8);
   if (n > file_size - 8) {
     throw CorruptionError(what + ": its header length (" + std::to_string(n) + " bytes) runs past the end of the " +
                           std::to_string(file_size) + "-byte file");

@@ -10,11 +10,11 @@
 #include "cairn/file_system.h"
 #include "core/memory_limit.h"
 #include "core/crc32c.h"
-#include "core/little_endian.h"
 #include "core/box_copy.h"
 #include "core/thread_pool.h"
 #include "zarr/blosc_codec.h"
-#include "zarr/zstd_codec.h"
+#include "core/little_endian.h"
+#include "core/zstd.h"
 
 namespace cairn::zarr {
 namespace {
@@ -42,11 +42,6 @@ void ForEachChunk(const std::vector<int64_t>& lo, const std::vector<int64_t>& hi
   }
 }
 
-void PutU64(std::string& out, uint64_t v) { AppendLittleEndian(out, v); }
-uint64_t GetU64(const char* p) { return LoadLittleEndian<uint64_t>(p); }
-void PutU32(std::string& out, uint32_t v) { AppendLittleEndian(out, v); }
-uint32_t GetU32(const char* p) { return LoadLittleEndian<uint32_t>(p); }
-
 std::string EncodeChunk(const ZarrMetadata& m, std::string_view raw) {
   std::string encoded = m.zstd_level ? ZstdCompressAdaptive(raw, *m.zstd_level)
                         : m.blosc    ? BloscCompress(raw, *m.blosc, ItemSize(m.dtype))
@@ -54,9 +49,9 @@ std::string EncodeChunk(const ZarrMetadata& m, std::string_view raw) {
   if (m.format == ZarrFormat::kV2 || !m.zarr3_sharded) return encoded;
   // A shard holding one inner chunk: the chunk, then the index (offset, length) and its CRC-32C.
   std::string index;
-  PutU64(index, 0);
-  PutU64(index, encoded.size());
-  PutU32(index, Crc32c(index));
+  AppendLe(index, 0, 8);
+  AppendLe(index, encoded.size(), 8);
+  AppendLe(index, Crc32c(index), 4);
   encoded += index;
   return encoded;
 }
@@ -70,10 +65,10 @@ bool DecodeChunk(const ZarrMetadata& m, std::string_view stored, char* out, size
     constexpr size_t kIndexBytes = 16 + 4;
     if (stored.size() < kIndexBytes) throw CorruptionError(what + ": shard is too short for its index");
     const char* index = stored.data() + stored.size() - kIndexBytes;
-    if (Crc32c(std::string_view(index, 16)) != GetU32(index + 16)) {
+    if (Crc32c(std::string_view(index, 16)) != static_cast<uint32_t>(LoadLe(index + 16, 4))) {
       throw CorruptionError(what + ": shard index fails its CRC-32C");
     }
-    uint64_t offset = GetU64(index), length = GetU64(index + 8);
+    uint64_t offset = LoadLe(index, 8), length = LoadLe(index + 8, 8);
     if (offset == kMissing && length == kMissing) return false;
     const uint64_t body = stored.size() - kIndexBytes;
     if (offset > body || length > body - offset) throw CorruptionError(what + ": shard index points outside the shard");
@@ -133,20 +128,13 @@ bool DecodeNamingFile(kvstore::KvStore& store, const std::string& key, const Zar
 
 }  // namespace
 
-void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
-                       const ChunkObserver* written) {
-  const std::string key = param + "/" + m.MetadataKey();
-  std::string value = EncodeZarrMetadata(m);
-  if (written) (*written)(key, value, nullptr);
-  store.Write(key, std::move(value));
+void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m) {
+  store.Write(param + "/" + m.MetadataKey(), EncodeZarrMetadata(m));
 }
 
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data,
-                     const Shape& origin, const ChunkObserver* written) {
-  auto put = [&](const std::string& key, std::string value) {
-    if (written) (*written)(key, value, nullptr);
-    store.Write(key, std::move(value));
-  };
+                     const Shape& origin) {
+  auto put = [&](const std::string& key, std::string value) { store.Write(key, std::move(value)); };
   const size_t rank = m.shape.size();
   bool fits = data.dtype() == m.dtype && data.rank() == static_cast<int64_t>(rank) && origin.size() == rank;
   for (size_t d = 0; fits && d < rank; ++d) {
@@ -170,7 +158,6 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     const auto bytes = data.bytes();
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    if (written) (*written)(key, view, nullptr);
     store.WriteView(key, view);
     return;
   }
@@ -220,13 +207,11 @@ uint64_t MaxStoredChunkBytes(const ZarrMetadata& m) {
          kShardOverhead;
 }
 
-ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param, const ChunkObserver* verify) {
+ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param) {
   if (auto v2 = store.Read(param + "/.zarray", kMaxMetadataFileBytes)) {
-    if (verify) (*verify)(param + "/.zarray", *v2, nullptr);
     return DecodeZarrV2Metadata(*v2, "zarr metadata " + param + "/.zarray in " + store.Describe());
   }
   if (auto v3 = store.Read(param + "/zarr.json", kMaxMetadataFileBytes)) {
-    if (verify) (*verify)(param + "/zarr.json", *v3, nullptr);
     return DecodeZarr3Metadata(*v3, "zarr metadata " + param + "/zarr.json in " + store.Describe());
   }
   throw NotFoundError("parameter " + param + " has no zarr metadata (" + param + "/.zarray or " + param +
@@ -234,8 +219,7 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param,
 }
 
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Shape& origin,
-                     const Shape& shape, DType out_dtype, const ChunkObserver* verify,
-                     const ChunkBlockLookup* blocks) {
+                     const Shape& shape, DType out_dtype) {
   const size_t rank = m.shape.size();
   if (origin.size() != rank || shape.size() != rank) {
     throw InvalidArgumentError("parameter " + param + ": requested a rank-" + std::to_string(shape.size()) +
@@ -263,14 +247,11 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
     if (m.format == ZarrFormat::kV2 && !m.compressed()) {
-      uint32_t crc = 0;
-      if (!store.ReadInto(key, dst, chunk_bytes, verify ? &crc : nullptr)) throw CorruptionError(what + " is missing");
-      if (verify) (*verify)(key, std::string_view(dst, chunk_bytes), &crc);
+      if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
       return out;
     }
     auto stored = store.Read(key, MaxStoredChunkBytes(m));
     if (!stored) throw CorruptionError(what + " is missing");
-    if (verify) (*verify)(key, *stored, nullptr);
     if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
     return out;
   }
@@ -300,8 +281,6 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       extent[d] = end - begin;
       whole_chunk = whole_chunk && extent[d] == m.chunks[d];
     }
-    // (Such a partial read is not checked against the chunk's CRC-32C, which covers the whole chunk: reading only
-    // what a box needs is the point, see MultiProcess.RestoresReadNoMoreThanTheirBoxesNeed.)
     if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.compressed()) {
       // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
       // cuts the chunk along its first dimension, exactly the bytes needed). The rest of `chunk` is not used.
@@ -310,20 +289,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
         first = first * static_cast<uint64_t>(m.chunks[d]) + static_cast<uint64_t>(src_origin[d]);
         last = last * static_cast<uint64_t>(m.chunks[d]) + static_cast<uint64_t>(src_origin[d] + extent[d] - 1);
       }
-      uint64_t offset = first * item, length = (last - first + 1) * item;
-      // With block checksums, widen the range to whole blocks and check each one read.
-      std::optional<ChunkBlockChecksums> sums = blocks ? (*blocks)(key, chunk_bytes) : std::nullopt;
-      if (sums && (sums->block_bytes == 0 ||
-                   sums->crcs.size() != (chunk_bytes + sums->block_bytes - 1) / sums->block_bytes)) {
-        throw CorruptionError(what + ": its recorded block checksums do not match its size of " +
-                              std::to_string(chunk_bytes) + " bytes");
-      }
-      if (sums) {
-        const uint64_t end = offset + length;
-        offset = offset / sums->block_bytes * sums->block_bytes;
-        length = std::min<uint64_t>((end + sums->block_bytes - 1) / sums->block_bytes * sums->block_bytes,
-                                    chunk_bytes) - offset;
-      }
+      const uint64_t offset = first * item, length = (last - first + 1) * item;
       std::optional<std::string> span;
       try {
         span = store.ReadRange(key, offset, length);
@@ -331,21 +297,10 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
         throw CorruptionError(what + " is shorter than the " + std::to_string(chunk_bytes) + " bytes it must hold");
       }
       if (!span) throw CorruptionError(what + " is missing");
-      if (sums) {
-        for (uint64_t at = 0; at < span->size(); at += sums->block_bytes) {
-          const uint64_t block = (offset + at) / sums->block_bytes;
-          if (Crc32c(std::string_view(*span).substr(at, sums->block_bytes)) != sums->crcs[block]) {
-            throw CorruptionError(what + ": bytes [" + std::to_string(offset + at) + ", +" +
-                                  std::to_string(std::min<uint64_t>(sums->block_bytes, span->size() - at)) +
-                                  ") fail their CRC-32C check: the stored bytes are not the ones that were saved");
-          }
-        }
-      }
       std::memcpy(chunk.data() + offset, span->data(), span->size());
     } else {
       auto stored = store.Read(key, MaxStoredChunkBytes(m));
       if (!stored) throw CorruptionError(what + " is missing");
-      if (verify) (*verify)(key, *stored, nullptr);
       bool present = DecodeNamingFile(store, key, m, *stored, chunk.data(), chunk_bytes, what);
       if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
     }

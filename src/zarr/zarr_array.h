@@ -13,21 +13,6 @@
 
 namespace cairn::zarr {
 
-// Told of every chunk value as it is stored or read (key, bytes), e.g. to checksum it. `crc32c`, when not null,
-// is the CRC-32C of `stored`, already computed by the reader while the bytes were in cache. Called from several
-// threads.
-using ChunkObserver =
-    std::function<void(const std::string& key, std::string_view stored, const uint32_t* crc32c)>;
-
-// For reads of a byte range of a chunk (a box that cuts an uncompressed chunk): the CRC-32Cs of the chunk's
-// consecutive blocks of `block_bytes` (the last one shorter), when they were recorded, so that the range is read
-// widened to whole blocks and each block checked.
-struct ChunkBlockChecksums {
-  uint64_t block_bytes = 0;
-  std::vector<uint32_t> crcs;
-};
-using ChunkBlockLookup = std::function<std::optional<ChunkBlockChecksums>(const std::string& key, uint64_t chunk_bytes)>;
-
 // Writes `<param>/.zarray` (or `zarr.json`) and every chunk of `data`, whose dtype and shape must match the
 // metadata. Edge chunks are padded to full size with zeros, as TensorStore writes them.
 void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
@@ -37,25 +22,21 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
 // the primary process) and the chunks of one box of the array (`data` placed at `origin`). The box must start
 // on a chunk boundary and end on one or at the array's edge, as every box of a NamedSharding does when the
 // chunk shape divides the shard shape.
-void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
-                       const ChunkObserver* written = nullptr);
+void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata);
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
-                     const Array& data, const Shape& origin, const ChunkObserver* written = nullptr);
+                     const Array& data, const Shape& origin);
 
 // Reads `<param>/.zarray`, or `<param>/zarr.json` when there is none. NotFoundError naming the parameter
 // when neither exists.
-// `verify` sees the metadata value before it is parsed, as ReadZarrRegion's does chunks.
-ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param,
-                              const ChunkObserver* verify = nullptr);
+// Checking stored bytes is the store's business (kvstore::ChecksummedKvStore).
+ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param);
 
 // Reads the box [origin, origin + shape) of the stored array into a new array of `out_dtype` (cast as
 // NumPy's astype) and `shape`; elements outside the stored domain are zero (Orbax's strict=false padding).
 // Reads only the chunks the box overlaps; a missing chunk is a CorruptionError naming it.
-// `verify`, when given, sees every chunk value read whole, before it is decoded, and throws to reject it. (Chunks
-// of which only a byte span is read, for boxes that cut uncompressed chunks, are not shown to it.)
+// Of an uncompressed chunk that the box cuts, only the byte span the box needs is read (KvStore::ReadRange).
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
-                     const Shape& origin, const Shape& shape, DType out_dtype,
-                     const ChunkObserver* verify = nullptr, const ChunkBlockLookup* blocks = nullptr);
+                     const Shape& origin, const Shape& shape, DType out_dtype);
 
 // For checking a stored array chunk by chunk (`cairn verify`):
 // The number of chunks in the array's grid; CorruptionError when a chunk dimension is not positive or the count

@@ -11,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 flags=(-std=c++20 -E -o /dev/null -I "$src/include" -I "$bin/layers/handlers")
 
-printf '#include "zarr/zarr_array.h"\n#include "handlers/array_storage.h"\n' > "$work/down.cc"
+printf '#include "zarr/zarr_array.h"\n#include "item/array_storage.h"\n' > "$work/down.cc"
 "$cxx" "${flags[@]}" "$work/down.cc"
 
 printf '#include "checkpoint/layout.h"\n' > "$work/up.cc"

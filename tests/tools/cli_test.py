@@ -200,6 +200,34 @@ class CliTest(unittest.TestCase):
         self.assertIn("_METADATA", p.stderr)
         self.assertIn("CRC-32C", p.stderr)
 
+    def test_commands_exit_4_on_metadata_that_fails_its_crc(self):
+        # One extra space: the files still parse and mean the same, but no longer match the CRC-32C cairn recorded
+        # when it saved them; every command reads them as a restore does, checked (docs/cli.md: exit 4).
+        def respace(path):
+            with open(path) as f:
+                text = f.read()
+            self.assertIn(": ", text)
+            with open(path, "w") as f:
+                f.write(text.replace(": ", ":  ", 1))
+
+        ck = self.path("ck")
+        run("convert", self.fixture, ck, check_rc=0)
+        respace(os.path.join(ck, "_METADATA"))
+        for args in (["info", ck], ["cat", ck, "a"], ["diff", ck, self.fixture], ["convert", ck, self.path("out")]):
+            p = run(*args, check_rc=4)
+            self.assertIn("_METADATA", p.stderr)
+            self.assertIn("CRC-32C", p.stderr)
+        # A JSON item of a composite step, with its cairn_<file>.crc32c beside it.
+        comp = self.path("comp")
+        run("convert", self.composite, comp, check_rc=0)
+        item = os.path.join(comp, "metadata")
+        files = [n for n in os.listdir(item) if not n.startswith("cairn_") and n != "commit_success.txt"]
+        self.assertEqual(len(files), 1)
+        respace(os.path.join(item, files[0]))
+        for args in (["info", comp], ["diff", comp, self.composite]):
+            p = run(*args, check_rc=4)
+            self.assertIn("CRC-32C", p.stderr)
+
     def test_info_reads_no_array_data(self):
         ck = self.path("ck")
         run("convert", self.fixture, ck, "--no-ocdbt", check_rc=0)

@@ -10,7 +10,7 @@
 #include "cairn/error.h"
 #include "zarr/blosc_codec.h"
 #include "zarr/zarr_metadata.h"
-#include "zarr/zstd_codec.h"
+#include "core/zstd.h"
 
 namespace cairn::zarr {
 namespace {

@@ -15,7 +15,7 @@
 #include "kvstore/ocdbt/btree_node.h"
 #include "kvstore/ocdbt/envelope.h"
 #include "peak_rss.h"
-#include "zarr/zstd_codec.h"
+#include "core/zstd.h"
 
 namespace cairn {
 namespace {
@@ -48,7 +48,7 @@ TEST(DecompressionBombs, AreRefusedAtTheirLimit) {
     ASSERT_LT(frame.size(), size_t{8192});
     // A zarr chunk of 64 bytes.
     std::string out(64, '\0');
-    EXPECT_THROW(zarr::ZstdDecompressInto(frame, out.data(), out.size(), "chunk"), CorruptionError);
+    EXPECT_THROW(ZstdDecompressInto(frame, out.data(), out.size(), "chunk"), CorruptionError);
     // A B+tree node limited to 1 MiB decoded.
     const std::string node = kvstore::ocdbt::EncodeEnvelope(kvstore::ocdbt::kBtreeNodeMagic, "",
                                                             kvstore::ocdbt::Compression{.zstd = false});

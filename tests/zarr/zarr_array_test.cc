@@ -6,7 +6,7 @@
 #include "kvstore/directory_kvstore.h"
 #include "test_util.h"
 #include "zarr/chunk_shape.h"
-#include "zarr/zstd_codec.h"
+#include "core/zstd.h"
 
 namespace cairn::zarr {
 namespace {

@@ -10,6 +10,7 @@
 #include "checkpoint/layout.h"
 #include "cli.h"
 #include "io/path.h"
+#include "item/reader.h"
 #include "metadata/checksums.h"
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/python_json.h"
@@ -160,8 +161,9 @@ Source OpenSource(const std::filesystem::path& path_in) {
   }
   source.composite = !(items.size() == 1 && items[0].name.empty());
   if (!source.composite) {
-    auto tm = source.path / metadata::kTreeMetadataFile;
-    if (fs->Exists(tm)) source.item_custom_metadata = metadata::DecodeTreeMetadata(fs->ReadFile(tm), tm.string()).custom_metadata;
+    // Checked against its recorded CRC-32C, as a restore reads it.
+    item::ItemReader reader(fs, source.path);
+    if (reader.saved_tree()) source.item_custom_metadata = reader.saved_tree()->custom_metadata;
   }
   for (const auto& item : items) {
     if (item.is_pytree) continue;
@@ -188,7 +190,9 @@ Tree LoadTree(const Source& source, bool with_json_items) {
   if (with_json_items) {
     for (const auto& [name, file] : source.json_items) {
       auto path = source.path / name / file;
-      out.emplace_back(name, Tree::FromJson(metadata::ParseJson(Fs()->ReadFile(path), path.string())));
+      auto text = item::ReadJsonItemFile(*Fs(), path);  // checked against its cairn_<file>.crc32c
+      if (!text) throw NotFoundError("JSON item file " + path.string() + " does not exist");
+      out.emplace_back(name, Tree::FromJson(metadata::ParseJson(*text, path.string())));
     }
   }
   return Tree::Dict(std::move(out));

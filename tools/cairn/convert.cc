@@ -7,8 +7,10 @@
 #include "cairn/object_store.h"
 #include "cairn/safetensors.h"
 #include "cli.h"
+#include "io/disk_usage.h"
 #include "io/path.h"
 #include "io/temporary_path.h"
+#include "item/reader.h"
 #include "metadata/python_json.h"
 #include "metadata/tree_metadata.h"
 
@@ -46,19 +48,6 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-uint64_t BytesUnder(FileSystem& fs, const std::filesystem::path& path) {
-  try {
-    auto info = fs.Stat(path);
-    if (!info) return 0;
-    if (!info->is_directory) return info->size;
-    uint64_t total = 0;
-    for (const auto& name : fs.ListDir(path)) total += BytesUnder(fs, path / name);
-    return total;
-  } catch (const Error&) {
-    return 0;  // the directory changed under us
-  }
-}
-
 // Shows the bytes appearing under `watched` (the save's temporary path) against `total` while `work` runs.
 template <typename Fn>
 void WithWriteProgress(bool enabled, const std::filesystem::path& watched, uint64_t total, Fn&& work) {
@@ -69,7 +58,7 @@ void WithWriteProgress(bool enabled, const std::filesystem::path& watched, uint6
     poller = std::thread([&] {
       auto fs = FileSystem::Default();
       while (!done.load()) {
-        progress.Update(std::min(BytesUnder(*fs, watched), total), total);
+        progress.Update(std::min(io::BytesUnder(*fs, watched), total), total);
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     });
@@ -89,9 +78,9 @@ void WithWriteProgress(bool enabled, const std::filesystem::path& watched, uint6
 
 nlohmann::json ItemCustomMetadata(const std::filesystem::path& dir) {
   auto fs = FileSystem::Default();
-  const auto path = dir / metadata::kTreeMetadataFile;
-  if (!fs->Exists(path)) return nullptr;
-  return metadata::DecodeTreeMetadata(fs->ReadFile(path), path.string()).custom_metadata;
+  // Checked against its recorded CRC-32C, as a restore reads it.
+  item::ItemReader reader(fs, dir);
+  return reader.saved_tree() ? reader.saved_tree()->custom_metadata : nlohmann::json(nullptr);
 }
 
 }  // namespace

@@ -1,12 +1,11 @@
 #include "kvstore/ocdbt/envelope.h"
 
-#include <zstd.h>
-
 #include <cstdio>
 #include <memory>
 
 #include "cairn/error.h"
 #include "core/crc32c.h"
+#include "core/zstd.h"
 #include "kvstore/ocdbt/codec.h"
 
 namespace cairn::kvstore::ocdbt {
@@ -22,55 +21,6 @@ std::string Hex32(uint32_t value) {
   return buf;
 }
 
-std::string ZstdCompress(std::string_view body, int level, const char* what) {
-  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> ctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
-  if (!ctx) throw std::bad_alloc();
-  ZSTD_CCtx_setParameter(ctx.get(), ZSTD_c_compressionLevel, level);
-  std::string out(ZSTD_compressBound(body.size()), '\0');
-  // One-shot compression records the content size in the frame header, as TensorStore's frames do.
-  size_t n = ZSTD_compress2(ctx.get(), out.data(), out.size(), body.data(), body.size());
-  if (ZSTD_isError(n)) {
-    throw InvalidArgumentError(std::string("zstd compression of ") + what + " failed: " + ZSTD_getErrorName(n));
-  }
-  out.resize(n);
-  return out;
-}
-
-// Streaming decompression: the format does not promise a content size in the frame, so none is trusted; the
-// output grows as the stream produces bytes and may never pass `max_bytes`.
-std::string ZstdDecompress(std::string_view input, size_t max_bytes, const std::string& context) {
-  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
-  if (!ctx) throw std::bad_alloc();
-  std::string out;
-  ZSTD_inBuffer in{input.data(), input.size(), 0};
-  size_t last = 1;  // non-zero: no frame completed yet
-  const size_t chunk = ZSTD_DStreamOutSize();
-  while (true) {
-    size_t old_size = out.size();
-    if (old_size >= max_bytes + 1) {
-      throw CorruptionError(context + ": zstd body decodes to more than " + std::to_string(max_bytes) + " bytes");
-    }
-    // Ask for at most one byte past the cap, so an oversized stream is detected without decoding it all.
-    size_t grow = std::min(chunk, max_bytes + 1 - old_size);
-    out.resize(old_size + grow);
-    ZSTD_outBuffer ob{out.data() + old_size, grow, 0};
-    size_t in_before = in.pos;
-    last = ZSTD_decompressStream(ctx.get(), &ob, &in);
-    out.resize(old_size + ob.pos);
-    if (ZSTD_isError(last)) {
-      throw CorruptionError(context + ": invalid zstd body: " + ZSTD_getErrorName(last));
-    }
-    if (out.size() > max_bytes) {
-      throw CorruptionError(context + ": zstd body decodes to more than " + std::to_string(max_bytes) + " bytes");
-    }
-    // All input consumed and output room left over: the decoder has flushed everything it holds.
-    if (in.pos == in.size && ob.pos < grow) break;
-    if (ob.pos == 0 && in.pos == in_before) throw CorruptionError(context + ": zstd body makes no progress");
-  }
-  if (last != 0) throw CorruptionError(context + ": truncated zstd body");
-  return out;
-}
-
 }  // namespace
 
 std::string EncodeEnvelope(uint32_t magic, std::string_view body, const Compression& compression) {
@@ -78,7 +28,7 @@ std::string EncodeEnvelope(uint32_t magic, std::string_view body, const Compress
   AppendVarint(payload, kFormatVersion);
   AppendVarint(payload, compression.zstd ? 1 : 0);
   if (compression.zstd) {
-    payload += ZstdCompress(body, compression.zstd_level, "OCDBT object");
+    payload += ZstdCompress(body, compression.zstd_level, /*content_checksum=*/false);
   } else {
     payload.append(body);
   }
@@ -129,7 +79,7 @@ std::string DecodeEnvelope(std::string_view encoded, uint32_t magic, size_t max_
       }
       return std::string(body);
     case 1:
-      return ZstdDecompress(body, max_decoded_bytes, context);
+      return ZstdDecompressBounded(body, max_decoded_bytes, context);
     default:
       throw CorruptionError(context + ": unknown compression format " + std::to_string(compression));
   }

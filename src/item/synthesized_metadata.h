@@ -9,7 +9,7 @@
 #include "kvstore/kvstore.h"
 #include "metadata/tree_metadata.h"
 
-namespace cairn::handlers {
+namespace cairn::item {
 
 // The leaves of `aggregate` (the decoded `checkpoint` file; None when there is none) first, in its order: values held
 // there (skip_deserialize) and placeholders for arrays stored beside it. Then every other parameter with zarr
@@ -17,4 +17,4 @@ namespace cairn::handlers {
 metadata::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann::json& strings,
                                               const Tree& aggregate);
 
-}  // namespace cairn::handlers
+}  // namespace cairn::item

@@ -9,7 +9,7 @@
 #include "kvstore/ocdbt/delta.h"
 #include "metadata/checksums.h"
 
-namespace cairn::handlers {
+namespace cairn::item {
 
 struct DeltaBase {
   std::shared_ptr<const kvstore::ocdbt::DeltaBaseIndex> index;  // null: the base has no such item (nothing to share)
@@ -23,4 +23,4 @@ struct DeltaBase {
 // still be taken from it.
 DeltaBase LoadDeltaBase(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& base_item_dir);
 
-}  // namespace cairn::handlers
+}  // namespace cairn::item

@@ -1,4 +1,4 @@
-#include "zarr/zstd_codec.h"
+#include "core/zstd.h"
 
 #include <xxhash.h>
 #include <zstd.h>
@@ -8,8 +8,9 @@
 #include <memory>
 
 #include "cairn/error.h"
+#include "core/little_endian.h"
 
-namespace cairn::zarr {
+namespace cairn {
 
 size_t ZstdMaxFrameBytes(size_t content_bytes) { return ZSTD_compressBound(content_bytes) + 64; }
 
@@ -35,13 +36,10 @@ constexpr size_t kSamplePieceBytes = kMaxBlock / 2;  // 64 KiB: 512 KiB sampled 
 // Chunks up to this size are compressed whole to decide: a sample would save little.
 constexpr size_t kSampleAboveBytes = 4 * kSamplePieces * kSamplePieceBytes;
 
-void PutLe(char*& p, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) *p++ = static_cast<char>((v >> (8 * i)) & 0xff);
-}
 
-std::string CompressWith(ZSTD_CCtx* context, std::string_view data, int level) {
+std::string CompressWith(ZSTD_CCtx* context, std::string_view data, int level, bool content_checksum = true) {
   ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level);
-  ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1);
+  ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, content_checksum ? 1 : 0);
   std::string out(ZSTD_compressBound(data.size()), '\0');
   size_t n = ZSTD_compress2(context, out.data(), out.size(), data.data(), data.size());
   if (ZSTD_isError(n)) throw InvalidArgumentError(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
@@ -51,10 +49,10 @@ std::string CompressWith(ZSTD_CCtx* context, std::string_view data, int level) {
 
 }  // namespace
 
-std::string ZstdCompress(std::string_view data, int level) {
-  // The frame records its content size and a checksum of the content, which every zstd decoder verifies: a
-  // flipped byte in a stored chunk is then reported, not silently decoded into wrong values.
-  return CompressWith(ThreadContext(), data, level);
+std::string ZstdCompress(std::string_view data, int level, bool content_checksum) {
+  // One-shot compression records the content size in the frame header, as TensorStore's frames do. A checksum of
+  // the content, which every zstd decoder verifies, reports a flipped byte instead of decoding it into wrong values.
+  return CompressWith(ThreadContext(), data, level, content_checksum);
 }
 
 std::string ZstdRawFrame(std::string_view data) {
@@ -66,24 +64,24 @@ std::string ZstdRawFrame(std::string_view data) {
   out.reserve(total + 32);  // room for a zarr3 shard index appended after the frame, without a reallocation
   out.resize(total);
   char* p = out.data();
-  PutLe(p, ZSTD_MAGICNUMBER, 4);
+  StoreLe(p, ZSTD_MAGICNUMBER, 4);
   // Frame_Header_Descriptor: Frame_Content_Size_flag 3 (8 bytes), Single_Segment_flag 0 (so a window descriptor
   // follows), Content_Checksum_flag 1, no dictionary.
   *p++ = static_cast<char>((3 << 6) | (1 << 2));
   // Window_Descriptor: Exponent 7, Mantissa 0, a 2^(10+7) = 128 KiB window.
   *p++ = static_cast<char>(7 << 3);
-  PutLe(p, n, 8);
+  StoreLe(p, n, 8);
   for (size_t b = 0, at = 0; b < blocks; ++b) {
     const size_t size = std::min(kMaxBlock, n - at);
     const bool last = b + 1 == blocks;
     // Block_Header (3 bytes, little-endian): Last_Block, Block_Type 0 (Raw_Block), Block_Size.
-    PutLe(p, (static_cast<uint32_t>(size) << 3) | (last ? 1u : 0u), 3);
+    StoreLe(p, (static_cast<uint32_t>(size) << 3) | (last ? 1u : 0u), 3);
     if (size) std::memcpy(p, data.data() + at, size);
     p += size;
     at += size;
   }
   // Content_Checksum: the low 32 bits of XXH64 of the content, seed 0.
-  PutLe(p, XXH64(data.data(), n, 0) & 0xffffffffu, 4);
+  StoreLe(p, XXH64(data.data(), n, 0) & 0xffffffffu, 4);
   return out;
 }
 
@@ -154,4 +152,36 @@ void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size,
   }
 }
 
-}  // namespace cairn::zarr
+std::string ZstdDecompressBounded(std::string_view frames, size_t max_bytes, const std::string& what) {
+  std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  if (!ctx) throw std::bad_alloc();
+  std::string out;
+  ZSTD_inBuffer in{frames.data(), frames.size(), 0};
+  size_t last = 1;  // non-zero: no frame completed yet
+  const size_t piece = ZSTD_DStreamOutSize();
+  auto too_large = [&] {
+    return CorruptionError(what + ": zstd data decodes to more than " + std::to_string(max_bytes) + " bytes");
+  };
+  while (true) {
+    const size_t old_size = out.size();
+    if (old_size >= max_bytes + 1) throw too_large();
+    // Ask for at most one byte past the cap, so an oversized stream is detected without decoding it all.
+    const size_t grow = std::min(piece, max_bytes + 1 - old_size);
+    out.resize(old_size + grow);
+    ZSTD_outBuffer ob{out.data() + old_size, grow, 0};
+    const size_t in_before = in.pos;
+    last = ZSTD_decompressStream(ctx.get(), &ob, &in);
+    out.resize(old_size + ob.pos);
+    if (ZSTD_isError(last)) {
+      throw CorruptionError(what + ": zstd data does not decode (" + ZSTD_getErrorName(last) + ")");
+    }
+    if (out.size() > max_bytes) throw too_large();
+    // All input consumed and output room left over: the decoder has flushed everything it holds.
+    if (in.pos == in.size && ob.pos < grow) break;
+    if (ob.pos == 0 && in.pos == in_before) throw CorruptionError(what + ": zstd data makes no progress");
+  }
+  if (last != 0) throw CorruptionError(what + ": zstd data is truncated");
+  return out;
+}
+
+}  // namespace cairn

@@ -1,19 +1,21 @@
-// zstd as zarr uses it: one frame per chunk. Decoding streams, because TensorStore's zarr v2 frames carry no
-// content size (tensorstore#182), and checks the decoded size against what the chunk must hold.
+// The one zstd wrapper: zarr's chunks (one frame per chunk) and OCDBT's compressed manifests and B+tree nodes.
+// Decoding streams, because TensorStore's zarr v2 frames carry no content size (tensorstore#182), and checks the
+// decoded size against what the caller says the bytes must hold.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace cairn::zarr {
+namespace cairn {
 
 // The most a frame of `content_bytes` bytes can take, as any zstd encoder writes it (zstd's worst-case bound, plus
 // room for a content checksum): a stored chunk longer than this is not one.
 size_t ZstdMaxFrameBytes(size_t content_bytes);
 
-// One frame with its content size and a content checksum.
-std::string ZstdCompress(std::string_view data, int level);
+// One frame with its content size and, with `content_checksum`, a checksum of the content (zarr's chunks have one;
+// OCDBT's objects, as TensorStore writes them, do not).
+std::string ZstdCompress(std::string_view data, int level, bool content_checksum = true);
 // A chunk is written compressed only where zstd saves at least this fraction of its bytes. Below it, compressing
 // costs more than it saves: zstd(1) runs at ~0.2-0.4 GB/s a core and decodes at ~0.3-1 GB/s, where a write
 // costs ~1 ns/byte and a copy ~0.1; the numbers behind the choice are in docs/format.md ("Compression").
@@ -36,5 +38,9 @@ std::string ZstdRawFrame(std::string_view data);
 // Decodes one or more concatenated frames into exactly `expected_size` bytes at `out`. Anything else (bad
 // frame, too few or too many bytes) is a CorruptionError mentioning `what`.
 void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size, const std::string& what);
+// Decodes one or more concatenated frames whose decoded size nothing promises: the output grows as the stream
+// produces bytes, and more than `max_bytes` is a CorruptionError mentioning `what`, detected without decoding the
+// rest; so are a bad or truncated stream.
+std::string ZstdDecompressBounded(std::string_view frames, size_t max_bytes, const std::string& what);
 
-}  // namespace cairn::zarr
+}  // namespace cairn

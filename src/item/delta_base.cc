@@ -1,4 +1,4 @@
-#include "handlers/delta_base.h"
+#include "item/delta_base.h"
 
 #include <map>
 
@@ -6,7 +6,7 @@
 #include "kvstore/ocdbt/reader.h"
 #include "metadata/delta_record.h"
 
-namespace cairn::handlers {
+namespace cairn::item {
 namespace {
 
 constexpr const char* kManifest = "manifest.ocdbt";
@@ -72,4 +72,4 @@ DeltaBase LoadDeltaBase(const std::shared_ptr<FileSystem>& fs, const std::filesy
   return out;
 }
 
-}  // namespace cairn::handlers
+}  // namespace cairn::item

@@ -1,10 +1,10 @@
-#include "handlers/synthesized_metadata.h"
+#include "item/synthesized_metadata.h"
 
 #include <set>
 
 #include "metadata/legacy_aggregate.h"
 
-namespace cairn::handlers {
+namespace cairn::item {
 
 metadata::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlohmann::json& strings,
                                               const Tree& aggregate) {
@@ -47,4 +47,4 @@ metadata::TreeMetadata SynthesizeTreeMetadata(kvstore::KvStore& store, const nlo
   return m;
 }
 
-}  // namespace cairn::handlers
+}  // namespace cairn::item

@@ -9,7 +9,7 @@
 #include "cairn/handlers.h"
 #include "kvstore/kvstore.h"
 
-namespace cairn::handlers {
+namespace cairn::item {
 
 // The store a process writes into: `<item>/ocdbt.process_<i>/` with OCDBT, or `<item>/` itself without.
 std::unique_ptr<kvstore::KvStore> OpenArrayStoreForWrite(const std::shared_ptr<FileSystem>& fs,
@@ -30,4 +30,4 @@ std::unique_ptr<kvstore::KvStore> OpenArrayStoreForRead(const std::shared_ptr<Fi
                                                         const std::filesystem::path& item_dir,
                                                         std::optional<bool> use_ocdbt);
 
-}  // namespace cairn::handlers
+}  // namespace cairn::item

@@ -1,10 +1,10 @@
-#include "handlers/array_storage.h"
+#include "item/array_storage.h"
 
 #include "cairn/error.h"
 #include "kvstore/directory_kvstore.h"
 #include "kvstore/ocdbt/ocdbt.h"
 
-namespace cairn::handlers {
+namespace cairn::item {
 namespace {
 
 constexpr const char* kManifest = "manifest.ocdbt";
@@ -57,4 +57,4 @@ std::unique_ptr<kvstore::KvStore> OpenArrayStoreForRead(const std::shared_ptr<Fi
   return std::make_unique<kvstore::DirectoryKvStore>(fs, item_dir);
 }
 
-}  // namespace cairn::handlers
+}  // namespace cairn::item

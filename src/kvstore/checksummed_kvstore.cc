@@ -1,0 +1,104 @@
+#include "kvstore/checksummed_kvstore.h"
+
+#include <algorithm>
+
+#include "cairn/error.h"
+#include "core/crc32c.h"
+
+namespace cairn::kvstore {
+
+ChecksummedKvStore::ChecksummedKvStore(std::shared_ptr<KvStore> inner, ValueChecksums expected)
+    : inner_(std::move(inner)), expected_(std::move(expected)) {}
+
+void ChecksummedKvStore::Check(std::string_view key, uint32_t expected, uint32_t actual) {
+  if (expected != actual) {
+    throw CorruptionError("value " + std::string(key) + " fails its CRC-32C check: the stored bytes are not the ones "
+                          "that were saved [" + inner_->DescribeKey(key) + "]");
+  }
+}
+
+std::optional<std::string> ChecksummedKvStore::Read(std::string_view key, uint64_t max_bytes) {
+  auto value = inner_->Read(key, max_bytes);
+  auto it = expected_.whole.find(std::string(key));
+  if (value && it != expected_.whole.end()) Check(key, it->second, Crc32c(*value));
+  return value;
+}
+
+bool ChecksummedKvStore::ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c) {
+  auto it = expected_.whole.find(std::string(key));
+  if (it == expected_.whole.end()) return inner_->ReadInto(key, out, size, crc32c);
+  uint32_t crc = 0;
+  if (!inner_->ReadInto(key, out, size, &crc)) return false;
+  Check(key, it->second, crc);
+  if (crc32c) *crc32c = crc;
+  return true;
+}
+
+std::optional<std::string> ChecksummedKvStore::ReadRange(std::string_view key, uint64_t offset, uint64_t length) {
+  const std::string k(key);
+  auto blocks = expected_.blocks.find(k);
+  if (blocks == expected_.blocks.end()) {
+    // A value of one block or less has only its whole CRC: read it whole (at most one block) and check it.
+    if (!expected_.whole.count(k)) return inner_->ReadRange(key, offset, length);
+    auto value = Read(key, kCrc32cBlockBytes);
+    if (!value) return std::nullopt;
+    if (offset > value->size() || length > value->size() - offset) {
+      throw InvalidArgumentError("range [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                                 ") is outside the " + std::to_string(value->size()) + "-byte value of key '" + k +
+                                 "' in " + Describe());
+    }
+    return value->substr(offset, length);
+  }
+  // Widen the range to whole blocks (the last one as long as the value's size leaves it).
+  const std::vector<uint32_t>& crcs = blocks->second;
+  const auto size = inner_->ValueSize(key);
+  if (!size) return std::nullopt;
+  if ((*size + kCrc32cBlockBytes - 1) / kCrc32cBlockBytes != crcs.size()) {
+    throw CorruptionError("value " + k + ": its recorded block checksums do not match its size of " +
+                          std::to_string(*size) + " bytes [" + inner_->DescribeKey(key) + "]");
+  }
+  if (offset > *size || length > *size - offset) {
+    throw InvalidArgumentError("range [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                               ") is outside the " + std::to_string(*size) + "-byte value of key '" + k + "' in " +
+                               Describe());
+  }
+  const uint64_t begin = offset / kCrc32cBlockBytes * kCrc32cBlockBytes;
+  const uint64_t end =
+      std::min<uint64_t>((offset + length + kCrc32cBlockBytes - 1) / kCrc32cBlockBytes * kCrc32cBlockBytes, *size);
+  auto span = inner_->ReadRange(key, begin, end - begin);
+  if (!span) return std::nullopt;
+  for (uint64_t at = 0; at < span->size(); at += kCrc32cBlockBytes) {
+    const uint64_t block = (begin + at) / kCrc32cBlockBytes;
+    if (Crc32c(std::string_view(*span).substr(at, kCrc32cBlockBytes)) != crcs[block]) {
+      throw CorruptionError("value " + k + ": bytes [" + std::to_string(begin + at) + ", +" +
+                            std::to_string(std::min<uint64_t>(kCrc32cBlockBytes, span->size() - at)) +
+                            ") fail their CRC-32C check: the stored bytes are not the ones that were saved [" +
+                            inner_->DescribeKey(key) + "]");
+    }
+  }
+  return span->substr(offset - begin, length);
+}
+
+void ChecksummedKvStore::RecordValue(std::string_view key, std::string_view value) {
+  std::vector<uint32_t> blocks;
+  const uint32_t crc = Crc32cWithBlocks(value, &blocks);
+  Record(std::string(key), crc, std::move(blocks));
+}
+
+void ChecksummedKvStore::Record(const std::string& key, uint32_t crc, std::vector<uint32_t> blocks) {
+  std::lock_guard lock(mu_);
+  recorded_.whole[key] = crc;
+  if (!blocks.empty()) recorded_.blocks[key] = std::move(blocks);
+}
+
+void ChecksummedKvStore::Write(std::string_view key, std::string value) {
+  RecordValue(key, value);
+  inner_->Write(key, std::move(value));
+}
+
+void ChecksummedKvStore::WriteView(std::string_view key, std::string_view value) {
+  RecordValue(key, value);
+  inner_->WriteView(key, value);
+}
+
+}  // namespace cairn::kvstore

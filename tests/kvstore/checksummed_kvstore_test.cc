@@ -1,0 +1,116 @@
+#include "kvstore/checksummed_kvstore.h"
+
+#include <gtest/gtest.h>
+
+#include "cairn/error.h"
+#include "core/crc32c.h"
+#include "kvstore/directory_kvstore.h"
+#include "ocdbt_test_util.h"
+
+namespace cairn::kvstore {
+namespace {
+
+constexpr uint64_t kBlock = kCrc32cBlockBytes;
+
+std::string Pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i * 31 + i / 7);
+  return s;
+}
+
+// A value of 2.5 blocks and a small one, written through the decorator; what it recorded is then what a reader
+// checks against.
+struct Fixture {
+  std::shared_ptr<FileSystem> fs = NewInMemoryFileSystem();
+  std::string big = Pattern(kBlock * 5 / 2);
+  std::string small = Pattern(100);
+  ValueChecksums recorded;
+
+  Fixture() {
+    ChecksummedKvStore writer(std::make_shared<DirectoryKvStore>(fs, "/item"));
+    writer.Write("p/0", big);
+    writer.WriteView("p/.zarray", small);
+    writer.Flush();
+    recorded = writer.recorded();
+  }
+  ChecksummedKvStore Reader() { return ChecksummedKvStore(std::make_shared<DirectoryKvStore>(fs, "/item"), recorded); }
+  void Flip(const std::string& key, size_t at) {
+    std::string bytes = fs->ReadFile("/item/" + key);
+    bytes[at] ^= 1;
+    fs->WriteFile("/item/" + key, bytes, false);
+  }
+};
+
+TEST(ChecksummedKvStore, RecordsWholeAndBlockCrcsOfWrites) {
+  Fixture f;
+  EXPECT_EQ(f.recorded.whole.at("p/0"), Crc32c(f.big));
+  EXPECT_EQ(f.recorded.whole.at("p/.zarray"), Crc32c(f.small));
+  ASSERT_EQ(f.recorded.blocks.at("p/0").size(), 3u);
+  EXPECT_EQ(f.recorded.blocks.at("p/0")[2], Crc32c(std::string_view(f.big).substr(2 * kBlock)));
+  EXPECT_EQ(f.recorded.blocks.count("p/.zarray"), 0u);  // one block or less: the whole CRC is its block's
+  ChecksummedKvStore writer(std::make_shared<DirectoryKvStore>(f.fs, "/other"));
+  writer.Record("shared/0", 7, {1, 2});
+  EXPECT_EQ(writer.recorded().whole.at("shared/0"), 7u);
+  EXPECT_EQ(writer.recorded().blocks.at("shared/0"), (std::vector<uint32_t>{1, 2}));
+}
+
+TEST(ChecksummedKvStore, IntactValuesReadInEveryWay) {
+  Fixture f;
+  auto store = f.Reader();
+  EXPECT_EQ(*store.Read("p/0"), f.big);
+  std::string into(f.big.size(), '\0');
+  uint32_t crc = 0;
+  ASSERT_TRUE(store.ReadInto("p/0", into.data(), into.size(), &crc));
+  EXPECT_EQ(into, f.big);
+  EXPECT_EQ(crc, Crc32c(f.big));
+  EXPECT_EQ(*store.ReadRange("p/0", kBlock + 10, 20), f.big.substr(kBlock + 10, 20));
+  EXPECT_EQ(*store.ReadRange("p/0", kBlock * 2 + 5, kBlock / 2 - 5), f.big.substr(kBlock * 2 + 5));  // the last block
+  EXPECT_EQ(*store.ReadRange("p/0", 0, f.big.size()), f.big);
+  EXPECT_EQ(*store.ReadRange("p/.zarray", 3, 4), f.small.substr(3, 4));
+  EXPECT_FALSE(store.Read("absent").has_value());
+  EXPECT_FALSE(store.ReadRange("absent", 0, 1).has_value());
+  EXPECT_THROW(store.ReadRange("p/0", f.big.size() - 1, 2), InvalidArgumentError);
+  EXPECT_EQ(*store.ValueSize("p/0"), f.big.size());
+}
+
+TEST(ChecksummedKvStore, AFlippedByteFailsWholeReads) {
+  Fixture f;
+  f.Flip("p/0", 5);
+  f.Flip("p/.zarray", 0);
+  auto store = f.Reader();
+  EXPECT_THROW(store.Read("p/0"), CorruptionError);
+  std::string into(f.big.size(), '\0');
+  EXPECT_THROW(store.ReadInto("p/0", into.data(), into.size()), CorruptionError);
+  EXPECT_THROW(store.Read("p/.zarray"), CorruptionError);
+  EXPECT_THROW(store.ReadRange("p/.zarray", 50, 1), CorruptionError);  // a small value is checked whole
+}
+
+TEST(ChecksummedKvStore, RangedReadsCheckOnlyTheBlocksTheyTouch) {
+  Fixture f;
+  f.Flip("p/0", kBlock + 3);  // in the second block
+  auto store = f.Reader();
+  EXPECT_EQ(*store.ReadRange("p/0", 10, 100), f.big.substr(10, 100));                // first block: intact
+  EXPECT_EQ(*store.ReadRange("p/0", 2 * kBlock + 1, 100), f.big.substr(2 * kBlock + 1, 100));  // third
+  EXPECT_THROW(store.ReadRange("p/0", kBlock + 1000, 10), CorruptionError);  // its block holds the flipped byte
+  EXPECT_THROW(store.ReadRange("p/0", kBlock - 10, 20), CorruptionError);    // straddles into it
+}
+
+TEST(ChecksummedKvStore, AValueOfAnotherSizeThanItsBlocksIsCorrupt) {
+  Fixture f;
+  f.fs->WriteFile("/item/p/0", f.big + "x", false);
+  auto store = f.Reader();
+  EXPECT_THROW(store.ReadRange("p/0", 2 * kBlock, 10), CorruptionError);
+  f.fs->WriteFile("/item/p/0", f.big.substr(0, kBlock), false);
+  EXPECT_THROW(store.ReadRange("p/0", 10, 10), CorruptionError);  // one block left of three
+}
+
+TEST(ChecksummedKvStore, KeysWithoutARecordReadUnchecked) {
+  Fixture f;
+  DirectoryKvStore(f.fs, "/item").Write("q/0", "anything");  // not through the decorator: nothing recorded
+  auto store = f.Reader();
+  EXPECT_EQ(*store.Read("q/0"), "anything");
+  EXPECT_EQ(*store.ReadRange("q/0", 1, 3), "nyt");
+}
+
+}  // namespace
+}  // namespace cairn::kvstore
