@@ -61,10 +61,10 @@ TEST(WrappingHandler, CompositeItemsOfAManagerUseItsFileSystem) {
   options.enable_async_checkpointing = false;
   CheckpointHandlerMap handlers;
   handlers["state"] = std::make_unique<CountingHandler>();
-  CheckpointManager mngr("/run", options, std::move(handlers));
+  CheckpointManager mngr("/cairn_wrapped_run", options, std::move(handlers));
   mngr.save(1, args::Composite{{"state", args::Item(args::StandardSave{State()})}});
-  EXPECT_FALSE(std::filesystem::exists("/run"));
-  EXPECT_TRUE(memory->Exists("/run/1/state/_METADATA"));
+  EXPECT_FALSE(std::filesystem::exists("/cairn_wrapped_run"));
+  EXPECT_TRUE(memory->Exists("/cairn_wrapped_run/1/state/_METADATA"));
   EXPECT_EQ(mngr.restore(1)["state"], State());
 }
 
