@@ -102,7 +102,7 @@ FUZZ_SECONDS ?= 60
 # target:max_len (the largest input libFuzzer generates for it)
 FUZZ_SPECS = tree_metadata:8192 checkpoint_metadata:4096 sharding:4096 array_metadatas:4096 \
   legacy_aggregate:4096 zarray:2048 zarr_json:4096 zarr_chunk:1024 ocdbt_manifest:2048 ocdbt_btree_node:4096 \
-  ocdbt_database:8192 safetensors_header:4096
+  ocdbt_database:8192 safetensors_header:4096 delta_record:4096
 FUZZ_TARGETS ?= $(foreach spec,$(FUZZ_SPECS),$(firstword $(subst :, ,$(spec))))
 FUZZ_FLAGS = -timeout=10 -rss_limit_mb=2048
 

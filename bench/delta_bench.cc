@@ -3,8 +3,10 @@
 //
 // Two runs, each saving --steps synchronous, durable steps with a StandardCheckpointHandler (zarr v2 in OCDBT):
 //   finetune     a frozen base (--base-mib, in arrays of 64 MiB) plus an adapter (--adapter-mib) that changes every
-//                step. Three ways: `full` (today's save), `delta` (each step a delta of the one before; unchanged
-//                chunks found by content, SHA-256), `delta_frozen` (the same, with the base declared frozen).
+//                step. Four ways: `full` (today's save), `delta` (each step a delta of the one before; unchanged
+//                chunks found by content, SHA-256 of their bytes before encoding), `delta_frozen` (the same, with the
+//                base declared frozen), `delta_shared` (the base handed over as Array::FromShared buffers, the same
+//                ones every step: the checkpointer knows them unchanged without a declaration).
 //   fullchange   every byte changes every step: `full` against `delta` (which finds nothing to share and must not
 //                be slower).
 // For each step: seconds to save, bytes the step added to the disk (files whose inode no earlier step holds), and
@@ -109,9 +111,18 @@ uint64_t NewBytes(const fs::path& dir, Inodes& seen) {
   return bytes;
 }
 
-enum class Mode { kFull, kDelta, kDeltaFrozen };
+enum class Mode { kFull, kDelta, kDeltaFrozen, kDeltaShared };
 const char* ModeName(Mode m) {
-  return m == Mode::kFull ? "full" : m == Mode::kDelta ? "delta" : "delta_frozen";
+  return m == Mode::kFull ? "full" : m == Mode::kDelta ? "delta" : m == Mode::kDeltaFrozen ? "delta_frozen"
+                                                                                          : "delta_shared";
+}
+
+// The same bytes as immutable Array::FromShared buffers (each keeps its owned array alive).
+void ToShared(std::vector<std::pair<std::string, cairn::Array>>& arrays) {
+  for (auto& [name, a] : arrays) {
+    auto owner = std::make_shared<const cairn::Array>(a);
+    a = cairn::Array::FromShared(std::shared_ptr<const void>(owner, owner->bytes().data()), a.dtype(), a.shape());
+  }
 }
 
 // One run: `steps` saves of base + adapter, the adapter (and with `change_base` the base too) shifted every step.
@@ -121,6 +132,7 @@ json Run(const Options& o, const std::string& run, Mode mode, double base_mib, i
   fs::create_directories(dir);
   auto base = MakeArrays("w", base_mib, 1);
   auto adapter = MakeArrays("lora", o.adapter_mib, 2);
+  if (mode == Mode::kDeltaShared) ToShared(base);
   cairn::Checkpointer ckptr(std::make_unique<cairn::StandardCheckpointHandler>());
   cairn::SaveArgsMap frozen;
   if (mode == Mode::kDeltaFrozen) {
@@ -182,7 +194,7 @@ int main(int argc, char** argv) {
   json result;
   result["config"] = {{"base_mib", o.base_mib}, {"adapter_mib", o.adapter_mib}, {"steps", o.steps},
                       {"fullchange_steps", o.fullchange_steps}};
-  for (Mode mode : {Mode::kFull, Mode::kDelta, Mode::kDeltaFrozen}) {
+  for (Mode mode : {Mode::kFull, Mode::kDelta, Mode::kDeltaFrozen, Mode::kDeltaShared}) {
     result["finetune"].push_back(Run(o, "finetune", mode, o.base_mib, o.steps, /*change_base=*/false));
   }
   for (Mode mode : {Mode::kFull, Mode::kDelta}) {

@@ -664,7 +664,9 @@ def run_delta(args, work):
         return sum(rest) / len(rest)
 
     ratios = {}
-    for mode in ("delta", "delta_frozen"):
+    for mode in ("delta", "delta_frozen", "delta_shared"):
+        if mode not in full:
+            continue
         r = full[mode]
         ratios[mode] = {
             "bytes_written_fewer_x": later(full["full"]["bytes_written_per_step"]) / max(1.0, later(
@@ -700,7 +702,9 @@ def render_delta(d):
                          f"{later(r['bytes_written_per_step']) / MIB:>17.2f} {r['kept_bytes'] / MIB:>9.1f} "
                          f"{'exactly' if r['restored_exactly'] else 'WRONG':>9}")
     lines.append("  (steps after the first; the first step of every mode is a full save)")
-    for mode in ("delta", "delta_frozen"):
+    for mode in ("delta", "delta_frozen", "delta_shared"):
+        if mode not in d["ratios"]:
+            continue
         r = d["ratios"][mode]
         lines.append(f"  {mode}: {r['bytes_written_fewer_x']:.0f}x fewer bytes per step (need >= 50), "
                      f"{r['save_faster_x']:.1f}x faster saves (need >= 20), kept steps "

@@ -44,6 +44,7 @@
 #include "kvstore/ocdbt/reader.h"
 #include "metadata/array_metadata.h"
 #include "metadata/checkpoint_metadata.h"
+#include "metadata/delta_record.h"
 #include "metadata/tree_metadata.h"
 #include "zarr/zarr_array.h"
 
@@ -338,6 +339,22 @@ void AddMetadata(Corpus& corpus) {
              md::EncodeShardingFile({{"params.w", named.ToOrbaxJson()}, {"b", md::kSingleDeviceShardingJson}}));
   corpus.Add("array_metadatas", "cairn",
              md::EncodeArrayMetadatas({{"params.w", {8, 6}, {4, 6}}, {"layers.0", {}, {}}, {"e", {0, 3}, {1, 3}}}));
+
+  // `cairn_delta/` records: a full save's (raw-chunk hashes, a save id) and a delta's (shares with a base). The
+  // committed seeds also hold one without the optional fields, as older steps have.
+  const std::string digest(32, '\x5a');
+  md::DeltaRecordFile full;
+  full.sha256 = {{"w/.zarray", digest}};
+  full.raw_sha256 = {{"w/0.0", digest}, {"w/0.1", std::string(32, '\x01')}};
+  full.raw_crc32c = {{"w/0.0", 7}, {"w/0.1", 0xffffffffu}};
+  full.bytes_written = 4096;
+  full.save_id = "0123456789abcdef0123456789abcdef";
+  corpus.Add("delta_record", "cairn", md::EncodeDeltaRecord(full));
+  md::DeltaRecordFile delta = full;
+  delta.bytes_written = 16;
+  delta.bytes_shared = 8192;
+  delta.base = "/ckpt/1/default";
+  corpus.Add("delta_record", "cairn", md::EncodeDeltaRecord(delta));
 }
 
 // A msgpack aggregate with every feature: nested maps, lists, integer keys, scalars, a placeholder, an ndarray, a

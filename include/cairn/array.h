@@ -67,6 +67,11 @@ class Array {
   ArraySpec spec() const { return ArraySpec{dtype_, shape_}; }
 
   std::span<const std::byte> bytes() const { return {data_, num_bytes_}; }
+  // For arrays made by FromShared, the owner of the caller's immutable bytes (a delta save recognises a buffer it
+  // saved before by it); empty for owned and borrowed arrays.
+  std::weak_ptr<const void> shared_owner() const {
+    return ownership_ == Ownership::kShared ? std::weak_ptr<const void>(holder_) : std::weak_ptr<const void>();
+  }
   // Writable bytes; only owned arrays have them (InvalidArgumentError otherwise). Copies of an owned Array
   // share its bytes, so a write shows through every copy.
   std::span<std::byte> mutable_bytes();

@@ -12,6 +12,10 @@
 
 namespace cairn {
 
+namespace item {
+class SavedBuffers;  // src/item/delta_base.h
+}  // namespace item
+
 // Orbax's storage options for arrays.
 struct PyTreeCheckpointHandlerOptions {
   // OCDBT databases (Orbax's default) or one zarr directory per parameter.
@@ -53,6 +57,9 @@ class PyTreeCheckpointHandler : public CheckpointHandler {
 
  private:
   PyTreeCheckpointHandlerOptions options_;
+  // The Array::FromShared buffers of this handler's last save with delta tracking (a later delta against that save
+  // takes them from it unread).
+  std::shared_ptr<item::SavedBuffers> saved_buffers_;
 };
 
 // Orbax's StandardCheckpointHandler: a tree of arrays (sharded ones too) and scalars (no strings; a bare array is

@@ -63,10 +63,6 @@ CheckpointHandler::DeltaBase PlanDelta(FileSystem& fs, const SavePlan& plan, con
     throw UnimplementedError(what + base.string() + ": delta saves need hard links, which this file system (" +
                              plan.directory.string() + ") does not have; save in full");
   }
-  if (distributed::GroupOf(plan.multiprocessing).count() > 1) {
-    throw UnimplementedError(what + base.string() +
-                             ": delta saves of multi-process checkpoints are not supported yet; save in full");
-  }
   if (io::IsTemporaryPath(base)) {
     throw InvalidArgumentError(what + base.string() + ": the base is an unfinished save, not a committed checkpoint");
   }

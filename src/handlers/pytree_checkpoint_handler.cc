@@ -4,12 +4,14 @@
 #include "cairn/error.h"
 #include "cairn/handlers.h"
 #include "item/array_storage.h"
+#include "item/delta_base.h"
 #include "item/reader.h"
 #include "item/writer.h"
 
 namespace cairn {
 
-PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options) : options_(options) {
+PyTreeCheckpointHandler::PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options)
+    : options_(options), saved_buffers_(std::make_shared<item::SavedBuffers>()) {
   const std::string& c = options_.compressor;
   if (c != "zstd" && c != "blosc-lz4" && c != "blosc-zstd") {
     throw InvalidArgumentError("compressor \"" + c + "\" is not one cairn writes (zstd, blosc-lz4, blosc-zstd)");
@@ -27,6 +29,7 @@ void PyTreeCheckpointHandler::save(const HandlerDirectory& directory, const Chec
   writer.process_count = directory.process_count();
   writer.primary = directory.is_primary();
   writer.delta = directory.delta_base();
+  writer.saved_buffers = saved_buffers_;
   item::WriteItem(directory.fs_ptr(), directory, options_, writer,
                   item::SaveRequest{a.item, a.save_args, a.custom_metadata, a.ocdbt_target_data_file_size});
 }

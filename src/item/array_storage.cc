@@ -3,14 +3,9 @@
 #include "cairn/error.h"
 #include "kvstore/directory_kvstore.h"
 #include "kvstore/ocdbt/ocdbt.h"
+#include "item/layout.h"
 
 namespace cairn::item {
-namespace {
-
-constexpr const char* kManifest = "manifest.ocdbt";
-constexpr std::string_view kProcessDirPrefix = "ocdbt.process_";
-
-}  // namespace
 
 std::unique_ptr<kvstore::KvStore> OpenArrayStoreForWrite(const std::shared_ptr<FileSystem>& fs,
                                                          const std::filesystem::path& item_dir,
@@ -24,7 +19,7 @@ std::unique_ptr<kvstore::KvStore> OpenArrayStoreForWrite(const std::shared_ptr<F
     if (*target_data_file_size <= 0) throw InvalidArgumentError("ocdbt_target_data_file_size must be positive");
     ocdbt.target_data_file_size = static_cast<uint64_t>(*target_data_file_size);
   }
-  return kvstore::NewOcdbtWriter(fs, item_dir / (std::string(kProcessDirPrefix) + std::to_string(process_index)),
+  return kvstore::NewOcdbtWriter(fs, item_dir / OcdbtProcessDir(process_index),
                                  ocdbt);
 }
 
@@ -32,7 +27,7 @@ void FinalizeArrayStore(const std::shared_ptr<FileSystem>& fs, const std::filesy
                         const PyTreeCheckpointHandlerOptions& options) {
   std::vector<std::string> children;
   for (const auto& name : fs->ListDir(item_dir)) {
-    if (name.rfind(kProcessDirPrefix, 0) == 0 && fs->IsDirectory(item_dir / name)) children.push_back(name);
+    if (IsOcdbtProcessDir(name) && fs->IsDirectory(item_dir / name)) children.push_back(name);
   }
   if (children.empty()) return;  // nothing was written with OCDBT
   kvstore::OcdbtWriterOptions ocdbt;
@@ -43,16 +38,16 @@ void FinalizeArrayStore(const std::shared_ptr<FileSystem>& fs, const std::filesy
 std::unique_ptr<kvstore::KvStore> OpenArrayStoreForRead(const std::shared_ptr<FileSystem>& fs,
                                                         const std::filesystem::path& item_dir,
                                                         std::optional<bool> use_ocdbt) {
-  if (fs->Exists(item_dir / kManifest)) return kvstore::OpenOcdbtForRead(fs, item_dir);
+  if (fs->Exists(item_dir / kOcdbtManifest)) return kvstore::OpenOcdbtForRead(fs, item_dir);
   bool has_process_databases = false;
   if (fs->IsDirectory(item_dir)) {
     for (const auto& name : fs->ListDir(item_dir)) {
-      if (name.rfind(kProcessDirPrefix, 0) == 0) has_process_databases = true;
+      if (IsOcdbtProcessDir(name)) has_process_databases = true;
     }
   }
   if (use_ocdbt.value_or(false) || has_process_databases) {
     throw NotFoundError("checkpoint item " + item_dir.string() + " uses OCDBT but its root database file " +
-                        (item_dir / kManifest).string() + " is missing");
+                        (item_dir / kOcdbtManifest).string() + " is missing");
   }
   return std::make_unique<kvstore::DirectoryKvStore>(fs, item_dir);
 }

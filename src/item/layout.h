@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cairn/file_system.h"
+#include "kvstore/ocdbt/ocdbt.h"
 #include "metadata/array_metadata.h"
 #include "metadata/checksums.h"
 #include "metadata/delta_record.h"
@@ -20,7 +21,7 @@ inline constexpr const char* kShardingFile = metadata::kShardingFile;           
 inline constexpr const char* kArrayMetadatasDir = metadata::kArrayMetadatasDir;    // array_metadatas/process_<i>
 inline constexpr const char* kStringsFile = "_strings.json";                       // string leaves
 inline constexpr const char* kLegacyAggregateFile = metadata::kLegacyAggregateFile;  // msgpack `checkpoint`
-inline constexpr const char* kOcdbtManifest = "manifest.ocdbt";                    // the root OCDBT database
+inline constexpr const char* kOcdbtManifest = kvstore::kOcdbtManifestFile;          // the root OCDBT database
 inline constexpr const char* kOcdbtProcessPrefix = "ocdbt.process_";               // ocdbt.process_<i>/
 // cairn's own (Orbax ignores them).
 inline constexpr const char* kChecksumsDir = metadata::kChecksumsDir;  // cairn_checksums/process_<i>

@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "item/array_storage.h"
 #include "item/delta_base.h"
+#include "kvstore/ocdbt/random_id.h"
 #include "item/layout.h"
 #include "kvstore/checksummed_kvstore.h"
 #include "kvstore/ocdbt/ocdbt.h"
@@ -200,17 +201,17 @@ void WriteItem(const std::shared_ptr<FileSystem>& fs, const std::filesystem::pat
   // Without OCDBT there are no references to share through: such an item is written in full.
   const std::optional<CheckpointHandler::DeltaBase>& delta = options.use_ocdbt ? writer.delta : kNoDelta;
   DeltaBase base;
-  if (delta) {
-    if (writer.process_count > 1) {
-      throw UnimplementedError("delta saves of multi-process checkpoints are not supported yet (" +
-                               std::to_string(writer.process_count) + " processes): save in full");
-    }
-    if (!delta->item_dir.empty()) base = LoadDeltaBase(fs, delta->item_dir);
-  }
+  // With several processes, each one's `ocdbt.process_<i>/` shares with whichever of the base's data files hold its
+  // boxes' unchanged chunks (the merge then builds the root over them as over any process's files).
+  if (delta && !delta->item_dir.empty()) base = LoadDeltaBase(fs, delta->item_dir);
   std::unique_ptr<kvstore::KvStore> array_store =
       OpenArrayStoreForWrite(fs, directory, options, process, request.ocdbt_target_data_file_size);
   auto* delta_writer = delta ? dynamic_cast<kvstore::OcdbtWriter*>(array_store.get()) : nullptr;
-  if (delta_writer) delta_writer->EnableDelta(base.index, delta->max_changed_fraction);
+  std::optional<DeltaSave> delta_save;
+  if (delta_writer) {
+    delta_writer->EnableDelta(base.index, delta->max_changed_fraction);
+    delta_save.emplace(fs, delta->item_dir, std::move(base), *delta_writer);
+  }
   // A CRC-32C of every value stored (recorded by the store), and below of every metadata file written, into
   // cairn_checksums/.
   auto store = std::make_shared<kvstore::ChecksummedKvStore>(std::move(array_store));
@@ -220,55 +221,34 @@ void WriteItem(const std::shared_ptr<FileSystem>& fs, const std::filesystem::pat
   // Encode (cast, compress) and write in parallel; each worker holds one chunk at a time, so the bytes in
   // flight stay within (threads x chunk size) on top of the arrays themselves.
   md::Checksums checksums;
-  std::mutex frozen_mu;
   auto write_file = [&](const std::string& relative, const std::string& text) {
     file_system.WriteFile(directory / relative, text, /*sync=*/true);
     checksums.files[relative] = Crc32c(text);
   };
   // save_concurrent_gb bounds the bytes being cast and encoded at once (an array, or one box of it).
   ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options.save_concurrent_gb, 1)) << 30);
-  // Parameters declared frozen (SaveArgs::frozen) take every chunk from the base, unread and unhashed; their CRCs
-  // come from the base's checksums, so restores and `cairn verify` still check every byte this step references.
-  std::set<std::string> frozen_done;
-  auto take_frozen = [&](const ArrayWrite& w) {
+  // Parameters declared frozen (SaveArgs::frozen), and Array::FromShared buffers this handler saved in the base, take
+  // every chunk from the base, unread and unhashed; their CRCs come from the base's checksums, so restores and
+  // `cairn verify` still check every byte this step references. The other chunks are digested before encoding and
+  // shared with the base when unchanged (delta_base.h).
+  auto take_whole = [&](const ArrayWrite& w) {
+    if (!delta_save) return false;
     const SaveArgs* save_args = FindArgs(request.save_args, w.param);
-    if (!delta_writer || !base.index || !save_args || !save_args->frozen) return false;
-    {
-      std::lock_guard lock(frozen_mu);
-      if (!frozen_done.insert(w.param).second) return true;  // another box of the same array did it
-    }
-    auto base_store = kvstore::OpenOcdbtForRead(fs, delta->item_dir);
-    std::optional<zarr::ZarrMetadata> base_meta;
-    try {
-      base_meta = zarr::ReadZarrMetadata(*base_store, w.param);
-    } catch (const NotFoundError&) {
-    }
-    if (!base_meta || zarr::EncodeZarrMetadata(*base_meta) != zarr::EncodeZarrMetadata(w.metadata)) {
-      throw InvalidArgumentError(
-          "parameter " + w.param + " is declared frozen, but the delta base " + delta->item_dir.string() +
-          (base_meta ? " stores it with another dtype, shape, chunking or compression" : " does not hold it"));
-    }
-    zarr::ForEachChunkKey(w.metadata, [&](const std::string& chunk) {
-      const std::string key = w.param + "/" + chunk;
-      auto crc = base.checksums.chunks.find(key);
-      if (crc == base.checksums.chunks.end() || !delta_writer->WriteFromBase(key)) {
-        throw InvalidArgumentError("parameter " + w.param + " is declared frozen, but chunk " + key +
-                                   " of the delta base " + delta->item_dir.string() + " is missing or unchecked");
-      }
-      auto blocks = base.checksums.chunk_blocks.find(key);
-      store->Record(key, crc->second,
-                    blocks != base.checksums.chunk_blocks.end() ? blocks->second : std::vector<uint32_t>{});
-    });
-    return true;
+    const bool frozen = save_args && save_args->frozen;
+    const bool known = !frozen && writer.saved_buffers && w.data.shape() == w.metadata.shape &&
+                       writer.saved_buffers->Unchanged(delta_save->base().save_id, w.param, w.data);
+    return (frozen || known) && delta_save->TakeBox(w.param, w.metadata, w.origin, w.data.shape(), frozen, *store);
   };
   ParallelFor(plan.writes.size(), [&](size_t i) {
     const ArrayWrite& w = plan.writes[i];
     if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata);
     if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
-    if (take_frozen(w)) return;
+    if (take_whole(w)) return;
     ByteBudget::Hold hold(budget, w.data.num_bytes());
     const Array data = w.data.dtype() == w.metadata.dtype ? w.data : w.data.Cast(w.metadata.dtype);
-    zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin);
+    const zarr::RawChunkFilter unchanged =
+        delta_save ? delta_save->ChunkFilter(w.param, w.metadata, *store) : nullptr;
+    zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin, delta_save ? &unchanged : nullptr);
   });
   store->Flush();
   checksums.chunks = std::move(store->recorded().whole);
@@ -284,11 +264,21 @@ void WriteItem(const std::shared_ptr<FileSystem>& fs, const std::filesystem::pat
   }
   if (delta_writer) {
     const kvstore::ocdbt::DeltaRecord written = delta_writer->delta_record();
-    md::DeltaRecordFile record_file{written.sha256, written.bytes_written, written.bytes_shared,
-                                    delta->item_dir.string()};
+    md::DeltaRecordFile record_file{written.sha256,        written.raw_sha256,       written.raw_crc32c,
+                                    written.bytes_written, written.bytes_shared,     delta->item_dir.string(),
+                                    kvstore::ocdbt::ToLowerHex(kvstore::ocdbt::RandomId128())};
     file_system.CreateDirs(directory / kDeltaDir);
     file_system.WriteFile(directory / kDeltaDir / process_file, md::EncodeDeltaRecord(record_file),
                           /*sync=*/true);
+    if (writer.saved_buffers) {
+      std::map<std::string, Array> whole_arrays;
+      for (const ArrayWrite& w : plan.writes) {
+        if (w.origin.size() == w.metadata.shape.size() && w.data.shape() == w.metadata.shape) {
+          whole_arrays.emplace(w.param, w.data);
+        }
+      }
+      writer.saved_buffers->Remember(record_file.save_id, whole_arrays);
+    }
   }
   file_system.CreateDirs(directory / kChecksumsDir);
   file_system.WriteFile(directory / kChecksumsDir / process_file, md::EncodeChecksums(checksums), /*sync=*/true);

@@ -20,6 +20,8 @@
 
 namespace cairn::item {
 
+class SavedBuffers;  // item/delta_base.h
+
 // What a save asks for (args::PyTreeSave, args::StandardSave, ...).
 struct SaveRequest {
   Tree item;
@@ -37,6 +39,8 @@ struct Writer {
   bool primary = true;
   // A delta save (docs/format.md, "Delta steps"), when set.
   std::optional<CheckpointHandler::DeltaBase> delta;
+  // The Array::FromShared buffers of the handler's last save with delta tracking (delta_base.h); may be null.
+  std::shared_ptr<SavedBuffers> saved_buffers;
 };
 
 // Writes this process's part of the item at `dir`.

@@ -21,6 +21,13 @@ std::string EncodeDeltaRecord(const DeltaRecordFile& record) {
   nlohmann::json hashes = nlohmann::json::object();
   for (const auto& [key, sha] : record.sha256) hashes[key] = HexEncode(sha);
   doc["sha256"] = std::move(hashes);
+  if (!record.raw_sha256.empty()) {
+    nlohmann::json raw = nlohmann::json::object();
+    for (const auto& [key, sha] : record.raw_sha256) raw[key] = HexEncode(sha);
+    doc["raw_sha256"] = std::move(raw);
+  }
+  if (!record.raw_crc32c.empty()) doc["raw_crc32c"] = record.raw_crc32c;
+  if (!record.save_id.empty()) doc["save_id"] = record.save_id;
   doc["bytes_written"] = record.bytes_written;
   doc["bytes_shared"] = record.bytes_shared;
   doc["base"] = record.base;
@@ -48,10 +55,30 @@ DeltaRecordFile DecodeDeltaRecord(std::string_view text, const std::string& what
   if (!doc.contains("base") || !doc["base"].is_string()) throw CorruptionError(what + ": no \"base\"");
   out.base = doc["base"].get<std::string>();
   if (!doc.contains("sha256") || !doc["sha256"].is_object()) throw CorruptionError(what + ": no \"sha256\"");
-  for (const auto& [key, value] : doc["sha256"].items()) {
-    std::optional<std::string> sha = value.is_string() ? HexDecode(value.get<std::string>()) : std::nullopt;
-    if (!sha || sha->size() != 32) throw CorruptionError(what + ": the SHA-256 of " + key + " is not 64 hex digits");
-    out.sha256[key] = std::move(*sha);
+  auto digests = [&](const nlohmann::json& object, std::map<std::string, std::string>& into) {
+    for (const auto& [key, value] : object.items()) {
+      std::optional<std::string> sha = value.is_string() ? HexDecode(value.get<std::string>()) : std::nullopt;
+      if (!sha || sha->size() != 32) throw CorruptionError(what + ": the SHA-256 of " + key + " is not 64 hex digits");
+      into[key] = std::move(*sha);
+    }
+  };
+  digests(doc["sha256"], out.sha256);
+  if (doc.contains("raw_sha256")) {
+    if (!doc["raw_sha256"].is_object()) throw CorruptionError(what + ": \"raw_sha256\" is not an object");
+    digests(doc["raw_sha256"], out.raw_sha256);
+  }
+  if (doc.contains("raw_crc32c")) {
+    if (!doc["raw_crc32c"].is_object()) throw CorruptionError(what + ": \"raw_crc32c\" is not an object");
+    for (const auto& [key, value] : doc["raw_crc32c"].items()) {
+      if (!value.is_number_unsigned() || value.get<uint64_t>() > 0xffffffffu) {
+        throw CorruptionError(what + ": the CRC-32C of " + key + " is not a 32-bit number");
+      }
+      out.raw_crc32c[key] = value.get<uint32_t>();
+    }
+  }
+  if (doc.contains("save_id")) {
+    if (!doc["save_id"].is_string()) throw CorruptionError(what + ": \"save_id\" is not a string");
+    out.save_id = doc["save_id"].get<std::string>();
   }
   return out;
 }
@@ -60,11 +87,16 @@ std::optional<DeltaRecordFile> ReadItemDeltaRecord(FileSystem& fs, const std::fi
   const auto dir = item_dir / kDeltaDir;
   if (!fs.IsDirectory(dir)) return std::nullopt;
   DeltaRecordFile all;
+  size_t parts = 0;
   for (const auto& name : fs.ListDir(dir)) {
     const auto relative = std::filesystem::path(kDeltaDir) / name;
     DeltaRecordFile part =
         DecodeDeltaRecord(fs.ReadFileBelow(item_dir, relative, kMaxChecksumFileBytes), (item_dir / relative).string());
     all.sha256.merge(part.sha256);
+    all.raw_sha256.merge(part.raw_sha256);
+    all.raw_crc32c.merge(part.raw_crc32c);
+    // A save is recognised by its id only when one process wrote the whole item.
+    all.save_id = ++parts == 1 ? part.save_id : "";
     all.bytes_written += part.bytes_written;
     all.bytes_shared += part.bytes_shared;
     if (all.base.empty()) all.base = part.base;

@@ -133,8 +133,11 @@ void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const 
 }
 
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Array& data,
-                     const Shape& origin) {
+                     const Shape& origin, const RawChunkFilter* before_encode) {
   auto put = [&](const std::string& key, std::string value) { store.Write(key, std::move(value)); };
+  auto stored_already = [&](const std::string& key, std::string_view raw) {
+    return before_encode && (*before_encode)(key, raw);
+  };
   const size_t rank = m.shape.size();
   bool fits = data.dtype() == m.dtype && data.rank() == static_cast<int64_t>(rank) && origin.size() == rank;
   for (size_t d = 0; fits && d < rank; ++d) {
@@ -158,6 +161,7 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     const auto bytes = data.bytes();
     const std::string key = param + "/" + m.ChunkKey(index);
     const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (stored_already(key, view)) return;
     store.WriteView(key, view);
     return;
   }
@@ -166,8 +170,9 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     std::vector<int64_t> index(rank);
     for (size_t d = 0; d < rank; ++d) index[d] = origin[d] / m.chunks[d];
     const auto bytes = data.bytes();
-    put(param + "/" + m.ChunkKey(index),
-        EncodeChunk(m, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+    const std::string key = param + "/" + m.ChunkKey(index);
+    const std::string_view raw(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (!stored_already(key, raw)) put(key, EncodeChunk(m, raw));
     return;
   }
   std::vector<int64_t> lo(rank), hi(rank);
@@ -185,7 +190,8 @@ void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const Za
     }
     CopyBox(data.bytes().data(), data.shape(), src, reinterpret_cast<std::byte*>(raw.data()), m.chunks, zero, extent,
             item);
-    put(param + "/" + m.ChunkKey(index), EncodeChunk(m, raw));
+    const std::string key = param + "/" + m.ChunkKey(index);
+    if (!stored_already(key, raw)) put(key, EncodeChunk(m, raw));
   });
 }
 
@@ -373,9 +379,17 @@ uint64_t NumChunks(const ZarrMetadata& m, const std::string& what) {
 }
 
 void ForEachChunkKey(const ZarrMetadata& m, const std::function<void(const std::string& key)>& fn) {
+  ForEachChunkKeyInBox(m, Shape(m.shape.size(), 0), m.shape, fn);
+}
+
+void ForEachChunkKeyInBox(const ZarrMetadata& m, const Shape& origin, const Shape& shape,
+                          const std::function<void(const std::string& key)>& fn) {
   const size_t rank = m.shape.size();
-  std::vector<int64_t> lo(rank, 0), hi(rank);
-  for (size_t d = 0; d < rank; ++d) hi[d] = (m.shape[d] + m.chunks[d] - 1) / m.chunks[d];
+  std::vector<int64_t> lo(rank), hi(rank);
+  for (size_t d = 0; d < rank; ++d) {
+    lo[d] = origin[d] / m.chunks[d];
+    hi[d] = (origin[d] + shape[d] + m.chunks[d] - 1) / m.chunks[d];
+  }
   ForEachChunk(lo, hi, [&](const std::vector<int64_t>& index) { fn(m.ChunkKey(index)); });
 }
 

@@ -13,6 +13,11 @@
 
 namespace cairn::zarr {
 
+// Sees every chunk's bytes before they are encoded (key, raw chunk bytes, padded to full size); true when the chunk is
+// already stored (a delta save found it unchanged): it is then neither encoded nor written. Called from several
+// threads.
+using RawChunkFilter = std::function<bool(const std::string& key, std::string_view raw)>;
+
 // Writes `<param>/.zarray` (or `zarr.json`) and every chunk of `data`, whose dtype and shape must match the
 // metadata. Edge chunks are padded to full size with zeros, as TensorStore writes them.
 void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
@@ -24,7 +29,7 @@ void WriteZarrArray(kvstore::KvStore& store, const std::string& param, const Zar
 // chunk shape divides the shard shape.
 void WriteZarrMetadata(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata);
 void WriteZarrChunks(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
-                     const Array& data, const Shape& origin);
+                     const Array& data, const Shape& origin, const RawChunkFilter* before_encode = nullptr);
 
 // Reads `<param>/.zarray`, or `<param>/zarr.json` when there is none. NotFoundError naming the parameter
 // when neither exists.
@@ -44,6 +49,10 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
 uint64_t NumChunks(const ZarrMetadata& metadata, const std::string& what);
 // Calls fn(key) with the key of every chunk of the grid, relative to the array ("0.0", "c/0/1"), in C order.
 void ForEachChunkKey(const ZarrMetadata& metadata, const std::function<void(const std::string& key)>& fn);
+// The same for the chunks of the box [origin, origin + shape) only (a box that tiles the chunk grid, as
+// WriteZarrChunks requires).
+void ForEachChunkKeyInBox(const ZarrMetadata& metadata, const Shape& origin, const Shape& shape,
+                          const std::function<void(const std::string& key)>& fn);
 // The most a stored chunk value of this array can hold (its bytes, or zstd's worst case of them, with a shard's
 // index and checksums): a larger value is refused before it is read (its size comes from the disk).
 uint64_t MaxStoredChunkBytes(const ZarrMetadata& metadata);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -244,7 +245,8 @@ TEST(DeltaSave, MissingUncommittedOrDamagedBaseIsRefusedBeforeWriting) {
                InvalidArgumentError);
 }
 
-// The base's record is forged so that the hash of another chunk (`twin`) equals the hash of the new adapter: a
+// The base's record (one without raw-chunk hashes, as older steps have) is forged so that the hash of another chunk
+// (`twin`) equals the hash of the new adapter: a
 // collision, as far as SHA-256 can tell. The base's CRC-32C of that chunk still differs, so nothing is shared and
 // the step restores exactly. With the CRC forged too, the step does point at the wrong bytes - and its own checksum
 // (taken from the bytes being saved) makes every restore and `cairn verify` fail loudly rather than return them.
@@ -257,6 +259,10 @@ TEST(DeltaSave, HashCollisionCannotCorruptSilently) {
     const std::string_view bytes(reinterpret_cast<const char*>(next_adapter.bytes().data()),
                                  next_adapter.bytes().size());
     auto record = metadata::DecodeDeltaRecord(testing::Slurp(dir / "1/cairn_delta/process_0"), "record");
+    // A base recorded before raw-chunk hashes, whose values are found by their stored bytes' hash (uncompressed, those
+    // are the raw bytes: what an older cairn recorded).
+    record.sha256.merge(record.raw_sha256);
+    record.raw_sha256.clear();
     ASSERT_TRUE(record.sha256.count("twin/0.0"));
     record.sha256["twin/0.0"] = Sha256(bytes);
     testing::Spit(dir / "1/cairn_delta/process_0", metadata::EncodeDeltaRecord(record));
@@ -277,6 +283,128 @@ TEST(DeltaSave, HashCollisionCannotCorruptSilently) {
       EXPECT_FALSE(VerifyCheckpoint(dir / "2").problems.empty());
     }
   }
+}
+
+// Unchanged chunks are found by the hash of their bytes before encoding (compressed here): they are shared without
+// being encoded, and only when the base stores the array alike (same dtype, chunks and codec).
+TEST(DeltaSave, UnchangedChunksAreFoundBeforeEncoding) {
+  ScratchDir dir;
+  Checkpointer ckptr = MakeCheckpointer(PyTreeCheckpointHandlerOptions{});  // zstd
+  ckptr.save(dir / "1", args::StandardSave{State(1)}, Full());
+  const auto record = metadata::DecodeDeltaRecord(testing::Slurp(dir / "1/cairn_delta/process_0"), "record");
+  ASSERT_TRUE(record.raw_sha256.count("frozen/0.0"));
+  const Array frozen = State(1)["frozen"].array();
+  EXPECT_EQ(record.raw_sha256.at("frozen/0.0"),
+            Sha256(std::string_view(reinterpret_cast<const char*>(frozen.bytes().data()),
+                                                  frozen.bytes().size())));
+  EXPECT_FALSE(record.save_id.empty());
+  ckptr.save(dir / "2", args::StandardSave{State(2)}, DeltaOf(dir / "1"));
+  EXPECT_EQ(ckptr.restore(dir / "2"), State(2));
+  const auto delta = DeltaInfo(dir / "2");
+  EXPECT_GE(delta["bytes_shared"].get<uint64_t>(), 256u * 256 * 4) << delta.dump();
+  EXPECT_LT(delta["bytes_written"].get<uint64_t>(), 2 * 64u * 64 * 4) << delta.dump();
+  ExpectVerifies(dir / "2");
+  // The chain goes on from a step whose shared chunks were never encoded: their hashes were carried over.
+  ckptr.save(dir / "3", args::StandardSave{State(3)}, DeltaOf(dir / "2"));
+  fs::remove_all(dir / "1");
+  fs::remove_all(dir / "2");
+  EXPECT_EQ(ckptr.restore(dir / "3"), State(3));
+  EXPECT_GE(DeltaInfo(dir / "3")["bytes_shared"].get<uint64_t>(), 256u * 256 * 4);
+  ExpectVerifies(dir / "3");
+
+  // The same bytes stored another way (uncompressed now) are written anew, not taken in the base's encoding.
+  Checkpointer plain = MakeCheckpointer();
+  plain.save(dir / "4", args::StandardSave{State(4)}, DeltaOf(dir / "3"));
+  EXPECT_EQ(DeltaInfo(dir / "4")["bytes_shared"], 0u);
+  EXPECT_EQ(plain.restore(dir / "4"), State(4));
+  ExpectVerifies(dir / "4");
+}
+
+// A chunk whose CRC-32C differs from the base's is known changed without SHA-256: a step in which everything changed
+// records CRC-32Cs only. A save against it hashes the chunks whose CRC-32C matches and writes them once more (the base
+// has no SHA-256 to prove them equal); the save after that shares them.
+TEST(DeltaSave, ChangedChunksAreNotHashed) {
+  ScratchDir dir;
+  Checkpointer ckptr = MakeCheckpointer();
+  auto state = [](uint32_t shift) {
+    std::vector<std::pair<std::string, Tree>> leaves;
+    for (int i = 0; i < 4; ++i) {
+      Array a = Noise({64, 64});
+      for (auto& v : a.mutable_data<uint32_t>()) v += shift + static_cast<uint32_t>(i);
+      leaves.emplace_back("w" + std::to_string(i), Tree(std::move(a)));
+    }
+    return Tree::Dict(std::move(leaves));
+  };
+  auto record_of = [&](const char* step) {
+    return metadata::DecodeDeltaRecord(testing::Slurp(dir / step / "cairn_delta/process_0"), "record");
+  };
+  ckptr.save(dir / "1", args::StandardSave{state(0)}, Full());
+  EXPECT_EQ(record_of("1").raw_sha256.size(), 4u);  // the first save hashes everything, for the next to share
+  ckptr.save(dir / "2", args::StandardSave{state(1)}, DeltaOf(dir / "1"));
+  EXPECT_EQ(ckptr.restore(dir / "2"), state(1));
+  EXPECT_EQ(DeltaInfo(dir / "2")["bytes_shared"], 0u);
+  EXPECT_TRUE(record_of("2").raw_sha256.empty());
+  EXPECT_EQ(record_of("2").raw_crc32c.size(), 4u);
+  ExpectVerifies(dir / "2");
+  ckptr.save(dir / "3", args::StandardSave{state(1)}, DeltaOf(dir / "2"));
+  EXPECT_EQ(DeltaInfo(dir / "3")["bytes_shared"], 0u);
+  EXPECT_EQ(record_of("3").raw_sha256.size(), 4u);
+  ckptr.save(dir / "4", args::StandardSave{state(1)}, DeltaOf(dir / "3"));
+  EXPECT_EQ(DeltaInfo(dir / "4")["bytes_written"], 0u) << DeltaInfo(dir / "4").dump();
+  fs::remove_all(dir / "3");
+  EXPECT_EQ(ckptr.restore(dir / "4"), state(1));
+  ExpectVerifies(dir / "4");
+}
+
+// A uint32 array over a buffer the test can still write to, handed over as immutable (Array::FromShared).
+struct SharedBuffer {
+  std::shared_ptr<uint32_t[]> values;
+  Array array;
+  explicit SharedBuffer(const Array& like) : values(new uint32_t[like.num_elements()]) {
+    std::memcpy(values.get(), like.bytes().data(), like.num_bytes());
+    array = Array::FromShared(std::shared_ptr<const void>(values, values.get()), like.dtype(), like.shape());
+  }
+};
+
+// An Array::FromShared buffer saved in the base by the same handler is taken from the base unread: even bytes changed
+// against the contract (done here to prove they are not read) are not seen. Another buffer with equal bytes is found
+// by content, and a handler that did not save the base trusts no buffer.
+TEST(DeltaSave, SameSharedBufferIsTakenUnread) {
+  ScratchDir dir;
+  Checkpointer ckptr = MakeCheckpointer(PyTreeCheckpointHandlerOptions{});
+  SharedBuffer frozen(Noise({256, 256}));
+  auto state = [&](int step, const Array& weights) {
+    Tree tree = State(step);
+    tree["frozen"] = Tree(weights);
+    return tree;
+  };
+  const Array original = frozen.array.Copy();
+  ckptr.save(dir / "1", args::StandardSave{state(1, frozen.array)}, Full());
+  frozen.values[0] += 1;  // breaks FromShared's contract, so that a read would show
+  ckptr.save(dir / "2", args::StandardSave{state(2, frozen.array)}, DeltaOf(dir / "1"));
+  EXPECT_EQ(ckptr.restore(dir / "2"), state(2, original));
+  EXPECT_GE(DeltaInfo(dir / "2")["bytes_shared"].get<uint64_t>(), 256u * 256 * 4);
+  ExpectVerifies(dir / "2");
+
+  // Another handler (a second checkpointer) does not trust this one's buffers: it reads the changed bytes.
+  Checkpointer other = MakeCheckpointer(PyTreeCheckpointHandlerOptions{});
+  other.save(dir / "3", args::StandardSave{state(3, frozen.array)}, DeltaOf(dir / "2"));
+  EXPECT_EQ(other.restore(dir / "3"), state(3, frozen.array));
+  // Nor does the first one, against a step it did not save.
+  frozen.values[1] += 1;
+  ckptr.save(dir / "4", args::StandardSave{state(4, frozen.array)}, DeltaOf(dir / "3"));
+  EXPECT_EQ(ckptr.restore(dir / "4"), state(4, frozen.array));
+
+  // An equal copy in another buffer is found by content (step 4 knew its changed chunk by CRC-32C only, so step 5
+  // writes it once more and records its SHA-256; step 6 shares it).
+  SharedBuffer copy(frozen.array);
+  ckptr.save(dir / "5", args::StandardSave{state(5, copy.array)}, DeltaOf(dir / "4"));
+  EXPECT_EQ(ckptr.restore(dir / "5"), state(5, frozen.array));
+  SharedBuffer another(frozen.array);
+  ckptr.save(dir / "6", args::StandardSave{state(6, another.array)}, DeltaOf(dir / "5"));
+  EXPECT_EQ(ckptr.restore(dir / "6"), state(6, frozen.array));
+  EXPECT_GE(DeltaInfo(dir / "6")["bytes_shared"].get<uint64_t>(), 256u * 256 * 4);
+  ExpectVerifies(dir / "6");
 }
 
 TEST(DeltaSave, FrozenParametersAreTakenFromTheBase) {
@@ -408,6 +536,32 @@ TEST(DeltaSave, ManagerSavesDeltasAgainstTheLatestKeptStep) {
     if (seen.insert({st.st_dev, st.st_ino}).second) disk += static_cast<uint64_t>(st.st_size);
   }
   EXPECT_LT(disk, 3u * 256 * 256 * 4) << "4 steps kept, the frozen array alone is 256 KiB";
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+// `cairn_delta/` records with and without the optional fields (the fuzzer's seeds, fuzz/corpus/delta_record/) decode,
+// and survive their own encoding.
+TEST(DeltaRecord, OlderAndNewerRecordsDecode) {
+  size_t older = 0, newer = 0;
+  for (const auto& entry : fs::directory_iterator(CAIRN_SOURCE_DIR "/fuzz/corpus/delta_record")) {
+    const auto record = metadata::DecodeDeltaRecord(testing::Slurp(entry.path()), entry.path().string());
+    (record.raw_sha256.empty() && record.save_id.empty() ? older : newer) += 1;
+    const auto again = metadata::DecodeDeltaRecord(metadata::EncodeDeltaRecord(record), "again");
+    EXPECT_EQ(again.sha256, record.sha256);
+    EXPECT_EQ(again.raw_sha256, record.raw_sha256);
+    EXPECT_EQ(again.raw_crc32c, record.raw_crc32c);
+    EXPECT_EQ(again.save_id, record.save_id);
+    EXPECT_EQ(again.bytes_shared, record.bytes_shared);
+  }
+  EXPECT_GE(older, 1u);
+  EXPECT_GE(newer, 2u);
+  EXPECT_THROW(metadata::DecodeDeltaRecord(R"({"format": "cairn-delta-1", "raw_crc32c": {"k": -1}})", "bad"),
+               CorruptionError);
 }
 
 }  // namespace

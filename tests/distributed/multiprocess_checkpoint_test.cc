@@ -122,6 +122,54 @@ TEST(MultiProcess, SaveShardedOnFourRestoreOnOneTwoThree) {
   }
 }
 
+// Delta saves on 4 processes: each process's `ocdbt.process_<i>/` shares its boxes' unchanged chunks with the base's
+// data files (by content, or whole boxes declared frozen), the merged step restores exactly on one process and
+// verifies, and survives the deletion of its base.
+TEST(MultiProcess, DeltaSavesShareEachProcesssUnchangedBoxes) {
+  TempDir dir;
+  const Array frozen = cairn::testing::Noise({256, 64});  // 64 KiB: 16 KiB boxes, stored out of line
+  auto adapter = [](int step) {
+    Array a = cairn::testing::Noise({64, 64});
+    for (auto& v : a.mutable_data<uint32_t>()) v += static_cast<uint32_t>(step);
+    return a;
+  };
+  auto whole = [&](int step) { return Tree::Dict({{"frozen", frozen}, {"adapter", adapter(step)}}); };
+  auto save = [&](int step, const SaveOptions& options, SaveArgsMap save_args = {}) {
+    ExpectNoErrors(RunProcesses(4, [&](int p, std::shared_ptr<ProcessGroup> group) {
+      PyTreeCheckpointHandlerOptions layout;
+      layout.use_compression = false;
+      Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(layout), OptionsFor(group));
+      Tree state = Tree::Dict({{"frozen", ShardedArray::FromGlobal(frozen, kRows, p)},
+                               {"adapter", ShardedArray::FromGlobal(adapter(step), kRows, p)}});
+      ckptr.save(dir / std::to_string(step), args::PyTreeSave{state, save_args}, options);
+    }));
+  };
+  auto shared_and_written = [&](int step) {
+    const auto delta = DescribeCheckpoint(dir / std::to_string(step))["items"][0]["delta"];
+    return std::make_pair(delta["bytes_shared"].get<uint64_t>(), delta["bytes_written"].get<uint64_t>());
+  };
+  save(1, SaveOptions{.record_delta_hashes = true});
+  save(2, SaveOptions{.delta_base = dir / "1"});
+  save(3, SaveOptions{.delta_base = dir / "2"}, {{"frozen", SaveArgs{.frozen = true}}});
+  for (int step : {2, 3}) {
+    const auto [shared, written] = shared_and_written(step);
+    EXPECT_EQ(shared, 256u * 64 * 4) << "step " << step;
+    EXPECT_EQ(written, 64u * 64 * 4) << "step " << step;
+    for (int p = 0; p < 4; ++p) {
+      size_t linked = 0;
+      const fs::path data = dir / std::to_string(step) / ("ocdbt.process_" + std::to_string(p)) / "d";
+      for (const auto& entry : fs::directory_iterator(data)) linked += entry.hard_link_count() > 1;
+      EXPECT_GT(linked, 0u) << "step " << step << ", process " << p;
+    }
+    EXPECT_TRUE(VerifyCheckpoint(dir / std::to_string(step)).problems.empty()) << "step " << step;
+  }
+  fs::remove_all(dir / "1");
+  fs::remove_all(dir / "2");
+  Checkpointer reader(std::make_unique<PyTreeCheckpointHandler>());
+  EXPECT_EQ(reader.restore(dir / "3"), whole(3));
+  EXPECT_TRUE(VerifyCheckpoint(dir / "3").problems.empty());
+}
+
 TEST(MultiProcess, PerParameterDirectoriesToo) {
   TempDir tmp;
   PyTreeCheckpointHandlerOptions layout;

@@ -122,6 +122,41 @@ TEST(CheckpointManager, TwoProcessesSaveARunTogether) {
   EXPECT_EQ(Entries(*fs, kRoot), (std::set<std::string>{"3", "6", "9", "metadata"}));
 }
 
+// save_deltas with two processes: each process shares its own boxes' unchanged chunks with the latest kept step.
+TEST(CheckpointManager, TwoProcessesSaveDeltas) {
+  cairn::testing::ScratchDir dir;
+  const Array frozen = cairn::testing::Noise({128, 64});
+  const NamedSharding rows{{2}, {"x"}, {{"x"}}};
+  auto adapter = [](int64_t step) {
+    Array a = cairn::testing::Noise({32, 64});
+    for (auto& v : a.mutable_data<uint32_t>()) v += static_cast<uint32_t>(step);
+    return a;
+  };
+  ExpectNoErrors(RunProcesses(2, [&](int p, std::shared_ptr<ProcessGroup> group) {
+    CheckpointManagerOptions o;
+    o.save_deltas = true;
+    o.max_to_keep = 2;
+    o.enable_async_checkpointing = false;
+    o.multiprocessing_options.process_group = group;
+    o.multiprocessing_options.barrier_timeout_secs = 30;
+    CheckpointManager m(dir.path(), o);
+    for (int64_t step = 0; step < 3; ++step) {
+      m.save(step, args::StandardSave{Tree::Dict({{"frozen", ShardedArray::FromGlobal(frozen, rows, p)},
+                                                   {"adapter", ShardedArray::FromGlobal(adapter(step), rows, p)}})});
+    }
+    m.close();
+  }));
+  for (const char* step : {"1", "2"}) {
+    const auto delta = DescribeCheckpoint(dir / step / "default")["items"][0]["delta"];
+    EXPECT_GE(delta["bytes_shared"].get<uint64_t>(), 128u * 64 * 4) << step << ": " << delta.dump();
+  }
+  CheckpointManagerOptions o;
+  o.read_only = true;
+  CheckpointManager reader(dir.path(), o);
+  EXPECT_EQ(reader.all_steps(), (Steps{1, 2}));
+  EXPECT_EQ(reader.restore(2), Tree::Dict({{"frozen", frozen}, {"adapter", adapter(2)}}));
+}
+
 // With active_processes, the active ones save; another process may read the run but not save.
 TEST(CheckpointManager, ActiveProcessesSaveAndTheOthersOnlyRead) {
   auto fs = NewInMemoryFileSystem();

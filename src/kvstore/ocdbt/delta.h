@@ -22,6 +22,8 @@ struct BaseValue {
   uint64_t offset = 0;
   uint64_t length = 0;
   std::string sha256;              // raw 32 bytes; empty when the base recorded none for this key
+  std::string raw_sha256;          // of the chunk's bytes before encoding (32 bytes); empty when none recorded
+  std::optional<uint32_t> raw_crc32c;  // CRC-32C of the chunk's bytes before encoding, when recorded
   std::optional<uint32_t> crc32c;  // from the base's `cairn_checksums/`, when recorded
 };
 
@@ -35,7 +37,9 @@ struct DeltaBaseIndex {
 
 // What a database written with delta tracking records (the `cairn_delta/` sidecar of a pytree item).
 struct DeltaRecord {
-  std::map<std::string, std::string> sha256;  // key -> SHA-256 (raw) of every out-of-line value
+  std::map<std::string, std::string> sha256;      // key -> SHA-256 (raw digest) of out-of-line stored values
+  std::map<std::string, std::string> raw_sha256;  // key -> SHA-256 of the chunk's bytes before encoding
+  std::map<std::string, uint32_t> raw_crc32c;     // key -> CRC-32C of the chunk's bytes before encoding
   uint64_t bytes_written = 0;                 // out-of-line value bytes appended to this database's own files
   uint64_t bytes_shared = 0;                  // out-of-line value bytes referenced in linked files of the base
 };

@@ -13,6 +13,9 @@
 
 namespace cairn::kvstore {
 
+// The file that names a database's current state: an OCDBT database is a directory holding it.
+inline constexpr const char* kOcdbtManifestFile = "manifest.ocdbt";
+
 // Defaults are what Orbax configures (tensorstore_utils.add_ocdbt_write_options) and what its checkpoints contain.
 struct OcdbtWriterOptions {
   uint32_t max_inline_value_bytes = 1024;         // larger values go to data files

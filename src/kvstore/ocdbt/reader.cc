@@ -9,6 +9,7 @@
 
 #include "cairn/error.h"
 #include "cairn/object_store.h"
+#include "kvstore/ocdbt/ocdbt.h"
 
 namespace cairn::kvstore {
 namespace {
@@ -20,7 +21,6 @@ using ocdbt::LeafEntry;
 using ocdbt::Manifest;
 using ocdbt::ManifestKind;
 
-constexpr char kManifestName[] = "manifest.ocdbt";
 // Node bodies may exceed max_decoded_node_bytes somewhat (TensorStore's split estimate is not exact, and a single
 // entry can be larger on its own); beyond this cap a body is treated as corrupt rather than allocated.
 constexpr size_t kHardNodeCap = size_t{1} << 30;
@@ -74,8 +74,8 @@ Manifest LoadManifestFile(FileSystem& fs, const std::filesystem::path& dir, cons
 
 OcdbtReader::OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, size_t node_cache_bytes)
     : fs_(std::move(fs)), dir_(std::move(dir)), node_cache_(node_cache_bytes) {
-  const std::filesystem::path manifest_path = dir_ / kManifestName;
-  manifest_ = LoadManifestFile(*fs_, dir_, kManifestName);
+  const std::filesystem::path manifest_path = dir_ / kOcdbtManifestFile;
+  manifest_ = LoadManifestFile(*fs_, dir_, kOcdbtManifestFile);
   if (manifest_.config.manifest_kind == ManifestKind::kNumbered) {
     // The config-only manifest names no version; the numbered file with the highest generation is current.
     std::string latest;

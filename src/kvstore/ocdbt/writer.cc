@@ -11,12 +11,12 @@
 #include "io/temporary_path.h"
 #include "kvstore/ocdbt/random_id.h"
 #include "kvstore/ocdbt/reader.h"
+#include "kvstore/ocdbt/ocdbt.h"
 
 namespace cairn::kvstore {
 namespace ocdbt {
 namespace {
 
-constexpr char kManifestName[] = "manifest.ocdbt";
 constexpr uint32_t kMaxInlineValueBytes = 1u << 20;  // TensorStore rejects larger inline values when reading
 
 void ValidateOptions(const OcdbtWriterOptions& options) {
@@ -70,9 +70,9 @@ std::string ReadBaseValue(FileSystem& fs, const BaseValue& value) {
 }
 
 void CheckNoDatabase(FileSystem& fs, const std::filesystem::path& dir) {
-  if (fs.Exists(dir / kManifestName)) {
+  if (fs.Exists(dir / kOcdbtManifestFile)) {
     throw AlreadyExistsError("an OCDBT database already exists at " + dir.string() + " (" +
-                             (dir / kManifestName).string() + ")");
+                             (dir / kOcdbtManifestFile).string() + ")");
   }
 }
 
@@ -96,8 +96,8 @@ void CommitNewDatabase(FileSystem& fs, const std::filesystem::path& dir, const O
   version.commit_time_ns = NowNanos();
   manifest.versions.push_back(version);
 
-  const std::filesystem::path path = dir / kManifestName;
-  const std::filesystem::path temp = dir / (std::string(kManifestName) + ".tmp-" + ToLowerHex(RandomId128()));
+  const std::filesystem::path path = dir / kOcdbtManifestFile;
+  const std::filesystem::path temp = dir / (std::string(kOcdbtManifestFile) + ".tmp-" + ToLowerHex(RandomId128()));
   io::WriteFileAtomically(fs, path, temp, EncodeManifest(manifest));
 }
 
@@ -258,12 +258,49 @@ std::optional<ocdbt::IndirectRef> OcdbtWriter::ShareLocked(const std::string& ke
   shared_[key] = base;
   record_.bytes_shared += base.length;
   if (!base.sha256.empty()) record_.sha256[key] = base.sha256;
+  if (!base.raw_sha256.empty()) record_.raw_sha256[key] = base.raw_sha256;
+  if (base.raw_crc32c) record_.raw_crc32c[key] = *base.raw_crc32c;
   return ocdbt::IndirectRef{ocdbt::DataFileId{"", ocdbt::DataFileOptions(options_).relative_dir + name}, base.offset,
                             base.length};
 }
 
+bool OcdbtWriter::ShareIfUnchanged(std::string_view key, uint32_t raw_crc32c, const std::string& raw_sha256,
+                                   bool base_encodes_alike) {
+  std::lock_guard lock(mu_);
+  if (flushed_) throw InvalidArgumentError("cannot write key '" + std::string(key) + "': " + Describe() +
+                                           " was already flushed (OCDBT stores are write-once)");
+  record_.raw_crc32c[std::string(key)] = raw_crc32c;
+  if (raw_sha256.empty()) return false;
+  record_.raw_sha256[std::string(key)] = raw_sha256;
+  if (!base_ || !base_encodes_alike) return false;
+  auto it = base_->by_key.find(key);
+  if (it == base_->by_key.end() || it->second.raw_sha256 != raw_sha256 ||
+      (it->second.raw_crc32c && *it->second.raw_crc32c != raw_crc32c)) {
+    return false;
+  }
+  auto ref = ShareLocked(std::string(key), it->second);
+  if (!ref) return false;
+  entries_.insert_or_assign(std::string(key), *ref);
+  return true;
+}
+
+bool OcdbtWriter::WantsStoredHash(std::string_view key) const {
+  std::lock_guard lock(mu_);
+  if (!record_.raw_crc32c.contains(std::string(key))) return true;
+  // Known by its raw hash; a base that predates raw hashes can still share it by the stored bytes' hash.
+  if (!base_) return false;
+  auto it = base_->by_key.find(key);
+  return it != base_->by_key.end() && it->second.raw_sha256.empty() && !it->second.sha256.empty();
+}
+
 OcdbtWriter::Value OcdbtWriter::StoreLarge(std::string_view key, std::string_view value) {
   if (!delta_) return LaneFor().Append(value);
+  if (!WantsStoredHash(key)) {
+    ocdbt::IndirectRef ref = LaneFor().Append(value);
+    std::lock_guard lock(mu_);
+    record_.bytes_written += value.size();
+    return ref;
+  }
   // Hashed outside mu_: several threads write at once, and hashing is the bulk of a delta save's work.
   const std::string sha = Sha256(value);
   if (base_) {
@@ -307,6 +344,8 @@ bool OcdbtWriter::WriteFromBase(std::string_view key) {
   Value stored = LaneFor().Append(bytes);
   lock.lock();
   if (!it->second.sha256.empty()) record_.sha256[std::string(key)] = it->second.sha256;
+  if (!it->second.raw_sha256.empty()) record_.raw_sha256[std::string(key)] = it->second.raw_sha256;
+  if (it->second.raw_crc32c) record_.raw_crc32c[std::string(key)] = *it->second.raw_crc32c;
   record_.bytes_written += bytes.size();
   entries_.insert_or_assign(std::string(key), std::move(stored));
   return true;

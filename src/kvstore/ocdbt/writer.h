@@ -55,6 +55,14 @@ class OcdbtWriter final : public KvStore {
   // Takes `key`'s value from the base as it is, without its bytes (a parameter declared unchanged). false when the
   // base has no such key. Requires EnableDelta with a base.
   bool WriteFromBase(std::string_view key);
+  // A chunk about to be encoded, known by the CRC-32C and (unless empty: not computed) the SHA-256 of its bytes
+  // before encoding, which are recorded. When `base_encodes_alike` (the caller has checked that the base stores the
+  // key's array with the same dtype, chunk shape and codec) and the base holds `key` with that same raw SHA-256, the
+  // base's stored value is shared as WriteFromBase does and true is returned: the caller need not encode the chunk.
+  // Otherwise false, and the value the caller then writes under `key` is not hashed again (its raw digests identify
+  // it), unless the base knows that key only by its stored bytes' hash.
+  bool ShareIfUnchanged(std::string_view key, uint32_t raw_crc32c, const std::string& raw_sha256,
+                        bool base_encodes_alike);
   // The hashes and byte counts of the values written so far (final after Flush).
   ocdbt::DeltaRecord delta_record() const;
 
@@ -66,6 +74,8 @@ class OcdbtWriter final : public KvStore {
   std::optional<ocdbt::IndirectRef> ShareLocked(const std::string& key, const ocdbt::BaseValue& base);
   // Stores an out-of-line value: shared with the base when delta tracking finds it there, appended otherwise.
   Value StoreLarge(std::string_view key, std::string_view value);
+  // Whether StoreLarge hashes the stored bytes of `key` (not when ShareIfUnchanged recorded its raw digests).
+  bool WantsStoredHash(std::string_view key) const;
   // Before the tree is built: links the base files the shared values lie in, or copies those values.
   void FinishDeltaLocked();
 
