@@ -1,20 +1,12 @@
 // AsyncCheckpointer: saves in the background so that training does not wait for the disk.
 #pragma once
 
-#include <chrono>
 #include <memory>
-#include <mutex>
-#include <thread>
 
 #include "cairn/checkpointer.h"
 #include "cairn/handlers.h"
 
 namespace cairn {
-
-namespace checkpoint {
-class StagingPool;
-struct SaveControl;
-}  // namespace checkpoint
 
 // save() blocks only for what must happen before the caller may touch its arrays again: arrays it owns or
 // lends are copied into staging buffers (in parallel, reusing buffers from earlier saves); arrays handed over
@@ -50,16 +42,11 @@ class AsyncCheckpointer : public Checkpointer {
   // Waits for the save in flight, then closes the handler.
   void close() override;
 
-  const AsyncOptions& async_options() const { return async_options_; }
+  const AsyncOptions& async_options() const;
 
  private:
-  AsyncOptions async_options_;
-  std::unique_ptr<checkpoint::StagingPool> staging_;
-  std::mutex calls_mu_;  // held by save(), restore() and metadata() for their whole duration
-  std::mutex wait_mu_;   // one waiter at a time joins the save in flight; the others then find nothing pending
-  mutable std::mutex mu_;
-  std::shared_ptr<checkpoint::SaveControl> control_;  // the save in flight, or the finished one not yet waited for
-  std::thread worker_;
+  struct Impl;  // the background thread, its locks and the staging buffers
+  std::unique_ptr<Impl> impl_;
 };
 
 // The keyword arguments of StandardCheckpointer::save and restore.

@@ -13,6 +13,7 @@
 #include "cairn/file_system.h"
 #include "cairn/handlers.h"
 #include "cairn/inspect.h"
+#include "cairn/multiprocessing_options.h"
 #include "cairn/object_store.h"
 #include "cairn/options.h"
 #include "cairn/safetensors.h"

@@ -1,6 +1,7 @@
 // The arguments of each handler's save and restore (`ocp.args`): StandardSave, PyTreeRestore, JsonSave, ...
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -16,6 +17,11 @@
 namespace cairn {
 
 class CheckpointHandler;
+class StandardCheckpointHandler;
+class PyTreeCheckpointHandler;
+class ArrayCheckpointHandler;
+class JsonCheckpointHandler;
+class CompositeCheckpointHandler;
 
 // Per-parameter save options (Orbax's SaveArgs).
 struct SaveArgs {
@@ -50,14 +56,23 @@ class CheckpointArgs {
  public:
   virtual ~CheckpointArgs() = default;
   virtual std::unique_ptr<CheckpointArgs> Clone() const = 0;
-  // The handler Orbax's registry pairs with these args (used by CompositeCheckpointHandler for items without
-  // an explicit handler).
+  // A new handler of the type Orbax's registry pairs with these args (`Handler` below; used by
+  // CompositeCheckpointHandler for items without an explicit handler); null when that handler cannot be made
+  // without arguments, so the item needs a registered one.
   virtual std::unique_ptr<CheckpointHandler> DefaultHandler() const = 0;
   virtual std::string name() const = 0;  // "StandardSave", for error messages
 };
 
+// Args types name their handler (`using Handler = StandardCheckpointHandler;`), as Orbax's registry pairs each args
+// class with one handler class. What takes args by their type (ArgsBase, Composite::add, args::Item) requires it,
+// so args without a handler do not compile, rather than being saved by some other handler.
+template <typename A>
+concept HasHandler = std::derived_from<A, CheckpointArgs> && requires { typename A::Handler; };
+
 namespace args {
 
+// Base of the args types: Clone and DefaultHandler from the derived type and its `Handler` (defined in
+// cairn/handlers.h, where the handlers are complete).
 template <typename Derived>
 class ArgsBase : public CheckpointArgs {
  public:
@@ -65,9 +80,16 @@ class ArgsBase : public CheckpointArgs {
     return std::make_unique<Derived>(static_cast<const Derived&>(*this));
   }
   std::unique_ptr<CheckpointHandler> DefaultHandler() const override;
+
+ protected:
+  ArgsBase() {
+    static_assert(HasHandler<Derived>, "an args type names the handler that saves and restores it: add "
+                                       "`using Handler = <its CheckpointHandler class>;`");
+  }
 };
 
 struct StandardSave : ArgsBase<StandardSave> {
+  using Handler = StandardCheckpointHandler;
   StandardSave(Tree item, SaveArgsMap save_args = {}, nlohmann::json custom_metadata = nullptr)
       : item(std::move(item)), save_args(std::move(save_args)), custom_metadata(std::move(custom_metadata)) {}
   std::string name() const override { return "StandardSave"; }
@@ -77,6 +99,7 @@ struct StandardSave : ArgsBase<StandardSave> {
 };
 
 struct StandardRestore : ArgsBase<StandardRestore> {
+  using Handler = StandardCheckpointHandler;
   // `item`: a target tree of ArraySpecs, Arrays or scalars, or None to restore the tree as saved.
   // `strict=false` zero-pads or truncates each dimension at its high end to the target shape.
   StandardRestore(Tree item = Tree::None(), bool strict = true) : item(std::move(item)), strict(strict) {}
@@ -86,6 +109,7 @@ struct StandardRestore : ArgsBase<StandardRestore> {
 };
 
 struct PyTreeSave : ArgsBase<PyTreeSave> {
+  using Handler = PyTreeCheckpointHandler;
   PyTreeSave(Tree item, SaveArgsMap save_args = {}, std::optional<int64_t> ocdbt_target_data_file_size = std::nullopt,
              nlohmann::json custom_metadata = nullptr)
       : item(std::move(item)),
@@ -100,6 +124,7 @@ struct PyTreeSave : ArgsBase<PyTreeSave> {
 };
 
 struct PyTreeRestore : ArgsBase<PyTreeRestore> {
+  using Handler = PyTreeCheckpointHandler;
   // `partial_restore`: read only the leaves the target names (Placeholder leaves are skipped) instead of
   // requiring the target to match the saved tree.
   PyTreeRestore(Tree item = Tree::None(), RestoreArgsMap restore_args = {}, bool partial_restore = false,
@@ -113,6 +138,7 @@ struct PyTreeRestore : ArgsBase<PyTreeRestore> {
 };
 
 struct ArraySave : ArgsBase<ArraySave> {
+  using Handler = ArrayCheckpointHandler;
   ArraySave(Array item, SaveArgs save_args = {}) : item(std::move(item)), save_args(save_args) {}
   std::string name() const override { return "ArraySave"; }
   Array item;
@@ -120,6 +146,7 @@ struct ArraySave : ArgsBase<ArraySave> {
 };
 
 struct ArrayRestore : ArgsBase<ArrayRestore> {
+  using Handler = ArrayCheckpointHandler;
   ArrayRestore(std::optional<ArraySpec> item = std::nullopt, bool strict = true) : item(std::move(item)), strict(strict) {}
   std::string name() const override { return "ArrayRestore"; }
   std::optional<ArraySpec> item;
@@ -127,12 +154,14 @@ struct ArrayRestore : ArgsBase<ArrayRestore> {
 };
 
 struct JsonSave : ArgsBase<JsonSave> {
+  using Handler = JsonCheckpointHandler;
   JsonSave(nlohmann::json item) : item(std::move(item)) {}
   std::string name() const override { return "JsonSave"; }
   nlohmann::json item;
 };
 
 struct JsonRestore : ArgsBase<JsonRestore> {
+  using Handler = JsonCheckpointHandler;
   JsonRestore() = default;
   std::string name() const override { return "JsonRestore"; }
 };
@@ -140,12 +169,13 @@ struct JsonRestore : ArgsBase<JsonRestore> {
 // Arguments for each item of a CompositeCheckpointHandler, by item name.
 class Composite : public CheckpointArgs {
  public:
+  using Handler = CompositeCheckpointHandler;
   Composite() = default;
   Composite(std::initializer_list<std::pair<std::string, std::shared_ptr<const CheckpointArgs>>> items) {
     for (auto& [item_name, item_args] : items) items_[item_name] = item_args;
   }
   // Adds (or replaces) the args of one item.
-  template <typename Args>
+  template <HasHandler Args>
   Composite& add(const std::string& item_name, Args item_args) {
     items_[item_name] = std::make_shared<Args>(std::move(item_args));
     return *this;
@@ -169,7 +199,7 @@ class Composite : public CheckpointArgs {
 };
 
 // Shorthand for building Composite items: `args::Item(args::StandardSave{state})`.
-template <typename Args>
+template <HasHandler Args>
 std::shared_ptr<const CheckpointArgs> Item(Args item_args) {
   return std::make_shared<Args>(std::move(item_args));
 }

@@ -1,5 +1,7 @@
 // CheckpointHandler: the type-specific half of a save or restore. A Checkpointer does the common half
-// (temporary directory, atomic commit, step metadata) and delegates to its handler.
+// (temporary directory, atomic commit, step metadata) and delegates to its handler. Each call gets its directory as a
+// HandlerDirectory, which carries the checkpointer's FileSystem and options: a handler needs no setup, and one that
+// wraps others hands the directory on.
 #pragma once
 
 #include <filesystem>
@@ -10,8 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/checkpoint_args.h"
-#include "cairn/file_system.h"
-#include "cairn/options.h"
+#include "cairn/error.h"
+#include "cairn/handler_directory.h"
 #include "cairn/tree.h"
 
 namespace cairn {
@@ -21,13 +23,13 @@ class CheckpointHandler {
   virtual ~CheckpointHandler() = default;
 
   // Writes the item into `directory` (which exists and is empty). Wrong args are an InvalidArgumentError.
-  virtual void save(const std::filesystem::path& directory, const CheckpointArgs& args) = 0;
+  virtual void save(const HandlerDirectory& directory, const CheckpointArgs& args) = 0;
   // Reads the item back. `args` may be null: restore what was saved, as it was saved.
-  virtual Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) = 0;
+  virtual Tree restore(const HandlerDirectory& directory, const CheckpointArgs* args) = 0;
   // What was saved, from metadata files alone: for arrays a tree of ArraySpecs. No array bytes are read.
-  virtual Tree metadata(const std::filesystem::path& directory) = 0;
+  virtual Tree metadata(const HandlerDirectory& directory) = 0;
   // Runs once, on the primary host, after every process has saved (merges per-process OCDBT databases).
-  virtual void finalize(const std::filesystem::path& directory) { (void)directory; }
+  virtual void finalize(const HandlerDirectory& directory) { (void)directory; }
   virtual void close() {}
   // Orbax's type string of the equivalent Python handler, recorded in `_CHECKPOINT_METADATA` so that Orbax
   // can restore what cairn wrote without being told the handler.
@@ -39,35 +41,8 @@ class CheckpointHandler {
   // instead of copies; other handlers (a user's own) get copies, as before.
   virtual bool reads_arrays_through_snapshot() const { return false; }
 
-  // A delta save (SaveOptions::delta_base): the checkpointer names, right before save(), the directory that held
-  // this item in the base step, and clears it afterwards. Handlers that store arrays share their unchanged chunks
-  // with it; the others write everything, as in a full save. Composites hand each item its own subdirectory.
-  struct DeltaBase {
-    std::filesystem::path item_dir;  // empty: nothing to share, only record the hashes for later deltas
-    double max_changed_fraction = 1.0;
-  };
-  virtual void set_delta_base(std::optional<DeltaBase> base) { delta_base_ = std::move(base); }
-  const std::optional<DeltaBase>& delta_base() const { return delta_base_; }
-
-  // The checkpointer hands its FileSystem and options down before any call.
-  virtual void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
-                         const FileOptions& file_options) {
-    fs_ = std::move(fs);
-    multiprocessing_ = multiprocessing;
-    file_options_ = file_options;
-  }
-
- protected:
-  FileSystem& fs() const { return *fs_; }
-  const std::shared_ptr<FileSystem>& fs_ptr() const { return fs_; }
-  const MultiprocessingOptions& multiprocessing_options() const { return multiprocessing_; }
-  const FileOptions& file_options() const { return file_options_; }
-
- private:
-  std::shared_ptr<FileSystem> fs_ = FileSystem::Default();
-  MultiprocessingOptions multiprocessing_;
-  FileOptions file_options_;
-  std::optional<DeltaBase> delta_base_;
+  // A delta save (SaveOptions::delta_base) names the base step's directory of this item: directory.delta_base().
+  using DeltaBase = HandlerDirectory::DeltaBase;
 };
 
 // Requires `args` to be of type A; otherwise an InvalidArgumentError naming the handler and what it got.

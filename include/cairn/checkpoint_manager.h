@@ -8,16 +8,13 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
-#include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -31,11 +28,6 @@
 #include "cairn/tree.h"
 
 namespace cairn {
-
-namespace manager {
-class StepNameFormat;
-class StepDeleter;
-}  // namespace manager
 
 // Orbax's CheckpointManagerOptions, with Orbax's names and defaults. The older fields (save_interval_steps,
 // save_on_steps, should_save_fn; max_to_keep, keep_time_interval, keep_period, best_fn) build the default policies
@@ -169,7 +161,7 @@ class CheckpointManager {
   CheckpointManager(const CheckpointManager&) = delete;
   CheckpointManager& operator=(const CheckpointManager&) = delete;
 
-  const std::filesystem::path& directory() const { return directory_; }
+  const std::filesystem::path& directory() const;
   // Where `step` is (or would be) kept: `directory()` / its name under the step-name options.
   std::filesystem::path step_directory(int64_t step) const { return StepPath(step); }
 
@@ -216,7 +208,7 @@ class CheckpointManager {
   // failure. Idempotent.
   void close();
 
-  const CheckpointManagerOptions& options() const { return options_; }
+  const CheckpointManagerOptions& options() const;
 
  private:
   struct HandlerSetup {
@@ -227,17 +219,6 @@ class CheckpointManager {
   // (HandlerSetup first, so that no public call can resolve to it.)
   CheckpointManager(HandlerSetup setup, std::filesystem::path directory, CheckpointManagerOptions options,
                     nlohmann::json metadata);
-
-  // One save whose commit (and the deletion of `removed`) runs in the background.
-  struct Finalize {
-    int64_t step = 0;
-    std::vector<CheckpointInfo> removed;  // dropped from checkpoints_ when the save began
-    std::thread thread;
-    std::mutex mu;
-    bool done = false;
-    bool committed = false;
-    std::exception_ptr error;
-  };
 
   int64_t Now() const;
   std::filesystem::path StepPath(int64_t step) const;
@@ -256,27 +237,9 @@ class CheckpointManager {
   void RethrowPending();
   Tree RestoreImpl(std::optional<int64_t> step, const CheckpointArgs* args);
 
-  std::filesystem::path directory_;
-  CheckpointManagerOptions options_;
-  std::shared_ptr<FileSystem> fs_;
-  MultiprocessingOptions mp_;  // active processes resolved; the manager's own group for its barriers
-  bool active_ = true;         // among active_processes (or there are none)
-  std::unique_ptr<manager::StepNameFormat> name_format_;
-  std::shared_ptr<const save_decision_policy::SaveDecisionPolicy> save_policy_;
-  std::shared_ptr<const preservation_policy::PreservationPolicy> preservation_policy_;
-  std::unique_ptr<Checkpointer> checkpointer_;
-  std::unique_ptr<manager::StepDeleter> deleter_;
-  std::optional<bool> default_item_;  // decided by the handlers given, or by the first save/restore
-  nlohmann::json root_custom_metadata_;  // read-only root without metadata: the constructor's
-  std::vector<CheckpointInfo> checkpoints_;  // sorted by step
-  // Guards everything below and the calls above: public calls take it for their whole duration. Recursive, because
-  // public calls make other public calls (save() asks should_save(), close() waits) and a policy's callback (best_fn,
-  // should_save_fn) may ask the manager for its steps from inside a call.
-  mutable std::recursive_mutex mu_;
-  std::unique_ptr<Finalize> finalize_;
-  std::exception_ptr pending_error_;
-  bool saving_ = false;  // synchronous save in progress
-  bool closed_ = false;
+  // The state: the steps, the checkpointer, the background finalize thread and the lock that serialises calls.
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace cairn

@@ -53,6 +53,8 @@ class Checkpointer : public AbstractCheckpointer {
   // InvalidArgumentError on a process that is not among active_processes: it takes no part in saves.
   void RequireActive() const;
   Tree RestoreImpl(const std::filesystem::path& directory, const CheckpointArgs* args);
+  // `directory` as the handler sees it: on this checkpointer's file system, with its options.
+  HandlerDirectory HandlerDirectoryFor(const std::filesystem::path& directory) const;
 
  private:
   std::shared_ptr<CheckpointHandler> handler_;  // shared with an AsyncCheckpointer's background save

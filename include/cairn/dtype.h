@@ -46,12 +46,6 @@ std::string_view DTypeName(DType dtype);
 // Inverse of DTypeName; throws InvalidArgumentError naming the unknown string.
 DType DTypeFromName(std::string_view name);
 
-// zarr v2 `.zarray` dtype as TensorStore writes it on a little-endian host: "<f4", "|b1", "bfloat16", ...
-std::string ZarrV2DTypeString(DType dtype);
-// Parses a zarr v2 dtype string. Accepts "<", "|" and "=" byte orders; big-endian (">") is rejected with
-// UnimplementedError since no Orbax writer produces it.
-DType DTypeFromZarrV2(std::string_view text);
-
 bool IsFloatingPoint(DType dtype);  // float16/bfloat16/float32/float64/float8/float4
 // Whether Array::Cast converts to and from this type (every type but the storage-only ones listed last above).
 bool IsCastable(DType dtype);

@@ -18,6 +18,12 @@ namespace cairn {
 // files (a `_METADATA` of a model with a million arrays) are a few hundred bytes per array, far below this.
 inline constexpr uint64_t kMaxMetadataFileBytes = uint64_t{256} << 20;
 
+// How a save creates files and directories (Orbax's FileOptions).
+struct FileOptions {
+  // Permission bits for directories a save creates (e.g. 0750); nullopt: the process umask decides.
+  std::optional<uint32_t> path_permission_mode;
+};
+
 // A file being written from start to end. Errors throw IoError naming the path.
 class WritableFile {
  public:

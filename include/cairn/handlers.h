@@ -1,6 +1,7 @@
 // The handlers: PyTree (the general one), Standard (arrays and scalars), Array, Json and Composite.
 #pragma once
 
+#include <concepts>
 #include <map>
 #include <memory>
 #include <set>
@@ -46,10 +47,10 @@ class PyTreeCheckpointHandler : public CheckpointHandler {
  public:
   explicit PyTreeCheckpointHandler(PyTreeCheckpointHandlerOptions options = {});
 
-  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
-  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
-  Tree metadata(const std::filesystem::path& directory) override;
-  void finalize(const std::filesystem::path& directory) override;
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override;
+  Tree restore(const HandlerDirectory& directory, const CheckpointArgs* args) override;
+  Tree metadata(const HandlerDirectory& directory) override;
+  void finalize(const HandlerDirectory& directory) override;
   std::string typestr() const override;
   bool reads_arrays_through_snapshot() const override;
 
@@ -69,14 +70,12 @@ class StandardCheckpointHandler : public CheckpointHandler {
  public:
   explicit StandardCheckpointHandler(PyTreeCheckpointHandlerOptions options = {});
 
-  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
-  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
-  Tree metadata(const std::filesystem::path& directory) override;
-  void finalize(const std::filesystem::path& directory) override;
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override;
+  Tree restore(const HandlerDirectory& directory, const CheckpointArgs* args) override;
+  Tree metadata(const HandlerDirectory& directory) override;
+  void finalize(const HandlerDirectory& directory) override;
   std::string typestr() const override;
   bool reads_arrays_through_snapshot() const override;
-  void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
-                 const FileOptions& file_options) override;
 
  private:
   PyTreeCheckpointHandler impl_;
@@ -88,13 +87,11 @@ class ArrayCheckpointHandler : public CheckpointHandler {
  public:
   explicit ArrayCheckpointHandler(std::string checkpoint_name = "checkpoint");
 
-  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
-  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
-  Tree metadata(const std::filesystem::path& directory) override;
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override;
+  Tree restore(const HandlerDirectory& directory, const CheckpointArgs* args) override;
+  Tree metadata(const HandlerDirectory& directory) override;
   std::string typestr() const override;
   bool reads_arrays_through_snapshot() const override;
-  void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
-                 const FileOptions& file_options) override;
 
  private:
   std::string checkpoint_name_;
@@ -107,9 +104,9 @@ class JsonCheckpointHandler : public CheckpointHandler {
  public:
   explicit JsonCheckpointHandler(std::string filename = "metadata");
 
-  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
-  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
-  Tree metadata(const std::filesystem::path& directory) override;
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override;
+  Tree restore(const HandlerDirectory& directory, const CheckpointArgs* args) override;
+  Tree metadata(const HandlerDirectory& directory) override;
   std::string typestr() const override;
   bool reads_arrays_through_snapshot() const override;
 
@@ -118,7 +115,7 @@ class JsonCheckpointHandler : public CheckpointHandler {
 };
 
 // Orbax's CompositeCheckpointHandler: several named items, each in `<directory>/<item>/` with its own handler.
-// Takes args::Composite. Items without a registered handler get the one their args call for.
+// Takes args::Composite. Items without a registered handler get the one their args name (`Args::Handler`).
 class CompositeCheckpointHandler : public CheckpointHandler {
  public:
   // Items whose handlers are decided by the args they are saved or restored with.
@@ -126,24 +123,22 @@ class CompositeCheckpointHandler : public CheckpointHandler {
   // Items with explicit handlers.
   explicit CompositeCheckpointHandler(std::map<std::string, std::unique_ptr<CheckpointHandler>> handlers);
 
-  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override;
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override;
   // Restores the items `args` names, as a dict by item. With null `args`: every item whose handler is registered
   // or named in the step's `_CHECKPOINT_METADATA`.
-  Tree restore(const std::filesystem::path& directory, const CheckpointArgs* args) override;
-  Tree metadata(const std::filesystem::path& directory) override;
-  void finalize(const std::filesystem::path& directory) override;
+  Tree restore(const HandlerDirectory& directory, const CheckpointArgs* args) override;
+  Tree metadata(const HandlerDirectory& directory) override;
+  void finalize(const HandlerDirectory& directory) override;
   void close() override;
   std::string typestr() const override;
   bool reads_arrays_through_snapshot() const override;
   nlohmann::json item_handlers() const override;
-  void Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
-                 const FileOptions& file_options) override;
 
  private:
   CheckpointHandler& HandlerFor(const std::string& item, const CheckpointArgs* args);
   // Registers, for items without a handler, the ones `_CHECKPOINT_METADATA` names (so a step restores with no
   // args, as Orbax restores it).
-  void AddHandlersFromStepMetadata(const std::filesystem::path& directory);
+  void AddHandlersFromStepMetadata(const HandlerDirectory& directory);
   static void CheckItemName(const std::string& item);
 
   std::vector<std::string> item_names_;
@@ -152,9 +147,19 @@ class CompositeCheckpointHandler : public CheckpointHandler {
   // handler they call for, when that is another kind.
   std::set<std::string> inferred_items_;
   std::vector<std::string> saved_items_;  // the items of the save in progress, for finalize
-  std::shared_ptr<FileSystem> configured_fs_ = FileSystem::Default();
-  MultiprocessingOptions configured_multiprocessing_;
-  FileOptions configured_file_options_;
 };
+
+namespace args {
+template <typename Derived>
+std::unique_ptr<CheckpointHandler> ArgsBase<Derived>::DefaultHandler() const {
+  using Handler = typename Derived::Handler;
+  static_assert(std::derived_from<Handler, CheckpointHandler>, "an args type's Handler must be a CheckpointHandler");
+  if constexpr (std::default_initializable<Handler>) {
+    return std::make_unique<Handler>();
+  } else {
+    return nullptr;
+  }
+}
+}  // namespace args
 
 }  // namespace cairn

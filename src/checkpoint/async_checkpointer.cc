@@ -1,8 +1,11 @@
 // AsyncCheckpointer: plan and snapshot on the caller's thread, write and commit on a background thread.
 #include "cairn/async_checkpointer.h"
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "cairn/error.h"
 #include "checkpoint/save_pipeline.h"
@@ -27,6 +30,17 @@ struct SaveControl {
 
 }  // namespace checkpoint
 
+struct AsyncCheckpointer::Impl {
+  explicit Impl(AsyncOptions options) : async_options(std::move(options)) {}
+  AsyncOptions async_options;
+  checkpoint::StagingPool staging;
+  std::mutex calls_mu;  // held by save(), restore() and metadata() for their whole duration
+  std::mutex wait_mu;   // one waiter at a time joins the save in flight; the others then find nothing pending
+  mutable std::mutex mu;
+  std::shared_ptr<checkpoint::SaveControl> control;  // the save in flight, or the finished one not yet waited for
+  std::thread worker;
+};
+
 namespace {
 
 std::string BarrierKey(const MultiprocessingOptions& options, const char* name) {
@@ -38,9 +52,8 @@ std::string BarrierKey(const MultiprocessingOptions& options, const char* name) 
 AsyncCheckpointer::AsyncCheckpointer(std::unique_ptr<CheckpointHandler> handler, AsyncOptions async_options,
                                      CheckpointerOptions options)
     : Checkpointer(std::move(handler), std::move(options)),
-      async_options_(std::move(async_options)),
-      staging_(std::make_unique<checkpoint::StagingPool>()) {
-  if (async_options_.timeout_secs <= 0) throw InvalidArgumentError("AsyncOptions.timeout_secs must be positive");
+      impl_(std::make_unique<Impl>(std::move(async_options))) {
+  if (impl_->async_options.timeout_secs <= 0) throw InvalidArgumentError("AsyncOptions.timeout_secs must be positive");
 }
 
 AsyncCheckpointer::~AsyncCheckpointer() {
@@ -52,20 +65,22 @@ AsyncCheckpointer::~AsyncCheckpointer() {
   }
 }
 
+const AsyncOptions& AsyncCheckpointer::async_options() const { return impl_->async_options; }
+
 void AsyncCheckpointer::save(const std::filesystem::path& directory, const CheckpointArgs& args,
                              const SaveOptions& save_options) {
-  std::lock_guard calls_lock(calls_mu_);
+  std::lock_guard calls_lock(impl_->calls_mu);
   RequireActive();
   wait_until_finished();  // one save at a time; a failure of the previous one surfaces here
   const auto fs = options().file_system;
   checkpoint::SavePlan plan;
   distributed::Agree(options().multiprocessing_options, "AsyncCheckpointer:save_start",
                      [&] { plan = checkpoint::PlanSave(*fs, options(), directory, save_options); });
-  const int64_t timeout_ms = async_options_.timeout_secs * 1000;
-  if (async_options_.barrier_sync_fn) {
-    async_options_.barrier_sync_fn(BarrierKey(options().multiprocessing_options, "save_start"), timeout_ms);
+  const int64_t timeout_ms = impl_->async_options.timeout_secs * 1000;
+  if (impl_->async_options.barrier_sync_fn) {
+    impl_->async_options.barrier_sync_fn(BarrierKey(options().multiprocessing_options, "save_start"), timeout_ms);
   }
-  const bool create_in_background = async_options_.create_directories_asynchronously;
+  const bool create_in_background = impl_->async_options.create_directories_asynchronously;
   if (!create_in_background) checkpoint::StartSave(*fs, plan);
 
   // The blocking part: after this the caller may change or free its arrays. Owned arrays are write-protected
@@ -73,20 +88,20 @@ void AsyncCheckpointer::save(const std::filesystem::path& directory, const Check
   // (every page un-protected) when the background save ends, however it ends.
   std::shared_ptr<const CheckpointArgs> snapshot;
   std::shared_ptr<checkpoint::CowSnapshot> cow;
-  if (async_options_.copy_on_write && shared_handler()->reads_arrays_through_snapshot()) {
+  if (impl_->async_options.copy_on_write && shared_handler()->reads_arrays_through_snapshot()) {
     cow = checkpoint::CowSnapshot::Create();
   }
   try {
-    snapshot = checkpoint::SnapshotArgs(args, *staging_, cow.get());
+    snapshot = checkpoint::SnapshotArgs(args, impl_->staging, cow.get());
   } catch (...) {
     if (!create_in_background) fs->RemoveAll(plan.work);
     throw;
   }
 
   auto control = std::make_shared<checkpoint::SaveControl>();
-  control->deadline = std::chrono::steady_clock::now() + std::chrono::seconds(async_options_.timeout_secs);
+  control->deadline = std::chrono::steady_clock::now() + std::chrono::seconds(impl_->async_options.timeout_secs);
   auto handler = shared_handler();
-  const AsyncOptions async = async_options_;
+  const AsyncOptions async = impl_->async_options;
   const MultiprocessingOptions multiprocessing = options().multiprocessing_options;
   auto timed_out = [plan, async] {
     return TimeoutError("the save to " + plan.directory.string() + " did not finish within " +
@@ -125,20 +140,20 @@ void AsyncCheckpointer::save(const std::filesystem::path& directory, const Check
     control->cv.notify_all();
   });
 
-  std::lock_guard lock(mu_);
-  control_ = std::move(control);
-  worker_ = std::move(worker);
+  std::lock_guard lock(impl_->mu);
+  impl_->control = std::move(control);
+  impl_->worker = std::move(worker);
 }
 
 void AsyncCheckpointer::wait_until_finished() {
-  std::lock_guard wait_lock(wait_mu_);
+  std::lock_guard wait_lock(impl_->wait_mu);
   std::shared_ptr<checkpoint::SaveControl> control;
   std::thread worker;
   {
-    std::lock_guard lock(mu_);
-    if (!control_) return;
-    control = std::move(control_);
-    worker = std::move(worker_);
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->control) return;
+    control = std::move(impl_->control);
+    worker = std::move(impl_->worker);
   }
   std::exception_ptr error;
   {
@@ -150,7 +165,8 @@ void AsyncCheckpointer::wait_until_finished() {
         control->abandoned = true;
         lock.unlock();
         worker.detach();
-        throw TimeoutError("a background save did not finish within " + std::to_string(async_options_.timeout_secs) +
+        throw TimeoutError("a background save did not finish within " +
+                           std::to_string(impl_->async_options.timeout_secs) +
                            " s (AsyncOptions.timeout_secs); nothing was committed");
       }
       control->cv.wait(lock, [&] { return control->done; });  // the commit itself is short
@@ -163,41 +179,41 @@ void AsyncCheckpointer::wait_until_finished() {
 
 void AsyncCheckpointer::check_for_errors() {
   {
-    std::lock_guard lock(mu_);
-    if (!control_) return;
-    std::lock_guard control_lock(control_->mu);
-    if (!control_->done) return;
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->control) return;
+    std::lock_guard control_lock(impl_->control->mu);
+    if (!impl_->control->done) return;
   }
   wait_until_finished();  // finished: joins at once and rethrows its failure, if any
 }
 
 bool AsyncCheckpointer::is_saving_in_progress() const {
-  std::lock_guard lock(mu_);
-  if (!control_) return false;
-  std::lock_guard control_lock(control_->mu);
-  return !control_->done;
+  std::lock_guard lock(impl_->mu);
+  if (!impl_->control) return false;
+  std::lock_guard control_lock(impl_->control->mu);
+  return !impl_->control->done;
 }
 
 Tree AsyncCheckpointer::restore(const std::filesystem::path& directory) {
-  std::lock_guard calls_lock(calls_mu_);
+  std::lock_guard calls_lock(impl_->calls_mu);
   wait_until_finished();
   return Checkpointer::restore(directory);
 }
 
 Tree AsyncCheckpointer::restore(const std::filesystem::path& directory, const CheckpointArgs& args) {
-  std::lock_guard calls_lock(calls_mu_);
+  std::lock_guard calls_lock(impl_->calls_mu);
   wait_until_finished();
   return Checkpointer::restore(directory, args);
 }
 
 StepMetadata AsyncCheckpointer::metadata(const std::filesystem::path& directory) {
-  std::lock_guard calls_lock(calls_mu_);
+  std::lock_guard calls_lock(impl_->calls_mu);
   wait_until_finished();
   return Checkpointer::metadata(directory);
 }
 
 void AsyncCheckpointer::close() {
-  std::lock_guard calls_lock(calls_mu_);
+  std::lock_guard calls_lock(impl_->calls_mu);
   wait_until_finished();
   Checkpointer::close();
 }

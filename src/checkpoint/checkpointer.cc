@@ -20,10 +20,13 @@ Checkpointer::Checkpointer(std::unique_ptr<CheckpointHandler> handler, Checkpoin
   }
   // A subset of the processes saves together: they get a group of their own (collective over them only).
   options_.multiprocessing_options = distributed::ResolveActiveProcesses(options_.multiprocessing_options, &active_);
-  handler_->Configure(options_.file_system, options_.multiprocessing_options, options_.file_options);
 }
 
 Checkpointer::~Checkpointer() = default;
+
+HandlerDirectory Checkpointer::HandlerDirectoryFor(const std::filesystem::path& directory) const {
+  return HandlerDirectory(directory, options_.file_system, options_.multiprocessing_options, options_.file_options);
+}
 
 void Checkpointer::RequireActive() const {
   if (!active_) {
@@ -78,7 +81,7 @@ Tree Checkpointer::RestoreImpl(const std::filesystem::path& directory_in, const 
   const auto directory = checkpoint::NormalizeCheckpointPath(directory_in);
   RequireFinalized(*options_.file_system, directory, options_.atomicity_options);
   io::RequireNoSymlinksBelow(*options_.file_system, directory);
-  return handler_->restore(directory, args);
+  return handler_->restore(HandlerDirectoryFor(directory), args);
 }
 
 StepMetadata Checkpointer::metadata(const std::filesystem::path& directory_in) {
@@ -87,7 +90,7 @@ StepMetadata Checkpointer::metadata(const std::filesystem::path& directory_in) {
   RequireFinalized(fs, directory, options_.atomicity_options);
   io::RequireNoSymlinksBelow(fs, directory);
   StepMetadata step = metadata::ReadCheckpointMetadata(fs, directory).value_or(StepMetadata{});
-  step.item_metadata = handler_->metadata(directory);
+  step.item_metadata = handler_->metadata(HandlerDirectoryFor(directory));
   return step;
 }
 

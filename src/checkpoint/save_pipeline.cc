@@ -108,6 +108,8 @@ SavePlan PlanSave(FileSystem& fs, const CheckpointerOptions& options, const std:
   plan.custom_metadata = save_options.custom_metadata.is_null() ? nlohmann::json::object() : save_options.custom_metadata;
   plan.init_timestamp_nsecs = metadata::NowNanoseconds();
   plan.multiprocessing = options.multiprocessing_options;
+  plan.file_system = options.file_system;
+  plan.file_options = options.file_options;
   plan.primary = distributed::IsPrimary(plan.multiprocessing);
   if (save_options.delta_base || save_options.record_delta_hashes) {
     plan.delta = PlanDelta(fs, plan, save_options);
@@ -150,7 +152,7 @@ void Commit(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, co
   bool renamed = false;
   try {
     if (hooks.check_continue) hooks.check_continue();
-    handler.finalize(work);
+    handler.finalize(WorkDirectory(plan));
     if (hooks.post_finalization) hooks.post_finalization();
 
     StepMetadata step;
@@ -193,19 +195,17 @@ void Commit(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, co
 
 }  // namespace
 
+HandlerDirectory WorkDirectory(const SavePlan& plan) {
+  return HandlerDirectory(plan.work, plan.file_system, plan.multiprocessing, plan.file_options, plan.delta);
+}
+
 void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, const CheckpointArgs& args,
                 const CommitHooks& hooks) {
   // Every process writes its part; if any fails, all stop here and the primary removes the directory.
   try {
     distributed::Agree(plan.multiprocessing, "Checkpointer:save", [&] {
       if (hooks.check_continue) hooks.check_continue();
-      // The base of a delta save is the handler's only while this save runs.
-      struct ResetDelta {
-        CheckpointHandler& handler;
-        ~ResetDelta() { handler.set_delta_base(std::nullopt); }
-      } reset{handler};
-      handler.set_delta_base(plan.delta);
-      handler.save(plan.work, args);
+      handler.save(WorkDirectory(plan), args);
     });
   } catch (...) {
     if (plan.primary) IgnoreErrors([&] { fs.RemoveAll(plan.work); });

@@ -30,9 +30,11 @@ struct SavePlan {
   nlohmann::json custom_metadata;
   int64_t init_timestamp_nsecs = 0;
   MultiprocessingOptions multiprocessing;
+  std::shared_ptr<FileSystem> file_system;  // the checkpointer's, handed to the handler with its directory
+  FileOptions file_options;
   bool primary = true;  // this process creates, finalizes and commits
   // A delta save (SaveOptions::delta_base), or one recording hashes for later deltas (item_dir empty): handed to the
-  // handler for the duration of its save.
+  // handler with the directory of its save.
   std::optional<CheckpointHandler::DeltaBase> delta;
 };
 
@@ -62,6 +64,9 @@ struct CommitHooks {
 // metadata and `commit_success.txt`, fsyncs, and renames; the others wait for its outcome. A failure on any
 // process (or check_continue throwing) fails the save on every process: the working directory is removed and an
 // earlier checkpoint at the destination is left exactly as it was.
+// The directory of `plan`'s save as its handler sees it.
+HandlerDirectory WorkDirectory(const SavePlan& plan);
+
 void FinishSave(FileSystem& fs, CheckpointHandler& handler, const SavePlan& plan, const CheckpointArgs& args,
                 const CommitHooks& hooks = {});
 

@@ -14,36 +14,35 @@ namespace {
 struct DTypeInfo {
   DType dtype;
   size_t item_size;
-  std::string_view name;       // NumPy / zarr3 name
-  std::string_view zarr_v2;    // zarr v2 dtype string on a little-endian host
+  std::string_view name;  // NumPy / zarr3 name
 };
 
 constexpr std::array<DTypeInfo, 25> kDTypes = {{
-    {DType::kBool, 1, "bool", "|b1"},
-    {DType::kInt8, 1, "int8", "|i1"},
-    {DType::kInt16, 2, "int16", "<i2"},
-    {DType::kInt32, 4, "int32", "<i4"},
-    {DType::kInt64, 8, "int64", "<i8"},
-    {DType::kUInt8, 1, "uint8", "|u1"},
-    {DType::kUInt16, 2, "uint16", "<u2"},
-    {DType::kUInt32, 4, "uint32", "<u4"},
-    {DType::kUInt64, 8, "uint64", "<u8"},
-    {DType::kFloat16, 2, "float16", "<f2"},
-    {DType::kBFloat16, 2, "bfloat16", "bfloat16"},
-    {DType::kFloat32, 4, "float32", "<f4"},
-    {DType::kFloat64, 8, "float64", "<f8"},
-    {DType::kComplex64, 8, "complex64", "<c8"},
-    {DType::kComplex128, 16, "complex128", "<c16"},
-    {DType::kFloat8E4M3FN, 1, "float8_e4m3fn", "float8_e4m3fn"},
-    {DType::kFloat8E5M2, 1, "float8_e5m2", "float8_e5m2"},
-    {DType::kInt4, 1, "int4", "int4"},
-    {DType::kInt2, 1, "int2", "int2"},
-    {DType::kFloat8E4M3FNUZ, 1, "float8_e4m3fnuz", "float8_e4m3fnuz"},
-    {DType::kFloat8E4M3B11FNUZ, 1, "float8_e4m3b11fnuz", "float8_e4m3b11fnuz"},
-    {DType::kFloat8E5M2FNUZ, 1, "float8_e5m2fnuz", "float8_e5m2fnuz"},
-    {DType::kFloat8E3M4, 1, "float8_e3m4", "float8_e3m4"},
-    {DType::kFloat8E8M0FNU, 1, "float8_e8m0fnu", "float8_e8m0fnu"},
-    {DType::kFloat4E2M1FN, 1, "float4_e2m1fn", "float4_e2m1fn"},
+    {DType::kBool, 1, "bool"},
+    {DType::kInt8, 1, "int8"},
+    {DType::kInt16, 2, "int16"},
+    {DType::kInt32, 4, "int32"},
+    {DType::kInt64, 8, "int64"},
+    {DType::kUInt8, 1, "uint8"},
+    {DType::kUInt16, 2, "uint16"},
+    {DType::kUInt32, 4, "uint32"},
+    {DType::kUInt64, 8, "uint64"},
+    {DType::kFloat16, 2, "float16"},
+    {DType::kBFloat16, 2, "bfloat16"},
+    {DType::kFloat32, 4, "float32"},
+    {DType::kFloat64, 8, "float64"},
+    {DType::kComplex64, 8, "complex64"},
+    {DType::kComplex128, 16, "complex128"},
+    {DType::kFloat8E4M3FN, 1, "float8_e4m3fn"},
+    {DType::kFloat8E5M2, 1, "float8_e5m2"},
+    {DType::kInt4, 1, "int4"},
+    {DType::kInt2, 1, "int2"},
+    {DType::kFloat8E4M3FNUZ, 1, "float8_e4m3fnuz"},
+    {DType::kFloat8E4M3B11FNUZ, 1, "float8_e4m3b11fnuz"},
+    {DType::kFloat8E5M2FNUZ, 1, "float8_e5m2fnuz"},
+    {DType::kFloat8E3M4, 1, "float8_e3m4"},
+    {DType::kFloat8E8M0FNU, 1, "float8_e8m0fnu"},
+    {DType::kFloat4E2M1FN, 1, "float4_e2m1fn"},
 }};
 
 const DTypeInfo& Info(DType dtype) {
@@ -184,24 +183,6 @@ DType DTypeFromName(std::string_view name) {
     if (info.name == name) return info.dtype;
   }
   throw InvalidArgumentError("unknown dtype name \"" + std::string(name) + "\"");
-}
-
-std::string ZarrV2DTypeString(DType dtype) { return std::string(Info(dtype).zarr_v2); }
-
-DType DTypeFromZarrV2(std::string_view text) {
-  for (const auto& info : kDTypes) {
-    if (info.zarr_v2 == text) return info.dtype;
-  }
-  if (text.size() >= 2 && (text[0] == '<' || text[0] == '|' || text[0] == '=')) {
-    std::string_view body = text.substr(1);
-    for (const auto& info : kDTypes) {
-      if (info.zarr_v2.size() >= 2 && info.zarr_v2.substr(1) == body) return info.dtype;
-    }
-  }
-  if (!text.empty() && text[0] == '>') {
-    throw UnimplementedError("big-endian zarr dtype \"" + std::string(text) + "\" is not supported");
-  }
-  throw InvalidArgumentError("unknown or unsupported zarr v2 dtype \"" + std::string(text) + "\"");
 }
 
 bool IsFloatingPoint(DType dtype) {

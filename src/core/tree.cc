@@ -151,6 +151,16 @@ const char* KindName(Tree::Kind kind) {
   }
   return "?";
 }
+
+// The alternative T of a tree's node (const or not), or an InvalidArgumentError naming the accessor and what the
+// tree holds instead.
+template <typename T, typename Node>
+auto& Alternative(Node& node, Tree::Kind kind, const char* accessor) {
+  auto* value = std::get_if<T>(&node);
+  if (!value) throw InvalidArgumentError(std::string("Tree: ") + accessor + "() of a " + KindName(kind));
+  return *value;
+}
+
 }  // namespace
 
 const Tree& Tree::operator[](std::string_view key) const {
@@ -204,61 +214,29 @@ size_t Tree::size() const {
   return 0;
 }
 
-const std::vector<Tree::Item>& Tree::items() const {
-  const auto* dict = std::get_if<DictNode>(&node_);
-  if (!dict) throw InvalidArgumentError("Tree: items() of a " + std::string(KindName(kind())));
-  return dict->items;
-}
+const std::vector<Tree::Item>& Tree::items() const { return Alternative<DictNode>(node_, kind(), "items").items; }
 
 const std::vector<Tree>& Tree::elements() const {
-  const auto* seq = std::get_if<SequenceNode>(&node_);
-  if (!seq) throw InvalidArgumentError("Tree: elements() of a " + std::string(KindName(kind())));
-  return seq->elements;
+  return Alternative<SequenceNode>(node_, kind(), "elements").elements;
 }
 
-const Array& Tree::array() const {
-  const auto* a = std::get_if<Array>(&node_);
-  if (!a) throw InvalidArgumentError("Tree: array() of a " + std::string(KindName(kind())));
-  return *a;
-}
+const Array& Tree::array() const { return Alternative<Array>(node_, kind(), "array"); }
 
-Array& Tree::array() {
-  auto* a = std::get_if<Array>(&node_);
-  if (!a) throw InvalidArgumentError("Tree: array() of a " + std::string(KindName(kind())));
-  return *a;
-}
+Array& Tree::array() { return Alternative<Array>(node_, kind(), "array"); }
 
-const ShardedArray& Tree::sharded_array() const {
-  const auto* a = std::get_if<ShardedArray>(&node_);
-  if (!a) throw InvalidArgumentError("Tree: sharded_array() of a " + std::string(KindName(kind())));
-  return *a;
-}
+const ShardedArray& Tree::sharded_array() const { return Alternative<ShardedArray>(node_, kind(), "sharded_array"); }
 
 const ShardedArraySpec& Tree::sharded_spec() const {
-  const auto* s = std::get_if<ShardedArraySpec>(&node_);
-  if (!s) throw InvalidArgumentError("Tree: sharded_spec() of a " + std::string(KindName(kind())));
-  return *s;
+  return Alternative<ShardedArraySpec>(node_, kind(), "sharded_spec");
 }
 
-const ArraySpec& Tree::spec() const {
-  const auto* s = std::get_if<ArraySpec>(&node_);
-  if (!s) throw InvalidArgumentError("Tree: spec() of a " + std::string(KindName(kind())));
-  return *s;
-}
+const ArraySpec& Tree::spec() const { return Alternative<ArraySpec>(node_, kind(), "spec"); }
 
 ArraySpec Tree::array_spec() const { return is_array() ? array().spec() : spec(); }
 
-const Tree::ScalarValue& Tree::scalar_value() const {
-  const auto* s = std::get_if<ScalarValue>(&node_);
-  if (!s) throw InvalidArgumentError("Tree: scalar() of a " + std::string(KindName(kind())));
-  return *s;
-}
+const Tree::ScalarValue& Tree::scalar_value() const { return Alternative<ScalarValue>(node_, kind(), "scalar"); }
 
-const std::string& Tree::string() const {
-  const auto* s = std::get_if<std::string>(&node_);
-  if (!s) throw InvalidArgumentError("Tree: string() of a " + std::string(KindName(kind())));
-  return *s;
-}
+const std::string& Tree::string() const { return Alternative<std::string>(node_, kind(), "string"); }
 
 void Tree::FlattenInto(KeyPath& path, bool include_empty_nodes,
                        std::vector<std::pair<KeyPath, Tree>>& out) const {

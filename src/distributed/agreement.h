@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "cairn/options.h"
+#include "cairn/multiprocessing_options.h"
 
 namespace cairn::distributed {
 

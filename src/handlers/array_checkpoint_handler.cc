@@ -22,19 +22,13 @@ std::string ArrayCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.array_checkpoint_handler.ArrayCheckpointHandler";
 }
 
-void ArrayCheckpointHandler::Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
-                                       const FileOptions& file_options) {
-  CheckpointHandler::Configure(fs, multiprocessing, file_options);
-  impl_.Configure(std::move(fs), multiprocessing, file_options);
-}
-
-void ArrayCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+void ArrayCheckpointHandler::save(const HandlerDirectory& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::ArraySave>(args, "ArrayCheckpointHandler");
   SaveArgsMap save_args{{checkpoint_name_, a.save_args}};
   impl_.save(directory, args::PyTreeSave(Tree::Dict({{checkpoint_name_, a.item}}), std::move(save_args)));
 }
 
-Tree ArrayCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+Tree ArrayCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
   args::PyTreeRestore request;
   if (args) {
     const auto& a = ArgsAs<args::ArrayRestore>(*args, "ArrayCheckpointHandler");
@@ -48,7 +42,7 @@ Tree ArrayCheckpointHandler::restore(const std::filesystem::path& directory, con
   return restored[checkpoint_name_];
 }
 
-Tree ArrayCheckpointHandler::metadata(const std::filesystem::path& directory) {
+Tree ArrayCheckpointHandler::metadata(const HandlerDirectory& directory) {
   Tree tree = impl_.metadata(directory);
   return tree.is_dict() && tree.contains(checkpoint_name_) ? tree[checkpoint_name_] : tree;
 }

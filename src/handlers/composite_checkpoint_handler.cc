@@ -8,18 +8,7 @@
 namespace cairn {
 
 namespace args {
-template <typename Derived>
-std::unique_ptr<CheckpointHandler> ArgsBase<Derived>::DefaultHandler() const {
-  if constexpr (std::is_same_v<Derived, StandardSave> || std::is_same_v<Derived, StandardRestore>) {
-    return std::make_unique<StandardCheckpointHandler>();
-  } else if constexpr (std::is_same_v<Derived, PyTreeSave> || std::is_same_v<Derived, PyTreeRestore>) {
-    return std::make_unique<PyTreeCheckpointHandler>();
-  } else if constexpr (std::is_same_v<Derived, ArraySave> || std::is_same_v<Derived, ArrayRestore>) {
-    return std::make_unique<ArrayCheckpointHandler>();
-  } else {
-    return std::make_unique<JsonCheckpointHandler>();
-  }
-}
+// The built-in args types' DefaultHandler, for code that sees only cairn/checkpoint_args.h.
 template class ArgsBase<StandardSave>;
 template class ArgsBase<StandardRestore>;
 template class ArgsBase<PyTreeSave>;
@@ -72,26 +61,13 @@ nlohmann::json CompositeCheckpointHandler::item_handlers() const {
   return out;
 }
 
-void CompositeCheckpointHandler::Configure(std::shared_ptr<FileSystem> fs,
-                                           const MultiprocessingOptions& multiprocessing,
-                                           const FileOptions& file_options) {
-  CheckpointHandler::Configure(fs, multiprocessing, file_options);
-  configured_fs_ = fs;
-  configured_multiprocessing_ = multiprocessing;
-  configured_file_options_ = file_options;
-  for (auto& [item, handler] : handlers_) handler->Configure(fs, multiprocessing, file_options);
-}
-
 CheckpointHandler& CompositeCheckpointHandler::HandlerFor(const std::string& item, const CheckpointArgs* args) {
   if (auto it = handlers_.find(item); it != handlers_.end()) {
     if (args && inferred_items_.erase(item)) {
       // Inferred from a restored step (say an Orbax PyTreeCheckpointHandler item), now saved or restored with
       // args of another handler (StandardSave): the caller's args decide, as Orbax's registry keyed by args does.
       auto wanted = args->DefaultHandler();
-      if (wanted->typestr() != it->second->typestr()) {
-        wanted->Configure(configured_fs_, configured_multiprocessing_, configured_file_options_);
-        it->second = std::move(wanted);
-      }
+      if (wanted && wanted->typestr() != it->second->typestr()) it->second = std::move(wanted);
     }
     return *it->second;
   }
@@ -100,37 +76,31 @@ CheckpointHandler& CompositeCheckpointHandler::HandlerFor(const std::string& ite
   }
   CheckItemName(item);
   auto handler = args->DefaultHandler();
-  handler->Configure(configured_fs_, configured_multiprocessing_, configured_file_options_);
+  if (!handler) {
+    throw InvalidArgumentError("checkpoint item '" + item + "': the handler of " + args->name() +
+                               " cannot be made without arguments; register one for the item");
+  }
   auto& ref = *handler;
   handlers_[item] = std::move(handler);
   return ref;
 }
 
-void CompositeCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+void CompositeCheckpointHandler::save(const HandlerDirectory& directory, const CheckpointArgs& args) {
   const auto& composite = ArgsAs<args::Composite>(args, "CompositeCheckpointHandler");
   if (composite.items().empty()) throw InvalidArgumentError("Composite save needs at least one item");
   // Items in sorted order (std::map), so every process walks them the same way.
   for (const auto& [item, item_args] : composite.items()) {
     CheckpointHandler& handler = HandlerFor(item, item_args.get());
+    // (A delta save: the item's directory carries the same item of the base step as its base.)
     const auto item_dir = directory / item;
-    fs().CreateDirs(item_dir, file_options().path_permission_mode);
-    // A delta save: each item shares with the same item of the base step.
-    std::optional<DeltaBase> item_base = delta_base();
-    if (item_base && !item_base->item_dir.empty()) item_base->item_dir /= item;
-    handler.set_delta_base(item_base);
-    try {
-      handler.save(item_dir, *item_args);
-    } catch (...) {
-      handler.set_delta_base(std::nullopt);
-      throw;
-    }
-    handler.set_delta_base(std::nullopt);
+    directory.fs().CreateDirs(item_dir, directory.file_options().path_permission_mode);
+    handler.save(item_dir, *item_args);
   }
   saved_items_.clear();
   for (const auto& [item, item_args] : composite.items()) saved_items_.push_back(item);
 }
 
-void CompositeCheckpointHandler::finalize(const std::filesystem::path& directory) {
+void CompositeCheckpointHandler::finalize(const HandlerDirectory& directory) {
   for (const auto& item : saved_items_) handlers_.at(item)->finalize(directory / item);
 }
 
@@ -152,11 +122,10 @@ std::unique_ptr<CheckpointHandler> HandlerForTypestr(const std::string& typestr)
 }
 
 // The error for item directories of `directory` that a restore without args has no handler for, saying why.
-[[noreturn]] void ThrowUnrestorableItems(FileSystem& fs, const std::filesystem::path& directory,
-                                         const std::vector<std::string>& items) {
+[[noreturn]] void ThrowUnrestorableItems(const HandlerDirectory& directory, const std::vector<std::string>& items) {
   std::string names;
   for (const auto& item : items) names += (names.empty() ? "'" : ", '") + item + "'";
-  const auto step = metadata::ReadCheckpointMetadata(fs, directory);
+  const auto step = metadata::ReadCheckpointMetadata(directory.fs(), directory);
   std::string why;
   if (!step) {
     why = "it has no " + std::string(metadata::kCheckpointMetadataFile) + " to name their handlers";
@@ -172,27 +141,26 @@ std::unique_ptr<CheckpointHandler> HandlerForTypestr(const std::string& typestr)
 
 }  // namespace
 
-void CompositeCheckpointHandler::AddHandlersFromStepMetadata(const std::filesystem::path& directory) {
-  auto step = metadata::ReadCheckpointMetadata(fs(), directory);
+void CompositeCheckpointHandler::AddHandlersFromStepMetadata(const HandlerDirectory& directory) {
+  auto step = metadata::ReadCheckpointMetadata(directory.fs(), directory);
   if (!step || !step->item_handlers.is_object()) return;
   for (const auto& [item, typestr] : step->item_handlers.items()) {
     if (handlers_.count(item) || !typestr.is_string()) continue;
     if (!IsPlainName(item)) continue;
     if (auto handler = HandlerForTypestr(typestr.get<std::string>())) {
-      handler->Configure(configured_fs_, configured_multiprocessing_, configured_file_options_);
       handlers_[item] = std::move(handler);
       inferred_items_.insert(item);
     }
   }
 }
 
-Tree CompositeCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+Tree CompositeCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
   std::vector<Tree::Item> restored;
   if (args) {
     const auto& composite = ArgsAs<args::Composite>(*args, "CompositeCheckpointHandler");
     for (const auto& [item, item_args] : composite.items()) {
       const auto item_dir = directory / item;
-      if (!fs().IsDirectory(item_dir)) {
+      if (!directory.fs().IsDirectory(item_dir)) {
         throw NotFoundError("checkpoint item '" + item + "' does not exist in " + directory.string());
       }
       restored.emplace_back(item, HandlerFor(item, item_args.get()).restore(item_dir, item_args.get()));
@@ -202,26 +170,26 @@ Tree CompositeCheckpointHandler::restore(const std::filesystem::path& directory,
     // Every item directory must be restored: returning the others alone would be a silently partial restore.
     // Orbax raises here too (an item whose handler is neither registered nor recorded).
     std::vector<std::string> unknown;
-    for (const auto& name : fs().ListDir(directory)) {
-      if (!handlers_.count(name) && !io::IsTemporaryPath(name) && fs().IsDirectory(directory / name)) {
+    for (const auto& name : directory.fs().ListDir(directory)) {
+      if (!handlers_.count(name) && !io::IsTemporaryPath(name) && directory.fs().IsDirectory(directory / name)) {
         unknown.push_back(name);
       }
     }
-    if (!unknown.empty()) ThrowUnrestorableItems(fs(), directory, unknown);
+    if (!unknown.empty()) ThrowUnrestorableItems(directory, unknown);
     for (const auto& [item, handler] : handlers_) {
       const auto item_dir = directory / item;
-      if (fs().IsDirectory(item_dir)) restored.emplace_back(item, handler->restore(item_dir, nullptr));
+      if (directory.fs().IsDirectory(item_dir)) restored.emplace_back(item, handler->restore(item_dir, nullptr));
     }
   }
   return Tree::Dict(std::move(restored));
 }
 
-Tree CompositeCheckpointHandler::metadata(const std::filesystem::path& directory) {
+Tree CompositeCheckpointHandler::metadata(const HandlerDirectory& directory) {
   AddHandlersFromStepMetadata(directory);
   std::vector<Tree::Item> items;
   for (const auto& [item, handler] : handlers_) {
     const auto item_dir = directory / item;
-    if (fs().IsDirectory(item_dir)) items.emplace_back(item, handler->metadata(item_dir));
+    if (directory.fs().IsDirectory(item_dir)) items.emplace_back(item, handler->metadata(item_dir));
   }
   return Tree::Dict(std::move(items));
 }

@@ -2,7 +2,6 @@
 #include "cairn/error.h"
 #include "core/plain_name.h"
 #include "cairn/handlers.h"
-#include "distributed/agreement.h"
 #include "metadata/checksums.h"
 #include "metadata/python_json.h"
 
@@ -26,26 +25,27 @@ std::string JsonCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.json_checkpoint_handler.JsonCheckpointHandler";
 }
 
-void JsonCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+void JsonCheckpointHandler::save(const HandlerDirectory& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::JsonSave>(args, "JsonCheckpointHandler");
-  if (!distributed::IsPrimary(multiprocessing_options())) return;  // written once, by the primary
+  if (!directory.is_primary()) return;  // written once, by the primary
   // With its CRC-32C beside it (cairn_<filename>.crc32c), checked on every read.
   const auto path = directory / filename_;
-  metadata::WriteFileWithChecksum(fs(), path, metadata::PythonJsonDumps(nlohmann::ordered_json(a.item)),
+  metadata::WriteFileWithChecksum(directory.fs(), path, metadata::PythonJsonDumps(nlohmann::ordered_json(a.item)),
                                   metadata::ChecksumFileFor(path));
 }
 
-Tree JsonCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+Tree JsonCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
   if (args) ArgsAs<args::JsonRestore>(*args, "JsonCheckpointHandler");
   auto path = directory / filename_;
-  if (!fs().Exists(path) && !fs().Exists(metadata::ChecksumFileFor(path)) && fs().Exists(directory / kV1JsonFile)) {
+  if (!directory.fs().Exists(path) && !directory.fs().Exists(metadata::ChecksumFileFor(path)) &&
+      directory.fs().Exists(directory / kV1JsonFile)) {
     path = directory / kV1JsonFile;
   }
-  auto text = metadata::ReadFileWithChecksum(fs(), path, metadata::ChecksumFileFor(path));
+  auto text = metadata::ReadFileWithChecksum(directory.fs(), path, metadata::ChecksumFileFor(path));
   if (!text) throw NotFoundError("JSON item file " + path.string() + " does not exist");
   return Tree::FromJson(metadata::ParseJson(*text, path.string()));
 }
 
-Tree JsonCheckpointHandler::metadata(const std::filesystem::path& directory) { return restore(directory, nullptr); }
+Tree JsonCheckpointHandler::metadata(const HandlerDirectory& directory) { return restore(directory, nullptr); }
 
 }  // namespace cairn

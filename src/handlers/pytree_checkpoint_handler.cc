@@ -3,7 +3,6 @@
 // and turns the handler contract's args into the item's requests.
 #include "cairn/error.h"
 #include "cairn/handlers.h"
-#include "distributed/agreement.h"
 #include "item/array_storage.h"
 #include "item/delta_base.h"
 #include "item/reader.h"
@@ -27,20 +26,19 @@ std::string PyTreeCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler";
 }
 
-void PyTreeCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+void PyTreeCheckpointHandler::save(const HandlerDirectory& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::PyTreeSave>(args, "PyTreeCheckpointHandler");
-  const ProcessGroup& group = distributed::GroupOf(multiprocessing_options());
   item::Writer writer;
-  writer.process = group.index();
-  writer.process_count = group.count();
-  writer.primary = distributed::IsPrimary(multiprocessing_options());
-  writer.delta = delta_base();
+  writer.process = directory.process_index();
+  writer.process_count = directory.process_count();
+  writer.primary = directory.is_primary();
+  writer.delta = directory.delta_base();
   writer.saved_buffers = saved_buffers_;
-  item::WriteItem(fs_ptr(), directory, options_, writer,
+  item::WriteItem(directory.fs_ptr(), directory, options_, writer,
                   item::SaveRequest{a.item, a.save_args, a.custom_metadata, a.ocdbt_target_data_file_size});
 }
 
-Tree PyTreeCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+Tree PyTreeCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
   item::RestoreRequest request;
   request.restore_concurrent_gb = options_.restore_concurrent_gb;
   if (args) {
@@ -50,15 +48,15 @@ Tree PyTreeCheckpointHandler::restore(const std::filesystem::path& directory, co
     request.partial_restore = a.partial_restore;
     request.strict = a.strict;
   }
-  return item::ItemReader(fs_ptr(), directory, options_.verify_checksums).Restore(request);
+  return item::ItemReader(directory.fs_ptr(), directory, options_.verify_checksums).Restore(request);
 }
 
-Tree PyTreeCheckpointHandler::metadata(const std::filesystem::path& directory) {
-  return item::ItemReader(fs_ptr(), directory, options_.verify_checksums).Metadata();
+Tree PyTreeCheckpointHandler::metadata(const HandlerDirectory& directory) {
+  return item::ItemReader(directory.fs_ptr(), directory, options_.verify_checksums).Metadata();
 }
 
-void PyTreeCheckpointHandler::finalize(const std::filesystem::path& directory) {
-  if (options_.use_ocdbt) item::FinalizeArrayStore(fs_ptr(), directory, options_);
+void PyTreeCheckpointHandler::finalize(const HandlerDirectory& directory) {
+  if (options_.use_ocdbt) item::FinalizeArrayStore(directory.fs_ptr(), directory, options_);
 }
 
 }  // namespace cairn

@@ -14,13 +14,7 @@ std::string StandardCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler";
 }
 
-void StandardCheckpointHandler::Configure(std::shared_ptr<FileSystem> fs, const MultiprocessingOptions& multiprocessing,
-                                          const FileOptions& file_options) {
-  CheckpointHandler::Configure(fs, multiprocessing, file_options);
-  impl_.Configure(std::move(fs), multiprocessing, file_options);
-}
-
-void StandardCheckpointHandler::save(const std::filesystem::path& directory, const CheckpointArgs& args) {
+void StandardCheckpointHandler::save(const HandlerDirectory& directory, const CheckpointArgs& args) {
   const auto& a = ArgsAs<args::StandardSave>(args, "StandardCheckpointHandler");
   if (a.item.is_leaf()) {
     throw InvalidArgumentError(
@@ -36,25 +30,18 @@ void StandardCheckpointHandler::save(const std::filesystem::path& directory, con
                                                                     : std::string("placeholder")));
     }
   }
-  impl_.set_delta_base(delta_base());
-  try {
-    impl_.save(directory, args::PyTreeSave(a.item, a.save_args, std::nullopt, a.custom_metadata));
-  } catch (...) {
-    impl_.set_delta_base(std::nullopt);
-    throw;
-  }
-  impl_.set_delta_base(std::nullopt);
+  impl_.save(directory, args::PyTreeSave(a.item, a.save_args, std::nullopt, a.custom_metadata));
 }
 
-Tree StandardCheckpointHandler::restore(const std::filesystem::path& directory, const CheckpointArgs* args) {
+Tree StandardCheckpointHandler::restore(const HandlerDirectory& directory, const CheckpointArgs* args) {
   if (!args) return impl_.restore(directory, nullptr);
   const auto& a = ArgsAs<args::StandardRestore>(*args, "StandardCheckpointHandler");
   const args::PyTreeRestore request(a.item, {}, /*partial_restore=*/false, a.strict);
   return impl_.restore(directory, &request);
 }
 
-Tree StandardCheckpointHandler::metadata(const std::filesystem::path& directory) { return impl_.metadata(directory); }
+Tree StandardCheckpointHandler::metadata(const HandlerDirectory& directory) { return impl_.metadata(directory); }
 
-void StandardCheckpointHandler::finalize(const std::filesystem::path& directory) { impl_.finalize(directory); }
+void StandardCheckpointHandler::finalize(const HandlerDirectory& directory) { impl_.finalize(directory); }
 
 }  // namespace cairn

@@ -4,7 +4,7 @@
 
 #include "cairn/error.h"
 #include "core/crc32c.h"
-#include "io/objstore/crypto.h"
+#include "core/sha256.h"
 #include "kvstore/ocdbt/reader.h"
 #include "metadata/delta_record.h"
 #include "item/layout.h"
@@ -184,7 +184,7 @@ bool DeltaSave::ShareChunk(const std::string& key, std::string_view raw, bool al
   }
   // SHA-256 alone decides (docs/format.md, "Delta steps"): equal digests of unequal inputs are not known to exist;
   // finding a pair costs about 2^128 work.
-  const std::string sha = io::objstore::Sha256(raw);
+  const std::string sha = Sha256(raw);
   if (!writer_.ShareIfUnchanged(key, crc, sha, prior && !prior->raw_sha256.empty())) return false;
   CopyChecksums(key, checksums);
   return true;

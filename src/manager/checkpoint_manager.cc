@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <mutex>
 #include <numeric>
+#include <thread>
 
 #include "cairn/async_checkpointer.h"
 #include "cairn/error.h"
@@ -147,6 +149,59 @@ void InsertSorted(std::vector<CheckpointInfo>& infos, CheckpointInfo info) {
 
 }  // namespace
 
+namespace {
+
+// Runs a call of the step deleter that rethrows a failed background deletion. The steps that deletion left behind
+// are still on disk, so the manager rescans first and holds them again.
+void ReloadIfItFails(CheckpointManager& manager, const std::function<void()>& call) {
+  try {
+    call();
+  } catch (...) {
+    try {
+      manager.reload();
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+}  // namespace
+
+struct CheckpointManager::Impl {
+  // One save whose commit (and the deletion of `removed`) runs in the background.
+  struct Finalize {
+    int64_t step = 0;
+    std::vector<CheckpointInfo> removed;  // dropped from checkpoints_ when the save began
+    std::thread thread;
+    std::mutex mu;
+    bool done = false;
+    bool committed = false;
+    std::exception_ptr error;
+  };
+
+  std::filesystem::path directory_;
+  CheckpointManagerOptions options_;
+  std::shared_ptr<FileSystem> fs_;
+  MultiprocessingOptions mp_;  // active processes resolved; the manager's own group for its barriers
+  bool active_ = true;         // among active_processes (or there are none)
+  std::unique_ptr<manager::StepNameFormat> name_format_;
+  std::shared_ptr<const save_decision_policy::SaveDecisionPolicy> save_policy_;
+  std::shared_ptr<const preservation_policy::PreservationPolicy> preservation_policy_;
+  std::unique_ptr<Checkpointer> checkpointer_;
+  std::unique_ptr<manager::StepDeleter> deleter_;
+  std::optional<bool> default_item_;  // decided by the handlers given, or by the first save/restore
+  nlohmann::json root_custom_metadata_;  // read-only root without metadata: the constructor's
+  std::vector<CheckpointInfo> checkpoints_;  // sorted by step
+  // Guards everything below and the calls above: public calls take it for their whole duration. Recursive, because
+  // public calls make other public calls (save() asks should_save(), close() waits) and a policy's callback (best_fn,
+  // should_save_fn) may ask the manager for its steps from inside a call.
+  mutable std::recursive_mutex mu_;
+  std::unique_ptr<Finalize> finalize_;
+  std::exception_ptr pending_error_;
+  bool saving_ = false;  // synchronous save in progress
+  bool closed_ = false;
+};
+
 CheckpointManager::CheckpointManager(std::filesystem::path directory, CheckpointManagerOptions options,
                                      std::vector<std::string> item_names, nlohmann::json metadata)
     : CheckpointManager(HandlerSetup{nullptr, {}, std::move(item_names)}, std::move(directory), std::move(options),
@@ -154,47 +209,52 @@ CheckpointManager::CheckpointManager(std::filesystem::path directory, Checkpoint
 
 CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path directory,
                                      CheckpointManagerOptions options, nlohmann::json metadata)
-    : options_(std::move(options)) {
-  ValidateOptions(options_);
+    : impl_(std::make_unique<Impl>()) {
+  impl_->options_ = std::move(options);
+  ValidateOptions(impl_->options_);
   if (!metadata.is_null() && !metadata.is_object()) {
     throw InvalidArgumentError("CheckpointManager metadata must be a JSON object, got " + metadata.dump());
   }
-  directory_ = checkpoint::NormalizeCheckpointPath(directory);
-  const std::shared_ptr<FileSystem> base_fs = options_.file_system ? options_.file_system : FileSystem::Default();
+  impl_->directory_ = checkpoint::NormalizeCheckpointPath(directory);
+  const std::shared_ptr<FileSystem> base_fs =
+      impl_->options_.file_system ? impl_->options_.file_system : FileSystem::Default();
   // The root, the root metadata and the todelete directory get path_permission_mode like the steps (whose
   // checkpointer wraps the same base file system itself).
-  fs_ = options_.file_options.path_permission_mode
-            ? io::WithPermissionMode(base_fs, *options_.file_options.path_permission_mode)
+  impl_->fs_ = impl_->options_.file_options.path_permission_mode
+            ? io::WithPermissionMode(base_fs, *impl_->options_.file_options.path_permission_mode)
             : base_fs;
   // On an object store a step counts once its commit file exists (kAuto resolves to kCommitFile there), and steps
   // are deleted in place: todelete_subdir would be a copy of every object, so it is ignored, as Orbax ignores it
   // for gs://.
-  options_.atomicity_options = checkpoint::ResolveAtomicity(*fs_, directory_, options_.atomicity_options);
-  if (!fs_->HasAtomicRename(directory_)) options_.todelete_subdir.reset();
-  name_format_ = std::make_unique<manager::StepNameFormat>(options_.step_prefix, options_.step_format_fixed_length);
-  if (options_.todelete_subdir && name_format_->Parse(*options_.todelete_subdir)) {
-    throw InvalidArgumentError("CheckpointManagerOptions.todelete_subdir \"" + *options_.todelete_subdir +
+  impl_->options_.atomicity_options =
+      checkpoint::ResolveAtomicity(*impl_->fs_, impl_->directory_, impl_->options_.atomicity_options);
+  if (!impl_->fs_->HasAtomicRename(impl_->directory_)) impl_->options_.todelete_subdir.reset();
+  impl_->name_format_ =
+      std::make_unique<manager::StepNameFormat>(impl_->options_.step_prefix, impl_->options_.step_format_fixed_length);
+  if (impl_->options_.todelete_subdir && impl_->name_format_->Parse(*impl_->options_.todelete_subdir)) {
+    throw InvalidArgumentError("CheckpointManagerOptions.todelete_subdir \"" + *impl_->options_.todelete_subdir +
                                "\" would be taken for a step");
   }
-  save_policy_ = options_.save_decision_policy ? options_.save_decision_policy : DefaultSavePolicy(options_);
-  preservation_policy_ =
-      options_.preservation_policy ? options_.preservation_policy : DefaultPreservationPolicy(options_);
+  impl_->save_policy_ =
+      impl_->options_.save_decision_policy ? impl_->options_.save_decision_policy : DefaultSavePolicy(impl_->options_);
+  impl_->preservation_policy_ = impl_->options_.preservation_policy ? impl_->options_.preservation_policy
+                                                                    : DefaultPreservationPolicy(impl_->options_);
 
   // The composite handler: the items' handlers (if given) and the metrics item, a JSON file named `metrics`.
   CheckpointHandlerMap handlers;
   if (setup.default_handler) {
     handlers[kDefaultItemName] = std::move(setup.default_handler);
-    default_item_ = true;
+    impl_->default_item_ = true;
   } else if (!setup.handlers.empty()) {
     for (auto& [item, handler] : setup.handlers) {
       CheckItemName(item);
       if (!handler) throw InvalidArgumentError("CheckpointManager: item '" + item + "' has a null handler");
       handlers[item] = std::move(handler);
     }
-    default_item_ = false;
+    impl_->default_item_ = false;
   } else if (!setup.item_names.empty()) {
     for (const auto& item : setup.item_names) CheckItemName(item);
-    default_item_ = false;
+    impl_->default_item_ = false;
   }
   handlers[kMetricsItemName] = std::make_unique<JsonCheckpointHandler>(kMetricsItemName);
   auto composite = std::make_unique<CompositeCheckpointHandler>(std::move(handlers));
@@ -203,76 +263,78 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
   // the background on the checkpointer's group.
   bool active = true;
   const MultiprocessingOptions resolved =
-      distributed::ResolveActiveProcesses(options_.multiprocessing_options, &active);
-  active_ = active;
-  mp_ = resolved;
-  if (active_) {
+      distributed::ResolveActiveProcesses(impl_->options_.multiprocessing_options, &active);
+  impl_->active_ = active;
+  impl_->mp_ = resolved;
+  if (impl_->active_) {
     ProcessGroup& group = distributed::GroupOf(resolved);
     if (group.count() > 1) {
       std::vector<int> everyone(static_cast<size_t>(group.count()));
       std::iota(everyone.begin(), everyone.end(), 0);
-      mp_.process_group = group.Subgroup(everyone);
+      impl_->mp_.process_group = group.Subgroup(everyone);
     }
   }
   CheckpointerOptions checkpointer_options;
   // An active process hands its subgroup on; an inactive one the options as they were (its checkpointer refuses
   // to save).
-  checkpointer_options.multiprocessing_options = active_ ? resolved : options_.multiprocessing_options;
-  checkpointer_options.file_options = options_.file_options;
-  checkpointer_options.atomicity_options = options_.atomicity_options;
+  checkpointer_options.multiprocessing_options = impl_->active_ ? resolved : impl_->options_.multiprocessing_options;
+  checkpointer_options.file_options = impl_->options_.file_options;
+  checkpointer_options.atomicity_options = impl_->options_.atomicity_options;
   checkpointer_options.file_system = base_fs;
-  if (options_.enable_async_checkpointing) {
-    checkpointer_ =
-        std::make_unique<AsyncCheckpointer>(std::move(composite), options_.async_options, checkpointer_options);
+  if (impl_->options_.enable_async_checkpointing) {
+    impl_->checkpointer_ =
+        std::make_unique<AsyncCheckpointer>(std::move(composite), impl_->options_.async_options, checkpointer_options);
   } else {
-    checkpointer_ = std::make_unique<Checkpointer>(std::move(composite), checkpointer_options);
+    impl_->checkpointer_ = std::make_unique<Checkpointer>(std::move(composite), checkpointer_options);
   }
 
-  const bool write = !options_.read_only;
-  if (options_.create && write) {
+  const bool write = !impl_->options_.read_only;
+  if (impl_->options_.create && write) {
     Agree("CheckpointManager:create_directory", [&] {
-      if (!fs_->IsDirectory(directory_)) fs_->CreateDirs(directory_, options_.file_options.path_permission_mode);
+      if (impl_->fs_->IsDirectory(impl_->directory_)) return;
+      impl_->fs_->CreateDirs(impl_->directory_, impl_->options_.file_options.path_permission_mode);
     }, /*run_here=*/IsPrimary());
   }
-  if (options_.cleanup_tmp_directories && write) {
+  if (impl_->options_.cleanup_tmp_directories && write) {
     Agree("CheckpointManager:cleanup_tmp_directories", [&] {
-      if (!fs_->IsDirectory(directory_)) return;
-      for (const auto& name : fs_->ListDir(directory_)) {
-        if (manager::IsUnfinishedStep(*fs_, directory_, name, *name_format_, options_.atomicity_options)) {
-          fs_->RemoveAll(directory_ / name);
+      if (!impl_->fs_->IsDirectory(impl_->directory_)) return;
+      for (const auto& name : impl_->fs_->ListDir(impl_->directory_)) {
+        if (manager::IsUnfinishedStep(*impl_->fs_, impl_->directory_, name, *impl_->name_format_,
+                                      impl_->options_.atomicity_options)) {
+          impl_->fs_->RemoveAll(impl_->directory_ / name);
         }
       }
     }, /*run_here=*/IsPrimary());
   }
 
-  deleter_ = std::make_unique<manager::StepDeleter>(manager::StepDeleterOptions{
-      .fs = fs_,
-      .root = directory_,
-      .name_format = *name_format_,
-      .atomicity = options_.atomicity_options,
-      .todelete_subdir = options_.todelete_subdir,
-      .background = options_.enable_background_delete,
+  impl_->deleter_ = std::make_unique<manager::StepDeleter>(manager::StepDeleterOptions{
+      .fs = impl_->fs_,
+      .root = impl_->directory_,
+      .name_format = *impl_->name_format_,
+      .atomicity = impl_->options_.atomicity_options,
+      .todelete_subdir = impl_->options_.todelete_subdir,
+      .background = impl_->options_.enable_background_delete,
       .primary = IsPrimary(),
-      .mode = options_.file_options.path_permission_mode,
+      .mode = impl_->options_.file_options.path_permission_mode,
   });
-  checkpoints_ = LoadCheckpointInfos();
+  impl_->checkpoints_ = LoadCheckpointInfos();
 
   // Root metadata: written once per root; a later manager with other metadata leaves it alone.
-  const auto metadata_dir = directory_ / kRootMetadataDir;
-  if (options_.read_only && !fs_->IsDirectory(metadata_dir)) {
-    root_custom_metadata_ = metadata.is_null() ? nlohmann::json::object() : metadata;
+  const auto metadata_dir = impl_->directory_ / kRootMetadataDir;
+  if (impl_->options_.read_only && !impl_->fs_->IsDirectory(metadata_dir)) {
+    impl_->root_custom_metadata_ = metadata.is_null() ? nlohmann::json::object() : metadata;
   }
-  if (options_.save_root_metadata) {
+  if (impl_->options_.save_root_metadata) {
     Agree("CheckpointManager:save_root_metadata", [&] {
       if (metadata.is_null() || !write) return;
       const auto file = metadata_dir / kRootMetadataFile;
-      if (!fs_->Exists(file)) {
-        fs_->CreateDirs(metadata_dir, options_.file_options.path_permission_mode);
+      if (!impl_->fs_->Exists(file)) {
+        impl_->fs_->CreateDirs(metadata_dir, impl_->options_.file_options.path_permission_mode);
         nlohmann::ordered_json doc;
         doc["internal_metadata"] = nlohmann::ordered_json::object();
         doc["custom_metadata"] = nlohmann::ordered_json(metadata);
         // Never torn by a crash, since it is never rewritten.
-        io::WriteFileAtomically(*fs_, file, metadata_dir / (std::string(kRootMetadataFile) + ".tmp"),
+        io::WriteFileAtomically(*impl_->fs_, file, metadata_dir / (std::string(kRootMetadataFile) + ".tmp"),
                                 metadata::PythonJsonDumps(doc));
       }
     }, /*run_here=*/IsPrimary());
@@ -285,39 +347,44 @@ CheckpointManager::~CheckpointManager() {
   } catch (const std::exception& e) {
     // A destructor cannot throw; the failure must still not pass silently.
     std::fprintf(stderr, "cairn: CheckpointManager for %s: a background save or deletion failed: %s\n",
-                 directory_.c_str(), e.what());
+                 impl_->directory_.c_str(), e.what());
   }
 }
 
+const std::filesystem::path& CheckpointManager::directory() const { return impl_->directory_; }
+
+const CheckpointManagerOptions& CheckpointManager::options() const { return impl_->options_; }
+
 int64_t CheckpointManager::Now() const {
-  return options_.now_nsecs ? options_.now_nsecs() : metadata::NowNanoseconds();
+  return impl_->options_.now_nsecs ? impl_->options_.now_nsecs() : metadata::NowNanoseconds();
 }
 
 std::filesystem::path CheckpointManager::StepPath(int64_t step) const {
-  return directory_ / name_format_->Build(step);
+  return impl_->directory_ / impl_->name_format_->Build(step);
 }
 
-bool CheckpointManager::IsPrimary() const { return active_ && distributed::IsPrimary(mp_); }
+bool CheckpointManager::IsPrimary() const { return impl_->active_ && distributed::IsPrimary(impl_->mp_); }
 
 // Orbax's sync_global_processes at the manager's synchronisation points, as an agreement: `step` runs (where
 // `run_here`), then the processes exchange their outcomes, so that a failure anywhere fails every process here.
 // AsyncOptions::barrier_sync_fn, when given, is called too. An inactive process takes no part.
 void CheckpointManager::Agree(const char* name, const std::function<void()>& step, bool run_here) const {
-  if (active_) {
-    distributed::Agree(mp_, name, step ? step : [] {}, run_here);
+  if (impl_->active_) {
+    distributed::Agree(impl_->mp_, name, step ? step : [] {}, run_here);
   } else if (step && run_here) {
     step();
   }
-  if (const auto& sync = options_.async_options.barrier_sync_fn) {
-    sync(mp_.barrier_sync_key_prefix.value_or("") + name, mp_.barrier_timeout_secs * 1000);
+  if (const auto& sync = impl_->options_.async_options.barrier_sync_fn) {
+    sync(impl_->mp_.barrier_sync_key_prefix.value_or("") + name, impl_->mp_.barrier_timeout_secs * 1000);
   }
 }
 
 std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const {
   const auto path = StepPath(step) / kMetricsItemName / kMetricsItemName;
   try {
-    io::RequireNoSymlinksOnPath(*fs_, StepPath(step), std::filesystem::path(kMetricsItemName) / kMetricsItemName);
-    auto text = metadata::ReadFileWithChecksum(*fs_, path, metadata::ChecksumFileFor(path));
+    io::RequireNoSymlinksOnPath(*impl_->fs_, StepPath(step),
+                                std::filesystem::path(kMetricsItemName) / kMetricsItemName);
+    auto text = metadata::ReadFileWithChecksum(*impl_->fs_, path, metadata::ChecksumFileFor(path));
     if (!text) return std::nullopt;
     return metadata::ParseJson(*text, path.string());
   } catch (const NotFoundError&) {
@@ -333,22 +400,22 @@ std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const
 
 std::vector<CheckpointInfo> CheckpointManager::LoadCheckpointInfos() const {
   std::vector<CheckpointInfo> infos;
-  if (!fs_->IsDirectory(directory_)) return infos;
+  if (!impl_->fs_->IsDirectory(impl_->directory_)) return infos;
   // Steps on their way out are no longer the manager's, even while their files remain.
-  std::set<int64_t> leaving = deleter_->Pending();
-  if (finalize_) {
-    for (const auto& info : finalize_->removed) leaving.insert(info.step);
+  std::set<int64_t> leaving = impl_->deleter_->Pending();
+  if (impl_->finalize_) {
+    for (const auto& info : impl_->finalize_->removed) leaving.insert(info.step);
   }
-  for (const auto& name : fs_->ListDir(directory_)) {
-    const auto step = name_format_->Parse(name);
+  for (const auto& name : impl_->fs_->ListDir(impl_->directory_)) {
+    const auto step = impl_->name_format_->Parse(name);
     if (!step || leaving.count(*step)) continue;
-    const auto path = directory_ / name;
-    if (!manager::IsFinalizedStep(*fs_, path, options_.atomicity_options)) continue;
+    const auto path = impl_->directory_ / name;
+    if (!manager::IsFinalizedStep(*impl_->fs_, path, impl_->options_.atomicity_options)) continue;
     CheckpointInfo info{.step = *step, .time_nsecs = 0, .metrics = std::nullopt};
-    if (!options_.lightweight_initialize) {
+    if (!impl_->options_.lightweight_initialize) {
       try {
-        io::RequireNoSymlinksOnPath(*fs_, path, "_CHECKPOINT_METADATA");
-        if (auto meta = metadata::ReadCheckpointMetadata(*fs_, path)) {
+        io::RequireNoSymlinksOnPath(*impl_->fs_, path, "_CHECKPOINT_METADATA");
+        if (auto meta = metadata::ReadCheckpointMetadata(*impl_->fs_, path)) {
           // Orbax falls back to the directory's mtime, which the FileSystem seam does not expose; the start of
           // the save is the closest thing recorded.
           info.time_nsecs = meta->commit_timestamp_nsecs.value_or(meta->init_timestamp_nsecs.value_or(0));
@@ -366,68 +433,70 @@ std::vector<CheckpointInfo> CheckpointManager::LoadCheckpointInfos() const {
 }
 
 void CheckpointManager::CheckArgsMode(const CheckpointArgs& args) const {
-  if (!default_item_) return;
+  if (!impl_->default_item_) return;
   const bool composite = dynamic_cast<const args::Composite*>(&args) != nullptr;
-  if (*default_item_ && composite) {
+  if (*impl_->default_item_ && composite) {
     throw InvalidArgumentError("cannot give Composite args to a CheckpointManager that holds a single, unnamed "
                                "(default) item");
   }
-  if (!*default_item_ && !composite) {
+  if (!*impl_->default_item_ && !composite) {
     throw InvalidArgumentError("must give Composite args to a CheckpointManager that holds named items; got " +
                                args.name());
   }
 }
 
 void CheckpointManager::DecideDefaultItemFromDisk(int64_t step) {
-  if (default_item_) return;
+  if (impl_->default_item_) return;
   const auto path = StepPath(step);
-  if (fs_->IsDirectory(path)) default_item_ = fs_->IsDirectory(path / kDefaultItemName);
+  if (impl_->fs_->IsDirectory(path)) impl_->default_item_ = impl_->fs_->IsDirectory(path / kDefaultItemName);
 }
 
 std::vector<int64_t> CheckpointManager::all_steps() const {
-  std::lock_guard calls_lock(mu_);
+  std::lock_guard calls_lock(impl_->mu_);
   std::vector<int64_t> steps;
-  steps.reserve(checkpoints_.size());
-  for (const auto& info : checkpoints_) steps.push_back(info.step);
+  steps.reserve(impl_->checkpoints_.size());
+  for (const auto& info : impl_->checkpoints_) steps.push_back(info.step);
   return steps;
 }
 
 std::optional<int64_t> CheckpointManager::latest_step() const {
-  std::lock_guard calls_lock(mu_);
-  if (checkpoints_.empty()) return std::nullopt;
-  return checkpoints_.back().step;
+  std::lock_guard calls_lock(impl_->mu_);
+  if (impl_->checkpoints_.empty()) return std::nullopt;
+  return impl_->checkpoints_.back().step;
 }
 
 std::optional<int64_t> CheckpointManager::best_step() const {
-  std::lock_guard calls_lock(mu_);
-  if (!options_.best_fn) return latest_step();
-  const auto sorted = preservation_policy::SortByMetric(checkpoints_, options_.best_fn, options_.best_mode == "min");
+  std::lock_guard calls_lock(impl_->mu_);
+  if (!impl_->options_.best_fn) return latest_step();
+  const auto sorted = preservation_policy::SortByMetric(impl_->checkpoints_, impl_->options_.best_fn,
+                                                        impl_->options_.best_mode == "min");
   if (sorted.empty()) return std::nullopt;
   return sorted.back().step;
 }
 
 bool CheckpointManager::reached_preemption(int64_t step) const {
-  return options_.reached_preemption_fn && options_.reached_preemption_fn(step);
+  return impl_->options_.reached_preemption_fn && impl_->options_.reached_preemption_fn(step);
 }
 
 bool CheckpointManager::should_save(int64_t step) const {
-  std::lock_guard calls_lock(mu_);
+  std::lock_guard calls_lock(impl_->mu_);
   bool decision = DecideLocally(step);
   // A decision that may hang on this process's clock, or on when its background save finished, can differ
   // between processes: the primary's counts (Orbax does this for continuous checkpointing). The default
   // policies depend only on the step and the steps held, which every process agrees on.
-  ProcessGroup& group = distributed::GroupOf(mp_);
-  if (active_ && group.count() > 1 && !options_.read_only &&
-      (options_.save_decision_policy || options_.should_save_fn || options_.reached_preemption_fn)) {
-    decision = group.Broadcast(decision ? "1" : "0", mp_.primary_host,
-                               mp_.barrier_sync_key_prefix.value_or("") + "CheckpointManager:should_save",
-                               std::chrono::seconds(mp_.barrier_timeout_secs)) == "1";
+  ProcessGroup& group = distributed::GroupOf(impl_->mp_);
+  if (impl_->active_ && group.count() > 1 && !impl_->options_.read_only &&
+      (impl_->options_.save_decision_policy || impl_->options_.should_save_fn ||
+       impl_->options_.reached_preemption_fn)) {
+    decision = group.Broadcast(decision ? "1" : "0", impl_->mp_.primary_host,
+                               impl_->mp_.barrier_sync_key_prefix.value_or("") + "CheckpointManager:should_save",
+                               std::chrono::seconds(impl_->mp_.barrier_timeout_secs)) == "1";
   }
   return decision;
 }
 
 bool CheckpointManager::DecideLocally(int64_t step) const {
-  if (options_.read_only) return false;
+  if (impl_->options_.read_only) return false;
   const auto latest = latest_step();
   if (latest && *latest >= step) return false;
   const int64_t now = Now();
@@ -436,22 +505,24 @@ bool CheckpointManager::DecideLocally(int64_t step) const {
       .reached_preemption = reached_preemption(step),
       .now_nsecs = now,
   };
-  return save_policy_->should_save(CheckpointInfo{.step = step, .time_nsecs = now, .metrics = std::nullopt},
-                                   checkpoints_, context);
+  return impl_->save_policy_->should_save(CheckpointInfo{.step = step, .time_nsecs = now, .metrics = std::nullopt},
+                                   impl_->checkpoints_, context);
 }
 
 bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const CheckpointManagerSaveOptions& options) {
-  std::lock_guard calls_lock(mu_);
-  if (closed_) throw InvalidArgumentError("the CheckpointManager for " + directory_.string() + " is closed");
+  std::lock_guard calls_lock(impl_->mu_);
+  if (impl_->closed_) {
+    throw InvalidArgumentError("the CheckpointManager for " + impl_->directory_.string() + " is closed");
+  }
   if (step < 0) throw InvalidArgumentError("steps are non-negative, got " + std::to_string(step));
-  if (!active_) {
+  if (!impl_->active_) {
     throw InvalidArgumentError("process " +
-                               std::to_string(distributed::GroupOf(options_.multiprocessing_options).index()) +
+                               std::to_string(distributed::GroupOf(impl_->options_.multiprocessing_options).index()) +
                                " is not among MultiprocessingOptions::active_processes: it takes no part in saves");
   }
-  if (!default_item_) default_item_ = dynamic_cast<const args::Composite*>(&args) == nullptr;
+  if (!impl_->default_item_) impl_->default_item_ = dynamic_cast<const args::Composite*>(&args) == nullptr;
   CheckArgsMode(args);
-  if (!*default_item_) {
+  if (!*impl_->default_item_) {
     const auto& items = static_cast<const args::Composite&>(args).items();
     if (items.empty()) throw InvalidArgumentError("Composite args for a save need at least one item");
     for (const auto& [item, item_args] : items) {
@@ -462,101 +533,103 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
   if (!options.metrics.is_null() && !options.metrics.is_object()) {
     throw InvalidArgumentError("metrics must be a JSON object, got " + options.metrics.dump());
   }
-  if (options_.read_only) return false;
+  if (impl_->options_.read_only) return false;
   if (!options.force && !should_save(step)) return false;
   wait_until_finished();  // one save at a time; the previous one's failure surfaces here
 
   const auto path = StepPath(step);
   Agree("CheckpointManager:save_start", [&] {
-    if (std::any_of(checkpoints_.begin(), checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
+    if (std::any_of(impl_->checkpoints_.begin(), impl_->checkpoints_.end(),
+                    [&](const auto& c) { return c.step == step; })) {
       throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists in " +
-                               directory_.string());
+                               impl_->directory_.string());
     }
-    if (manager::IsFinalizedStep(*fs_, path, options_.atomicity_options)) {
+    if (manager::IsFinalizedStep(*impl_->fs_, path, impl_->options_.atomicity_options)) {
       // Written by someone else since the last scan: never replace it.
       throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists at " +
                                path.string() + " (reload() to see it)");
     }
-    if (deleter_->Pending().count(step)) deleter_->WaitIdle();  // an earlier step of that number is still leaving
+    // An earlier step of that number is still leaving.
+    if (impl_->deleter_->Pending().count(step)) impl_->deleter_->WaitIdle();
   });
 
   args::Composite composite;
-  if (*default_item_) {
+  if (*impl_->default_item_) {
     composite.set(kDefaultItemName, Borrow(args));
   } else {
     for (const auto& [item, item_args] : static_cast<const args::Composite&>(args).items()) {
       composite.set(item, item_args);
     }
   }
-  if (!options.metrics.is_null() && !options_.prevent_write_metrics) {
+  if (!options.metrics.is_null() && !impl_->options_.prevent_write_metrics) {
     composite.add(kMetricsItemName, args::JsonSave{options.metrics});
   }
 
   // force: replace only what does not count as a step (a commit-file directory without its commit file).
   SaveOptions save_options{.force = true, .custom_metadata = options.custom_metadata};
-  if (options_.save_deltas && fs_->SupportsHardLinks(directory_)) {
+  if (impl_->options_.save_deltas && impl_->fs_->SupportsHardLinks(impl_->directory_)) {
     // Every step records its chunks' hashes, and shares what did not change with the latest step kept (which
     // retention cannot delete before this save commits: old steps go only after it).
     save_options.record_delta_hashes = true;
-    save_options.delta_max_changed_fraction = options_.delta_max_changed_fraction;
-    for (auto it = checkpoints_.rbegin(); it != checkpoints_.rend(); ++it) {
+    save_options.delta_max_changed_fraction = impl_->options_.delta_max_changed_fraction;
+    for (auto it = impl_->checkpoints_.rbegin(); it != impl_->checkpoints_.rend(); ++it) {
       const auto base = StepPath(it->step);
-      if (it->step < step && fs_->Exists(base / io::kCommitSuccessFile)) {
+      if (it->step < step && impl_->fs_->Exists(base / io::kCommitSuccessFile)) {
         save_options.delta_base = base;
         break;
       }
     }
   }
-  saving_ = true;
+  impl_->saving_ = true;
   try {
-    checkpointer_->save(path, composite, save_options);
+    impl_->checkpointer_->save(path, composite, save_options);
   } catch (...) {
-    saving_ = false;
+    impl_->saving_ = false;
     throw;
   }
 
   const int64_t now = Now();
-  InsertSorted(checkpoints_, CheckpointInfo{.step = step,
+  InsertSorted(impl_->checkpoints_, CheckpointInfo{.step = step,
                                             .time_nsecs = now,
                                             .metrics = options.metrics.is_null()
                                                            ? std::nullopt
                                                            : std::optional<nlohmann::json>(options.metrics)});
   std::vector<bool> keep;
   try {
-    keep = preservation_policy_->should_preserve(checkpoints_,
+    keep = impl_->preservation_policy_->should_preserve(impl_->checkpoints_,
                                                  preservation_policy::PreservationContext{.now_nsecs = now});
-    if (keep.size() != checkpoints_.size()) {
+    if (keep.size() != impl_->checkpoints_.size()) {
       throw InvalidArgumentError("the preservation policy returned " + std::to_string(keep.size()) +
-                                 " flags for " + std::to_string(checkpoints_.size()) + " checkpoints");
+                                 " flags for " + std::to_string(impl_->checkpoints_.size()) + " checkpoints");
     }
   } catch (...) {
     // The save goes on; nothing is deleted. The failure is reported as the save's.
-    keep.assign(checkpoints_.size(), true);
-    pending_error_ = pending_error_ ? pending_error_ : std::current_exception();
+    keep.assign(impl_->checkpoints_.size(), true);
+    impl_->pending_error_ = impl_->pending_error_ ? impl_->pending_error_ : std::current_exception();
   }
   std::vector<CheckpointInfo> removed;
   std::vector<CheckpointInfo> kept;
-  for (size_t i = 0; i < checkpoints_.size(); ++i) (keep[i] ? kept : removed).push_back(checkpoints_[i]);
-  checkpoints_ = std::move(kept);
+  for (size_t i = 0; i < impl_->checkpoints_.size(); ++i) (keep[i] ? kept : removed).push_back(impl_->checkpoints_[i]);
+  impl_->checkpoints_ = std::move(kept);
   Agree("CheckpointManager:old_steps_to_remove");
   std::vector<int64_t> doomed;
   for (const auto& info : removed) doomed.push_back(info.step);
 
-  if (options_.enable_async_checkpointing) {
-    auto finalize = std::make_unique<Finalize>();
+  if (impl_->options_.enable_async_checkpointing) {
+    auto finalize = std::make_unique<Impl::Finalize>();
     finalize->step = step;
     finalize->removed = std::move(removed);
-    Finalize* f = finalize.get();
-    finalize_ = std::move(finalize);
-    saving_ = false;
+    Impl::Finalize* f = finalize.get();
+    impl_->finalize_ = std::move(finalize);
+    impl_->saving_ = false;
     f->thread = std::thread([this, f, doomed] {
       bool committed = false;
       std::exception_ptr error;
       try {
         // Old steps go only once the new one has committed.
-        static_cast<AsyncCheckpointer&>(*checkpointer_).wait_until_finished();
+        static_cast<AsyncCheckpointer&>(*impl_->checkpointer_).wait_until_finished();
         committed = true;
-        deleter_->Delete(doomed);
+        impl_->deleter_->Delete(doomed);
       } catch (...) {
         error = std::current_exception();
       }
@@ -567,89 +640,80 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
     });
   } else {
     try {
-      deleter_->Delete(doomed);
+      impl_->deleter_->Delete(doomed);
     } catch (...) {
       // Steps whose deletion failed are still there: the manager still holds them.
       for (auto& info : removed) {
-        if (manager::IsFinalizedStep(*fs_, StepPath(info.step), options_.atomicity_options)) {
-          InsertSorted(checkpoints_, std::move(info));
+        if (manager::IsFinalizedStep(*impl_->fs_, StepPath(info.step), impl_->options_.atomicity_options)) {
+          InsertSorted(impl_->checkpoints_, std::move(info));
         }
       }
-      saving_ = false;
+      impl_->saving_ = false;
       throw;
     }
-    saving_ = false;
+    impl_->saving_ = false;
   }
   return true;
 }
 
 void CheckpointManager::JoinFinalize() {
-  if (!finalize_) return;
-  finalize_->thread.join();
-  std::unique_ptr<Finalize> f = std::move(finalize_);
+  if (!impl_->finalize_) return;
+  impl_->finalize_->thread.join();
+  std::unique_ptr<Impl::Finalize> f = std::move(impl_->finalize_);
   if (!f->error) return;
   if (!f->committed) {
-    std::erase_if(checkpoints_, [&](const CheckpointInfo& c) { return c.step == f->step; });
+    std::erase_if(impl_->checkpoints_, [&](const CheckpointInfo& c) { return c.step == f->step; });
   }
   // Old steps are deleted only after a commit, and a deletion may fail half-way: whatever is still there, the
   // manager still holds.
   for (auto& info : f->removed) {
-    if (manager::IsFinalizedStep(*fs_, StepPath(info.step), options_.atomicity_options)) {
-      InsertSorted(checkpoints_, std::move(info));
+    if (manager::IsFinalizedStep(*impl_->fs_, StepPath(info.step), impl_->options_.atomicity_options)) {
+      InsertSorted(impl_->checkpoints_, std::move(info));
     }
   }
-  if (!pending_error_) pending_error_ = f->error;
+  if (!impl_->pending_error_) impl_->pending_error_ = f->error;
 }
 
 void CheckpointManager::RethrowPending() {
-  if (pending_error_) {
+  if (impl_->pending_error_) {
     std::exception_ptr error;
-    std::swap(error, pending_error_);
+    std::swap(error, impl_->pending_error_);
     std::rethrow_exception(error);
   }
-  try {
-    deleter_->CheckForErrors();
-  } catch (...) {
-    // A background deletion failed: rescan, so that the steps it left behind are held again.
-    try {
-      reload();
-    } catch (...) {
-    }
-    throw;
-  }
+  ReloadIfItFails(*this, [&] { impl_->deleter_->CheckForErrors(); });
 }
 
 void CheckpointManager::wait_until_finished() {
-  std::lock_guard calls_lock(mu_);
+  std::lock_guard calls_lock(impl_->mu_);
   JoinFinalize();
   RethrowPending();
 }
 
 void CheckpointManager::check_for_errors() {
-  std::lock_guard calls_lock(mu_);
+  std::lock_guard calls_lock(impl_->mu_);
   bool finished = false;
-  if (finalize_) {
-    std::lock_guard lock(finalize_->mu);
-    finished = finalize_->done;
+  if (impl_->finalize_) {
+    std::lock_guard lock(impl_->finalize_->mu);
+    finished = impl_->finalize_->done;
   }
   if (finished) JoinFinalize();  // joins at once; a save still running is left alone
   RethrowPending();
 }
 
 bool CheckpointManager::is_saving_in_progress() const {
-  std::lock_guard calls_lock(mu_);
-  if (saving_) return true;
-  if (!finalize_) return false;
-  std::lock_guard lock(finalize_->mu);
-  return !finalize_->done;
+  std::lock_guard calls_lock(impl_->mu_);
+  if (impl_->saving_) return true;
+  if (!impl_->finalize_) return false;
+  std::lock_guard lock(impl_->finalize_->mu);
+  return !impl_->finalize_->done;
 }
 
 void CheckpointManager::reload() {
-  std::lock_guard calls_lock(mu_);
+  std::lock_guard calls_lock(impl_->mu_);
   std::optional<CheckpointInfo> in_flight;
-  if (finalize_) {
-    for (const auto& info : checkpoints_) {
-      if (info.step == finalize_->step) in_flight = info;
+  if (impl_->finalize_) {
+    for (const auto& info : impl_->checkpoints_) {
+      if (info.step == impl_->finalize_->step) in_flight = info;
     }
   }
   auto infos = LoadCheckpointInfos();
@@ -657,27 +721,28 @@ void CheckpointManager::reload() {
   if (in_flight) {
     bool failed;
     {
-      std::lock_guard lock(finalize_->mu);
-      failed = finalize_->done && !finalize_->committed;
+      std::lock_guard lock(impl_->finalize_->mu);
+      failed = impl_->finalize_->done && !impl_->finalize_->committed;
     }
     if (!failed && std::none_of(infos.begin(), infos.end(), [&](const auto& c) { return c.step == in_flight->step; })) {
       InsertSorted(infos, *in_flight);
     }
   }
-  checkpoints_ = std::move(infos);
+  impl_->checkpoints_ = std::move(infos);
 }
 
 void CheckpointManager::delete_step(int64_t step) {
-  std::lock_guard calls_lock(mu_);
-  if (options_.read_only) return;
-  if (finalize_ && finalize_->step == step) JoinFinalize();  // let its commit land before removing it
-  if (std::none_of(checkpoints_.begin(), checkpoints_.end(), [&](const auto& c) { return c.step == step; })) {
+  std::lock_guard calls_lock(impl_->mu_);
+  if (impl_->options_.read_only) return;
+  if (impl_->finalize_ && impl_->finalize_->step == step) JoinFinalize();  // let its commit land before removing it
+  if (std::none_of(impl_->checkpoints_.begin(), impl_->checkpoints_.end(),
+                   [&](const auto& c) { return c.step == step; })) {
     throw NotFoundError("Requested deleting a non-existent step: " + std::to_string(step) + " in " +
-                        directory_.string());
+                        impl_->directory_.string());
   }
   // Only the primary deletes (the deleter does nothing elsewhere); every process learns whether it worked.
-  Agree("CheckpointManager:deleted_step", [&] { deleter_->Delete({step}); });
-  std::erase_if(checkpoints_, [&](const CheckpointInfo& c) { return c.step == step; });
+  Agree("CheckpointManager:deleted_step", [&] { impl_->deleter_->Delete({step}); });
+  std::erase_if(impl_->checkpoints_, [&](const CheckpointInfo& c) { return c.step == step; });
 }
 
 std::optional<nlohmann::json> CheckpointManager::metrics(int64_t step) const { return ReadMetrics(step); }
@@ -689,23 +754,23 @@ Tree CheckpointManager::restore(std::optional<int64_t> step, const CheckpointArg
 }
 
 Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const CheckpointArgs* args) {
-  std::lock_guard calls_lock(mu_);
+  std::lock_guard calls_lock(impl_->mu_);
   // The checkpointer serves one caller at a time: let the save in flight finish (its failure stays pending for
   // wait_until_finished / check_for_errors).
   JoinFinalize();
   if (!step) step = latest_step();
-  if (!step) throw NotFoundError("No steps found in " + directory_.string());
+  if (!step) throw NotFoundError("No steps found in " + impl_->directory_.string());
   const auto path = StepPath(*step);
   DecideDefaultItemFromDisk(*step);
   if (args) CheckArgsMode(*args);
-  if (default_item_.value_or(false)) {
+  if (impl_->default_item_.value_or(false)) {
     Tree restored;
     if (args) {
       args::Composite composite;
       composite.set(kDefaultItemName, Borrow(*args));
-      restored = checkpointer_->restore(path, composite);
+      restored = impl_->checkpointer_->restore(path, composite);
     } else {
-      restored = checkpointer_->restore(path);
+      restored = impl_->checkpointer_->restore(path);
     }
     if (!restored.contains(kDefaultItemName)) {
       throw NotFoundError("step " + std::to_string(*step) + " at " + path.string() +
@@ -713,16 +778,16 @@ Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const Checkpoin
     }
     return restored[kDefaultItemName];
   }
-  return args ? checkpointer_->restore(path, *args) : checkpointer_->restore(path);
+  return args ? impl_->checkpointer_->restore(path, *args) : impl_->checkpointer_->restore(path);
 }
 
 StepMetadata CheckpointManager::metadata(int64_t step) {
-  std::lock_guard calls_lock(mu_);
+  std::lock_guard calls_lock(impl_->mu_);
   JoinFinalize();
   const auto path = StepPath(step);
   DecideDefaultItemFromDisk(step);
-  StepMetadata meta = checkpointer_->metadata(path);
-  if (default_item_.value_or(false)) {
+  StepMetadata meta = impl_->checkpointer_->metadata(path);
+  if (impl_->default_item_.value_or(false)) {
     meta.item_metadata = meta.item_metadata.is_dict() && meta.item_metadata.contains(kDefaultItemName)
                              ? Tree(meta.item_metadata[kDefaultItemName])
                              : Tree::None();
@@ -734,18 +799,18 @@ StepMetadata CheckpointManager::metadata(int64_t step) {
 Tree CheckpointManager::item_metadata(int64_t step) { return metadata(step).item_metadata; }
 
 RootMetadata CheckpointManager::metadata() {
-  std::lock_guard calls_lock(mu_);
+  std::lock_guard calls_lock(impl_->mu_);
   RootMetadata root;
-  if (!root_custom_metadata_.is_null()) {
-    root.custom_metadata = root_custom_metadata_;
+  if (!impl_->root_custom_metadata_.is_null()) {
+    root.custom_metadata = impl_->root_custom_metadata_;
     return root;
   }
-  const auto dir = directory_ / kRootMetadataDir;
+  const auto dir = impl_->directory_ / kRootMetadataDir;
   auto file = dir / kRootMetadataFile;
-  if (!fs_->Exists(file)) file = dir / kLegacyRootMetadataFile;
-  if (!fs_->Exists(file) || fs_->IsDirectory(file)) return root;
-  const nlohmann::json doc =
-      metadata::ParseJson(fs_->ReadFileBelow(directory_, file.lexically_relative(directory_)), file.string());
+  if (!impl_->fs_->Exists(file)) file = dir / kLegacyRootMetadataFile;
+  if (!impl_->fs_->Exists(file) || impl_->fs_->IsDirectory(file)) return root;
+  const nlohmann::json doc = metadata::ParseJson(
+      impl_->fs_->ReadFileBelow(impl_->directory_, file.lexically_relative(impl_->directory_)), file.string());
   if (!doc.is_object()) throw CorruptionError(file.string() + " is not a JSON object");
   for (const auto& [key, value] : doc.items()) {
     if (key == "internal_metadata") {
@@ -760,9 +825,9 @@ RootMetadata CheckpointManager::metadata() {
 }
 
 void CheckpointManager::close() {
-  std::lock_guard calls_lock(mu_);
-  if (closed_) return;
-  closed_ = true;
+  std::lock_guard calls_lock(impl_->mu_);
+  if (impl_->closed_) return;
+  impl_->closed_ = true;
   std::exception_ptr first;
   auto attempt = [&](auto&& fn) {
     try {
@@ -772,19 +837,8 @@ void CheckpointManager::close() {
     }
   };
   attempt([&] { wait_until_finished(); });
-  attempt([&] {
-    try {
-      deleter_->Close();
-    } catch (...) {
-      // A background deletion failed: the steps it left behind are still there, so the manager holds them again.
-      try {
-        reload();
-      } catch (...) {
-      }
-      throw;
-    }
-  });
-  attempt([&] { checkpointer_->close(); });
+  attempt([&] { ReloadIfItFails(*this, [&] { impl_->deleter_->Close(); }); });
+  attempt([&] { impl_->checkpointer_->close(); });
   if (first) std::rethrow_exception(first);
 }
 

@@ -6,6 +6,7 @@
 #include "core/crc32c.h"
 #include "io/temporary_path.h"
 #include "metadata/python_json.h"
+#include "metadata/self_crc.h"
 
 namespace cairn::metadata {
 namespace {
@@ -15,7 +16,6 @@ namespace {
 // members are sorted, so the dump is canonical). Version 1 files still read.
 constexpr const char* kFormatV1 = "cairn-crc32c-1";
 constexpr const char* kFormat = "cairn-crc32c-2";
-constexpr const char* kSelfCrc = "crc32c";
 
 }  // namespace
 
@@ -28,7 +28,7 @@ std::string EncodeChecksums(const Checksums& checksums) {
     doc["block_bytes"] = kChecksumBlockBytes;
     doc["chunk_blocks"] = checksums.chunk_blocks;
   }
-  doc[kSelfCrc] = Crc32c(doc.dump());
+  AddSelfCrc(doc);
   return doc.dump();
 }
 
@@ -40,13 +40,11 @@ Checksums DecodeChecksums(std::string_view text, const std::string& what) {
   if (format != kFormat && format != kFormatV1) {
     throw CorruptionError(what + " is not a cairn checksum file (" + kFormat + "): the checksum file is damaged");
   }
-  if (format == kFormat || doc.contains(kSelfCrc)) {
-    if (!doc.contains(kSelfCrc) || !doc[kSelfCrc].is_number_unsigned() || doc[kSelfCrc].get<uint64_t>() > 0xffffffffu) {
-      throw CorruptionError(what + ": the checksum file has no valid CRC-32C of its own: it is damaged");
-    }
-    const uint32_t recorded = doc[kSelfCrc].get<uint32_t>();
-    doc.erase(kSelfCrc);
-    if (format != kFormat || Crc32c(doc.dump()) != recorded) {
+  if (format == kFormat || doc.contains(kSelfCrcMember)) {
+    bool present = false;
+    const bool intact = TakeSelfCrc(doc, &present);
+    if (!present) throw CorruptionError(what + ": the checksum file has no valid CRC-32C of its own: it is damaged");
+    if (format != kFormat || !intact) {
       throw CorruptionError(what + " fails its own CRC-32C check: the checksum file is damaged (the files it "
                             "describes were not checked)");
     }

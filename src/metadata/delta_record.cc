@@ -3,32 +3,15 @@
 #include <nlohmann/json.hpp>
 
 #include "cairn/error.h"
-#include "core/crc32c.h"
-#include "io/objstore/crypto.h"
+#include "core/hex.h"
 #include "metadata/checksums.h"
 #include "metadata/python_json.h"
+#include "metadata/self_crc.h"
 
 namespace cairn::metadata {
 namespace {
 
 constexpr const char* kFormat = "cairn-delta-1";
-constexpr const char* kSelfCrc = "crc32c";
-
-std::optional<std::string> FromHex(std::string_view hex) {
-  if (hex.size() % 2 != 0) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  std::string out(hex.size() / 2, '\0');
-  for (size_t i = 0; i < out.size(); ++i) {
-    const int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    out[i] = static_cast<char>(hi << 4 | lo);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -36,11 +19,11 @@ std::string EncodeDeltaRecord(const DeltaRecordFile& record) {
   nlohmann::json doc;
   doc["format"] = kFormat;
   nlohmann::json hashes = nlohmann::json::object();
-  for (const auto& [key, sha] : record.sha256) hashes[key] = io::objstore::HexEncode(sha);
+  for (const auto& [key, sha] : record.sha256) hashes[key] = HexEncode(sha);
   doc["sha256"] = std::move(hashes);
   if (!record.raw_sha256.empty()) {
     nlohmann::json raw = nlohmann::json::object();
-    for (const auto& [key, sha] : record.raw_sha256) raw[key] = io::objstore::HexEncode(sha);
+    for (const auto& [key, sha] : record.raw_sha256) raw[key] = HexEncode(sha);
     doc["raw_sha256"] = std::move(raw);
   }
   if (!record.raw_crc32c.empty()) doc["raw_crc32c"] = record.raw_crc32c;
@@ -48,7 +31,7 @@ std::string EncodeDeltaRecord(const DeltaRecordFile& record) {
   doc["bytes_written"] = record.bytes_written;
   doc["bytes_shared"] = record.bytes_shared;
   doc["base"] = record.base;
-  doc[kSelfCrc] = Crc32c(doc.dump());
+  AddSelfCrc(doc);
   return doc.dump();
 }
 
@@ -57,12 +40,10 @@ DeltaRecordFile DecodeDeltaRecord(std::string_view text, const std::string& what
   if (!doc.is_object() || doc.value("format", "") != kFormat) {
     throw CorruptionError(what + " is not a cairn delta record (" + kFormat + "): the file is damaged");
   }
-  if (!doc.contains(kSelfCrc) || !doc[kSelfCrc].is_number_unsigned() || doc[kSelfCrc].get<uint64_t>() > 0xffffffffu) {
-    throw CorruptionError(what + ": the delta record has no valid CRC-32C of its own: it is damaged");
-  }
-  const uint32_t recorded = doc[kSelfCrc].get<uint32_t>();
-  doc.erase(kSelfCrc);
-  if (Crc32c(doc.dump()) != recorded) throw CorruptionError(what + " fails its own CRC-32C check: it is damaged");
+  bool present = false;
+  const bool intact = TakeSelfCrc(doc, &present);
+  if (!present) throw CorruptionError(what + ": the delta record has no valid CRC-32C of its own: it is damaged");
+  if (!intact) throw CorruptionError(what + " fails its own CRC-32C check: it is damaged");
   DeltaRecordFile out;
   for (const char* field : {"bytes_written", "bytes_shared"}) {
     if (!doc.contains(field) || !doc[field].is_number_unsigned()) {
@@ -76,7 +57,7 @@ DeltaRecordFile DecodeDeltaRecord(std::string_view text, const std::string& what
   if (!doc.contains("sha256") || !doc["sha256"].is_object()) throw CorruptionError(what + ": no \"sha256\"");
   auto digests = [&](const nlohmann::json& object, std::map<std::string, std::string>& into) {
     for (const auto& [key, value] : object.items()) {
-      std::optional<std::string> sha = value.is_string() ? FromHex(value.get<std::string>()) : std::nullopt;
+      std::optional<std::string> sha = value.is_string() ? HexDecode(value.get<std::string>()) : std::nullopt;
       if (!sha || sha->size() != 32) throw CorruptionError(what + ": the SHA-256 of " + key + " is not 64 hex digits");
       into[key] = std::move(*sha);
     }

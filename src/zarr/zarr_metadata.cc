@@ -6,6 +6,7 @@
 
 #include "cairn/error.h"
 #include "zarr/blosc_codec.h"
+#include "zarr/zarr_dtype.h"
 
 namespace cairn::zarr {
 

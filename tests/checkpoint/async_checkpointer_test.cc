@@ -28,7 +28,7 @@ Tree State(float offset = 0) {
 class GatedHandler : public StandardCheckpointHandler {
  public:
   explicit GatedHandler(std::shared_future<void> gate) : gate_(std::move(gate)) {}
-  void save(const fs::path& directory, const CheckpointArgs& args) override {
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override {
     started = true;
     gate_.wait();
     StandardCheckpointHandler::save(directory, args);

@@ -170,7 +170,7 @@ TEST(CowSnapshot, SnapshotArgsProtectsOwnedAndStagesTheRest) {
 class GatedHandler : public StandardCheckpointHandler {
  public:
   explicit GatedHandler(std::shared_future<void> gate, bool fail = false) : gate_(std::move(gate)), fail_(fail) {}
-  void save(const fs::path& directory, const CheckpointArgs& args) override {
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override {
     gate_.wait();
     if (fail_) throw IoError("injected failure of the handler's save", EIO);
     StandardCheckpointHandler::save(directory, args);

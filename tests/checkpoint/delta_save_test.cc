@@ -12,7 +12,7 @@
 #include "cairn/cairn.h"
 #include "core/crc32c.h"
 #include "io/fault_injecting_file_system.h"
-#include "io/objstore/crypto.h"
+#include "core/sha256.h"
 #include "metadata/checksums.h"
 #include "metadata/delta_record.h"
 #include "test_util.h"
@@ -264,7 +264,7 @@ TEST(DeltaSave, HashCollisionCannotCorruptSilently) {
     record.sha256.merge(record.raw_sha256);
     record.raw_sha256.clear();
     ASSERT_TRUE(record.sha256.count("twin/0.0"));
-    record.sha256["twin/0.0"] = io::objstore::Sha256(bytes);
+    record.sha256["twin/0.0"] = Sha256(bytes);
     testing::Spit(dir / "1/cairn_delta/process_0", metadata::EncodeDeltaRecord(record));
     if (forge_crc) {
       auto sums = metadata::DecodeChecksums(testing::Slurp(dir / "1/cairn_checksums/process_0"), "sums");
@@ -295,7 +295,7 @@ TEST(DeltaSave, UnchangedChunksAreFoundBeforeEncoding) {
   ASSERT_TRUE(record.raw_sha256.count("frozen/0.0"));
   const Array frozen = State(1)["frozen"].array();
   EXPECT_EQ(record.raw_sha256.at("frozen/0.0"),
-            io::objstore::Sha256(std::string_view(reinterpret_cast<const char*>(frozen.bytes().data()),
+            Sha256(std::string_view(reinterpret_cast<const char*>(frozen.bytes().data()),
                                                   frozen.bytes().size())));
   EXPECT_FALSE(record.save_id.empty());
   ckptr.save(dir / "2", args::StandardSave{State(2)}, DeltaOf(dir / "1"));

@@ -20,26 +20,11 @@ const DType kAll[] = {DType::kBool,     DType::kInt8,      DType::kInt16,       
 TEST(DType, NamesRoundTrip) {
   for (DType dtype : kAll) {
     EXPECT_EQ(DTypeFromName(DTypeName(dtype)), dtype);
-    EXPECT_EQ(DTypeFromZarrV2(ZarrV2DTypeString(dtype)), dtype);
   }
-}
-
-TEST(DType, ZarrStringsAreTensorStores) {
-  EXPECT_EQ(ZarrV2DTypeString(DType::kFloat32), "<f4");
-  EXPECT_EQ(ZarrV2DTypeString(DType::kInt64), "<i8");
-  EXPECT_EQ(ZarrV2DTypeString(DType::kBool), "|b1");
-  EXPECT_EQ(ZarrV2DTypeString(DType::kUInt8), "|u1");
-  EXPECT_EQ(ZarrV2DTypeString(DType::kBFloat16), "bfloat16");
-  EXPECT_EQ(ZarrV2DTypeString(DType::kComplex128), "<c16");
-  EXPECT_EQ(ZarrV2DTypeString(DType::kFloat8E4M3FN), "float8_e4m3fn");
-  EXPECT_EQ(DTypeFromZarrV2("=i4"), DType::kInt32);
-  EXPECT_EQ(DTypeFromZarrV2("|i1"), DType::kInt8);
 }
 
 TEST(DType, UnknownNamesAreClearErrors) {
   EXPECT_THROW(DTypeFromName("float128"), InvalidArgumentError);
-  EXPECT_THROW(DTypeFromZarrV2("<q9"), InvalidArgumentError);
-  EXPECT_THROW(DTypeFromZarrV2(">f4"), UnimplementedError);
 }
 
 TEST(DType, ItemSizes) {

@@ -109,7 +109,7 @@ std::string Restore(ProcessGroup& group, const std::shared_ptr<ProcessGroup>& sh
 class FailingHandler : public PyTreeCheckpointHandler {
  public:
   explicit FailingHandler(int process, const std::string& how) : process_(process), how_(how) {}
-  void save(const fs::path& directory, const CheckpointArgs& args) override {
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override {
     PyTreeCheckpointHandler::save(directory, args);  // write, then fail before the commit
     if (how_ == "fail" && process_ == 2) throw IoError("simulated disk failure on process 2", EIO);
     if (how_ == "kill" && process_ == 3) std::raise(SIGKILL);

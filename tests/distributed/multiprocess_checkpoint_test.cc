@@ -12,45 +12,17 @@
 #include "cairn/cairn.h"
 #include "core/box_copy.h"
 #include "kvstore/ocdbt/ocdbt.h"
+#include "processes.h"
 #include "test_util.h"
 
 namespace cairn {
 namespace {
 
 namespace fs = std::filesystem;
+using cairn::testing::ExpectNoErrors;
+using cairn::testing::RunProcesses;
 using cairn::testing::Iota;
 using cairn::testing::TempDir;
-
-// Runs fn(process, group) on `count` threads, one per simulated process; rethrows nothing, returns each
-// process's exception (or null).
-std::vector<std::exception_ptr> RunProcesses(int count,
-                                             const std::function<void(int, std::shared_ptr<ProcessGroup>)>& fn) {
-  auto groups = LocalProcessGroups::Create(count);
-  std::vector<std::exception_ptr> errors(count);
-  std::vector<std::thread> threads;
-  for (int p = 0; p < count; ++p) {
-    threads.emplace_back([&, p] {
-      try {
-        fn(p, groups[p]);
-      } catch (...) {
-        errors[p] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return errors;
-}
-
-void ExpectNoErrors(const std::vector<std::exception_ptr>& errors) {
-  for (size_t p = 0; p < errors.size(); ++p) {
-    if (!errors[p]) continue;
-    try {
-      std::rethrow_exception(errors[p]);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "process " << p << ": " << e.what();
-    }
-  }
-}
 
 CheckpointerOptions OptionsFor(std::shared_ptr<ProcessGroup> group, int64_t barrier_timeout_secs = 30) {
   CheckpointerOptions options;
@@ -236,7 +208,7 @@ TEST(MultiProcess, ReplicatedArraysAreWrittenOnceAndShardingIsOrbaxs) {
 class FailOn : public PyTreeCheckpointHandler {
  public:
   explicit FailOn(bool fail) : fail_(fail) {}
-  void save(const fs::path& directory, const CheckpointArgs& args) override {
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override {
     if (fail_) throw IoError("simulated disk failure on this process", EIO);
     PyTreeCheckpointHandler::save(directory, args);
   }

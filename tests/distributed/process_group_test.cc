@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "cairn/error.h"
+#include "processes.h"
 
 namespace cairn {
 namespace {
@@ -16,21 +17,11 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
-// Runs body(member) on one thread per member, joins them all, and rethrows the first failure's message as a
-// test failure (gtest assertions are thread-safe, but exceptions must not escape a std::thread).
+// Runs body(member) on one thread per member (tests/processes.h); a member's exception is a test failure.
 void RunMembers(const std::vector<std::shared_ptr<ProcessGroup>>& members,
                 const std::function<void(ProcessGroup&)>& body) {
-  std::vector<std::thread> threads;
-  for (const auto& member : members) {
-    threads.emplace_back([&body, member] {
-      try {
-        body(*member);
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "process " << member->index() << " threw: " << e.what();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
+  auto run = [&](int, std::shared_ptr<ProcessGroup> member) { body(*member); };
+  cairn::testing::ExpectNoErrors(cairn::testing::RunOnMembers(members, run));
 }
 
 // Which error (if any) a call threw, for checks after the threads have joined.

@@ -12,12 +12,15 @@
 #include "metadata/checkpoint_metadata.h"
 #include "metadata/checksums.h"
 #include "metadata/python_json.h"
+#include "processes.h"
 #include "test_util.h"
 
 namespace cairn {
 namespace {
 
 using namespace cairn::testing::manager_test;  // fs, sdp, pp, the fixture and the helpers
+using cairn::testing::ExpectNoErrors;
+using cairn::testing::RunProcesses;
 
 TEST(CheckpointManager, BarriersAreNamedAfterOrbaxs) {
   auto fs = NewInMemoryFileSystem();
@@ -59,68 +62,25 @@ TEST(CheckpointManager, ProcessesMeetAtTheManagersBarriers) {
     m.save(2, args::StandardSave{StateAt(2)});
   }
   fs->CreateDirs(kRoot / "3.orbax-checkpoint-tmp");
-  auto groups = LocalProcessGroups::Create(2);
-  std::vector<std::exception_ptr> errors(2);
   std::vector<std::vector<int64_t>> seen(2);
-  std::vector<std::thread> processes;
-  for (int i = 0; i < 2; ++i) {
-    processes.emplace_back([&, i] {
-      try {
-        CheckpointManagerOptions o;
-        o.cleanup_tmp_directories = true;
-        o.multiprocessing_options.primary_host = 1;
-        o.multiprocessing_options.process_group = groups[static_cast<size_t>(i)];
-        o.multiprocessing_options.barrier_timeout_secs = 20;
-        o.file_system = fs;
-        CheckpointManager m(kRoot, o, {}, nlohmann::json{{"process", i}});
-        m.delete_step(1);
-        seen[static_cast<size_t>(i)] = m.all_steps();
-        m.close();
-      } catch (...) {
-        errors[static_cast<size_t>(i)] = std::current_exception();
-      }
-    });
-  }
-  for (auto& p : processes) p.join();
-  for (auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
+  ExpectNoErrors(RunProcesses(2, [&](int i, std::shared_ptr<ProcessGroup> group) {
+    CheckpointManagerOptions o;
+    o.cleanup_tmp_directories = true;
+    o.multiprocessing_options.primary_host = 1;
+    o.multiprocessing_options.process_group = group;
+    o.multiprocessing_options.barrier_timeout_secs = 20;
+    o.file_system = fs;
+    CheckpointManager m(kRoot, o, {}, nlohmann::json{{"process", i}});
+    m.delete_step(1);
+    seen[static_cast<size_t>(i)] = m.all_steps();
+    m.close();
+  }));
   EXPECT_EQ(seen[0], Steps{2});
   EXPECT_EQ(seen[1], Steps{2});
   EXPECT_EQ(Entries(*fs, kRoot), (std::set<std::string>{"2", "metadata"}));
   CheckpointManagerOptions o;
   o.file_system = fs;
   EXPECT_EQ(CheckpointManager(kRoot, o).metadata().custom_metadata, (nlohmann::json{{"process", 1}}));
-}
-
-// Runs fn(process, group) on `count` threads, one per simulated process; returns each one's exception.
-std::vector<std::exception_ptr> RunProcesses(int count,
-                                             const std::function<void(int, std::shared_ptr<ProcessGroup>)>& fn) {
-  auto groups = LocalProcessGroups::Create(count);
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(count));
-  std::vector<std::thread> threads;
-  for (int p = 0; p < count; ++p) {
-    threads.emplace_back([&, p] {
-      try {
-        fn(p, groups[static_cast<size_t>(p)]);
-      } catch (...) {
-        errors[static_cast<size_t>(p)] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  return errors;
-}
-
-void ExpectNoErrors(const std::vector<std::exception_ptr>& errors) {
-  for (size_t p = 0; p < errors.size(); ++p) {
-    if (!errors[p]) continue;
-    try {
-      std::rethrow_exception(errors[p]);
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << "process " << p << ": " << e.what();
-    }
-  }
 }
 
 // Two processes save a run together: asynchronous saves, metrics, retention; each process holds the same steps

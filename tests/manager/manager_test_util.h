@@ -58,7 +58,7 @@ class ControlledHandler : public StandardCheckpointHandler {
     std::shared_future<void> released = release.get_future().share();
   };
   explicit ControlledHandler(std::shared_ptr<Control> control) : control_(std::move(control)) {}
-  void save(const std::filesystem::path& directory, const CheckpointArgs& args) override {
+  void save(const HandlerDirectory& directory, const CheckpointArgs& args) override {
     ++control_->started;
     if (control_->hold) control_->released.wait();
     if (control_->fail) throw IoError("injected failure saving " + directory.string(), 5);

@@ -7,6 +7,8 @@
 
 #include <chrono>
 
+#include "core/hex.h"
+#include "core/sha256.h"
 #include "io/objstore/crypto.h"
 
 namespace cairn::io::objstore {

@@ -3,9 +3,9 @@ process group by itself (cairn.multihost over torch.distributed's store), the pr
 together (the primary commits it) and both restore it."""
 
 import os
-import socket
-import subprocess
 import sys
+
+from processes import free_port, run_processes
 
 WORKER = r'''
 import os, sys
@@ -29,17 +29,6 @@ print(f"TORCH-WORKER PASS {rank}", flush=True)
 
 
 def test_torch_job_saves_and_restores_together(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(rank), str(port), str(tmp_path / "ckpt")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
-             for rank in range(2)]
-    for rank, p in enumerate(procs):
-        try:
-            out, _ = p.communicate(timeout=240)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        assert p.returncode == 0 and f"TORCH-WORKER PASS {rank}" in out, out[-3000:]
+    port = free_port()
+    run_processes(2, lambda rank: [sys.executable, "-c", WORKER, str(rank), str(port), str(tmp_path / "ckpt")],
+                  lambda rank: f"TORCH-WORKER PASS {rank}", timeout=240, env=dict(os.environ))

@@ -2,7 +2,6 @@
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
 
 #include <memory>
@@ -21,28 +20,7 @@ std::string Digest(const EVP_MD* md, std::string_view data) {
 
 }  // namespace
 
-std::string Sha256(std::string_view data) { return Digest(EVP_sha256(), data); }
-
 std::string Md5(std::string_view data) { return Digest(EVP_md5(), data); }
-
-std::string HmacSha256(std::string_view key, std::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), out, &size);
-  return std::string(reinterpret_cast<char*>(out), size);
-}
-
-std::string HexEncode(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
 
 std::string Base64Encode(std::string_view bytes, bool url_safe) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');

@@ -1,5 +1,6 @@
-// The digests and signatures the drivers need, from OpenSSL: SHA-256 and HMAC-SHA-256 (AWS Signature V4), MD5
-// (S3's Content-MD5 on batch deletes), RSA-SHA-256 (a GCS service account's token request), and base64.
+// The digests and signatures only the drivers need, from OpenSSL: MD5 (S3's Content-MD5 on batch deletes),
+// RSA-SHA-256 (a GCS service account's token request), and base64. SHA-256 and its HMAC are core/sha256.h,
+// hexadecimal core/hex.h.
 #pragma once
 
 #include <string>
@@ -7,10 +8,7 @@
 
 namespace cairn::io::objstore {
 
-std::string Sha256(std::string_view data);                                // raw 32 bytes
-std::string HmacSha256(std::string_view key, std::string_view data);      // raw 32 bytes
 std::string Md5(std::string_view data);                                   // raw 16 bytes
-std::string HexEncode(std::string_view bytes);                            // lower case
 std::string Base64Encode(std::string_view bytes, bool url_safe = false);  // url_safe: no padding, '-' and '_'
 // Signs `data` with the PEM private key (PKCS#8, as in a service-account JSON file); InvalidArgumentError when the
 // key does not parse.

@@ -75,26 +75,24 @@ class GcsStore final : public ObjectStore {
   }
 
   ListResult List(const std::string& bucket, const std::string& prefix, bool delimited, int max_keys) override {
-    ListResult result;
-    std::string token;
-    do {
+    return ListInPages(max_keys, options_.list_page_size, [&](int size, const std::string& token, ListResult& result) {
       std::string url = endpoint_ + "/storage/v1/b/" + UrlEncode(bucket) + "/o?prefix=" + UrlEncode(prefix) +
                         "&fields=" + UrlEncode("items(name,size),prefixes,nextPageToken");
       if (delimited) url += "&delimiter=%2F";
-      url += "&maxResults=" + std::to_string(max_keys > 0 ? max_keys : options_.list_page_size);
+      url += "&maxResults=" + std::to_string(size);
       if (!token.empty()) url += "&pageToken=" + UrlEncode(token);
       HttpResponse response = Send("LIST " + Url(bucket, prefix), "GET", url);
       Require(response, "LIST", bucket, prefix);
       const auto reply = ParseJson("LIST " + Url(bucket, prefix), response.body);
       for (const auto& item : reply.value("items", nlohmann::json::array())) {
-        const auto& size = item.at("size");
-        result.objects.push_back({item.at("name").get<std::string>(),
-                                  size.is_string() ? std::stoull(size.get<std::string>()) : size.get<uint64_t>()});
+        const auto& item_size = item.at("size");
+        result.objects.push_back({item.at("name").get<std::string>(), item_size.is_string()
+                                                                          ? std::stoull(item_size.get<std::string>())
+                                                                          : item_size.get<uint64_t>()});
       }
       for (const auto& sub : reply.value("prefixes", nlohmann::json::array())) result.prefixes.push_back(sub);
-      token = reply.value("nextPageToken", "");
-    } while (!token.empty() && max_keys <= 0);
-    return result;
+      return reply.value("nextPageToken", "");
+    });
   }
 
   void Delete(const std::string& bucket, const std::vector<std::string>& keys) override {
@@ -142,11 +140,11 @@ class GcsStore final : public ObjectStore {
   }
   const std::string& endpoint() const { return endpoint_; }
 
-  static std::string Url(const std::string& bucket, const std::string& key) { return "gs://" + bucket + "/" + key; }
-  static void Require(const HttpResponse& response, const char* what, const std::string& bucket,
-                      const std::string& key) {
-    if (!IsSuccess(response)) ThrowHttpError(std::string(what) + " " + Url(bucket, key), response);
+  static std::string Url(const std::string& bucket, const std::string& key) {
+    return objstore::ObjectUrl("gs", bucket, key);
   }
+  static void Require(const HttpResponse& response, const char* what, const std::string& bucket,
+                      const std::string& key) { RequireSuccess(response, what, "gs", bucket, key); }
 
   Transport& transport() { return transport_; }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +61,19 @@ class ObjectStore {
 
   virtual ObjectStoreStats Stats() const = 0;
 };
+
+// How the drivers list: `page(size, token, result)` asks for one page of at most `size` entries starting at `token`
+// ("" for the first), adds them to `result` and returns the next page's token ("" after the last). With
+// `max_keys` > 0, one page of that many; otherwise pages of `page_size` until the last.
+inline ListResult ListInPages(int max_keys, int page_size,
+                              const std::function<std::string(int, const std::string&, ListResult&)>& page) {
+  ListResult result;
+  std::string token;
+  do {
+    token = page(max_keys > 0 ? max_keys : page_size, token, result);
+  } while (!token.empty() && max_keys <= 0);
+  return result;
+}
 
 std::unique_ptr<ObjectStore> NewS3Store(ObjectStoreOptions options);
 std::unique_ptr<ObjectStore> NewGcsStore(ObjectStoreOptions options);

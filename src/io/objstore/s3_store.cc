@@ -6,6 +6,8 @@
 #include <future>
 
 #include "cairn/error.h"
+#include "core/hex.h"
+#include "core/sha256.h"
 #include "io/objstore/aws_config.h"
 #include "io/objstore/crypto.h"
 #include "io/objstore/object_store.h"
@@ -78,13 +80,11 @@ class S3Store final : public ObjectStore {
   }
 
   ListResult List(const std::string& bucket, const std::string& prefix, bool delimited, int max_keys) override {
-    ListResult result;
-    std::string token;
-    do {
+    return ListInPages(max_keys, options_.list_page_size, [&](int size, const std::string& token, ListResult& result) {
       S3Call call{"GET", bucket, ""};
       call.query = {{"list-type", "2"}, {"prefix", prefix}};
       if (delimited) call.query.emplace_back("delimiter", "/");
-      call.query.emplace_back("max-keys", std::to_string(max_keys > 0 ? max_keys : options_.list_page_size));
+      call.query.emplace_back("max-keys", std::to_string(size));
       if (!token.empty()) call.query.emplace_back("continuation-token", token);
       HttpResponse response = Call(call);
       Require(response, "LIST", bucket, prefix);
@@ -94,9 +94,8 @@ class S3Store final : public ObjectStore {
       for (std::string_view common : XmlElements(response.body, "CommonPrefixes")) {
         result.prefixes.push_back(XmlText(common, "Prefix"));
       }
-      token = XmlText(response.body, "IsTruncated") == "true" ? XmlText(response.body, "NextContinuationToken") : "";
-    } while (!token.empty() && max_keys <= 0);
-    return result;
+      return XmlText(response.body, "IsTruncated") == "true" ? XmlText(response.body, "NextContinuationToken") : "";
+    });
   }
 
   void Delete(const std::string& bucket, const std::vector<std::string>& keys) override {
@@ -157,12 +156,9 @@ class S3Store final : public ObjectStore {
     });
   }
 
-  static std::string Url(const std::string& bucket, const std::string& key) { return "s3://" + bucket + "/" + key; }
-
+  static std::string Url(const std::string& bucket, const std::string& key) { return ObjectUrl("s3", bucket, key); }
   static void Require(const HttpResponse& response, const char* what, const std::string& bucket,
-                      const std::string& key) {
-    if (!IsSuccess(response)) ThrowHttpError(std::string(what) + " " + Url(bucket, key), response);
-  }
+                      const std::string& key) { RequireSuccess(response, what, "s3", bucket, key); }
 
   // CopyObject and CompleteMultipartUpload may answer 200 and report the failure in the body.
   static void RequireNoErrorDocument(const HttpResponse& response, const char* what, const std::string& bucket,

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <ctime>
 
+#include "core/hex.h"
+#include "core/sha256.h"
 #include "io/objstore/crypto.h"
 
 namespace cairn::io::objstore {

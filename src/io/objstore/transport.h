@@ -36,6 +36,16 @@ class Transport {
 
 inline bool IsSuccess(const HttpResponse& response) { return response.status >= 200 && response.status < 300; }
 
+// How errors name an object: "s3://bucket/key".
+inline std::string ObjectUrl(std::string_view scheme, const std::string& bucket, const std::string& key) {
+  return std::string(scheme) + "://" + bucket + "/" + key;
+}
+// ThrowHttpError, naming the call and the object, unless `response` is a success.
+inline void RequireSuccess(const HttpResponse& response, const char* what, std::string_view scheme,
+                           const std::string& bucket, const std::string& key) {
+  if (!IsSuccess(response)) ThrowHttpError(std::string(what) + " " + ObjectUrl(scheme, bucket, key), response);
+}
+
 // The Range header of a ranged read of `length` (> 0) bytes at `offset`.
 std::pair<std::string, std::string> RangeHeader(uint64_t offset, size_t length);
 // A successful ranged read that delivered fewer bytes than asked: the object is shorter than its reader thinks.

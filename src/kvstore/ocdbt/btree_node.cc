@@ -4,6 +4,7 @@
 
 #include "cairn/error.h"
 #include "kvstore/ocdbt/codec.h"
+#include "kvstore/ocdbt/node_refs.h"
 
 namespace cairn::kvstore::ocdbt {
 namespace {
@@ -49,10 +50,9 @@ std::vector<std::string> ReadKeys(ByteReader& reader, size_t n, std::vector<uint
   return keys;
 }
 
-const DataFileId& ReadFileId(ByteReader& reader, const std::vector<DataFileId>& files) {
-  if (files.empty()) reader.Fail("data file reference in a node with an empty data file table");
-  return files[reader.ReadVarint("data file id", files.size() - 1)];
-}
+// An interior entry's reference to its child, and the child's statistics (node_refs.h).
+constexpr auto kChild = [](auto& e) -> auto& { return e.child; };
+constexpr auto kStats = [](auto& e) -> auto& { return e.stats; };
 
 void WriteKeys(std::string& out, const std::vector<std::string_view>& keys,
                const std::vector<uint64_t>* subtree_prefix_lengths) {
@@ -109,7 +109,7 @@ BtreeNode DecodeBtreeNode(std::string_view encoded, std::string_view transitive_
       }
     }
     for (size_t i = 0; i < n; ++i) {
-      if (kinds[i] == kOutOfLineValue) std::get<IndirectRef>(node.leaf_entries[i].value).file = ReadFileId(reader, files);
+      if (kinds[i] == kOutOfLineValue) std::get<IndirectRef>(node.leaf_entries[i].value).file = ReadDataFileId(reader, files);
     }
     for (size_t i = 0; i < n; ++i) {
       if (kinds[i] != kOutOfLineValue) continue;
@@ -131,18 +131,11 @@ BtreeNode DecodeBtreeNode(std::string_view encoded, std::string_view transitive_
       node.interior_entries[i].key = std::move(keys[i]);
       node.interior_entries[i].subtree_common_prefix_length = subtree_prefix[i];
     }
-    for (auto& e : node.interior_entries) e.child.file = ReadFileId(reader, files);
-    for (auto& e : node.interior_entries) e.child.offset = reader.ReadVarint("child offset");
-    for (auto& e : node.interior_entries) e.child.length = reader.ReadVarint("child length");
+    ReadNodeRefs(reader, files, node.interior_entries, "child", kChild, kStats);
     for (size_t i = 0; i < n; ++i) {
       if (!node.interior_entries[i].child.IsValidRange()) {
         reader.Fail("child " + std::to_string(i) + " has an impossible offset and length");
       }
-    }
-    for (auto& e : node.interior_entries) e.stats.num_keys = reader.ReadVarint("num_keys");
-    for (auto& e : node.interior_entries) e.stats.num_tree_bytes = reader.ReadVarint("num_tree_bytes");
-    for (auto& e : node.interior_entries) {
-      e.stats.num_indirect_value_bytes = reader.ReadVarint("num_indirect_value_bytes");
     }
   }
   reader.ExpectEnd();
@@ -190,12 +183,7 @@ std::string EncodeBtreeNode(const BtreeNode& node, const Compression& compressio
     table.Encode(body);
     AppendVarint(body, keys.size());
     WriteKeys(body, keys, &subtree_prefix);
-    for (const auto& e : node.interior_entries) AppendVarint(body, table.IndexOf(e.child.file));
-    for (const auto& e : node.interior_entries) AppendVarint(body, e.child.offset);
-    for (const auto& e : node.interior_entries) AppendVarint(body, e.child.length);
-    for (const auto& e : node.interior_entries) AppendVarint(body, e.stats.num_keys);
-    for (const auto& e : node.interior_entries) AppendVarint(body, e.stats.num_tree_bytes);
-    for (const auto& e : node.interior_entries) AppendVarint(body, e.stats.num_indirect_value_bytes);
+    AppendNodeRefs(body, table, node.interior_entries, kChild, kStats);
   }
   return EncodeEnvelope(kBtreeNodeMagic, body, compression);
 }

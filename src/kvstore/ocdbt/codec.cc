@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cairn/error.h"
+#include "core/little_endian.h"
 
 namespace cairn::kvstore::ocdbt {
 
@@ -27,13 +28,9 @@ void AppendU32BE(std::string& out, uint32_t value) {
   for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
 }
 
-void AppendU32LE(std::string& out, uint32_t value) {
-  for (int shift = 0; shift < 32; shift += 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
-}
+void AppendU32LE(std::string& out, uint32_t value) { AppendLe(out, value, 4); }
 
-void AppendU64LE(std::string& out, uint64_t value) {
-  for (int shift = 0; shift < 64; shift += 8) out.push_back(static_cast<char>((value >> shift) & 0xff));
-}
+void AppendU64LE(std::string& out, uint64_t value) { AppendLe(out, value, 8); }
 
 size_t CommonPrefixLength(std::string_view a, std::string_view b) {
   auto [ia, ib] = std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(std::min(a.size(), b.size())),
@@ -80,17 +77,11 @@ uint32_t ByteReader::ReadU32BE(std::string_view field) {
 }
 
 uint32_t ByteReader::ReadU32LE(std::string_view field) {
-  std::string_view b = ReadBytes(4, field);
-  uint32_t value = 0;
-  for (int i = 3; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(b[static_cast<size_t>(i)]);
-  return value;
+  return static_cast<uint32_t>(LoadLe(ReadBytes(4, field).data(), 4));
 }
 
 uint64_t ByteReader::ReadU64LE(std::string_view field) {
-  std::string_view b = ReadBytes(8, field);
-  uint64_t value = 0;
-  for (int i = 7; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(b[static_cast<size_t>(i)]);
-  return value;
+  return LoadLe(ReadBytes(8, field).data(), 8);
 }
 
 std::string_view ByteReader::ReadBytes(size_t length, std::string_view field) {

@@ -7,6 +7,11 @@
 
 namespace cairn::kvstore::ocdbt {
 
+const DataFileId& ReadDataFileId(ByteReader& reader, const std::vector<DataFileId>& files) {
+  if (files.empty()) reader.Fail("data file reference with an empty data file table");
+  return files[reader.ReadVarint("data file id", files.size() - 1)];
+}
+
 std::vector<DataFileId> DecodeDataFileTable(ByteReader& reader, std::string_view transitive_path) {
   if (transitive_path.size() > kMaxPathLength) reader.Fail("transitive data file path is too long");
   const size_t max_path_length = kMaxPathLength - transitive_path.size();

@@ -35,6 +35,9 @@ struct DataFileId {
 // Decodes a table; `transitive_path` is prepended to every base_path.
 std::vector<DataFileId> DecodeDataFileTable(ByteReader& reader, std::string_view transitive_path);
 
+// The file a reference names by its index in `files` (the decoded table of the enclosing object).
+const DataFileId& ReadDataFileId(ByteReader& reader, const std::vector<DataFileId>& files);
+
 // Collects the files an object references, then encodes them sorted by (base_path, relative_path), as TensorStore
 // does, and maps each file to its index.
 class DataFileTableBuilder {

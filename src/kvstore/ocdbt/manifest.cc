@@ -4,6 +4,7 @@
 
 #include "cairn/error.h"
 #include "kvstore/ocdbt/codec.h"
+#include "kvstore/ocdbt/node_refs.h"
 
 namespace cairn::kvstore::ocdbt {
 namespace {
@@ -52,10 +53,9 @@ void EncodeConfig(std::string& out, const Config& config) {
   if (config.compression.zstd) AppendU32LE(out, static_cast<uint32_t>(config.compression.zstd_level));
 }
 
-const DataFileId& ReadFileId(ByteReader& reader, const std::vector<DataFileId>& files) {
-  if (files.empty()) reader.Fail("data file reference with an empty data file table");
-  return files[reader.ReadVarint("data file id", files.size() - 1)];
-}
+// A version's reference to its tree's root, and the tree's statistics (node_refs.h).
+constexpr auto kRoot = [](auto& v) -> auto& { return v.root; };
+constexpr auto kStats = [](auto& v) -> auto& { return v.stats; };
 
 std::vector<VersionRef> DecodeVersions(ByteReader& reader, const Config& config,
                                        const std::vector<DataFileId>& files) {
@@ -65,12 +65,7 @@ std::vector<VersionRef> DecodeVersions(ByteReader& reader, const Config& config,
   std::vector<VersionRef> versions(n);
   for (auto& v : versions) v.generation = reader.ReadVarint("generation number");
   for (auto& v : versions) v.root_height = reader.ReadByte("root height");
-  for (auto& v : versions) v.root.file = ReadFileId(reader, files);
-  for (auto& v : versions) v.root.offset = reader.ReadVarint("root offset");
-  for (auto& v : versions) v.root.length = reader.ReadVarint("root length");
-  for (auto& v : versions) v.stats.num_keys = reader.ReadVarint("num_keys");
-  for (auto& v : versions) v.stats.num_tree_bytes = reader.ReadVarint("num_tree_bytes");
-  for (auto& v : versions) v.stats.num_indirect_value_bytes = reader.ReadVarint("num_indirect_value_bytes");
+  ReadNodeRefs(reader, files, versions, "root", kRoot, kStats);
   for (auto& v : versions) v.commit_time_ns = reader.ReadU64LE("commit time");
   for (size_t i = 0; i < n; ++i) {
     const VersionRef& v = versions[i];
@@ -92,7 +87,7 @@ std::vector<VersionNodeRef> DecodeVersionNodes(ByteReader& reader, const Config&
   const size_t n = reader.ReadVarint("version node count", max_height);
   std::vector<VersionNodeRef> nodes(n);
   for (auto& v : nodes) v.generation = reader.ReadVarint("version node generation");
-  for (auto& v : nodes) v.location.file = ReadFileId(reader, files);
+  for (auto& v : nodes) v.location.file = ReadDataFileId(reader, files);
   for (auto& v : nodes) v.location.offset = reader.ReadVarint("version node offset");
   for (auto& v : nodes) v.location.length = reader.ReadVarint("version node length");
   for (auto& v : nodes) v.num_generations = reader.ReadVarint("version node generation count");
@@ -152,12 +147,7 @@ std::string EncodeManifest(const Manifest& manifest) {
     AppendVarint(body, manifest.versions.size());
     for (const auto& v : manifest.versions) AppendVarint(body, v.generation);
     for (const auto& v : manifest.versions) body.push_back(static_cast<char>(v.root_height));
-    for (const auto& v : manifest.versions) AppendVarint(body, table.IndexOf(v.root.file));
-    for (const auto& v : manifest.versions) AppendVarint(body, v.root.offset);
-    for (const auto& v : manifest.versions) AppendVarint(body, v.root.length);
-    for (const auto& v : manifest.versions) AppendVarint(body, v.stats.num_keys);
-    for (const auto& v : manifest.versions) AppendVarint(body, v.stats.num_tree_bytes);
-    for (const auto& v : manifest.versions) AppendVarint(body, v.stats.num_indirect_value_bytes);
+    AppendNodeRefs(body, table, manifest.versions, kRoot, kStats);
     for (const auto& v : manifest.versions) AppendU64LE(body, v.commit_time_ns);
     AppendVarint(body, manifest.version_nodes.size());
     for (const auto& v : manifest.version_nodes) AppendVarint(body, v.generation);

@@ -7,7 +7,7 @@
 #include "cairn/error.h"
 #include "cairn/object_store.h"
 #include "core/crc32c.h"
-#include "io/objstore/crypto.h"
+#include "core/sha256.h"
 #include "io/temporary_path.h"
 #include "kvstore/ocdbt/random_id.h"
 #include "kvstore/ocdbt/reader.h"
@@ -302,7 +302,7 @@ OcdbtWriter::Value OcdbtWriter::StoreLarge(std::string_view key, std::string_vie
     return ref;
   }
   // Hashed outside mu_: several threads write at once, and hashing is the bulk of a delta save's work.
-  const std::string sha = io::objstore::Sha256(value);
+  const std::string sha = Sha256(value);
   if (base_) {
     if (auto hit = base_->key_by_hash.find(sha); hit != base_->key_by_hash.end()) {
       const ocdbt::BaseValue& candidate = base_->by_key.find(hit->second)->second;

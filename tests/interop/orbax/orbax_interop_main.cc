@@ -98,11 +98,11 @@ int Dump(const std::filesystem::path& dir, const std::filesystem::path& out, con
   Tree restored, metadata;
   if (composite) {
     cairn::CompositeCheckpointHandler handler;
-    restored = handler.restore(dir, nullptr);
+    restored = handler.restore(cairn::HandlerDirectory(dir), nullptr);
     metadata = Tree::None();
   } else {
     cairn::PyTreeCheckpointHandler handler;
-    std::filesystem::path item_dir = item.empty() ? dir : dir / item;
+    const cairn::HandlerDirectory item_dir(item.empty() ? dir : dir / item);
     restored = handler.restore(item_dir, nullptr);
     metadata = handler.metadata(item_dir);
   }
@@ -151,7 +151,7 @@ int MpiRestore(const std::filesystem::path& dir, const std::filesystem::path& ou
   const int rank = group->index();
   const int n = group->count();
   cairn::PyTreeCheckpointHandler reader;
-  Tree metadata = reader.metadata(dir);
+  Tree metadata = reader.metadata(cairn::HandlerDirectory(dir));
   std::vector<std::pair<cairn::KeyPath, Tree>> targets;
   for (const auto& [path, leaf] : metadata.Flatten()) {
     if (!leaf.is_spec()) continue;

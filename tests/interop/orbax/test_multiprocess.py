@@ -5,43 +5,25 @@ JAX job of 1, 2 and 4 processes restores it with Orbax onto its own shardings.""
 
 import json
 import os
-import socket
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 import cairn
+from processes import free_port, run_processes
 from interop_util import assert_same_array, assert_same_tree, numpy_dtype, pattern, run, tool_dump
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multiprocess_worker.py")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def jax_job(num_processes, directory, mode):
     """Runs the worker as `num_processes` processes of one jax.distributed job; every process must pass."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    procs = [subprocess.Popen([sys.executable, WORKER, str(port), str(num_processes), str(i), str(directory), mode],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-             for i in range(num_processes)]
-    outputs = []
-    for p in procs:
-        try:
-            out, _ = p.communicate(timeout=300)
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            raise
-        outputs.append(out)
-    for i, (p, out) in enumerate(zip(procs, outputs)):
-        assert p.returncode == 0 and f"CAIRN-WORKER PASS {mode} {i}" in out, f"process {i}:\n{out[-3000:]}"
+    run_processes(num_processes,
+                  lambda i: [sys.executable, WORKER, str(port), str(num_processes), str(i), str(directory), mode],
+                  lambda i: f"CAIRN-WORKER PASS {mode} {i}", timeout=300, env=env)
 
 
 @pytest.mark.parametrize("num_processes", [2, 4])
