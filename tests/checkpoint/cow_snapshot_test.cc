@@ -57,14 +57,29 @@ void WritePages(Array& array, size_t stride, uint32_t value) {
   }
 }
 
-std::unique_ptr<CowSnapshot> CreateOrSkip() { return CowSnapshot::Create(); }
+// Under ThreadSanitizer copy-on-write is off by design (cow_snapshot.cc, "SANITIZERS": it cannot see the ordering
+// the kernel gives): there the tests of the mechanism itself are not built, one test checks that Create() declines,
+// and the end-to-end tests below run on the staged path. Anywhere else a machine without userfaultfd
+// write-protection fails these tests instead of skipping them.
+#if defined(__SANITIZE_THREAD__)
+#define CAIRN_TEST_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CAIRN_TEST_UNDER_TSAN 1
+#endif
+#endif
 
+#if defined(CAIRN_TEST_UNDER_TSAN)
+TEST(CowSnapshot, DeclinesUnderThreadSanitizer) { EXPECT_FALSE(CowSnapshot::Create()); }
+#else
 #define REQUIRE_COW(cow)                                                                                  \
-  if (!(cow)) GTEST_SKIP() << "copy-on-write snapshots are not available here (no userfaultfd with "      \
-                              "write-protection, a ThreadSanitizer build, or CAIRN_ASYNC_SNAPSHOT=staging)"
+  if (!(cow)) GTEST_FAIL() << "copy-on-write snapshots are not available here (no userfaultfd with "      \
+                              "write-protection, or CAIRN_ASYNC_SNAPSHOT=staging)"
+
+std::unique_ptr<CowSnapshot> CreateSnapshot() { return CowSnapshot::Create(); }
 
 TEST(CowSnapshot, ProtectsOnlyLargeOwnedArraysOnTheirOwnPages) {
-  auto cow = CreateOrSkip();
+  auto cow = CreateSnapshot();
   REQUIRE_COW(cow);
   Array big = Big(1);
   auto view = cow->Protect(big);
@@ -139,7 +154,7 @@ TEST_F(CowArray, WritesDuringAnInPlaceReadWaitForIt) {
 }
 
 TEST(CowSnapshot, ReleaseLeavesNothingProtected) {
-  auto cow = CreateOrSkip();
+  auto cow = CreateSnapshot();
   REQUIRE_COW(cow);
   Array a = Big(5), b = Big(6);
   ASSERT_TRUE(cow->Protect(a).has_value());
@@ -153,7 +168,7 @@ TEST(CowSnapshot, ReleaseLeavesNothingProtected) {
 }
 
 TEST(CowSnapshot, SnapshotArgsProtectsOwnedAndStagesTheRest) {
-  auto cow = CreateOrSkip();
+  auto cow = CreateSnapshot();
   REQUIRE_COW(cow);
   checkpoint::StagingPool pool;
   Array owned = Big(7);
@@ -165,6 +180,7 @@ TEST(CowSnapshot, SnapshotArgsProtectsOwnedAndStagesTheRest) {
   EXPECT_NE(item["tied"].array().bytes().data(), owned.bytes().data()) << "a buffer is protected once";
   EXPECT_NE(item["small"].array().bytes().data(), small.bytes().data());
 }
+#endif  // CAIRN_TEST_UNDER_TSAN
 
 // End to end: an AsyncCheckpointer, the caller writing its arrays while the save is in flight.
 class GatedHandler : public StandardCheckpointHandler {
