@@ -167,6 +167,6 @@ def test_delta_steps_on_a_bucket(servers, scheme, request):
     assert interop("tensorstore-read", step, "frozen") == frozen.tolist()
     assert interop("tensorstore-read", step, "adapter") == state(2)["adapter"].tolist()
     if scheme == "gs":
-        restored = interop("orbax-restore", step)
+        restored = interop("orbax-restore", root, "2")
         assert restored["frozen"] == frozen.tolist()
         assert restored["adapter"] == state(2)["adapter"].tolist()
