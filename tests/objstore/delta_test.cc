@@ -123,23 +123,28 @@ TEST_P(ObjectDelta, AFailedCopyFailsTheSaveAndLeavesNoCheckpoint) {
 }
 
 TEST_P(ObjectDelta, ManagerSavesDeltasAndRetentionDeletesBasesFreely) {
-  CheckpointManagerOptions options;
-  options.max_to_keep = 2;
-  options.save_deltas = true;
-  options.enable_async_checkpointing = false;
-  CheckpointManager mngr(root_, options);
-  for (int step = 1; step <= 4; ++step) {
-    EXPECT_TRUE(mngr.save(step, args::StandardSave{State(step)}));
+  for (const bool async : {false, true}) {
+    SCOPED_TRACE(async ? "async" : "sync");
+    const auto root = root_ / (async ? "async" : "sync");
+    CheckpointManagerOptions options;
+    options.max_to_keep = 2;
+    options.save_deltas = true;
+    options.enable_async_checkpointing = async;
+    CheckpointManager mngr(root, options);
+    for (int step = 1; step <= 4; ++step) {
+      EXPECT_TRUE(mngr.save(step, args::StandardSave{State(step)}));
+    }
+    mngr.wait_until_finished();
+    EXPECT_EQ(mngr.all_steps(), (std::vector<int64_t>{3, 4}));
+    for (int step : {3, 4}) {
+      const auto delta = DeltaInfo(root / std::to_string(step) / "default");
+      EXPECT_GT(delta["bytes_shared"].get<uint64_t>(), 0u) << "step " << step;
+      EXPECT_EQ(mngr.restore(step), State(step));
+    }
+    mngr.delete_step(3);
+    EXPECT_EQ(mngr.restore(4), State(4));
+    ExpectVerifies(root / "4");
   }
-  EXPECT_EQ(mngr.all_steps(), (std::vector<int64_t>{3, 4}));
-  for (int step : {3, 4}) {
-    const auto delta = DeltaInfo(root_ / std::to_string(step) / "default");
-    EXPECT_GT(delta["bytes_shared"].get<uint64_t>(), 0u) << "step " << step;
-    EXPECT_EQ(mngr.restore(step), State(step));
-  }
-  mngr.delete_step(3);
-  EXPECT_EQ(mngr.restore(4), State(4));
-  ExpectVerifies(root_ / "4");
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, ObjectDelta, ::testing::Values("s3", "gcs"));

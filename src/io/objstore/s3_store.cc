@@ -289,8 +289,8 @@ std::unique_ptr<Upload> S3Store::StartUpload(const std::string& bucket, const st
 
 void S3Store::CopyInParts(const std::string& source, uint64_t size, const std::string& bucket,
                           const std::string& key) {
-  constexpr uint64_t kMaxParts = 10'000;                       // S3's limit on the parts of one upload
-  constexpr uint64_t kMaxPartBytes = uint64_t{5} << 30;        // and on one part
+  constexpr uint64_t kMaxParts = 10'000;                 // S3's limit on the parts of one upload
+  constexpr uint64_t kMaxPartBytes = uint64_t{5} << 30;  // and on one part
   uint64_t part = std::max(copy_limits_.copy_part_bytes, (size + kMaxParts - 1) / kMaxParts);
   if (part > kMaxPartBytes) {
     throw InvalidArgumentError("COPY to " + Url(bucket, key) + ": an object of " + std::to_string(size) +
