@@ -138,6 +138,13 @@ TEST_P(ObjectFileSystem, ServerSideCopiesAreIndependentFiles) {
   EXPECT_EQ(fs_->ReadFile(root_ / "c"), data);
   EXPECT_THROW(fs_->CopyFile(root_ / "missing", root_ / "d"), NotFoundError);
   EXPECT_FALSE(fs_->Exists(root_ / "d"));
+  if (GetParam() == "gcs") {
+    // A refused rewrite call (503) is sent again under the retry policy.
+    testing::InjectFault(GetParam(), "status", 2, "rewriteTo", 503);
+    fs_->CopyFile(root_ / "b" / "f", root_ / "e");
+    EXPECT_EQ(testing::FaultsFired(GetParam()), 2);
+    EXPECT_EQ(fs_->ReadFile(root_ / "e"), data);
+  }
 }
 
 TEST(ObjectFileSystemS3, CopiesLargerThanCopyObjectTakesGoInParts) {
@@ -154,7 +161,12 @@ TEST(ObjectFileSystemS3, CopiesLargerThanCopyObjectTakesGoInParts) {
   upload.part_size = 5u << 20;
   NewFileSystemFor("s3", upload)->WriteFile(root / "big", data);
   const auto before = fs->store().Stats().bytes_sent;
+  // One part copy refused (503) and one connection dropped: each part is sent again under the retry policy.
+  testing::ClearFaults("s3");
+  testing::InjectFault("s3", "status", 1, "partNumber=2", 503);
+  testing::InjectFault("s3", "drop", 1, "partNumber=3");
   fs->CopyFile(root / "big", root / "copy");
+  EXPECT_EQ(testing::FaultsFired("s3"), 2);
   EXPECT_LT(fs->store().Stats().bytes_sent - before, 20'000u);
   fs->RemoveFile(root / "big");
   EXPECT_TRUE(fs->ReadFile(root / "copy") == data);
