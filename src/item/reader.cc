@@ -5,6 +5,7 @@
 
 #include "cairn/error.h"
 #include "core/box_copy.h"
+#include "core/crc32c.h"
 #include "core/byte_budget.h"
 #include "core/thread_pool.h"
 #include "item/array_storage.h"
@@ -143,13 +144,21 @@ uint64_t ItemReader::MaxFileBytes(const std::string& relative) {
 
 std::string ItemReader::ReadFile(const std::string& relative) const {
   std::string text = fs_->ReadFileBelow(dir_, relative, MaxFileBytes(relative));
-  if (sink_) {
-    sink_->BytesRead(text.size());
+  if (!sink_) {
+    md::CheckItemFile(dir_, relative, text, checksums_);
+    return text;
+  }
+  sink_->BytesRead(text.size());
+  const auto recorded = checksums_.files.find(relative);
+  {
     std::lock_guard lock(counts_mu_);
     ++counts_.files_checked;
-    if (checksums_.files.count(relative)) ++counts_.files_checksummed;
+    if (recorded != checksums_.files.end()) ++counts_.files_checksummed;
   }
-  md::CheckItemFile(dir_, relative, text, checksums_);
+  // (A checking reader's problem is reported at the file's place, `relative`: the message need not name it again.)
+  if (recorded != checksums_.files.end() && Crc32c(text) != recorded->second) {
+    throw CorruptionError("fails its CRC-32C check: the file is not the one that was saved");
+  }
   return text;
 }
 
