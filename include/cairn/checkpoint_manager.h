@@ -220,7 +220,6 @@ class CheckpointManager {
   CheckpointManager(HandlerSetup setup, std::filesystem::path directory, CheckpointManagerOptions options,
                     nlohmann::json metadata);
 
-
   // The state (the steps, the checkpointer, the background finalize thread, the lock that serialises calls) and
   // the helpers the calls share: src/manager/checkpoint_manager.cc.
   struct Impl;

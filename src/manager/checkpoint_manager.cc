@@ -149,7 +149,6 @@ void InsertSorted(std::vector<CheckpointInfo>& infos, CheckpointInfo info) {
 
 }  // namespace
 
-
 struct CheckpointManager::Impl {
   // One save whose commit (and the deletion of `removed`) runs in the background.
   struct Finalize {
