@@ -163,7 +163,7 @@ class CheckpointManager {
 
   const std::filesystem::path& directory() const;
   // Where `step` is (or would be) kept: `directory()` / its name under the step-name options.
-  std::filesystem::path step_directory(int64_t step) const { return StepPath(step); }
+  std::filesystem::path step_directory(int64_t step) const;
 
   // Saves `step` if the save-decision policy (or `force`) says so; returns whether it saved. `args`: Composite
   // args for named items, or one item's args for the unnamed item. Waits for the previous save first (rethrowing
@@ -220,24 +220,8 @@ class CheckpointManager {
   CheckpointManager(HandlerSetup setup, std::filesystem::path directory, CheckpointManagerOptions options,
                     nlohmann::json metadata);
 
-  int64_t Now() const;
-  std::filesystem::path StepPath(int64_t step) const;
-  void Agree(const char* name, const std::function<void()>& step = {}, bool run_here = true) const;
-  bool IsPrimary() const;
-  bool DecideLocally(int64_t step) const;
-  std::vector<CheckpointInfo> LoadCheckpointInfos() const;
-  std::optional<nlohmann::json> ReadMetrics(int64_t step) const;
-  void CheckArgsMode(const CheckpointArgs& args) const;
-  void DecideDefaultItemFromDisk(int64_t step);
-  // Runs after `step` committed (or failed): deletes `steps`. Throws the save's failure.
-  void FinishStep(int64_t step, const std::vector<int64_t>& steps);
-  // Joins the finalize thread, if any, and repairs the step list when its save failed; the failure is kept in
-  // pending_error_.
-  void JoinFinalize();
-  void RethrowPending();
-  Tree RestoreImpl(std::optional<int64_t> step, const CheckpointArgs* args);
-
-  // The state: the steps, the checkpointer, the background finalize thread and the lock that serialises calls.
+  // The state (the steps, the checkpointer, the background finalize thread, the lock that serialises calls) and
+  // the helpers the calls share: src/manager/checkpoint_manager.cc.
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

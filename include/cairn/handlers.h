@@ -75,7 +75,7 @@ class StandardCheckpointHandler : public CheckpointHandler {
   Tree metadata(const HandlerDirectory& directory) override;
   void finalize(const HandlerDirectory& directory) override;
   std::string typestr() const override;
-  bool reads_arrays_through_snapshot() const override;
+  bool reads_arrays_through_snapshot() const override { return true; }  // through PyTreeCheckpointHandler
 
  private:
   PyTreeCheckpointHandler impl_;
@@ -91,7 +91,7 @@ class ArrayCheckpointHandler : public CheckpointHandler {
   Tree restore(const HandlerDirectory& directory, const CheckpointArgs* args) override;
   Tree metadata(const HandlerDirectory& directory) override;
   std::string typestr() const override;
-  bool reads_arrays_through_snapshot() const override;
+  bool reads_arrays_through_snapshot() const override { return true; }  // through PyTreeCheckpointHandler
 
  private:
   std::string checkpoint_name_;

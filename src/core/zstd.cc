@@ -14,6 +14,8 @@ namespace cairn {
 
 size_t ZstdMaxFrameBytes(size_t content_bytes) { return ZSTD_compressBound(content_bytes) + 64; }
 
+bool ZstdLevelInRange(int level) { return level >= ZSTD_minCLevel() && level <= ZSTD_maxCLevel(); }
+
 
 namespace {
 

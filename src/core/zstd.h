@@ -13,6 +13,10 @@ namespace cairn {
 // room for a content checksum): a stored chunk longer than this is not one.
 size_t ZstdMaxFrameBytes(size_t content_bytes);
 
+// Whether libzstd accepts `level` (ZSTD_minCLevel() to ZSTD_maxCLevel(); negative levels are its fast modes): an OCDBT
+// writer's option and a manifest's recorded level are both held to it.
+bool ZstdLevelInRange(int level);
+
 // One frame with its content size and, with `content_checksum`, a checksum of the content (zarr's chunks have one;
 // OCDBT's objects, as TensorStore writes them, do not).
 std::string ZstdCompress(std::string_view data, int level, bool content_checksum = true);

@@ -14,10 +14,6 @@ PyTreeCheckpointHandlerOptions ArrayOptions() {
 ArrayCheckpointHandler::ArrayCheckpointHandler(std::string checkpoint_name)
     : checkpoint_name_(std::move(checkpoint_name)), impl_(ArrayOptions()) {}
 
-bool ArrayCheckpointHandler::reads_arrays_through_snapshot() const {
-  return true;  // through PyTreeCheckpointHandler
-}
-
 std::string ArrayCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.array_checkpoint_handler.ArrayCheckpointHandler";
 }

@@ -6,10 +6,6 @@ namespace cairn {
 
 StandardCheckpointHandler::StandardCheckpointHandler(PyTreeCheckpointHandlerOptions options) : impl_(options) {}
 
-bool StandardCheckpointHandler::reads_arrays_through_snapshot() const {
-  return true;  // through PyTreeCheckpointHandler
-}
-
 std::string StandardCheckpointHandler::typestr() const {
   return "orbax.checkpoint._src.handlers.standard_checkpoint_handler.StandardCheckpointHandler";
 }

@@ -5,12 +5,14 @@
 
 #include "cairn/error.h"
 #include "core/box_copy.h"
+#include "core/crc32c.h"
 #include "core/byte_budget.h"
 #include "core/thread_pool.h"
 #include "item/array_storage.h"
 #include "item/synthesized_metadata.h"
 #include "kvstore/checksummed_kvstore.h"
 #include "metadata/legacy_aggregate.h"
+#include "metadata/process_files.h"
 #include "metadata/python_json.h"
 #include "zarr/zarr_array.h"
 
@@ -86,13 +88,20 @@ struct ItemReader::Lazy {
   std::map<std::string, std::pair<md::ArrayMetadataEntry, std::string>> array_facts;
 };
 
-ItemReader::ItemReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, bool verify_checksums)
-    : fs_(std::move(fs)), dir_(std::move(dir)), verify_checksums_(verify_checksums), lazy_(std::make_unique<Lazy>()) {
+ItemReader::ItemReader(std::shared_ptr<FileSystem> fs, std::filesystem::path dir, bool verify_checksums,
+                       ItemCheckSink* sink)
+    : fs_(std::move(fs)),
+      dir_(std::move(dir)),
+      verify_checksums_(verify_checksums),
+      lazy_(std::make_unique<Lazy>()),
+      sink_(sink) {
   if (!fs_->IsDirectory(dir_)) throw NotFoundError("checkpoint item " + dir_.string() + " does not exist");
   layout_ = DetectItemLayout(*fs_, dir_);
   if (verify_checksums_) LoadChecksums();
   if (layout_.tree_metadata) {
-    saved_tree_ = md::DecodeTreeMetadata(ReadFile(kTreeMetadataFile), (dir_ / kTreeMetadataFile).string());
+    Guard(kTreeMetadataFile, [&] {
+      saved_tree_ = md::DecodeTreeMetadata(ReadFile(kTreeMetadataFile), (dir_ / kTreeMetadataFile).string());
+    });
   }
   // (A `_METADATA` that cairn saved and that has gone missing is caught by LoadChecksums: without it the tree
   // would be rebuilt from the arrays, as for Orbax checkpoints that have none.)
@@ -103,19 +112,54 @@ ItemReader::~ItemReader() = default;
 // Every `cairn_checksums/process_*` file (checkpoints cairn wrote have one per process; Orbax's have none).
 void ItemReader::LoadChecksums() {
   if (!layout_.checksums) return;  // nothing to check: no checker, no CRCs computed
-  checksums_ = md::ReadItemChecksums(*fs_, dir_);
+  md::Checksums all;
+  for (const std::string& relative : md::ProcessFiles(*fs_, dir_, kChecksumsDir)) {
+    Guard(relative, [&] {
+      md::Checksums part = md::DecodeChecksums(ReadFile(relative), (dir_ / relative).string());
+      md::MergeChecksums(all, part);
+      ++checksum_files_;
+    });
+  }
+  checksums_ = std::move(all);
   // A metadata file recorded at save time must still be there (a missing `_sharding` or `array_metadatas/` file
   // would otherwise pass unnoticed: both are optional in Orbax's format).
   for (const auto& [relative, crc] : checksums_.files) {
-    if (!fs_->Exists(dir_ / relative)) {
-      throw CorruptionError((dir_ / relative).string() + " is missing, though it was saved (it is recorded in " +
-                            (dir_ / kChecksumsDir).string() + ")");
+    if (fs_->Exists(dir_ / relative)) continue;
+    if (sink_) {
+      sink_->Problem(relative, "is missing (cairn_checksums records it)");
+      continue;
     }
+    throw CorruptionError((dir_ / relative).string() + " is missing, though it was saved (it is recorded in " +
+                          (dir_ / kChecksumsDir).string() + ")");
   }
 }
 
-std::string ItemReader::ReadFile(const std::string& relative, uint64_t max_bytes) const {
-  return md::ReadItemFile(*fs_, dir_, relative, checksums_, max_bytes);
+uint64_t ItemReader::MaxFileBytes(const std::string& relative) {
+  if (relative == kLegacyAggregateFile) return md::kMaxAggregateFileBytes;
+  for (const char* dir : {kChecksumsDir, kDeltaDir}) {
+    if (relative.rfind(std::string(dir) + "/", 0) == 0) return md::kMaxChecksumFileBytes;
+  }
+  return kMaxMetadataFileBytes;
+}
+
+std::string ItemReader::ReadFile(const std::string& relative) const {
+  std::string text = fs_->ReadFileBelow(dir_, relative, MaxFileBytes(relative));
+  if (!sink_) {
+    md::CheckItemFile(dir_, relative, text, checksums_);
+    return text;
+  }
+  sink_->BytesRead(text.size());
+  const auto recorded = checksums_.files.find(relative);
+  {
+    std::lock_guard lock(counts_mu_);
+    ++counts_.files_checked;
+    if (recorded != checksums_.files.end()) ++counts_.files_checksummed;
+  }
+  // (A checking reader's problem is reported at the file's place, `relative`: the message need not name it again.)
+  if (recorded != checksums_.files.end() && Crc32c(text) != recorded->second) {
+    throw CorruptionError("fails its CRC-32C check: the file is not the one that was saved");
+  }
+  return text;
 }
 
 kvstore::KvStore& ItemReader::store() {
@@ -149,8 +193,8 @@ const nlohmann::json& ItemReader::Strings() {
 const Tree& ItemReader::Aggregate() {
   lazy_->aggregate_once.Run([&] {
     if (layout_.legacy_aggregate) {
-      lazy_->aggregate = md::DecodeMsgpackAggregate(ReadFile(kLegacyAggregateFile, md::kMaxAggregateFileBytes),
-                                                    (dir_ / kLegacyAggregateFile).string());
+      lazy_->aggregate =
+          md::DecodeMsgpackAggregate(ReadFile(kLegacyAggregateFile), (dir_ / kLegacyAggregateFile).string());
     }
   });
   return lazy_->aggregate;
@@ -187,22 +231,26 @@ const Tree& ItemReader::AggregateValue(const KeyPath& path) {
   return *node;
 }
 
-// `_sharding` and `array_metadatas/process_*`, when present: read, checked for form, and held against the zarr
-// metadata of every array restored.
-zarr::ZarrMetadata ItemReader::ArrayMetadata(const std::string& param) {
-  zarr::ZarrMetadata zmeta = zarr::ReadZarrMetadata(store(), param);
+// `_sharding` and `array_metadatas/process_*`, when present: read and checked for form (each file on its own, so that
+// a checking reader reports every damaged one).
+void ItemReader::LoadArrayFacts() {
   lazy_->facts_once.Run([&] {
-    Shardings();
-    const auto metadatas_dir = dir_ / kArrayMetadatasDir;
-    if (fs_->IsDirectory(metadatas_dir)) {
-      for (const auto& name : fs_->ListDir(metadatas_dir)) {
-        const std::string relative = std::string(kArrayMetadatasDir) + "/" + name;
-        for (auto& [p, entry] : md::DecodeArrayMetadatas(ReadFile(relative), (metadatas_dir / name).string())) {
-          lazy_->array_facts[p] = {std::move(entry), (metadatas_dir / name).string()};
+    Guard(kShardingFile, [&] { Shardings(); });
+    for (const std::string& relative : md::ProcessFiles(*fs_, dir_, kArrayMetadatasDir)) {
+      Guard(relative, [&] {
+        const std::string what = (dir_ / relative).string();
+        for (auto& [p, entry] : md::DecodeArrayMetadatas(ReadFile(relative), what)) {
+          lazy_->array_facts[p] = {std::move(entry), what};
         }
-      }
+      });
     }
   });
+}
+
+// The zarr metadata of an array, held against the facts above for every array restored.
+zarr::ZarrMetadata ItemReader::ArrayMetadata(const std::string& param) {
+  zarr::ZarrMetadata zmeta = zarr::ReadZarrMetadata(store(), param);
+  LoadArrayFacts();
   auto it = lazy_->array_facts.find(param);
   if (it == lazy_->array_facts.end()) return zmeta;
   const auto& [entry, file] = it->second;

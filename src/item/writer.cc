@@ -71,8 +71,8 @@ struct ItemPlan {
   std::vector<ArrayWrite> writes;
 };
 
-// One storage decision per leaf (array, scalar, string, placeholder, empty node), and the zarr metadata of each
-// array: dtype, chunk shape (ChooseChunkShape), compression.
+// Step 1: one storage decision per leaf (array, scalar, string, placeholder, empty node), and the zarr metadata of
+// each array: dtype, chunk shape (ChooseChunkShape), compression.
 ItemPlan PlanItem(const PyTreeCheckpointHandlerOptions& options, bool primary, const SaveRequest& request) {
   const int64_t target_file_size = request.ocdbt_target_data_file_size.value_or(kDefaultTargetDataFileSize);
   ItemPlan plan;
@@ -191,41 +191,49 @@ ItemPlan PlanItem(const PyTreeCheckpointHandlerOptions& options, bool primary, c
   return plan;
 }
 
-}  // namespace
-
-void WriteItem(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& directory,
-               const PyTreeCheckpointHandlerOptions& options, const Writer& writer, const SaveRequest& request) {
-  auto& file_system = *fs;
-  const int process = writer.process;
-  const bool primary = writer.primary;
-  // A delta save (docs/format.md, "Delta steps"): the base is read and checked before anything is written.
-  // Without OCDBT there are no references to share through: such an item is written in full.
-  const std::optional<CheckpointHandler::DeltaBase>& delta = options.use_ocdbt ? writer.delta : kNoDelta;
-  DeltaBase base;
-  // With several processes, each one's `ocdbt.process_<i>/` shares with whichever of the base's data files hold its
-  // boxes' unchanged chunks (the merge then builds the root over them as over any process's files).
-  if (delta && !delta->item_dir.empty()) base = LoadDeltaBase(fs, delta->item_dir);
-  std::unique_ptr<kvstore::KvStore> array_store =
-      OpenArrayStoreForWrite(fs, directory, options, process, request.ocdbt_target_data_file_size);
-  auto* delta_writer = delta ? dynamic_cast<kvstore::OcdbtWriter*>(array_store.get()) : nullptr;
-  std::optional<DeltaSave> delta_save;
-  if (delta_writer) {
-    delta_writer->EnableDelta(base.index, delta->max_changed_fraction);
-    delta_save.emplace(fs, delta->item_dir, std::move(base), *delta_writer);
+// Step 2: the store every value of this process goes through (a delta save's base is read and checked here, before
+// anything is written). A ChecksummedKvStore records the CRC-32C of each value for `cairn_checksums/`; in a delta
+// save (docs/format.md, "Delta steps") the OCDBT writer beneath it shares unchanged chunks with the base's data
+// files. Without OCDBT there are no references to share through: such an item is written in full.
+class ItemStore {
+ public:
+  ItemStore(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& directory,
+            const PyTreeCheckpointHandlerOptions& options, const Writer& writer, const SaveRequest& request)
+      : delta_(options.use_ocdbt ? writer.delta : kNoDelta) {
+    DeltaBase base;
+    // With several processes, each one's `ocdbt.process_<i>/` shares with whichever of the base's data files hold
+    // its boxes' unchanged chunks (the merge then builds the root over them as over any process's files).
+    if (delta_ && !delta_->item_dir.empty()) base = LoadDeltaBase(fs, delta_->item_dir);
+    std::unique_ptr<kvstore::KvStore> array_store =
+        OpenArrayStoreForWrite(fs, directory, options, writer.process, request.ocdbt_target_data_file_size);
+    delta_writer_ = delta_ ? dynamic_cast<kvstore::OcdbtWriter*>(array_store.get()) : nullptr;
+    if (delta_writer_) {
+      delta_writer_->EnableDelta(base.index, delta_->max_changed_fraction);
+      delta_save_.emplace(fs, delta_->item_dir, std::move(base), *delta_writer_);
+    }
+    store_ = std::make_shared<kvstore::ChecksummedKvStore>(std::move(array_store));
   }
-  // A CRC-32C of every value stored (recorded by the store), and below of every metadata file written, into
-  // cairn_checksums/.
-  auto store = std::make_shared<kvstore::ChecksummedKvStore>(std::move(array_store));
 
-  const ItemPlan plan = PlanItem(options, primary, request);
+  kvstore::ChecksummedKvStore& store() { return *store_; }
+  // Set in a delta save.
+  DeltaSave* delta_save() { return delta_save_ ? &*delta_save_ : nullptr; }
+  const std::optional<CheckpointHandler::DeltaBase>& delta() const { return delta_; }
+  kvstore::OcdbtWriter* delta_writer() { return delta_writer_; }
 
-  // Encode (cast, compress) and write in parallel; each worker holds one chunk at a time, so the bytes in
-  // flight stay within (threads x chunk size) on top of the arrays themselves.
-  md::Checksums checksums;
-  auto write_file = [&](const std::string& relative, const std::string& text) {
-    file_system.WriteFile(directory / relative, text, /*sync=*/true);
-    checksums.files[relative] = Crc32c(text);
-  };
+ private:
+  const std::optional<CheckpointHandler::DeltaBase>& delta_;
+  kvstore::OcdbtWriter* delta_writer_ = nullptr;
+  std::optional<DeltaSave> delta_save_;
+  std::shared_ptr<kvstore::ChecksummedKvStore> store_;
+};
+
+// Step 3: every array write of the plan, cast, chunked, compressed and stored in parallel; each worker holds one
+// chunk at a time, so the bytes in flight stay within (threads x chunk size) on top of the arrays themselves.
+// Returns the CRC-32Cs the store recorded.
+md::Checksums EncodeAndWriteChunks(const ItemPlan& plan, const PyTreeCheckpointHandlerOptions& options,
+                                   const Writer& writer, const SaveRequest& request, ItemStore& item_store) {
+  kvstore::ChecksummedKvStore& store = item_store.store();
+  DeltaSave* delta_save = item_store.delta_save();
   // save_concurrent_gb bounds the bytes being cast and encoded at once (an array, or one box of it).
   ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(options.save_concurrent_gb, 1)) << 30);
   // Parameters declared frozen (SaveArgs::frozen), and Array::FromShared buffers this handler saved in the base, take
@@ -238,53 +246,80 @@ void WriteItem(const std::shared_ptr<FileSystem>& fs, const std::filesystem::pat
     const bool frozen = save_args && save_args->frozen;
     const bool known = !frozen && writer.saved_buffers && w.data.shape() == w.metadata.shape &&
                        writer.saved_buffers->Unchanged(delta_save->base().save_id, w.param, w.data);
-    return (frozen || known) && delta_save->TakeBox(w.param, w.metadata, w.origin, w.data.shape(), frozen, *store);
+    return (frozen || known) && delta_save->TakeBox(w.param, w.metadata, w.origin, w.data.shape(), frozen, store);
   };
   ParallelFor(plan.writes.size(), [&](size_t i) {
     const ArrayWrite& w = plan.writes[i];
-    if (w.write_metadata) zarr::WriteZarrMetadata(*store, w.param, w.metadata);
+    if (w.write_metadata) zarr::WriteZarrMetadata(store, w.param, w.metadata);
     if (w.origin.size() != w.metadata.shape.size()) return;  // metadata only
     if (take_whole(w)) return;
     ByteBudget::Hold hold(budget, w.data.num_bytes());
     // An asynchronous save's copy-on-write snapshot: the bytes are read only inside this scope.
     const SnapshotRead read(w.data);
     const Array data = read.array().dtype() == w.metadata.dtype ? read.array() : read.array().Cast(w.metadata.dtype);
-    const zarr::RawChunkFilter unchanged =
-        delta_save ? delta_save->ChunkFilter(w.param, w.metadata, *store) : nullptr;
-    zarr::WriteZarrChunks(*store, w.param, w.metadata, data, w.origin, delta_save ? &unchanged : nullptr);
+    const zarr::RawChunkFilter unchanged = delta_save ? delta_save->ChunkFilter(w.param, w.metadata, store) : nullptr;
+    zarr::WriteZarrChunks(store, w.param, w.metadata, data, w.origin, delta_save ? &unchanged : nullptr);
   });
-  store->Flush();
-  checksums.chunks = std::move(store->recorded().whole);
-  checksums.chunk_blocks = std::move(store->recorded().blocks);
+  store.Flush();
+  md::Checksums checksums;
+  checksums.chunks = std::move(store.recorded().whole);
+  checksums.chunk_blocks = std::move(store.recorded().blocks);
+  return checksums;
+}
 
-  const std::string process_file = ProcessFile(process);
-  file_system.CreateDirs(directory / kArrayMetadatasDir);
-  write_file(std::string(kArrayMetadatasDir) + "/" + process_file, md::EncodeArrayMetadatas(plan.array_metadatas));
-  if (primary) {
+// Step 4: this process's `array_metadatas/process_<i>`; the primary's `_strings.json`, `_sharding` and `_METADATA`.
+// Each file's CRC-32C goes into `checksums`.
+void WriteMetadataFiles(FileSystem& fs, const std::filesystem::path& directory, const Writer& writer,
+                        const ItemPlan& plan, md::Checksums& checksums) {
+  auto write_file = [&](const std::string& relative, const std::string& text) {
+    fs.WriteFile(directory / relative, text, /*sync=*/true);
+    checksums.files[relative] = Crc32c(text);
+  };
+  fs.CreateDirs(directory / kArrayMetadatasDir);
+  write_file(std::string(kArrayMetadatasDir) + "/" + ProcessFile(writer.process),
+             md::EncodeArrayMetadatas(plan.array_metadatas));
+  if (writer.primary) {
     if (!plan.strings.empty()) write_file(kStringsFile, plan.strings.dump());
     write_file(kShardingFile, md::EncodeShardingFile(plan.shardings));
     write_file(kTreeMetadataFile, md::EncodeTreeMetadata(plan.tree_metadata));
   }
-  if (delta_writer) {
-    const kvstore::ocdbt::DeltaRecord written = delta_writer->delta_record();
-    md::DeltaRecordFile record_file{written.sha256,        written.raw_sha256,       written.raw_crc32c,
-                                    written.bytes_written, written.bytes_shared,     delta->item_dir.string(),
-                                    kvstore::ocdbt::ToLowerHex(kvstore::ocdbt::RandomId128())};
-    file_system.CreateDirs(directory / kDeltaDir);
-    file_system.WriteFile(directory / kDeltaDir / process_file, md::EncodeDeltaRecord(record_file),
-                          /*sync=*/true);
-    if (writer.saved_buffers) {
-      std::map<std::string, Array> whole_arrays;
-      for (const ArrayWrite& w : plan.writes) {
-        if (w.origin.size() == w.metadata.shape.size() && w.data.shape() == w.metadata.shape) {
-          whole_arrays.emplace(w.param, w.data);
-        }
+}
+
+// A delta save's `cairn_delta/process_<i>` (what was written, what shared); the whole arrays given as
+// Array::FromShared buffers are remembered under its save id, for the next save to take unread.
+void WriteDeltaRecord(FileSystem& fs, const std::filesystem::path& directory, const Writer& writer,
+                      const ItemPlan& plan, ItemStore& item_store) {
+  const kvstore::ocdbt::DeltaRecord written = item_store.delta_writer()->delta_record();
+  md::DeltaRecordFile record_file{written.sha256,        written.raw_sha256,   written.raw_crc32c,
+                                  written.bytes_written, written.bytes_shared, item_store.delta()->item_dir.string(),
+                                  kvstore::ocdbt::ToLowerHex(kvstore::ocdbt::RandomId128())};
+  fs.CreateDirs(directory / kDeltaDir);
+  fs.WriteFile(directory / kDeltaDir / ProcessFile(writer.process), md::EncodeDeltaRecord(record_file),
+               /*sync=*/true);
+  if (writer.saved_buffers) {
+    std::map<std::string, Array> whole_arrays;
+    for (const ArrayWrite& w : plan.writes) {
+      if (w.origin.size() == w.metadata.shape.size() && w.data.shape() == w.metadata.shape) {
+        whole_arrays.emplace(w.param, w.data);
       }
-      writer.saved_buffers->Remember(record_file.save_id, whole_arrays);
     }
+    writer.saved_buffers->Remember(record_file.save_id, whole_arrays);
   }
-  file_system.CreateDirs(directory / kChecksumsDir);
-  file_system.WriteFile(directory / kChecksumsDir / process_file, md::EncodeChecksums(checksums), /*sync=*/true);
+}
+
+}  // namespace
+
+void WriteItem(const std::shared_ptr<FileSystem>& fs, const std::filesystem::path& directory,
+               const PyTreeCheckpointHandlerOptions& options, const Writer& writer, const SaveRequest& request) {
+  const ItemPlan plan = PlanItem(options, writer.primary, request);
+  ItemStore item_store(fs, directory, options, writer, request);
+  md::Checksums checksums = EncodeAndWriteChunks(plan, options, writer, request, item_store);
+  WriteMetadataFiles(*fs, directory, writer, plan, checksums);
+  if (item_store.delta_writer()) WriteDeltaRecord(*fs, directory, writer, plan, item_store);
+  // Last: the CRC-32C of every value and metadata file above.
+  fs->CreateDirs(directory / kChecksumsDir);
+  fs->WriteFile(directory / kChecksumsDir / ProcessFile(writer.process), md::EncodeChecksums(checksums),
+                /*sync=*/true);
 }
 
 }  // namespace cairn::item

@@ -1,9 +1,11 @@
 // The one writer of a PyTree item (Orbax's layout; docs/format.md): PyTreeCheckpointHandler's save, and so the
-// Standard and Array handlers', goes through it. Three steps: a plan (one storage decision per leaf: array,
-// scalar, string, placeholder, empty node; the zarr metadata of each array), the encoding (arrays cast,
-// chunked and compressed in parallel into the item's KvStore, through a kvstore::ChecksummedKvStore that records
-// the CRC-32C of each value), and the metadata files (`_METADATA`, `_sharding`, `array_metadatas/`,
-// `_strings.json`, `cairn_checksums/`, `cairn_delta/`).
+// Standard and Array handlers', goes through it. WriteItem runs four steps, each a function of writer.cc: the plan
+// (PlanItem: one storage decision per leaf: array, scalar, string, placeholder, empty node; the zarr metadata of
+// each array), the store (ItemStore: the item's KvStore behind a kvstore::ChecksummedKvStore that records the
+// CRC-32C of each value, and in a delta save the sharing with the base), the encoding (EncodeAndWriteChunks: arrays
+// cast, chunked and compressed in parallel into that store), and the metadata files (WriteMetadataFiles:
+// `_METADATA`, `_sharding`, `array_metadatas/`, `_strings.json`; WriteDeltaRecord: `cairn_delta/`; last,
+// `cairn_checksums/`).
 #pragma once
 
 #include <filesystem>

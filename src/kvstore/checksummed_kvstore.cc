@@ -49,24 +49,30 @@ std::optional<std::string> ChecksummedKvStore::ReadRange(std::string_view key, u
     }
     return value->substr(offset, length);
   }
-  // Widen the range to whole blocks (the last one as long as the value's size leaves it).
+  // Widen the range to whole blocks (the last one as long as the value's size leaves it). The value's size comes
+  // with the bytes, from the one lookup ReadRangeUpTo makes; until it is known, the recorded block count bounds it
+  // (a range past that bound reads nothing and fails one of the checks below).
   const std::vector<uint32_t>& crcs = blocks->second;
-  const auto size = inner_->ValueSize(key);
-  if (!size) return std::nullopt;
-  if ((*size + kCrc32cBlockBytes - 1) / kCrc32cBlockBytes != crcs.size()) {
-    throw CorruptionError("value " + k + ": its recorded block checksums do not match its size of " +
-                          std::to_string(*size) + " bytes [" + inner_->DescribeKey(key) + "]");
+  const uint64_t recorded_end = crcs.size() * kCrc32cBlockBytes;
+  uint64_t begin = 0, end = 0;
+  if (offset <= recorded_end && length <= recorded_end - offset) {
+    begin = offset / kCrc32cBlockBytes * kCrc32cBlockBytes;
+    end = std::min<uint64_t>((offset + length + kCrc32cBlockBytes - 1) / kCrc32cBlockBytes * kCrc32cBlockBytes,
+                             recorded_end);
   }
-  if (offset > *size || length > *size - offset) {
+  auto read = inner_->ReadRangeUpTo(key, begin, end - begin);
+  if (!read) return std::nullopt;
+  const uint64_t size = read->value_size;
+  if ((size + kCrc32cBlockBytes - 1) / kCrc32cBlockBytes != crcs.size()) {
+    throw CorruptionError("value " + k + ": its recorded block checksums do not match its size of " +
+                          std::to_string(size) + " bytes [" + inner_->DescribeKey(key) + "]");
+  }
+  if (offset > size || length > size - offset) {
     throw InvalidArgumentError("range [" + std::to_string(offset) + ", +" + std::to_string(length) +
-                               ") is outside the " + std::to_string(*size) + "-byte value of key '" + k + "' in " +
+                               ") is outside the " + std::to_string(size) + "-byte value of key '" + k + "' in " +
                                Describe());
   }
-  const uint64_t begin = offset / kCrc32cBlockBytes * kCrc32cBlockBytes;
-  const uint64_t end =
-      std::min<uint64_t>((offset + length + kCrc32cBlockBytes - 1) / kCrc32cBlockBytes * kCrc32cBlockBytes, *size);
-  auto span = inner_->ReadRange(key, begin, end - begin);
-  if (!span) return std::nullopt;
+  const std::string* span = &read->bytes;  // [begin, min(end, size))
   for (uint64_t at = 0; at < span->size(); at += kCrc32cBlockBytes) {
     const uint64_t block = (begin + at) / kCrc32cBlockBytes;
     if (Crc32c(std::string_view(*span).substr(at, kCrc32cBlockBytes)) != crcs[block]) {

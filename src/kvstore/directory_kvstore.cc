@@ -107,6 +107,21 @@ std::optional<std::string> DirectoryKvStore::ReadRange(std::string_view key, uin
   return out;
 }
 
+std::optional<KvStore::SizedRange> DirectoryKvStore::ReadRangeUpTo(std::string_view key, uint64_t offset,
+                                                                   uint64_t length) {
+  ValidateKey(key);
+  auto info = fs_->Stat(root_ / std::string(key));
+  if (!info || info->is_directory) return std::nullopt;
+  auto file = fs_->OpenForReadBelow(root_, std::string(key));
+  const uint64_t size = file->Size();
+  SizedRange out{"", size};
+  if (offset < size) {
+    out.bytes.resize(std::min(length, size - offset));
+    if (!out.bytes.empty()) file->ReadAt(offset, out.bytes.size(), out.bytes.data());
+  }
+  return out;
+}
+
 std::vector<std::string> DirectoryKvStore::ListKeys(std::string_view prefix) {
   std::vector<std::string> keys;
   if (!fs_->IsDirectory(root_)) return keys;

@@ -30,6 +30,7 @@ class DirectoryKvStore final : public KvStore {
   // Reads only the range from the file.
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;
   // InvalidArgumentError for an empty, absolute or NUL-containing key, or one with an empty, "." or ".." segment.
+  std::optional<SizedRange> ReadRangeUpTo(std::string_view key, uint64_t offset, uint64_t length) override;
   std::optional<uint64_t> ValueSize(std::string_view key) override;
   void Write(std::string_view key, std::string value) override;
   // Every file below the root whose key starts with `prefix`, sorted by byte order. A missing root lists nothing.

@@ -1,5 +1,6 @@
 #include "kvstore/kvstore.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "cairn/error.h"
@@ -28,6 +29,15 @@ std::optional<std::string> KvStore::ReadRange(std::string_view key, uint64_t off
                                std::string(key) + "' in " + Describe());
   }
   return value->substr(offset, length);
+}
+
+std::optional<KvStore::SizedRange> KvStore::ReadRangeUpTo(std::string_view key, uint64_t offset, uint64_t length) {
+  const auto size = ValueSize(key);
+  if (!size) return std::nullopt;
+  if (offset >= *size) return SizedRange{"", *size};
+  auto bytes = ReadRange(key, offset, std::min(length, *size - offset));
+  if (!bytes) return std::nullopt;
+  return SizedRange{std::move(*bytes), *size};
 }
 
 std::optional<uint64_t> KvStore::ValueSize(std::string_view key) {

@@ -33,6 +33,15 @@ class KvStore {
   // `length` bytes of the value of `key` from `offset`; nullopt when the key is absent, InvalidArgumentError when
   // the range is not inside the value. Restores use it to read only the rows of a chunk a box needs.
   virtual std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length);
+  // Up to `length` bytes of the value of `key` from `offset` (fewer where the value ends first, none when `offset` is
+  // at or past its end), with the value's size, both from one lookup; nullopt when the key is absent.
+  // ChecksummedKvStore widens a ranged read to whole blocks with it, without a ValueSize lookup first. The default
+  // asks ValueSize, then ReadRange.
+  struct SizedRange {
+    std::string bytes;
+    uint64_t value_size = 0;
+  };
+  virtual std::optional<SizedRange> ReadRangeUpTo(std::string_view key, uint64_t offset, uint64_t length);
   // The size of the value of `key`, nullopt when absent. The default reads the value; stores that know sizes
   // without reading (a file's size, an OCDBT index entry) override it.
   virtual std::optional<uint64_t> ValueSize(std::string_view key);

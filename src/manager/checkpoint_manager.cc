@@ -149,24 +149,6 @@ void InsertSorted(std::vector<CheckpointInfo>& infos, CheckpointInfo info) {
 
 }  // namespace
 
-namespace {
-
-// Runs a call of the step deleter that rethrows a failed background deletion. The steps that deletion left behind
-// are still on disk, so the manager rescans first and holds them again.
-void ReloadIfItFails(CheckpointManager& manager, const std::function<void()>& call) {
-  try {
-    call();
-  } catch (...) {
-    try {
-      manager.reload();
-    } catch (...) {
-    }
-    throw;
-  }
-}
-
-}  // namespace
-
 struct CheckpointManager::Impl {
   // One save whose commit (and the deletion of `removed`) runs in the background.
   struct Finalize {
@@ -200,6 +182,27 @@ struct CheckpointManager::Impl {
   std::exception_ptr pending_error_;
   bool saving_ = false;  // synchronous save in progress
   bool closed_ = false;
+
+  // The helpers of the public calls; each runs under mu_, taken by the call.
+  int64_t Now() const;
+  std::filesystem::path StepPath(int64_t step) const;
+  void Agree(const char* name, const std::function<void()>& step = {}, bool run_here = true) const;
+  bool IsPrimary() const;
+  std::optional<int64_t> LatestStep() const;
+  bool ReachedPreemption(int64_t step) const;
+  bool IsSavingInProgress() const;
+  bool DecideLocally(int64_t step) const;
+  std::vector<CheckpointInfo> LoadCheckpointInfos() const;
+  std::optional<nlohmann::json> ReadMetrics(int64_t step) const;
+  void CheckArgsMode(const CheckpointArgs& args) const;
+  void DecideDefaultItemFromDisk(int64_t step);
+  // Joins the finalize thread, if any, and repairs the step list when its save failed; the failure is kept in
+  // pending_error_.
+  void JoinFinalize();
+  void RethrowPending();
+  void Reload();
+  void ReloadIfItFails(const std::function<void()>& call);
+  Tree Restore(std::optional<int64_t> step, const CheckpointArgs* args);
 };
 
 CheckpointManager::CheckpointManager(std::filesystem::path directory, CheckpointManagerOptions options,
@@ -290,13 +293,13 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
 
   const bool write = !impl_->options_.read_only;
   if (impl_->options_.create && write) {
-    Agree("CheckpointManager:create_directory", [&] {
+    impl_->Agree("CheckpointManager:create_directory", [&] {
       if (impl_->fs_->IsDirectory(impl_->directory_)) return;
       impl_->fs_->CreateDirs(impl_->directory_, impl_->options_.file_options.path_permission_mode);
-    }, /*run_here=*/IsPrimary());
+    }, /*run_here=*/impl_->IsPrimary());
   }
   if (impl_->options_.cleanup_tmp_directories && write) {
-    Agree("CheckpointManager:cleanup_tmp_directories", [&] {
+    impl_->Agree("CheckpointManager:cleanup_tmp_directories", [&] {
       if (!impl_->fs_->IsDirectory(impl_->directory_)) return;
       for (const auto& name : impl_->fs_->ListDir(impl_->directory_)) {
         if (manager::IsUnfinishedStep(*impl_->fs_, impl_->directory_, name, *impl_->name_format_,
@@ -304,7 +307,7 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
           impl_->fs_->RemoveAll(impl_->directory_ / name);
         }
       }
-    }, /*run_here=*/IsPrimary());
+    }, /*run_here=*/impl_->IsPrimary());
   }
 
   impl_->deleter_ = std::make_unique<manager::StepDeleter>(manager::StepDeleterOptions{
@@ -314,10 +317,10 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
       .atomicity = impl_->options_.atomicity_options,
       .todelete_subdir = impl_->options_.todelete_subdir,
       .background = impl_->options_.enable_background_delete,
-      .primary = IsPrimary(),
+      .primary = impl_->IsPrimary(),
       .mode = impl_->options_.file_options.path_permission_mode,
   });
-  impl_->checkpoints_ = LoadCheckpointInfos();
+  impl_->checkpoints_ = impl_->LoadCheckpointInfos();
 
   // Root metadata: written once per root; a later manager with other metadata leaves it alone.
   const auto metadata_dir = impl_->directory_ / kRootMetadataDir;
@@ -325,7 +328,7 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
     impl_->root_custom_metadata_ = metadata.is_null() ? nlohmann::json::object() : metadata;
   }
   if (impl_->options_.save_root_metadata) {
-    Agree("CheckpointManager:save_root_metadata", [&] {
+    impl_->Agree("CheckpointManager:save_root_metadata", [&] {
       if (metadata.is_null() || !write) return;
       const auto file = metadata_dir / kRootMetadataFile;
       if (!impl_->fs_->Exists(file)) {
@@ -337,7 +340,7 @@ CheckpointManager::CheckpointManager(HandlerSetup setup, std::filesystem::path d
         io::WriteFileAtomically(*impl_->fs_, file, metadata_dir / (std::string(kRootMetadataFile) + ".tmp"),
                                 metadata::PythonJsonDumps(doc));
       }
-    }, /*run_here=*/IsPrimary());
+    }, /*run_here=*/impl_->IsPrimary());
   }
 }
 
@@ -355,36 +358,38 @@ const std::filesystem::path& CheckpointManager::directory() const { return impl_
 
 const CheckpointManagerOptions& CheckpointManager::options() const { return impl_->options_; }
 
-int64_t CheckpointManager::Now() const {
-  return impl_->options_.now_nsecs ? impl_->options_.now_nsecs() : metadata::NowNanoseconds();
+std::filesystem::path CheckpointManager::step_directory(int64_t step) const { return impl_->StepPath(step); }
+
+int64_t CheckpointManager::Impl::Now() const {
+  return options_.now_nsecs ? options_.now_nsecs() : metadata::NowNanoseconds();
 }
 
-std::filesystem::path CheckpointManager::StepPath(int64_t step) const {
-  return impl_->directory_ / impl_->name_format_->Build(step);
+std::filesystem::path CheckpointManager::Impl::StepPath(int64_t step) const {
+  return directory_ / name_format_->Build(step);
 }
 
-bool CheckpointManager::IsPrimary() const { return impl_->active_ && distributed::IsPrimary(impl_->mp_); }
+bool CheckpointManager::Impl::IsPrimary() const { return active_ && distributed::IsPrimary(mp_); }
 
 // Orbax's sync_global_processes at the manager's synchronisation points, as an agreement: `step` runs (where
 // `run_here`), then the processes exchange their outcomes, so that a failure anywhere fails every process here.
 // AsyncOptions::barrier_sync_fn, when given, is called too. An inactive process takes no part.
-void CheckpointManager::Agree(const char* name, const std::function<void()>& step, bool run_here) const {
-  if (impl_->active_) {
-    distributed::Agree(impl_->mp_, name, step ? step : [] {}, run_here);
+void CheckpointManager::Impl::Agree(const char* name, const std::function<void()>& step, bool run_here) const {
+  if (active_) {
+    distributed::Agree(mp_, name, step ? step : [] {}, run_here);
   } else if (step && run_here) {
     step();
   }
-  if (const auto& sync = impl_->options_.async_options.barrier_sync_fn) {
-    sync(impl_->mp_.barrier_sync_key_prefix.value_or("") + name, impl_->mp_.barrier_timeout_secs * 1000);
+  if (const auto& sync = options_.async_options.barrier_sync_fn) {
+    sync(mp_.barrier_sync_key_prefix.value_or("") + name, mp_.barrier_timeout_secs * 1000);
   }
 }
 
-std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const {
+std::optional<nlohmann::json> CheckpointManager::Impl::ReadMetrics(int64_t step) const {
   const auto path = StepPath(step) / kMetricsItemName / kMetricsItemName;
   try {
-    io::RequireNoSymlinksOnPath(*impl_->fs_, StepPath(step),
+    io::RequireNoSymlinksOnPath(*fs_, StepPath(step),
                                 std::filesystem::path(kMetricsItemName) / kMetricsItemName);
-    auto text = metadata::ReadFileWithChecksum(*impl_->fs_, path, metadata::ChecksumFileFor(path));
+    auto text = metadata::ReadFileWithChecksum(*fs_, path, metadata::ChecksumFileFor(path));
     if (!text) return std::nullopt;
     return metadata::ParseJson(*text, path.string());
   } catch (const NotFoundError&) {
@@ -398,24 +403,24 @@ std::optional<nlohmann::json> CheckpointManager::ReadMetrics(int64_t step) const
   }
 }
 
-std::vector<CheckpointInfo> CheckpointManager::LoadCheckpointInfos() const {
+std::vector<CheckpointInfo> CheckpointManager::Impl::LoadCheckpointInfos() const {
   std::vector<CheckpointInfo> infos;
-  if (!impl_->fs_->IsDirectory(impl_->directory_)) return infos;
+  if (!fs_->IsDirectory(directory_)) return infos;
   // Steps on their way out are no longer the manager's, even while their files remain.
-  std::set<int64_t> leaving = impl_->deleter_->Pending();
-  if (impl_->finalize_) {
-    for (const auto& info : impl_->finalize_->removed) leaving.insert(info.step);
+  std::set<int64_t> leaving = deleter_->Pending();
+  if (finalize_) {
+    for (const auto& info : finalize_->removed) leaving.insert(info.step);
   }
-  for (const auto& name : impl_->fs_->ListDir(impl_->directory_)) {
-    const auto step = impl_->name_format_->Parse(name);
+  for (const auto& name : fs_->ListDir(directory_)) {
+    const auto step = name_format_->Parse(name);
     if (!step || leaving.count(*step)) continue;
-    const auto path = impl_->directory_ / name;
-    if (!manager::IsFinalizedStep(*impl_->fs_, path, impl_->options_.atomicity_options)) continue;
+    const auto path = directory_ / name;
+    if (!manager::IsFinalizedStep(*fs_, path, options_.atomicity_options)) continue;
     CheckpointInfo info{.step = *step, .time_nsecs = 0, .metrics = std::nullopt};
-    if (!impl_->options_.lightweight_initialize) {
+    if (!options_.lightweight_initialize) {
       try {
-        io::RequireNoSymlinksOnPath(*impl_->fs_, path, "_CHECKPOINT_METADATA");
-        if (auto meta = metadata::ReadCheckpointMetadata(*impl_->fs_, path)) {
+        io::RequireNoSymlinksOnPath(*fs_, path, "_CHECKPOINT_METADATA");
+        if (auto meta = metadata::ReadCheckpointMetadata(*fs_, path)) {
           // Orbax falls back to the directory's mtime, which the FileSystem seam does not expose; the start of
           // the save is the closest thing recorded.
           info.time_nsecs = meta->commit_timestamp_nsecs.value_or(meta->init_timestamp_nsecs.value_or(0));
@@ -432,23 +437,23 @@ std::vector<CheckpointInfo> CheckpointManager::LoadCheckpointInfos() const {
   return infos;
 }
 
-void CheckpointManager::CheckArgsMode(const CheckpointArgs& args) const {
-  if (!impl_->default_item_) return;
+void CheckpointManager::Impl::CheckArgsMode(const CheckpointArgs& args) const {
+  if (!default_item_) return;
   const bool composite = dynamic_cast<const args::Composite*>(&args) != nullptr;
-  if (*impl_->default_item_ && composite) {
+  if (*default_item_ && composite) {
     throw InvalidArgumentError("cannot give Composite args to a CheckpointManager that holds a single, unnamed "
                                "(default) item");
   }
-  if (!*impl_->default_item_ && !composite) {
+  if (!*default_item_ && !composite) {
     throw InvalidArgumentError("must give Composite args to a CheckpointManager that holds named items; got " +
                                args.name());
   }
 }
 
-void CheckpointManager::DecideDefaultItemFromDisk(int64_t step) {
-  if (impl_->default_item_) return;
+void CheckpointManager::Impl::DecideDefaultItemFromDisk(int64_t step) {
+  if (default_item_) return;
   const auto path = StepPath(step);
-  if (impl_->fs_->IsDirectory(path)) impl_->default_item_ = impl_->fs_->IsDirectory(path / kDefaultItemName);
+  if (fs_->IsDirectory(path)) default_item_ = fs_->IsDirectory(path / kDefaultItemName);
 }
 
 std::vector<int64_t> CheckpointManager::all_steps() const {
@@ -461,8 +466,12 @@ std::vector<int64_t> CheckpointManager::all_steps() const {
 
 std::optional<int64_t> CheckpointManager::latest_step() const {
   std::lock_guard calls_lock(impl_->mu_);
-  if (impl_->checkpoints_.empty()) return std::nullopt;
-  return impl_->checkpoints_.back().step;
+  return impl_->LatestStep();
+}
+
+std::optional<int64_t> CheckpointManager::Impl::LatestStep() const {
+  if (checkpoints_.empty()) return std::nullopt;
+  return checkpoints_.back().step;
 }
 
 std::optional<int64_t> CheckpointManager::best_step() const {
@@ -474,13 +483,15 @@ std::optional<int64_t> CheckpointManager::best_step() const {
   return sorted.back().step;
 }
 
-bool CheckpointManager::reached_preemption(int64_t step) const {
-  return impl_->options_.reached_preemption_fn && impl_->options_.reached_preemption_fn(step);
+bool CheckpointManager::reached_preemption(int64_t step) const { return impl_->ReachedPreemption(step); }
+
+bool CheckpointManager::Impl::ReachedPreemption(int64_t step) const {
+  return options_.reached_preemption_fn && options_.reached_preemption_fn(step);
 }
 
 bool CheckpointManager::should_save(int64_t step) const {
   std::lock_guard calls_lock(impl_->mu_);
-  bool decision = DecideLocally(step);
+  bool decision = impl_->DecideLocally(step);
   // A decision that may hang on this process's clock, or on when its background save finished, can differ
   // between processes: the primary's counts (Orbax does this for continuous checkpointing). The default
   // policies depend only on the step and the steps held, which every process agrees on.
@@ -495,18 +506,18 @@ bool CheckpointManager::should_save(int64_t step) const {
   return decision;
 }
 
-bool CheckpointManager::DecideLocally(int64_t step) const {
-  if (impl_->options_.read_only) return false;
-  const auto latest = latest_step();
+bool CheckpointManager::Impl::DecideLocally(int64_t step) const {
+  if (options_.read_only) return false;
+  const auto latest = LatestStep();
   if (latest && *latest >= step) return false;
   const int64_t now = Now();
   const save_decision_policy::DecisionContext context{
-      .is_saving_in_progress = is_saving_in_progress(),
-      .reached_preemption = reached_preemption(step),
+      .is_saving_in_progress = IsSavingInProgress(),
+      .reached_preemption = ReachedPreemption(step),
       .now_nsecs = now,
   };
-  return impl_->save_policy_->should_save(CheckpointInfo{.step = step, .time_nsecs = now, .metrics = std::nullopt},
-                                   impl_->checkpoints_, context);
+  return save_policy_->should_save(CheckpointInfo{.step = step, .time_nsecs = now, .metrics = std::nullopt},
+                                   checkpoints_, context);
 }
 
 bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const CheckpointManagerSaveOptions& options) {
@@ -521,7 +532,7 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
                                " is not among MultiprocessingOptions::active_processes: it takes no part in saves");
   }
   if (!impl_->default_item_) impl_->default_item_ = dynamic_cast<const args::Composite*>(&args) == nullptr;
-  CheckArgsMode(args);
+  impl_->CheckArgsMode(args);
   if (!*impl_->default_item_) {
     const auto& items = static_cast<const args::Composite&>(args).items();
     if (items.empty()) throw InvalidArgumentError("Composite args for a save need at least one item");
@@ -537,8 +548,8 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
   if (!options.force && !should_save(step)) return false;
   wait_until_finished();  // one save at a time; the previous one's failure surfaces here
 
-  const auto path = StepPath(step);
-  Agree("CheckpointManager:save_start", [&] {
+  const auto path = impl_->StepPath(step);
+  impl_->Agree("CheckpointManager:save_start", [&] {
     if (std::any_of(impl_->checkpoints_.begin(), impl_->checkpoints_.end(),
                     [&](const auto& c) { return c.step == step; })) {
       throw AlreadyExistsError("Checkpoint for step " + std::to_string(step) + " already exists in " +
@@ -574,7 +585,7 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
     save_options.record_delta_hashes = true;
     save_options.delta_max_changed_fraction = impl_->options_.delta_max_changed_fraction;
     for (auto it = impl_->checkpoints_.rbegin(); it != impl_->checkpoints_.rend(); ++it) {
-      const auto base = StepPath(it->step);
+      const auto base = impl_->StepPath(it->step);
       if (it->step < step && impl_->fs_->Exists(base / io::kCommitSuccessFile)) {
         save_options.delta_base = base;
         break;
@@ -589,7 +600,7 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
     throw;
   }
 
-  const int64_t now = Now();
+  const int64_t now = impl_->Now();
   InsertSorted(impl_->checkpoints_, CheckpointInfo{.step = step,
                                             .time_nsecs = now,
                                             .metrics = options.metrics.is_null()
@@ -612,7 +623,7 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
   std::vector<CheckpointInfo> kept;
   for (size_t i = 0; i < impl_->checkpoints_.size(); ++i) (keep[i] ? kept : removed).push_back(impl_->checkpoints_[i]);
   impl_->checkpoints_ = std::move(kept);
-  Agree("CheckpointManager:old_steps_to_remove");
+  impl_->Agree("CheckpointManager:old_steps_to_remove");
   std::vector<int64_t> doomed;
   for (const auto& info : removed) doomed.push_back(info.step);
 
@@ -623,14 +634,14 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
     Impl::Finalize* f = finalize.get();
     impl_->finalize_ = std::move(finalize);
     impl_->saving_ = false;
-    f->thread = std::thread([this, f, doomed] {
+    f->thread = std::thread([impl = impl_.get(), f, doomed] {
       bool committed = false;
       std::exception_ptr error;
       try {
         // Old steps go only once the new one has committed.
-        static_cast<AsyncCheckpointer&>(*impl_->checkpointer_).wait_until_finished();
+        static_cast<AsyncCheckpointer&>(*impl->checkpointer_).wait_until_finished();
         committed = true;
-        impl_->deleter_->Delete(doomed);
+        impl->deleter_->Delete(doomed);
       } catch (...) {
         error = std::current_exception();
       }
@@ -645,7 +656,7 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
     } catch (...) {
       // Steps whose deletion failed are still there: the manager still holds them.
       for (auto& info : removed) {
-        if (manager::IsFinalizedStep(*impl_->fs_, StepPath(info.step), impl_->options_.atomicity_options)) {
+        if (manager::IsFinalizedStep(*impl_->fs_, impl_->StepPath(info.step), impl_->options_.atomicity_options)) {
           InsertSorted(impl_->checkpoints_, std::move(info));
         }
       }
@@ -657,37 +668,37 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
   return true;
 }
 
-void CheckpointManager::JoinFinalize() {
-  if (!impl_->finalize_) return;
-  impl_->finalize_->thread.join();
-  std::unique_ptr<Impl::Finalize> f = std::move(impl_->finalize_);
+void CheckpointManager::Impl::JoinFinalize() {
+  if (!finalize_) return;
+  finalize_->thread.join();
+  std::unique_ptr<Finalize> f = std::move(finalize_);
   if (!f->error) return;
   if (!f->committed) {
-    std::erase_if(impl_->checkpoints_, [&](const CheckpointInfo& c) { return c.step == f->step; });
+    std::erase_if(checkpoints_, [&](const CheckpointInfo& c) { return c.step == f->step; });
   }
   // Old steps are deleted only after a commit, and a deletion may fail half-way: whatever is still there, the
   // manager still holds.
   for (auto& info : f->removed) {
-    if (manager::IsFinalizedStep(*impl_->fs_, StepPath(info.step), impl_->options_.atomicity_options)) {
-      InsertSorted(impl_->checkpoints_, std::move(info));
+    if (manager::IsFinalizedStep(*fs_, StepPath(info.step), options_.atomicity_options)) {
+      InsertSorted(checkpoints_, std::move(info));
     }
   }
-  if (!impl_->pending_error_) impl_->pending_error_ = f->error;
+  if (!pending_error_) pending_error_ = f->error;
 }
 
-void CheckpointManager::RethrowPending() {
-  if (impl_->pending_error_) {
+void CheckpointManager::Impl::RethrowPending() {
+  if (pending_error_) {
     std::exception_ptr error;
-    std::swap(error, impl_->pending_error_);
+    std::swap(error, pending_error_);
     std::rethrow_exception(error);
   }
-  ReloadIfItFails(*this, [&] { impl_->deleter_->CheckForErrors(); });
+  ReloadIfItFails([&] { deleter_->CheckForErrors(); });
 }
 
 void CheckpointManager::wait_until_finished() {
   std::lock_guard calls_lock(impl_->mu_);
-  JoinFinalize();
-  RethrowPending();
+  impl_->JoinFinalize();
+  impl_->RethrowPending();
 }
 
 void CheckpointManager::check_for_errors() {
@@ -697,24 +708,32 @@ void CheckpointManager::check_for_errors() {
     std::lock_guard lock(impl_->finalize_->mu);
     finished = impl_->finalize_->done;
   }
-  if (finished) JoinFinalize();  // joins at once; a save still running is left alone
-  RethrowPending();
+  if (finished) impl_->JoinFinalize();  // joins at once; a save still running is left alone
+  impl_->RethrowPending();
 }
 
 bool CheckpointManager::is_saving_in_progress() const {
   std::lock_guard calls_lock(impl_->mu_);
-  if (impl_->saving_) return true;
-  if (!impl_->finalize_) return false;
-  std::lock_guard lock(impl_->finalize_->mu);
-  return !impl_->finalize_->done;
+  return impl_->IsSavingInProgress();
+}
+
+bool CheckpointManager::Impl::IsSavingInProgress() const {
+  if (saving_) return true;
+  if (!finalize_) return false;
+  std::lock_guard lock(finalize_->mu);
+  return !finalize_->done;
 }
 
 void CheckpointManager::reload() {
   std::lock_guard calls_lock(impl_->mu_);
+  impl_->Reload();
+}
+
+void CheckpointManager::Impl::Reload() {
   std::optional<CheckpointInfo> in_flight;
-  if (impl_->finalize_) {
-    for (const auto& info : impl_->checkpoints_) {
-      if (info.step == impl_->finalize_->step) in_flight = info;
+  if (finalize_) {
+    for (const auto& info : checkpoints_) {
+      if (info.step == finalize_->step) in_flight = info;
     }
   }
   auto infos = LoadCheckpointInfos();
@@ -722,56 +741,70 @@ void CheckpointManager::reload() {
   if (in_flight) {
     bool failed;
     {
-      std::lock_guard lock(impl_->finalize_->mu);
-      failed = impl_->finalize_->done && !impl_->finalize_->committed;
+      std::lock_guard lock(finalize_->mu);
+      failed = finalize_->done && !finalize_->committed;
     }
     if (!failed && std::none_of(infos.begin(), infos.end(), [&](const auto& c) { return c.step == in_flight->step; })) {
       InsertSorted(infos, *in_flight);
     }
   }
-  impl_->checkpoints_ = std::move(infos);
+  checkpoints_ = std::move(infos);
+}
+
+// Runs a call of the step deleter that rethrows a failed background deletion. The steps that deletion left behind
+// are still on disk, so the manager rescans first and holds them again.
+void CheckpointManager::Impl::ReloadIfItFails(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (...) {
+    try {
+      Reload();
+    } catch (...) {
+    }
+    throw;
+  }
 }
 
 void CheckpointManager::delete_step(int64_t step) {
   std::lock_guard calls_lock(impl_->mu_);
   if (impl_->options_.read_only) return;
-  if (impl_->finalize_ && impl_->finalize_->step == step) JoinFinalize();  // let its commit land before removing it
+  if (impl_->finalize_ && impl_->finalize_->step == step) impl_->JoinFinalize();  // let its commit land before removing it
   if (std::none_of(impl_->checkpoints_.begin(), impl_->checkpoints_.end(),
                    [&](const auto& c) { return c.step == step; })) {
     throw NotFoundError("Requested deleting a non-existent step: " + std::to_string(step) + " in " +
                         impl_->directory_.string());
   }
   // Only the primary deletes (the deleter does nothing elsewhere); every process learns whether it worked.
-  Agree("CheckpointManager:deleted_step", [&] { impl_->deleter_->Delete({step}); });
+  impl_->Agree("CheckpointManager:deleted_step", [&] { impl_->deleter_->Delete({step}); });
   std::erase_if(impl_->checkpoints_, [&](const CheckpointInfo& c) { return c.step == step; });
 }
 
-std::optional<nlohmann::json> CheckpointManager::metrics(int64_t step) const { return ReadMetrics(step); }
+std::optional<nlohmann::json> CheckpointManager::metrics(int64_t step) const { return impl_->ReadMetrics(step); }
 
-Tree CheckpointManager::restore(std::optional<int64_t> step) { return RestoreImpl(step, nullptr); }
+Tree CheckpointManager::restore(std::optional<int64_t> step) { return impl_->Restore(step, nullptr); }
 
 Tree CheckpointManager::restore(std::optional<int64_t> step, const CheckpointArgs& args) {
-  return RestoreImpl(step, &args);
+  return impl_->Restore(step, &args);
 }
 
-Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const CheckpointArgs* args) {
-  std::lock_guard calls_lock(impl_->mu_);
+Tree CheckpointManager::Impl::Restore(std::optional<int64_t> step, const CheckpointArgs* args) {
+  std::lock_guard calls_lock(mu_);
   // The checkpointer serves one caller at a time: let the save in flight finish (its failure stays pending for
   // wait_until_finished / check_for_errors).
   JoinFinalize();
-  if (!step) step = latest_step();
-  if (!step) throw NotFoundError("No steps found in " + impl_->directory_.string());
+  if (!step) step = LatestStep();
+  if (!step) throw NotFoundError("No steps found in " + directory_.string());
   const auto path = StepPath(*step);
   DecideDefaultItemFromDisk(*step);
   if (args) CheckArgsMode(*args);
-  if (impl_->default_item_.value_or(false)) {
+  if (default_item_.value_or(false)) {
     Tree restored;
     if (args) {
       args::Composite composite;
       composite.set(kDefaultItemName, Borrow(*args));
-      restored = impl_->checkpointer_->restore(path, composite);
+      restored = checkpointer_->restore(path, composite);
     } else {
-      restored = impl_->checkpointer_->restore(path);
+      restored = checkpointer_->restore(path);
     }
     if (!restored.contains(kDefaultItemName)) {
       throw NotFoundError("step " + std::to_string(*step) + " at " + path.string() +
@@ -779,21 +812,21 @@ Tree CheckpointManager::RestoreImpl(std::optional<int64_t> step, const Checkpoin
     }
     return restored[kDefaultItemName];
   }
-  return args ? impl_->checkpointer_->restore(path, *args) : impl_->checkpointer_->restore(path);
+  return args ? checkpointer_->restore(path, *args) : checkpointer_->restore(path);
 }
 
 StepMetadata CheckpointManager::metadata(int64_t step) {
   std::lock_guard calls_lock(impl_->mu_);
-  JoinFinalize();
-  const auto path = StepPath(step);
-  DecideDefaultItemFromDisk(step);
+  impl_->JoinFinalize();
+  const auto path = impl_->StepPath(step);
+  impl_->DecideDefaultItemFromDisk(step);
   StepMetadata meta = impl_->checkpointer_->metadata(path);
   if (impl_->default_item_.value_or(false)) {
     meta.item_metadata = meta.item_metadata.is_dict() && meta.item_metadata.contains(kDefaultItemName)
                              ? Tree(meta.item_metadata[kDefaultItemName])
                              : Tree::None();
   }
-  if (auto m = ReadMetrics(step)) meta.metrics = *m;
+  if (auto m = impl_->ReadMetrics(step)) meta.metrics = *m;
   return meta;
 }
 
@@ -838,7 +871,7 @@ void CheckpointManager::close() {
     }
   };
   attempt([&] { wait_until_finished(); });
-  attempt([&] { ReloadIfItFails(*this, [&] { impl_->deleter_->Close(); }); });
+  attempt([&] { impl_->ReloadIfItFails([&] { impl_->deleter_->Close(); }); });
   attempt([&] { impl_->checkpointer_->close(); });
   if (first) std::rethrow_exception(first);
 }

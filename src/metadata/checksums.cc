@@ -5,6 +5,7 @@
 #include "cairn/error.h"
 #include "core/crc32c.h"
 #include "io/temporary_path.h"
+#include "metadata/process_files.h"
 #include "metadata/python_json.h"
 #include "metadata/self_crc.h"
 
@@ -81,26 +82,28 @@ Checksums DecodeChecksums(std::string_view text, const std::string& what) {
 
 Checksums ReadItemChecksums(FileSystem& fs, const std::filesystem::path& item_dir) {
   Checksums all;
-  const auto checksums_dir = item_dir / kChecksumsDir;
-  if (!fs.IsDirectory(checksums_dir)) return all;
-  for (const auto& name : fs.ListDir(checksums_dir)) {
-    const auto relative = std::filesystem::path(kChecksumsDir) / name;
-    Checksums part =
-        DecodeChecksums(fs.ReadFileBelow(item_dir, relative, kMaxChecksumFileBytes), (item_dir / relative).string());
-    all.chunks.merge(part.chunks);
-    all.files.merge(part.files);
-    all.chunk_blocks.merge(part.chunk_blocks);
-  }
+  for (Checksums& part : ReadProcessFiles(fs, item_dir, kChecksumsDir, DecodeChecksums)) MergeChecksums(all, part);
   return all;
+}
+
+void MergeChecksums(Checksums& into, Checksums& part) {
+  into.chunks.merge(part.chunks);
+  into.files.merge(part.files);
+  into.chunk_blocks.merge(part.chunk_blocks);
+}
+
+void CheckItemFile(const std::filesystem::path& item_dir, const std::string& relative, std::string_view text,
+                   const Checksums& sums) {
+  if (auto it = sums.files.find(relative); it != sums.files.end() && Crc32c(text) != it->second) {
+    throw CorruptionError((item_dir / relative).string() +
+                          " fails its CRC-32C check: the file is not the one that was saved");
+  }
 }
 
 std::string ReadItemFile(FileSystem& fs, const std::filesystem::path& item_dir, const std::string& relative,
                          const Checksums& sums, uint64_t max_bytes) {
   std::string text = fs.ReadFileBelow(item_dir, relative, max_bytes);
-  if (auto it = sums.files.find(relative); it != sums.files.end() && Crc32c(text) != it->second) {
-    throw CorruptionError((item_dir / relative).string() +
-                          " fails its CRC-32C check: the file is not the one that was saved");
-  }
+  CheckItemFile(item_dir, relative, text, sums);
   return text;
 }
 

@@ -43,6 +43,12 @@ Checksums DecodeChecksums(std::string_view text, const std::string& what);
 // items). Each is read without following links (FileSystem::ReadFileBelow); a damaged one is a CorruptionError
 // naming it.
 Checksums ReadItemChecksums(FileSystem& fs, const std::filesystem::path& item_dir);
+// Adds `part` (one process's file) to `into`, leaving in `part` what `into` already had.
+void MergeChecksums(Checksums& into, Checksums& part);
+// A CorruptionError naming the file unless `text`, the item's file `relative`, has the CRC-32C `sums` records for
+// it (or `sums` records none).
+void CheckItemFile(const std::filesystem::path& item_dir, const std::string& relative, std::string_view text,
+                   const Checksums& sums);
 // The item's metadata file `relative` ("_METADATA"), read without following links and checked against the CRC-32C
 // `sums` records for it, if any: a mismatch is a CorruptionError naming the file.
 std::string ReadItemFile(FileSystem& fs, const std::filesystem::path& item_dir, const std::string& relative,

@@ -5,6 +5,7 @@
 #include "cairn/error.h"
 #include "core/hex.h"
 #include "metadata/checksums.h"
+#include "metadata/process_files.h"
 #include "metadata/python_json.h"
 #include "metadata/self_crc.h"
 
@@ -84,19 +85,15 @@ DeltaRecordFile DecodeDeltaRecord(std::string_view text, const std::string& what
 }
 
 std::optional<DeltaRecordFile> ReadItemDeltaRecord(FileSystem& fs, const std::filesystem::path& item_dir) {
-  const auto dir = item_dir / kDeltaDir;
-  if (!fs.IsDirectory(dir)) return std::nullopt;
+  if (!fs.IsDirectory(item_dir / kDeltaDir)) return std::nullopt;
+  const std::vector<DeltaRecordFile> parts = ReadProcessFiles(fs, item_dir, kDeltaDir, DecodeDeltaRecord);
   DeltaRecordFile all;
-  size_t parts = 0;
-  for (const auto& name : fs.ListDir(dir)) {
-    const auto relative = std::filesystem::path(kDeltaDir) / name;
-    DeltaRecordFile part =
-        DecodeDeltaRecord(fs.ReadFileBelow(item_dir, relative, kMaxChecksumFileBytes), (item_dir / relative).string());
+  for (DeltaRecordFile part : parts) {
     all.sha256.merge(part.sha256);
     all.raw_sha256.merge(part.raw_sha256);
     all.raw_crc32c.merge(part.raw_crc32c);
     // A save is recognised by its id only when one process wrote the whole item.
-    all.save_id = ++parts == 1 ? part.save_id : "";
+    all.save_id = parts.size() == 1 ? part.save_id : "";
     all.bytes_written += part.bytes_written;
     all.bytes_shared += part.bytes_shared;
     if (all.base.empty()) all.base = part.base;

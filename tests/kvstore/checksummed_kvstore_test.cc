@@ -104,6 +104,61 @@ TEST(ChecksummedKvStore, AValueOfAnotherSizeThanItsBlocksIsCorrupt) {
   EXPECT_THROW(store.ReadRange("p/0", 10, 10), CorruptionError);  // one block left of three
 }
 
+// A DirectoryKvStore that counts the lookups a ranged read makes (the decorator's ranged reads are on the restore
+// path of every box that cuts an uncompressed chunk).
+class CountingStore final : public KvStore {
+ public:
+  CountingStore(std::shared_ptr<FileSystem> fs, std::filesystem::path root) : inner_(std::move(fs), std::move(root)) {}
+  std::optional<uint64_t> ValueSize(std::string_view key) override {
+    ++value_sizes;
+    return inner_.ValueSize(key);
+  }
+  std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override {
+    ++ranges;
+    return inner_.ReadRange(key, offset, length);
+  }
+  std::optional<SizedRange> ReadRangeUpTo(std::string_view key, uint64_t offset, uint64_t length) override {
+    ++ranges;
+    return inner_.ReadRangeUpTo(key, offset, length);
+  }
+  std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override {
+    return inner_.Read(key, max_bytes);
+  }
+  void Write(std::string_view key, std::string value) override { inner_.Write(key, std::move(value)); }
+  std::vector<std::string> ListKeys(std::string_view prefix) override { return inner_.ListKeys(prefix); }
+  void Flush() override { inner_.Flush(); }
+  std::string Describe() const override { return inner_.Describe(); }
+
+  int value_sizes = 0;
+  int ranges = 0;
+
+ private:
+  DirectoryKvStore inner_;
+};
+
+TEST(ChecksummedKvStore, ARangedReadOfTheLastPartialBlockIsCheckedInOneLookup) {
+  Fixture f;
+  auto inner = std::make_shared<CountingStore>(f.fs, "/item");
+  ChecksummedKvStore store(inner, f.recorded);
+  // The last block holds half a block: read within it, and across into it, intact.
+  EXPECT_EQ(*store.ReadRange("p/0", 2 * kBlock + 7, 100), f.big.substr(2 * kBlock + 7, 100));
+  EXPECT_EQ(*store.ReadRange("p/0", 2 * kBlock - 3, kBlock / 2 + 3), f.big.substr(2 * kBlock - 3));
+  EXPECT_EQ(inner->value_sizes, 0);
+  EXPECT_EQ(inner->ranges, 2);
+  // A flipped byte at the very end of the value: every ranged read that touches the last block sees it.
+  f.Flip("p/0", f.big.size() - 1);
+  EXPECT_THROW(store.ReadRange("p/0", 2 * kBlock + 7, 100), CorruptionError);
+  EXPECT_THROW(store.ReadRange("p/0", f.big.size() - 1, 1), CorruptionError);
+  EXPECT_THROW(store.ReadRange("p/0", f.big.size(), 0), CorruptionError);
+  EXPECT_EQ(*store.ReadRange("p/0", kBlock, 100), f.big.substr(kBlock, 100));  // the middle block is intact
+  // Out of range, and sizes that disagree with the blocks, fail as before.
+  EXPECT_THROW(store.ReadRange("p/0", f.big.size() - 1, 2), InvalidArgumentError);
+  EXPECT_THROW(store.ReadRange("p/0", UINT64_MAX, 2), InvalidArgumentError);
+  f.fs->WriteFile("/item/p/0", f.big + std::string(kBlock, 'x'), false);
+  EXPECT_THROW(store.ReadRange("p/0", 10, 10), CorruptionError);
+  EXPECT_EQ(inner->value_sizes, 0);
+}
+
 TEST(ChecksummedKvStore, KeysWithoutARecordReadUnchecked) {
   Fixture f;
   DirectoryKvStore(f.fs, "/item").Write("q/0", "anything");  // not through the decorator: nothing recorded

@@ -179,6 +179,28 @@ TEST(Verify, FlippedByteInEachMetadataFileIsNamed) {
   EXPECT_TRUE(HasProblemAt(VerifyCheckpoint(dir2 / "1"), "cairn_checksums/process_0"));
 }
 
+// The item reader, in its checking mode, goes on after each problem: damage in several files and chunks of one item
+// is all reported, each where it is (two of them are read by one loader, `_sharding` and `array_metadatas/`).
+TEST(Verify, EveryProblemOfAnItemIsReportedNotTheFirst) {
+  TempDir dir;
+  PyTreeCheckpointHandlerOptions options;
+  options.use_ocdbt = false;
+  options.use_compression = false;
+  Save(dir / "1", options, 4096);
+  FlipByte(dir / "1" / "_sharding", 3);
+  FlipByte(dir / "1" / "array_metadatas" / "process_0", 3);
+  FlipByte(dir / "1" / "params.w" / "0.0", 10);
+  fs::remove(dir / "1" / "params.w" / "1.0");
+  VerifyReport r = VerifyCheckpoint(dir / "1");
+  for (const std::string where : {"_sharding", "array_metadatas/process_0", "params.w/0.0", "params.w/1.0"}) {
+    EXPECT_TRUE(HasProblemAt(r, where)) << where << ":\n" << Problems(r);
+  }
+  EXPECT_EQ(r.problems.size(), 4u) << Problems(r);
+  // What could still be read was: the other arrays, all their chunks, and every other metadata file.
+  EXPECT_EQ(r.arrays, 2u);
+  EXPECT_GE(r.files_checked, 4u);
+}
+
 // A JSON item's file carries its CRC-32C in a sibling file (cairn_<name>.crc32c), which verify checks and never
 // mistakes for a second JSON file.
 TEST(Verify, JsonItemsAreChecksummed) {

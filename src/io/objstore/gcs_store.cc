@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "io/objstore/gcs_auth.h"
 #include "io/objstore/object_store.h"
+#include "io/objstore/store_base.h"
 #include "io/objstore/transport.h"
 
 namespace cairn::io::objstore {
@@ -36,16 +37,14 @@ nlohmann::json ParseJson(const std::string& what, const std::string& body) {
   }
 }
 
-class GcsStore final : public ObjectStore {
- public:
-  explicit GcsStore(ObjectStoreOptions options)
-      : options_(std::move(options)),
-        endpoint_(DefaultEndpoint(options_)),
-        transport_(options_),
-        auth_(options_, transport_) {}
+class GcsUpload;
 
-  std::string_view scheme() const override { return "gs"; }
-  const ObjectStoreOptions& options() const override { return options_; }
+class GcsStore final : public ObjectStoreBase<GcsStore, GcsUpload> {
+ public:
+  static constexpr const char* kScheme = "gs";
+
+  explicit GcsStore(ObjectStoreOptions options)
+      : ObjectStoreBase(std::move(options)), endpoint_(DefaultEndpoint(options_)), auth_(options_, transport_) {}
 
   void Put(const std::string& bucket, const std::string& key, std::string_view data) override {
     const std::string url =
@@ -127,10 +126,6 @@ class GcsStore final : public ObjectStore {
     }
   }
 
-  std::unique_ptr<Upload> StartUpload(const std::string& bucket, const std::string& key) override;
-
-  ObjectStoreStats Stats() const override { return transport_.Stats(); }
-
   HttpResponse Send(const std::string& what, const HttpRequest& base) {
     return transport_.Send(what, [&] {
       HttpRequest request = base;
@@ -155,14 +150,6 @@ class GcsStore final : public ObjectStore {
   }
   const std::string& endpoint() const { return endpoint_; }
 
-  static std::string Url(const std::string& bucket, const std::string& key) {
-    return objstore::ObjectUrl("gs", bucket, key);
-  }
-  static void Require(const HttpResponse& response, const char* what, const std::string& bucket,
-                      const std::string& key) { RequireSuccess(response, what, "gs", bucket, key); }
-
-  Transport& transport() { return transport_; }
-
  private:
   ThreadPool& DeletePool() {
     std::call_once(delete_pool_once_, [&] {
@@ -171,9 +158,7 @@ class GcsStore final : public ObjectStore {
     return *delete_pool_;
   }
 
-  ObjectStoreOptions options_;
   std::string endpoint_;
-  Transport transport_;
   GcsAuth auth_;
   std::once_flag delete_pool_once_;
   std::unique_ptr<ThreadPool> delete_pool_;  // as many threads as requests may be in flight; made on first use
@@ -258,10 +243,6 @@ class GcsUpload final : public Upload {
   uint64_t offset_ = 0;  // bytes sent in earlier parts
   bool finished_ = false;
 };
-
-std::unique_ptr<Upload> GcsStore::StartUpload(const std::string& bucket, const std::string& key) {
-  return std::make_unique<GcsUpload>(*this, bucket, key);
-}
 
 }  // namespace
 

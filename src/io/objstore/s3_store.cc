@@ -12,6 +12,7 @@
 #include "io/objstore/crypto.h"
 #include "io/objstore/object_store.h"
 #include "io/objstore/sigv4.h"
+#include "io/objstore/store_base.h"
 #include "io/objstore/transport.h"
 #include "io/objstore/xml.h"
 
@@ -43,22 +44,20 @@ struct S3Call {
   size_t sink_size = 0;
 };
 
-class S3Store final : public ObjectStore {
+class S3Upload;
+
+class S3Store final : public ObjectStoreBase<S3Store, S3Upload> {
  public:
+  static constexpr const char* kScheme = "s3";
+
   S3Store(ObjectStoreOptions options, S3CopyLimits copy_limits)
-      : options_(std::move(options)),
-        copy_limits_(copy_limits),
-        config_(ResolveAwsConfig(options_)),
-        transport_(options_) {
+      : ObjectStoreBase(std::move(options)), copy_limits_(copy_limits), config_(ResolveAwsConfig(options_)) {
     const auto scheme_end = config_.endpoint.find("://");
     const std::string rest =
         scheme_end == std::string::npos ? config_.endpoint : config_.endpoint.substr(scheme_end + 3);
     scheme_ = scheme_end == std::string::npos ? "https" : config_.endpoint.substr(0, scheme_end);
     host_ = rest.substr(0, rest.find('/'));
   }
-
-  std::string_view scheme() const override { return "s3"; }
-  const ObjectStoreOptions& options() const override { return options_; }
 
   void Put(const std::string& bucket, const std::string& key, std::string_view data) override {
     Require(Call({"PUT", bucket, key, {}, {}, data}), "PUT", bucket, key);
@@ -135,10 +134,6 @@ class S3Store final : public ObjectStore {
     RequireNoErrorDocument(response, "COPY", from_bucket, from);
   }
 
-  std::unique_ptr<Upload> StartUpload(const std::string& bucket, const std::string& key) override;
-
-  ObjectStoreStats Stats() const override { return transport_.Stats(); }
-
   // A multipart upload whose parts are UploadPartCopy ranges of `source` ("/bucket/key", encoded), in parallel.
   void CopyInParts(const std::string& source, uint64_t size, const std::string& bucket, const std::string& key);
 
@@ -168,10 +163,6 @@ class S3Store final : public ObjectStore {
     });
   }
 
-  static std::string Url(const std::string& bucket, const std::string& key) { return ObjectUrl("s3", bucket, key); }
-  static void Require(const HttpResponse& response, const char* what, const std::string& bucket,
-                      const std::string& key) { RequireSuccess(response, what, "s3", bucket, key); }
-
   // CopyObject and CompleteMultipartUpload may answer 200 and report the failure in the body.
   static void RequireNoErrorDocument(const HttpResponse& response, const char* what, const std::string& bucket,
                                      const std::string& key) {
@@ -184,10 +175,8 @@ class S3Store final : public ObjectStore {
   }
 
  private:
-  ObjectStoreOptions options_;
   S3CopyLimits copy_limits_;
   AwsConfig config_;
-  Transport transport_;
   std::string scheme_;
   std::string host_;
 };
@@ -282,10 +271,6 @@ class S3Upload final : public Upload {
   std::deque<std::future<std::string>> in_flight_;  // the parts after those, in order
   bool finished_ = false;
 };
-
-std::unique_ptr<Upload> S3Store::StartUpload(const std::string& bucket, const std::string& key) {
-  return std::make_unique<S3Upload>(*this, bucket, key);
-}
 
 void S3Store::CopyInParts(const std::string& source, uint64_t size, const std::string& bucket,
                           const std::string& key) {

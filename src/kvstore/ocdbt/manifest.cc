@@ -1,8 +1,7 @@
 #include "kvstore/ocdbt/manifest.h"
 
-#include <zstd.h>
-
 #include "cairn/error.h"
+#include "core/zstd.h"
 #include "kvstore/ocdbt/codec.h"
 #include "kvstore/ocdbt/node_refs.h"
 
@@ -34,7 +33,7 @@ Config DecodeConfig(ByteReader& reader) {
   } else if (method == 1) {
     config.compression.zstd = true;
     config.compression.zstd_level = static_cast<int32_t>(reader.ReadU32LE("zstd level"));
-    if (config.compression.zstd_level < ZSTD_minCLevel() || config.compression.zstd_level > ZSTD_maxCLevel()) {
+    if (!ZstdLevelInRange(config.compression.zstd_level)) {
       reader.Fail("zstd level " + std::to_string(config.compression.zstd_level) + " is out of range");
     }
   } else {

@@ -263,6 +263,18 @@ std::optional<std::string> OcdbtReader::ReadRange(std::string_view key, uint64_t
   return ReadData(std::get<IndirectRef>(entry.value), offset, length, "value");
 }
 
+std::optional<KvStore::SizedRange> OcdbtReader::ReadRangeUpTo(std::string_view key, uint64_t offset,
+                                                              uint64_t length) {
+  auto found = Find(key);
+  if (!found) return std::nullopt;
+  const LeafEntry& entry = found->entry();
+  const uint64_t size = entry.value_length();
+  if (offset >= size) return SizedRange{"", size};
+  length = std::min(length, size - offset);
+  if (auto* value = std::get_if<std::string>(&entry.value)) return SizedRange{value->substr(offset, length), size};
+  return SizedRange{ReadData(std::get<IndirectRef>(entry.value), offset, length, "value"), size};
+}
+
 namespace {
 
 // A large value is read as several pieces in parallel: one thread's pread, and the page faults of the fresh

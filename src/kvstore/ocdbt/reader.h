@@ -44,6 +44,7 @@ class OcdbtReader final : public KvStore {
   // runs past the value's end.
   bool ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c = nullptr) override;
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;
+  std::optional<SizedRange> ReadRangeUpTo(std::string_view key, uint64_t offset, uint64_t length) override;
   std::optional<uint64_t> ValueSize(std::string_view key) override;
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
   // A reader is read-only: both throw InvalidArgumentError.

@@ -1,13 +1,12 @@
 #include "kvstore/ocdbt/writer.h"
 
-#include <zstd.h>
-
 #include <chrono>
 
 #include "cairn/error.h"
 #include "cairn/object_store.h"
 #include "core/crc32c.h"
 #include "core/sha256.h"
+#include "core/zstd.h"
 #include "io/temporary_path.h"
 #include "kvstore/ocdbt/random_id.h"
 #include "kvstore/ocdbt/reader.h"
@@ -26,7 +25,7 @@ void ValidateOptions(const OcdbtWriterOptions& options) {
   }
   if (options.target_data_file_size == 0) throw InvalidArgumentError("OCDBT target_data_file_size must be positive");
   if (options.write_buffer_bytes == 0) throw InvalidArgumentError("OCDBT write_buffer_bytes must be positive");
-  if (options.zstd && (options.zstd_level < ZSTD_minCLevel() || options.zstd_level > ZSTD_maxCLevel())) {
+  if (options.zstd && !ZstdLevelInRange(options.zstd_level)) {
     throw InvalidArgumentError("zstd level " + std::to_string(options.zstd_level) + " is out of range");
   }
 }
