@@ -44,6 +44,14 @@ struct SaveArgs {
 struct RestoreArgs {
   // Cast to this dtype after reading.
   std::optional<DType> dtype;
+  // cairn addition: when the target leaf is an Array (or a ShardedArray) with writable bytes (one cairn owns, or
+  // Array::FromBorrowedWritable over the caller's memory), the stored data is read straight into those bytes and
+  // the restored tree's array shares them: no allocation, no copy. The target's shape must be the stored one
+  // exactly (strict, whatever the restore's `strict`); its dtype is the one filled (the stored data is cast in
+  // place), and `dtype` above, when set, must be the same. A target leaf that is an Array but not writable, or
+  // has another shape, is an InvalidArgumentError before any array is read. Leaves that are not arrays (specs,
+  // scalars, None) restore as usual.
+  bool fill_target = false;
 };
 
 // Per-parameter options keyed by parameter name ("params.w"); the entry "" applies to every parameter that has

@@ -32,13 +32,18 @@ class SaveArgs:
 
 @dataclasses.dataclass
 class RestoreArgs:
-    """How to restore one parameter: cast to `dtype` after reading."""
+    """How to restore one parameter: cast to `dtype` after reading.
+
+    cairn addition: with `fill_target=True`, a target leaf that is a writable, C-ordered numpy array of the stored
+    shape is filled in place (cast to its own dtype), and the restore returns that same numpy object: no new
+    allocation. A read-only target, or one of another shape, raises ValueError before anything is read."""
 
     restore_type: Any = None
     dtype: Any = None
+    fill_target: bool = False
 
     def _native(self) -> dict:
-        return {"dtype": self.dtype}
+        return {"dtype": self.dtype, "fill_target": self.fill_target}
 
 
 @dataclasses.dataclass

@@ -38,6 +38,7 @@ RestoreArgsMap RestoreArgsMapFromNative(py::handle obj) {
   for (auto [name, args] : obj.cast<py::dict>()) {
     RestoreArgs r;
     if (auto dtype = NativeItem(args, "dtype"); !dtype.is_none()) r.dtype = DTypeFromPy(dtype);
+    if (auto fill = OptionalAttr<bool>(args, "fill_target")) r.fill_target = *fill;
     out[name.cast<std::string>()] = r;
   }
   return out;

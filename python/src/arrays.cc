@@ -150,6 +150,9 @@ bool OnDeviceWithArray(py::handle obj) {
   }
 }
 
+// The numpy arrays a restore's targets came from, while a ReturnFilledTargets lives on this thread.
+thread_local const KeepAlive* filled_targets = nullptr;
+
 bool IsNumpyGeneric(py::handle obj) {
   static auto* generic = new py::object(py::module_::import("numpy").attr("generic"));
   return py::isinstance(obj, *generic);
@@ -195,10 +198,23 @@ Array ArrayFromPy(py::handle obj, KeepAlive& keep, const std::string& where) {
                                                         held->dtype() == dtype && held->shape() == shape) {
     return *held;
   }
+  // The caller's own writable array (not a converted copy of it) may be a restore target to fill in place
+  // (RestoreArgs(fill_target=True)); otherwise the bytes are only read.
+  if (arr.is(obj) && a.writeable()) return Array::FromBorrowedWritable(a.mutable_data(), dtype, std::move(shape));
   return Array::FromBorrowed(a.data(), dtype, std::move(shape));
 }
 
+ReturnFilledTargets::ReturnFilledTargets(const KeepAlive& keep) : previous_(filled_targets) { filled_targets = &keep; }
+ReturnFilledTargets::~ReturnFilledTargets() { filled_targets = previous_; }
+
 py::array ArrayToNumpy(const Array& array) {
+  if (filled_targets && array.ownership() == Ownership::kBorrowed && array.writable() && array.num_bytes()) {
+    for (const py::object& obj : *filled_targets) {
+      if (!py::isinstance<py::array>(obj)) continue;
+      auto a = py::reinterpret_borrow<py::array>(obj);
+      if (a.data() == array.bytes().data() && static_cast<size_t>(a.nbytes()) == array.num_bytes()) return a;
+    }
+  }
   auto* held = new Array(array.ownership() == Ownership::kOwned ? array : array.Copy());
   auto owner = py::reinterpret_steal<py::object>(PyCapsule_New(held, kHeldArrayCapsule, DeleteHeldArray));
   if (!owner) {

@@ -8,6 +8,7 @@
 #include "core/byte_budget.h"
 #include "core/thread_pool.h"
 #include "item/array_storage.h"
+#include "item/restore_into.h"
 #include "item/synthesized_metadata.h"
 #include "kvstore/checksummed_kvstore.h"
 #include "metadata/legacy_aggregate.h"
@@ -278,6 +279,10 @@ Tree ItemReader::Read(const md::TreeMetadataEntry& entry, const Tree& target, co
   if (!held) {
     zmeta = ArrayMetadata(param);
   }
+  if (WantsFill(restore_args, target)) {  // RestoreArgs::fill_target: into the caller's arrays (restore_into.h)
+    CheckFillTarget(param, target, held ? held->array().shape() : zmeta->shape, *restore_args);
+    return held ? FillTargetFromHeld(held->array(), target) : FillTarget(store(), param, *zmeta, target);
+  }
   if (target.is_sharded_spec()) return ReadBoxes(param, held, zmeta, target.sharded_spec(), restore_args, strict);
   if (target.is_sharded_array()) {  // a sharded array as the target: its boxes and dtype
     ShardedArraySpec spec{target.sharded_array().dtype(), target.sharded_array().global_shape(), {}};
@@ -362,6 +367,17 @@ Tree ItemReader::Restore(const RestoreRequest& request) {
     jobs.push_back({it->second, leaf, param});
     return leaf;
   });
+  // RestoreArgs::fill_target: every target array is checked before any leaf is read (restore_into.h).
+  for (const Job& job : jobs) {
+    const RestoreArgs* args = restore_args(job.param);
+    const std::string& type = job.entry->value_type;
+    if (!WantsFill(args, job.target) || (type != md::kJaxArray && type != md::kNumpyArray && type != md::kScalar)) {
+      continue;
+    }
+    const Tree* held = job.entry->skip_deserialize ? &AggregateValue(job.entry->path) : nullptr;
+    if (held && !held->is_array()) continue;  // (a scalar in the aggregate file: Read says what is wrong)
+    CheckFillTarget(job.param, job.target, held ? held->array().shape() : ArrayMetadata(job.param).shape, *args);
+  }
   std::vector<Tree> values(jobs.size());
   ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(request.restore_concurrent_gb, 1)) << 30);
   ParallelFor(jobs.size(), [&](size_t i) {
