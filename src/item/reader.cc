@@ -8,6 +8,7 @@
 #include "core/byte_budget.h"
 #include "core/thread_pool.h"
 #include "item/array_storage.h"
+#include "item/lazy_array.h"
 #include "item/restore_into.h"
 #include "item/synthesized_metadata.h"
 #include "kvstore/checksummed_kvstore.h"
@@ -310,8 +311,12 @@ Tree ItemReader::Read(const md::TreeMetadataEntry& entry, const Tree& target, co
     }
   }
   if (restore_args && restore_args->dtype) dtype = *restore_args->dtype;
-  Array array = held ? FitArray(held->array(), shape, dtype)
-                     : zarr::ReadZarrRegion(store(), param, *zmeta, Shape(shape.size(), 0), shape, dtype);
+  // RestoreArgs::lazy: over a mapping of the file, where it can be (lazy_array.h).
+  std::optional<Array> mapped;
+  if (!held && !target.is_scalar()) mapped = MapLazily(store(), param, *zmeta, shape, dtype, restore_args);
+  Array array = mapped ? std::move(*mapped)
+                : held ? FitArray(held->array(), shape, dtype)
+                       : zarr::ReadZarrRegion(store(), param, *zmeta, Shape(shape.size(), 0), shape, dtype);
   if (target.is_scalar()) return ArrayToScalar(array, &target.scalar_value());
   if (target.is_none() && type == md::kScalar && array.rank() == 0) return ArrayToScalar(array, nullptr);
   return Tree(std::move(array));

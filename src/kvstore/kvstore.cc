@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "cairn/error.h"
+#include "cairn/file_system.h"
 #include "core/crc32c.h"
 
 namespace cairn::kvstore {
@@ -28,6 +29,14 @@ std::optional<std::string> KvStore::ReadRange(std::string_view key, uint64_t off
                                std::string(key) + "' in " + Describe());
   }
   return value->substr(offset, length);
+}
+
+std::optional<ValueLocation> KvStore::LocateValue(std::string_view, size_t) { return std::nullopt; }
+
+std::shared_ptr<const std::byte> KvStore::MapValue(std::string_view key, size_t size, MapCheck) {
+  auto location = LocateValue(key, size);
+  if (!location) return nullptr;
+  return location->file->MapReadOnly(location->offset, size);
 }
 
 std::optional<uint64_t> KvStore::ValueSize(std::string_view key) {

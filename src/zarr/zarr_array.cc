@@ -407,6 +407,21 @@ void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const
   });
 }
 
+std::optional<Array> MapZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
+                                   const Shape& origin, const Shape& shape, DType out_dtype, kvstore::MapCheck check) {
+  const bool raw = !m.compressed() && (m.format == ZarrFormat::kV2 || !m.zarr3_sharded);
+  if (!raw || out_dtype != m.dtype || shape != m.shape || m.chunks != m.shape ||
+      origin != Shape(m.shape.size(), 0)) {
+    return std::nullopt;
+  }
+  const size_t bytes = NumBytes(m.dtype, m.shape);
+  if (bytes == 0) return std::nullopt;
+  const std::string key = param + "/" + m.ChunkKey(std::vector<int64_t>(m.shape.size(), 0));
+  std::shared_ptr<const std::byte> mapping = store.MapValue(key, bytes, check);
+  if (!mapping || reinterpret_cast<uintptr_t>(mapping.get()) % ItemSize(m.dtype) != 0) return std::nullopt;
+  return Array::FromShared(std::shared_ptr<const void>(mapping, mapping.get()), m.dtype, m.shape);
+}
+
 uint64_t NumChunks(const ZarrMetadata& m, const std::string& what) {
   if (m.chunks.size() != m.shape.size()) throw CorruptionError(what + ": the chunk shape's rank is not the array's");
   uint64_t count = 1;

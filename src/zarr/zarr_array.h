@@ -51,6 +51,14 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
 void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
                         const Shape& origin, const Shape& shape, Array& out);
 
+// RestoreArgs::lazy: the region as read-only memory over the value's file (KvStore::MapValue; `check` says when a
+// ChecksummedKvStore checks it), when the region is the whole array, stored as one uncompressed chunk of exactly
+// the array's shape (zarr v2, or zarr3 without sharding), read in its stored dtype, and the mapping's address is
+// aligned to the dtype's item size. nullopt otherwise, and where the store cannot map: the caller reads eagerly.
+// The Array (Ownership::kShared) keeps the mapping alive.
+std::optional<Array> MapZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
+                                   const Shape& origin, const Shape& shape, DType out_dtype, kvstore::MapCheck check);
+
 // For checking a stored array chunk by chunk (`cairn verify`):
 // The number of chunks in the array's grid; CorruptionError when a chunk dimension is not positive or the count
 // overflows.
