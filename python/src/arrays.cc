@@ -4,7 +4,8 @@
 // until the library call returns. A synchronous save reads the bytes during the call; an asynchronous one copies
 // borrowed arrays into staging buffers before save() returns (cairn's contract for Ownership::kBorrowed), so a
 // caller may change its arrays as soon as save() returns. Restoring hands the restored buffer to numpy through a
-// capsule, without another copy. A numpy array over such a buffer (a restored array, as restored) is saved as the
+// capsule, without another copy; an array of a lazy restore (RestoreArgs(lazy=True)) is handed over the same way,
+// over the mapping of its file, read-only (writeable=False), the capsule keeping the mapping alive. A numpy array over such a buffer (a restored array, as restored) is saved as the
 // cairn Array it is: owned, so an asynchronous save snapshots it copy-on-write instead of copying it, and the
 // buffer stays alive until the save is done even if Python frees the numpy array meanwhile.
 #include <cstring>
@@ -215,7 +216,10 @@ py::array ArrayToNumpy(const Array& array) {
       if (a.data() == array.bytes().data() && static_cast<size_t>(a.nbytes()) == array.num_bytes()) return a;
     }
   }
-  auto* held = new Array(array.ownership() == Ownership::kOwned ? array : array.Copy());
+  // Owned bytes are handed over; shared ones (a lazy restore's mapping of a file) too, read-only; borrowed ones
+  // (the caller's memory, valid only during the call) are copied.
+  const bool shared = array.ownership() == Ownership::kShared;
+  auto* held = new Array(array.ownership() == Ownership::kBorrowed ? array.Copy() : array);
   auto owner = py::reinterpret_steal<py::object>(PyCapsule_New(held, kHeldArrayCapsule, DeleteHeldArray));
   if (!owner) {
     delete held;
@@ -231,9 +235,11 @@ py::array ArrayToNumpy(const Array& array) {
     strides[i] = stride;
     stride *= shape[i];
   }
-  void* data = held->num_bytes() ? static_cast<void*>(held->mutable_bytes().data()) : nullptr;
+  void* data = held->num_bytes() ? const_cast<std::byte*>(held->bytes().data()) : nullptr;
   if (!data) return py::array(ToNumpyDType(held->dtype()), shape, strides);  // empty: numpy allocates nothing
-  return py::array(ToNumpyDType(held->dtype()), shape, strides, data, owner);
+  py::array out(ToNumpyDType(held->dtype()), shape, strides, data, owner);
+  if (shared) out.attr("flags").attr("writeable") = false;  // a mapping of the checkpoint's file: never written
+  return out;
 }
 
 void InitArrays(py::module_& m) {

@@ -73,3 +73,45 @@ def test_fill_target_through_the_manager(tmp_path):
                                                                   restore_args=ocp.RestoreArgs(fill_target=True)))
     assert restored["x"] is target["x"]
     np.testing.assert_array_equal(target["x"], state["x"])
+
+
+@pytest.mark.parametrize("use_ocdbt", [True, False])
+@pytest.mark.parametrize("lazy_check", ["on_access", "up_front"])
+def test_lazy_restore_gives_read_only_arrays_over_the_files(tmp_path, use_ocdbt, lazy_check):
+    state = {"w": np.arange(256 * 1024, dtype=np.float32).reshape(256, 1024), "step": 3}
+    _save(tmp_path / "1", state, use_ocdbt=use_ocdbt, use_compression=False)
+    ckptr = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+    restored = ckptr.restore(tmp_path / "1", args=ocp.args.PyTreeRestore(
+        restore_args=ocp.RestoreArgs(lazy=True, lazy_check=lazy_check)))
+    del ckptr
+    w = restored["w"]
+    assert isinstance(w, np.ndarray)
+    assert not w.flags.writeable
+    with pytest.raises(ValueError):
+        w[0, 0] = 1.0
+    np.testing.assert_array_equal(w, state["w"])
+    assert restored["step"] == 3
+    view = w[10:20]  # a view keeps the mapping alive after the array itself is gone
+    del restored, w
+    np.testing.assert_array_equal(view, state["w"][10:20])
+
+
+def test_lazy_restore_of_compressed_arrays_reads_them(tmp_path):
+    state = {"w": np.arange(1000, dtype=np.float64)}
+    _save(tmp_path / "1", state, use_compression=True)
+    restored = ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(
+        tmp_path / "1", args=ocp.args.PyTreeRestore(restore_args=ocp.RestoreArgs(lazy=True)))
+    np.testing.assert_array_equal(restored["w"], state["w"])
+    assert restored["w"].flags.writeable  # read eagerly into a buffer of its own
+
+
+def test_lazy_restore_up_front_reports_corruption(tmp_path):
+    state = {"w": np.arange(256 * 1024, dtype=np.float32)}
+    _save(tmp_path / "1", state, use_ocdbt=False, use_compression=False)
+    chunk = tmp_path / "1" / "w" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(ocp.CorruptionError, match="CRC-32C"):
+        ocp.Checkpointer(ocp.PyTreeCheckpointHandler()).restore(tmp_path / "1", args=ocp.args.PyTreeRestore(
+            restore_args=ocp.RestoreArgs(lazy=True, lazy_check="up_front")))
