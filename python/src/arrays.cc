@@ -5,9 +5,11 @@
 // borrowed arrays into staging buffers before save() returns (cairn's contract for Ownership::kBorrowed), so a
 // caller may change its arrays as soon as save() returns. Restoring hands the restored buffer to numpy through a
 // capsule, without another copy; an array of a lazy restore (RestoreArgs(lazy=True)) is handed over the same way,
-// over the mapping of its file, read-only (writeable=False), the capsule keeping the mapping alive. A numpy array over such a buffer (a restored array, as restored) is saved as the
-// cairn Array it is: owned, so an asynchronous save snapshots it copy-on-write instead of copying it, and the
-// buffer stays alive until the save is done even if Python frees the numpy array meanwhile.
+// over the mapping of its file, read-only (writeable=False), the capsule keeping the mapping alive. A numpy array
+// over such a buffer (a restored array, as restored) is saved as the cairn Array it is: owned, so an asynchronous
+// save snapshots it copy-on-write instead of copying it (shared, for a lazy one: never copied), and the buffer
+// stays alive until the save is done even if Python frees the numpy array meanwhile. A writable numpy array that
+// is a restore target with RestoreArgs(fill_target=True) is filled in place and returned as itself.
 #include <cstring>
 
 #include "common.h"
