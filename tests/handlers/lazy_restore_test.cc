@@ -85,6 +85,23 @@ TEST_P(LazyRestoreTest, MappedReadOnlyExactAndOutlivesTheCheckpointAndItsFiles) 
   EXPECT_EQ(restored, state);
 }
 
+TEST_P(LazyRestoreTest, LazyArraysSaveAgainUntouched) {
+  // A save writes the arrays' bytes from the kernel (pwrite): pages never touched are paged in (and checked) for
+  // it as for any read, synchronously and from a background save alike.
+  TempDir dir;
+  const Tree state = State();
+  Save(dir / "1", state, std::get<0>(GetParam()), /*compression=*/false);
+  Tree restored = Restore(dir / "1", std::get<1>(GetParam()));
+  Save(dir / "2", restored, !std::get<0>(GetParam()), /*compression=*/false);
+  {
+    AsyncCheckpointer async(std::make_unique<PyTreeCheckpointHandler>());
+    async.save(dir / "3", args::PyTreeSave{Restore(dir / "1", std::get<1>(GetParam()))});
+  }
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>());
+  EXPECT_EQ(ckptr.restore(dir / "2"), state);
+  EXPECT_EQ(ckptr.restore(dir / "3"), state);
+}
+
 TEST_P(LazyRestoreTest, CompressedArraysAreReadEagerly) {
   TempDir dir;
   const Tree state = State();
