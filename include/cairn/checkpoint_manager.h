@@ -94,9 +94,9 @@ struct CheckpointManagerOptions {
   // never.
   std::function<bool(int64_t step)> reached_preemption_fn{};
   // Save each step as a delta against the latest kept step (SaveOptions::delta_base, docs/manager.md): chunks
-  // whose bytes did not change are shared with it through hard links, not written again. Every step stays complete
-  // on its own, so retention deletes any step freely. Local file systems, single-process saves only; elsewhere the
-  // option is ignored and every save is full.
+  // whose bytes did not change are shared with it through hard links (on s3:// and gs://, server-side copies), not
+  // written again. Every step stays complete on its own, so retention deletes any step freely. On a file system
+  // with neither (FileSystem::HowFilesAreShared) the option is ignored and every save is full.
   bool save_deltas = false;
   // With save_deltas: when more than this fraction of a step's chunk bytes changed, the step is written in full
   // (its unchanged chunks copied, not shared), so that it keeps none of the older data files alive.

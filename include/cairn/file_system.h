@@ -105,9 +105,23 @@ class FileSystem {
   // Makes `link` a second name of the existing regular file `existing` (link(2)): both names then share the same
   // bytes, and removing either leaves the other whole. AlreadyExistsError when `link` exists. File systems without
   // hard links (object stores) throw UnimplementedError; delta saves (SaveOptions::delta_base) ask
-  // SupportsHardLinks first and refuse before writing anything.
+  // HowFilesAreShared first and refuse before writing anything when there is no way.
   virtual void HardLink(const std::filesystem::path& existing, const std::filesystem::path& link);
   virtual bool SupportsHardLinks(const std::filesystem::path& path) { return (void)path, false; }
+  // Makes `destination` an independent copy of the existing file `existing` without the bytes passing through this
+  // process (an object store's server-side copy: S3 CopyObject / UploadPartCopy, GCS objects.rewrite). Replaces
+  // what is at `destination`; removing `existing` afterwards leaves the copy whole. File systems without such a copy
+  // throw UnimplementedError.
+  virtual void CopyFile(const std::filesystem::path& existing, const std::filesystem::path& destination);
+  virtual bool SupportsServerSideCopy(const std::filesystem::path& path) { return (void)path, false; }
+
+  // How a file of an earlier checkpoint can become a file of a new one below `path` without being rewritten by
+  // this process (delta saves, docs/format.md "Delta steps"): a hard link where the file system has them, else a
+  // server-side copy, else not at all.
+  enum class FileSharing { kNone, kHardLink, kServerSideCopy };
+  FileSharing HowFilesAreShared(const std::filesystem::path& path);
+  // Shares `existing` as `destination` the way HowFilesAreShared(destination) says; UnimplementedError for kNone.
+  void ShareFile(const std::filesystem::path& existing, const std::filesystem::path& destination);
 
   // Helpers built on the calls above, so that a fault-injecting FileSystem sees every underlying call.
   bool Exists(const std::filesystem::path& path);

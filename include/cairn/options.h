@@ -62,10 +62,11 @@ struct SaveOptions {
   nlohmann::json custom_metadata = nlohmann::json::object();
   // cairn addition (docs/format.md, "Delta steps"): a committed step directory saved earlier by cairn. Chunks whose
   // encoded bytes equal one of that step's (SHA-256 and CRC-32C both match), or that SaveArgs::frozen declares
-  // unchanged, are not written again: the new step hard-links the base's data files and its OCDBT tree points at
-  // byte ranges in them. The new step is still complete on its own (Orbax reads it; deleting the base does not
-  // harm it). A base that is missing, uncommitted or damaged is an error before anything is written. Local file
-  // systems and single-process saves only (else InvalidArgumentError / UnimplementedError).
+  // unchanged, are not written again: the new step hard-links the base's data files (on an object store: copies
+  // them server-side) and its OCDBT tree points at byte ranges in them. The new step is still complete on its own
+  // (Orbax reads it; deleting the base does not harm it). A base that is missing, uncommitted or damaged is an
+  // error before anything is written; a file system with neither hard links nor a server-side copy is an
+  // UnimplementedError.
   std::optional<std::filesystem::path> delta_base{};
   // With delta_base: when more than this fraction of the chunk bytes changed, the unchanged ones are copied into
   // the new step's own data files instead of shared (a full step, which keeps none of the base's files alive).

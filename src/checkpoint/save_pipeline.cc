@@ -59,9 +59,10 @@ CheckpointHandler::DeltaBase PlanDelta(FileSystem& fs, const SavePlan& plan, con
   if (save_options.delta_base->empty()) throw InvalidArgumentError("delta_base is empty");
   const std::filesystem::path base = NormalizeCheckpointPath(*save_options.delta_base);
   if (base == plan.directory) throw InvalidArgumentError(what + "itself");
-  if (IsObjectStoreUrl(plan.directory.native()) || !fs.SupportsHardLinks(plan.directory)) {
-    throw UnimplementedError(what + base.string() + ": delta saves need hard links, which this file system (" +
-                             plan.directory.string() + ") does not have; save in full");
+  // The new step shares the base's data files by hard links, or on an object store by server-side copies.
+  if (fs.HowFilesAreShared(plan.directory) == FileSystem::FileSharing::kNone) {
+    throw UnimplementedError(what + base.string() + ": delta saves need hard links or a server-side copy, which " +
+                             "this file system (" + plan.directory.string() + ") does not have; save in full");
   }
   if (io::IsTemporaryPath(base)) {
     throw InvalidArgumentError(what + base.string() + ": the base is an unfinished save, not a committed checkpoint");

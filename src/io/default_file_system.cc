@@ -47,6 +47,17 @@ class RoutingFileSystem final : public FileSystem {
     fs.HardLink(existing, link);
   }
   bool SupportsHardLinks(const std::filesystem::path& path) override { return For(path).SupportsHardLinks(path); }
+  void CopyFile(const std::filesystem::path& existing, const std::filesystem::path& destination) override {
+    FileSystem& fs = For(destination);
+    if (&fs != &For(existing)) {
+      throw UnimplementedError("copy " + existing.string() + " to " + destination.string() +
+                               ": not within one file system");
+    }
+    fs.CopyFile(existing, destination);
+  }
+  bool SupportsServerSideCopy(const std::filesystem::path& path) override {
+    return For(path).SupportsServerSideCopy(path);
+  }
   void RemoveFile(const std::filesystem::path& path) override { For(path).RemoveFile(path); }
   void RemoveEmptyDir(const std::filesystem::path& path) override { For(path).RemoveEmptyDir(path); }
   void SyncDir(const std::filesystem::path& path) override { For(path).SyncDir(path); }

@@ -21,6 +21,7 @@ const char* FsOpName(FsOp op) {
     case FsOp::kSyncDir: return "fsync directory";
     case FsOp::kChmod: return "chmod";
     case FsOp::kLink: return "link";
+    case FsOp::kCopy: return "copy";
   }
   return "?";
 }
@@ -129,6 +130,11 @@ void FaultInjectingFileSystem::Rename(const std::filesystem::path& from, const s
 void FaultInjectingFileSystem::HardLink(const std::filesystem::path& existing, const std::filesystem::path& link) {
   MaybeFail(FsOp::kLink, link);
   base_->HardLink(existing, link);
+}
+void FaultInjectingFileSystem::CopyFile(const std::filesystem::path& existing,
+                                        const std::filesystem::path& destination) {
+  MaybeFail(FsOp::kCopy, destination);
+  base_->CopyFile(existing, destination);
 }
 void FaultInjectingFileSystem::RemoveFile(const std::filesystem::path& path) {
   MaybeFail(FsOp::kRemoveFile, path);

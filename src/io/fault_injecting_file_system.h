@@ -14,7 +14,7 @@
 namespace cairn::io {
 
 enum class FsOp { kStat, kCreateDir, kOpenWrite, kAppend, kSync, kClose, kOpenRead, kRead, kListDir, kRename,
-                  kRemoveFile, kRemoveDir, kSyncDir, kChmod, kLink };
+                  kRemoveFile, kRemoveDir, kSyncDir, kChmod, kLink, kCopy };
 
 const char* FsOpName(FsOp op);
 
@@ -43,6 +43,10 @@ class FaultInjectingFileSystem final : public FileSystem {
   void SetPermissions(const std::filesystem::path& path, uint32_t mode) override;
   void HardLink(const std::filesystem::path& existing, const std::filesystem::path& link) override;
   bool SupportsHardLinks(const std::filesystem::path& path) override { return base_->SupportsHardLinks(path); }
+  void CopyFile(const std::filesystem::path& existing, const std::filesystem::path& destination) override;
+  bool SupportsServerSideCopy(const std::filesystem::path& path) override {
+    return base_->SupportsServerSideCopy(path);
+  }
   bool HasAtomicRename(const std::filesystem::path& path) override { return base_->HasAtomicRename(path); }
   bool HasDirectoryEntries(const std::filesystem::path& path) override { return base_->HasDirectoryEntries(path); }
 

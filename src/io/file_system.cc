@@ -51,6 +51,30 @@ void FileSystem::HardLink(const std::filesystem::path& existing, const std::file
                            ": this file system has no hard links");
 }
 
+void FileSystem::CopyFile(const std::filesystem::path& existing, const std::filesystem::path& destination) {
+  throw UnimplementedError("cannot copy " + existing.string() + " to " + destination.string() +
+                           ": this file system has no server-side copy");
+}
+
+FileSystem::FileSharing FileSystem::HowFilesAreShared(const std::filesystem::path& path) {
+  if (SupportsHardLinks(path)) return FileSharing::kHardLink;
+  if (SupportsServerSideCopy(path)) return FileSharing::kServerSideCopy;
+  return FileSharing::kNone;
+}
+
+void FileSystem::ShareFile(const std::filesystem::path& existing, const std::filesystem::path& destination) {
+  switch (HowFilesAreShared(destination)) {
+    case FileSharing::kHardLink:
+      return HardLink(existing, destination);
+    case FileSharing::kServerSideCopy:
+      return CopyFile(existing, destination);
+    case FileSharing::kNone:
+      break;
+  }
+  throw UnimplementedError("cannot share " + existing.string() + " as " + destination.string() +
+                           ": this file system has neither hard links nor a server-side copy");
+}
+
 void FileSystem::RequireRelativeBelow(const std::filesystem::path& relative) {
   bool ok = !relative.empty() && relative.is_relative();
   for (const auto& part : relative) ok = ok && part != ".." && part != ".";

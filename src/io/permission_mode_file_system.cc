@@ -28,6 +28,12 @@ class PermissionModeFileSystem final : public FileSystem {
     base_->HardLink(existing, link);
   }
   bool SupportsHardLinks(const std::filesystem::path& path) override { return base_->SupportsHardLinks(path); }
+  void CopyFile(const std::filesystem::path& existing, const std::filesystem::path& destination) override {
+    base_->CopyFile(existing, destination);
+  }
+  bool SupportsServerSideCopy(const std::filesystem::path& path) override {
+    return base_->SupportsServerSideCopy(path);
+  }
   void RemoveFile(const std::filesystem::path& path) override { base_->RemoveFile(path); }
   void RemoveEmptyDir(const std::filesystem::path& path) override { base_->RemoveEmptyDir(path); }
   void SyncDir(const std::filesystem::path& path) override { base_->SyncDir(path); }

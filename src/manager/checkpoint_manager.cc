@@ -567,7 +567,8 @@ bool CheckpointManager::save(int64_t step, const CheckpointArgs& args, const Che
 
   // force: replace only what does not count as a step (a commit-file directory without its commit file).
   SaveOptions save_options{.force = true, .custom_metadata = options.custom_metadata};
-  if (impl_->options_.save_deltas && impl_->fs_->SupportsHardLinks(impl_->directory_)) {
+  if (impl_->options_.save_deltas &&
+      impl_->fs_->HowFilesAreShared(impl_->directory_) != FileSystem::FileSharing::kNone) {
     // Every step records its chunks' hashes, and shares what did not change with the latest step kept (which
     // retention cannot delete before this save commits: old steps go only after it).
     save_options.record_delta_hashes = true;

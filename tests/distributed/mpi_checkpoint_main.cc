@@ -6,6 +6,8 @@
 //   restore DIR   any number: each restores its own boxes of both, in another partitioning, and checks them
 //   fail DIR      4 processes: process 2 fails mid-save; every process fails, nothing is committed
 //   kill DIR      4 processes: process 3 is killed mid-save; the others time out, nothing is committed
+//   delta DIR     2 processes: step 2 a delta save against step 1 (DIR/delta), each process its own boxes; both
+//                 restore exactly, step 2 shares the frozen bytes through hard links, and stays whole without step 1
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -106,6 +108,83 @@ std::string Restore(ProcessGroup& group, const std::shared_ptr<ProcessGroup>& sh
   return "ok";
 }
 
+// A frozen array (64 KiB, stored out of line) and an adapter that changes with the step, both in rows over the two
+// processes: what a fine-tuning job saves every step.
+const Array kFrozen = Iota({256, 64}, DType::kFloat32);
+const NamedSharding kTwoRows{{2}, {"x"}, {{"x"}}};
+
+Array Adapter(int step) {
+  Array a = Iota({64, 64}, DType::kFloat32);
+  for (auto& v : a.mutable_data<float>()) v += static_cast<float>(step);
+  return a;
+}
+
+Tree DeltaStateFor(int step, int process) {
+  return Tree::Dict({{"frozen", ShardedArray::FromGlobal(kFrozen, kTwoRows, process)},
+                     {"adapter", ShardedArray::FromGlobal(Adapter(step), kTwoRows, process)}});
+}
+
+// Each process reads back its own boxes of `step` and compares them with what it saved.
+std::string CheckDeltaStep(const std::shared_ptr<ProcessGroup>& shared, const fs::path& step_dir, int step,
+                           int process) {
+  Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(), Options(shared));
+  Tree target = Tree::Dict({{"frozen", ShardedArraySpec::ForProcess(DType::kFloat32, {256, 64}, kTwoRows, process)},
+                            {"adapter", ShardedArraySpec::ForProcess(DType::kFloat32, {64, 64}, kTwoRows, process)}});
+  Tree restored = ckptr.restore(step_dir, args::PyTreeRestore{target});
+  const std::string where = step_dir.string() + ": ";
+  if (restored["frozen"].sharded_array().shards().at(0).data != Slice(kFrozen, kTwoRows.BoxFor({256, 64}, process))) {
+    return where + "frozen differs";
+  }
+  if (restored["adapter"].sharded_array().shards().at(0).data !=
+      Slice(Adapter(step), kTwoRows.BoxFor({64, 64}, process))) {
+    return where + "adapter differs";
+  }
+  return "ok";
+}
+
+std::string Delta(ProcessGroup& group, const std::shared_ptr<ProcessGroup>& shared, const fs::path& dir) {
+  if (group.count() != 2) return "delta needs 2 processes";
+  const int p = group.index();
+  const fs::path root = dir / "delta";
+  if (p == 0) {
+    fs::remove_all(root);
+    fs::create_directories(root);
+  }
+  group.Barrier("delta cleaned", std::chrono::seconds(60));
+  PyTreeCheckpointHandlerOptions layout;
+  layout.use_compression = false;
+  {
+    Checkpointer ckptr(std::make_unique<PyTreeCheckpointHandler>(layout), Options(shared));
+    ckptr.save(root / "1", args::PyTreeSave{DeltaStateFor(1, p)}, SaveOptions{.record_delta_hashes = true});
+    ckptr.save(root / "2", args::PyTreeSave{DeltaStateFor(2, p)}, SaveOptions{.delta_base = root / "1"});
+  }
+  for (int step : {1, 2}) {
+    std::string outcome = CheckDeltaStep(shared, root / std::to_string(step), step, p);
+    if (outcome != "ok") return outcome;
+  }
+  // This process's database of step 2 holds the base's data file as a second name (a hard link).
+  size_t linked = 0;
+  for (const auto& entry : fs::directory_iterator(root / "2" / ("ocdbt.process_" + std::to_string(p)) / "d")) {
+    linked += entry.hard_link_count() > 1;
+  }
+  if (linked == 0) return "step 2 shares no data file with step 1";
+  if (p == 0) {
+    const auto delta = DescribeCheckpoint(root / "2")["items"][0]["delta"];
+    if (delta["bytes_shared"].get<uint64_t>() != kFrozen.bytes().size() ||
+        delta["bytes_written"].get<uint64_t>() != Adapter(2).bytes().size()) {
+      return "step 2's accounting is off: " + delta.dump();
+    }
+  }
+  // Every step is complete on its own: step 1 goes, step 2 still restores on both processes and verifies.
+  group.Barrier("delta saved", std::chrono::seconds(60));
+  if (p == 0) fs::remove_all(root / "1");
+  group.Barrier("delta base removed", std::chrono::seconds(60));
+  std::string outcome = CheckDeltaStep(shared, root / "2", 2, p);
+  if (outcome != "ok") return "without step 1: " + outcome;
+  if (p == 0 && !VerifyCheckpoint(root / "2").problems.empty()) return "step 2 does not verify without step 1";
+  return "ok";
+}
+
 class FailingHandler : public PyTreeCheckpointHandler {
  public:
   explicit FailingHandler(int process, const std::string& how) : process_(process), how_(how) {}
@@ -154,7 +233,7 @@ std::string FailOrKill(ProcessGroup& group, const std::shared_ptr<ProcessGroup>&
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s save|restore|fail|kill DIR\n", argv[0]);
+    std::fprintf(stderr, "usage: %s save|restore|fail|kill|delta DIR\n", argv[0]);
     return 2;
   }
   const std::string mode = argv[1];
@@ -164,6 +243,7 @@ int main(int argc, char** argv) {
   try {
     if (mode == "save") outcome = Save(*group, group, dir);
     else if (mode == "restore") outcome = Restore(*group, group, dir);
+    else if (mode == "delta") outcome = Delta(*group, group, dir);
     else outcome = FailOrKill(*group, group, dir, mode);
   } catch (const std::exception& e) {
     outcome = e.what();

@@ -5,6 +5,7 @@
 #include "cairn/error.h"
 #include "cairn/object_store.h"
 #include "core/thread_pool.h"
+#include "io/objstore/object_store_file_system.h"
 #include "object_store_env.h"
 
 namespace cairn {
@@ -117,6 +118,62 @@ TEST_P(ObjectFileSystem, ListingPagesThroughManyEntries) {
   if (GetParam() == "s3") {
     EXPECT_LT(GetObjectStoreStats(*fs_)->requests - before, 8u) << "deletes not batched";
   }
+}
+
+TEST_P(ObjectFileSystem, ServerSideCopiesAreIndependentFiles) {
+  // How delta saves share an earlier step's data files here (no hard links on an object store).
+  EXPECT_FALSE(fs_->SupportsHardLinks(root_));
+  EXPECT_TRUE(fs_->SupportsServerSideCopy(root_));
+  EXPECT_EQ(fs_->HowFilesAreShared(root_), FileSystem::FileSharing::kServerSideCopy);
+  const std::string data = Pattern(300'000);
+  fs_->WriteFile(root_ / "a" / "f", data);
+  const auto before = GetObjectStoreStats(*fs_)->bytes_sent;
+  fs_->ShareFile(root_ / "a" / "f", root_ / "b" / "f");
+  EXPECT_LT(GetObjectStoreStats(*fs_)->bytes_sent - before, 10'000u) << "the bytes went through the client";
+  fs_->RemoveFile(root_ / "a" / "f");
+  EXPECT_EQ(fs_->ReadFile(root_ / "b" / "f"), data);
+  // Replaces what is there; a missing source is a NotFoundError.
+  fs_->WriteFile(root_ / "c", "other");
+  fs_->CopyFile(root_ / "b" / "f", root_ / "c");
+  EXPECT_EQ(fs_->ReadFile(root_ / "c"), data);
+  EXPECT_THROW(fs_->CopyFile(root_ / "missing", root_ / "d"), NotFoundError);
+  EXPECT_FALSE(fs_->Exists(root_ / "d"));
+  if (GetParam() == "gcs") {
+    // A refused rewrite call (503) is sent again under the retry policy.
+    testing::InjectFault(GetParam(), "status", 2, "rewriteTo", 503);
+    fs_->CopyFile(root_ / "b" / "f", root_ / "e");
+    EXPECT_EQ(testing::FaultsFired(GetParam()), 2);
+    EXPECT_EQ(fs_->ReadFile(root_ / "e"), data);
+  }
+}
+
+TEST(ObjectFileSystemS3, CopiesLargerThanCopyObjectTakesGoInParts) {
+  // CopyObject copies at most 5 GiB; past that UploadPartCopy in ranges. Scaled down here: one copy up to 6 MiB,
+  // parts of 5 MiB (S3's smallest), a 12 MiB object in three parts.
+  io::objstore::S3CopyLimits limits;
+  limits.max_single_copy_bytes = 6u << 20;
+  limits.copy_part_bytes = 5u << 20;
+  auto fs = std::make_shared<io::objstore::ObjectStoreFileSystem>(
+      io::objstore::NewS3Store(Server("s3").Options(), limits));
+  const std::filesystem::path root = UniqueUrl("s3");
+  const std::string data = Pattern((12u << 20) + 4321);
+  ObjectStoreOptions upload = Server("s3").Options();
+  upload.part_size = 5u << 20;
+  NewFileSystemFor("s3", upload)->WriteFile(root / "big", data);
+  const auto before = fs->store().Stats().bytes_sent;
+  // One part copy refused (503) and one connection dropped: each part is sent again under the retry policy.
+  testing::ClearFaults("s3");
+  testing::InjectFault("s3", "status", 1, "partNumber=2", 503);
+  testing::InjectFault("s3", "drop", 1, "partNumber=3");
+  fs->CopyFile(root / "big", root / "copy");
+  EXPECT_EQ(testing::FaultsFired("s3"), 2);
+  EXPECT_LT(fs->store().Stats().bytes_sent - before, 20'000u);
+  fs->RemoveFile(root / "big");
+  EXPECT_TRUE(fs->ReadFile(root / "copy") == data);
+  // A small one is still one CopyObject.
+  fs->WriteFile(root / "small", "tiny");
+  fs->CopyFile(root / "small", root / "small2");
+  EXPECT_EQ(fs->ReadFile(root / "small2"), "tiny");
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, ObjectFileSystem, ::testing::Values("s3", "gcs"));

@@ -5,6 +5,9 @@ Run with the interop environment's Python; the servers' addresses come from the 
     interop_check.py tensorstore-read URL PARAM   prints the array PARAM (dotted key path) of the single-item OCDBT
                                                   checkpoint at URL as a JSON list, read by TensorStore's own
                                                   ocdbt + zarr drivers over its gcs or s3 kvstore
+    interop_check.py orbax-restore ROOT STEP      prints step STEP of the CheckpointManager directory ROOT (one
+                                                  default item) as restored by Orbax's CheckpointManager, as JSON
+                                                  {dotted key path: list} (gs:// only, as orbax-save)
     interop_check.py orbax-save URL               Orbax (StandardCheckpointer) saves {"w": arange(12).reshape(3, 4)
                                                   float32, "n": 5} at URL (gs:// only: Orbax reaches GCS through
                                                   etils.epath + gcsfs and TensorStore)
@@ -59,10 +62,25 @@ def orbax_save(url):
     print("saved", url)
 
 
+def orbax_restore(root, step):
+    gcs_environment()
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    with ocp.CheckpointManager(root) as mngr:
+        restored = mngr.restore(int(step), args=ocp.args.StandardRestore())
+    leaves = jax.tree_util.tree_flatten_with_path(restored)[0]
+    print(json.dumps({".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path): np.asarray(v).tolist()
+                      for path, v in leaves}))
+
+
 def main():
     command, args = sys.argv[1], sys.argv[2:]
     if command == "tensorstore-read":
         tensorstore_read(*args)
+    elif command == "orbax-restore":
+        orbax_restore(*args)
     elif command == "orbax-save":
         orbax_save(*args)
     else:

@@ -1,7 +1,7 @@
 // The GCS driver, over the JSON API: simple (media) uploads for small objects, resumable uploads in chunks for
 // large ones, ranged reads with alt=media, object listing with prefix, delimiter and pages, deletes (many at once,
 // in parallel: GCS's batch endpoint is a multipart/mixed protocol of its own, and the requests in flight are
-// capped anyway), copyTo.
+// capped anyway), rewriteTo (server-side copies of any size).
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
@@ -106,10 +106,25 @@ class GcsStore final : public ObjectStore {
         DeletePool());
   }
 
-  void Copy(const std::string& bucket, const std::string& from, const std::string& to) override {
-    const std::string url = ObjectUrl(bucket, from) + "/copyTo/b/" + UrlEncode(bucket) + "/o/" + UrlEncode(to);
-    Require(Send("COPY " + Url(bucket, from), "POST", url, {{"Content-Type", "application/json"}}, "{}"), "COPY",
-            bucket, from);
+  // objects.rewrite rather than objects.copy: a copy that the service cannot finish in one call (a large object,
+  // another location or storage class) answers with a rewriteToken to continue from, where copy would fail.
+  void Copy(const std::string& from_bucket, const std::string& from, const std::string& to_bucket,
+            const std::string& to) override {
+    const std::string what = "COPY " + Url(from_bucket, from) + " to " + Url(to_bucket, to);
+    const std::string url = ObjectUrl(from_bucket, from) + "/rewriteTo/b/" + UrlEncode(to_bucket) + "/o/" +
+                            UrlEncode(to) + "?fields=" + UrlEncode("done,rewriteToken");
+    std::string token;
+    for (int call = 0;; ++call) {
+      HttpResponse response = Send(what, "POST", token.empty() ? url : url + "&rewriteToken=" + UrlEncode(token),
+                                   {{"Content-Type", "application/json"}}, "{}");
+      Require(response, "COPY", from_bucket, from);
+      const auto reply = ParseJson(what, response.body);
+      if (reply.value("done", false)) return;
+      token = reply.value("rewriteToken", "");
+      // Each call copies at least its share (GCS: up to ~1 GiB a call); a reply that neither finishes nor lets the
+      // copy go on, or a copy that never ends, is the service's error, not a loop to run forever.
+      if (token.empty() || call >= 100'000) throw IoError(what + ": the rewrite did not finish", EIO);
+    }
   }
 
   std::unique_ptr<Upload> StartUpload(const std::string& bucket, const std::string& key) override;

@@ -56,7 +56,11 @@ class ObjectStore {
   virtual ListResult List(const std::string& bucket, const std::string& prefix, bool delimited, int max_keys = 0) = 0;
   // Deletes the keys, batched where the service can (S3: 1,000 per request); keys that do not exist are fine.
   virtual void Delete(const std::string& bucket, const std::vector<std::string>& keys) = 0;
-  virtual void Copy(const std::string& bucket, const std::string& from, const std::string& to) = 0;
+  // A server-side copy of the object `from_bucket`/`from` to `to_bucket`/`to` (replacing what is there): the bytes
+  // never pass through this process, and the copy is an object of its own (deleting the source leaves it whole).
+  // NotFoundError when the source does not exist.
+  virtual void Copy(const std::string& from_bucket, const std::string& from, const std::string& to_bucket,
+                    const std::string& to) = 0;
   virtual std::unique_ptr<Upload> StartUpload(const std::string& bucket, const std::string& key) = 0;
 
   virtual ObjectStoreStats Stats() const = 0;
@@ -75,7 +79,15 @@ inline ListResult ListInPages(int max_keys, int page_size,
   return result;
 }
 
-std::unique_ptr<ObjectStore> NewS3Store(ObjectStoreOptions options);
+// S3's CopyObject copies at most 5 GiB; a larger object is copied in parts (UploadPartCopy, each part at most
+// 5 GiB and at least 5 MiB, at most 10,000 parts).
+struct S3CopyLimits {
+  uint64_t max_single_copy_bytes = uint64_t{5} << 30;
+  uint64_t copy_part_bytes = uint64_t{512} << 20;  // raised as needed to stay within 10,000 parts
+};
+
+// `copy_limits` other than the default only in tests (to copy in parts without a 5 GiB object).
+std::unique_ptr<ObjectStore> NewS3Store(ObjectStoreOptions options, S3CopyLimits copy_limits = {});
 std::unique_ptr<ObjectStore> NewGcsStore(ObjectStoreOptions options);
 
 }  // namespace cairn::io::objstore

@@ -216,8 +216,16 @@ void ObjectStoreFileSystem::Rename(const std::filesystem::path& from, const std:
     throw UnimplementedError("rename " + from.string() + " to " + to.string() +
                              ": an object store renames single objects within a bucket only");
   }
-  store_->Copy(src.bucket, src.key, dst.key);
+  store_->Copy(src.bucket, src.key, dst.bucket, dst.key);
   store_->Delete(src.bucket, {src.key});
+}
+
+void ObjectStoreFileSystem::CopyFile(const std::filesystem::path& existing, const std::filesystem::path& destination) {
+  const ObjectPath src = Parse(existing), dst = Parse(destination);
+  if (src.key.empty() || dst.key.empty()) {
+    throw InvalidArgumentError("copy " + existing.string() + " to " + destination.string() + ": not a file");
+  }
+  store_->Copy(src.bucket, src.key, dst.bucket, dst.key);
 }
 
 void ObjectStoreFileSystem::RemoveFile(const std::filesystem::path& path) {

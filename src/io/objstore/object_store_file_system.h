@@ -39,6 +39,9 @@ class ObjectStoreFileSystem final : public FileSystem {
   void SyncDir(const std::filesystem::path& path) override;
   bool HasAtomicRename(const std::filesystem::path&) override { return false; }
   bool HasDirectoryEntries(const std::filesystem::path&) override { return false; }
+  // The service's own copy (ObjectStore::Copy): how delta saves share an earlier step's data files here.
+  void CopyFile(const std::filesystem::path& existing, const std::filesystem::path& destination) override;
+  bool SupportsServerSideCopy(const std::filesystem::path&) override { return true; }
   // One marker put: no parent needs to exist on an object store.
   void CreateDirs(const std::filesystem::path& path, std::optional<uint32_t> mode = std::nullopt) override {
     CreateDir(path, mode);

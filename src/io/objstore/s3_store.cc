@@ -1,6 +1,6 @@
 // The S3 driver: path-style requests to a custom endpoint (moto, MinIO, ...) or virtual-hosted ones to AWS, signed
 // with Signature V4; multipart uploads for files larger than a part, ListObjectsV2, DeleteObjects in batches of
-// 1,000, CopyObject.
+// 1,000, CopyObject (UploadPartCopy in parts for objects over CopyObject's 5 GiB).
 #include <chrono>
 #include <deque>
 #include <future>
@@ -45,8 +45,11 @@ struct S3Call {
 
 class S3Store final : public ObjectStore {
  public:
-  explicit S3Store(ObjectStoreOptions options)
-      : options_(std::move(options)), config_(ResolveAwsConfig(options_)), transport_(options_) {
+  S3Store(ObjectStoreOptions options, S3CopyLimits copy_limits)
+      : options_(std::move(options)),
+        copy_limits_(copy_limits),
+        config_(ResolveAwsConfig(options_)),
+        transport_(options_) {
     const auto scheme_end = config_.endpoint.find("://");
     const std::string rest =
         scheme_end == std::string::npos ? config_.endpoint : config_.endpoint.substr(scheme_end + 3);
@@ -119,16 +122,25 @@ class S3Store final : public ObjectStore {
     }
   }
 
-  void Copy(const std::string& bucket, const std::string& from, const std::string& to) override {
-    S3Call call{"PUT", bucket, to};
-    call.headers.emplace_back("x-amz-copy-source", "/" + bucket + "/" + UrlEncode(from, /*keep_slash=*/true));
+  void Copy(const std::string& from_bucket, const std::string& from, const std::string& to_bucket,
+            const std::string& to) override {
+    const std::string source = "/" + from_bucket + "/" + UrlEncode(from, /*keep_slash=*/true);
+    // The size decides between one CopyObject and a copy in parts; a missing source is a NotFoundError here.
+    const auto size = Head(from_bucket, from);
+    if (!size) throw NotFoundError("COPY " + Url(from_bucket, from) + ": no such object");
+    if (*size > copy_limits_.max_single_copy_bytes) return CopyInParts(source, *size, to_bucket, to);
+    S3Call call{"PUT", to_bucket, to};
+    call.headers.emplace_back("x-amz-copy-source", source);
     HttpResponse response = Call(call);
-    RequireNoErrorDocument(response, "COPY", bucket, from);
+    RequireNoErrorDocument(response, "COPY", from_bucket, from);
   }
 
   std::unique_ptr<Upload> StartUpload(const std::string& bucket, const std::string& key) override;
 
   ObjectStoreStats Stats() const override { return transport_.Stats(); }
+
+  // A multipart upload whose parts are UploadPartCopy ranges of `source` ("/bucket/key", encoded), in parallel.
+  void CopyInParts(const std::string& source, uint64_t size, const std::string& bucket, const std::string& key);
 
   // Sends one call under the retry policy, signed afresh for each attempt.
   HttpResponse Call(const S3Call& call) {
@@ -173,6 +185,7 @@ class S3Store final : public ObjectStore {
 
  private:
   ObjectStoreOptions options_;
+  S3CopyLimits copy_limits_;
   AwsConfig config_;
   Transport transport_;
   std::string scheme_;
@@ -205,6 +218,23 @@ class S3Upload final : public Upload {
           {"PUT", bucket_, key_, {{"partNumber", std::to_string(number)}, {"uploadId", upload_id_}}, {}, *part});
       S3Store::Require(response, "UploadPart", bucket_, key_);
       return response.Header("etag");
+    }));
+  }
+
+  // The next part is the bytes [first, last] of `source` ("/bucket/key", encoded), copied by the server.
+  void CopyPart(const std::string& source, uint64_t first, uint64_t last) {
+    if (in_flight_.size() >= kPartsInFlight) CollectOldest();
+    const int number = static_cast<int>(etags_.size() + in_flight_.size()) + 1;
+    in_flight_.push_back(std::async(std::launch::async, [this, number, source, first, last] {
+      S3Call call{"PUT", bucket_, key_, {{"partNumber", std::to_string(number)}, {"uploadId", upload_id_}}};
+      call.headers.emplace_back("x-amz-copy-source", source);
+      call.headers.emplace_back("x-amz-copy-source-range",
+                                "bytes=" + std::to_string(first) + "-" + std::to_string(last));
+      HttpResponse response = store_.Call(call);
+      S3Store::RequireNoErrorDocument(response, "UploadPartCopy", bucket_, key_);
+      std::string etag = XmlText(response.body, "ETag");  // in the CopyPartResult document, not a header
+      if (etag.empty()) throw IoError("UploadPartCopy " + S3Store::Url(bucket_, key_) + ": no ETag", EIO);
+      return etag;
     }));
   }
 
@@ -257,10 +287,26 @@ std::unique_ptr<Upload> S3Store::StartUpload(const std::string& bucket, const st
   return std::make_unique<S3Upload>(*this, bucket, key);
 }
 
+void S3Store::CopyInParts(const std::string& source, uint64_t size, const std::string& bucket,
+                          const std::string& key) {
+  constexpr uint64_t kMaxParts = 10'000;                 // S3's limit on the parts of one upload
+  constexpr uint64_t kMaxPartBytes = uint64_t{5} << 30;  // and on one part
+  uint64_t part = std::max(copy_limits_.copy_part_bytes, (size + kMaxParts - 1) / kMaxParts);
+  if (part > kMaxPartBytes) {
+    throw InvalidArgumentError("COPY to " + Url(bucket, key) + ": an object of " + std::to_string(size) +
+                               " bytes is larger than S3 can copy (10,000 parts of 5 GiB)");
+  }
+  S3Upload upload(*this, bucket, key);  // aborted by its destructor if a part fails
+  for (uint64_t first = 0; first < size; first += part) {
+    upload.CopyPart(source, first, std::min(size, first + part) - 1);
+  }
+  upload.Finish({});
+}
+
 }  // namespace
 
-std::unique_ptr<ObjectStore> NewS3Store(ObjectStoreOptions options) {
-  return std::make_unique<S3Store>(std::move(options));
+std::unique_ptr<ObjectStore> NewS3Store(ObjectStoreOptions options, S3CopyLimits copy_limits) {
+  return std::make_unique<S3Store>(std::move(options), copy_limits);
 }
 
 }  // namespace cairn::io::objstore

@@ -1,9 +1,10 @@
 // Delta saves at the OCDBT layer (docs/format.md, "Delta steps"): what a new database may share with an earlier one,
 // and what it records about its own values so that a later database can share with it.
 //
-// A shared value is not copied: the earlier database's data file is hard-linked into the new database's `d/` under
-// the same name, and the new tree points at the same byte range there. Each database therefore stays complete on
-// its own (TensorStore and Orbax read it unchanged), and deleting the earlier one only drops one link.
+// A shared value is not rewritten: the earlier database's data file is hard-linked (on an object store, copied by
+// the service: FileSystem::ShareFile) into the new database's `d/` under the same name, and the new tree points at
+// the same byte range there. Each database therefore stays complete on its own (TensorStore and Orbax read it
+// unchanged), and deleting the earlier one only drops one link (or leaves the copy alone).
 #pragma once
 
 #include <cstdint>

@@ -369,7 +369,8 @@ void OcdbtWriter::FinishDeltaLocked() {
     const std::filesystem::path data_dir = dir_ / ocdbt::DataFileOptions(options_).relative_dir;
     fs_->CreateDirs(data_dir);
     for (const auto& [name, file] : linked_) {
-      if (!fs_->Exists(data_dir / name)) fs_->HardLink(file, data_dir / name);  // (exists: a retried Flush)
+      // A hard link, or on an object store a server-side copy (exists: a retried Flush).
+      if (!fs_->Exists(data_dir / name)) fs_->ShareFile(file, data_dir / name);
     }
     fs_->SyncDir(data_dir);
     fs_->SyncDir(dir_);

@@ -48,9 +48,10 @@ class OcdbtWriter final : public KvStore {
 
   // Delta saves (delta.h). From now on every out-of-line value is hashed (SHA-256) as it is written. With `base`,
   // a value whose hash, length and CRC-32C all equal a base value's is not appended: at Flush the base's data file
-  // is hard-linked into this database's `d/` and the entry points at the same byte range. If more than
-  // `max_changed_fraction` of the out-of-line bytes turn out new, Flush copies the shared values into this
-  // database's own files instead (a full database, keeping none of the base's files alive). Call before any write.
+  // is shared into this database's `d/` (FileSystem::ShareFile: a hard link, or a server-side copy) and the entry
+  // points at the same byte range. If more than `max_changed_fraction` of the out-of-line bytes turn out new, Flush
+  // copies the shared values into this database's own files instead (a full database, keeping none of the base's
+  // files alive). Call before any write.
   void EnableDelta(std::shared_ptr<const ocdbt::DeltaBaseIndex> base, double max_changed_fraction);
   // Takes `key`'s value from the base as it is, without its bytes (a parameter declared unchanged). false when the
   // base has no such key. Requires EnableDelta with a base.
