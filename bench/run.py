@@ -201,6 +201,18 @@ def issue15_targets(c, ratio):
     t.append(Target("cold restore >= 0.95 x cold read floor", rate(cold), rate(rcold),
                     ratio(rate(cold), rate(rcold)), 0.95, ">=", f"{fmt(rate(cold))} vs {fmt(rate(rcold))} GiB/s",
                     cold.get("unavailable") or rcold.get("unavailable") or ""))
+    # cairn's RestoreArgs (bench/cairn_bench.cc, RestoreWithArgs): into the caller's own (already touched) arrays,
+    # and lazily over mappings of the files, with every page then read (each block checked on access, or all
+    # blocks up front); the lazy restore alone should cost next to nothing.
+    for key, what in (("restore_warm_fill", "restore into own arrays (fill_target)"),
+                      ("restore_warm_lazy_touch", "lazy restore + reading every page (checked on access)"),
+                      ("restore_warm_lazy_up_front_touch", "lazy restore, checked up front, + reading every page")):
+        r = rate(cairn.get(key))
+        t.append(Target(f"warm {what} >= 0.8 x warm read floor", r, fwarm, ratio(r, fwarm), 0.8, ">=",
+                        f"{fmt(r)} vs {fmt(fwarm)} GiB/s"))
+    lazy, eager = best(cairn.get("restore_warm_lazy")), best(cairn.get("restore_warm"))
+    t.append(Target("lazy restore (mapping only) <= 0.1 x eager warm restore time", lazy, eager, ratio(lazy, eager),
+                    0.1, "<=", f"{ms(lazy)} vs {ms(eager)}"))
     # The default compressed save against the uncompressed one: adaptive zstd stores what does not pay in raw
     # blocks, so it should cost little more than the bytes it writes.
     z, raw = rate(cairn.get("save_zstd")), rate(cairn.get("save_raw"))

@@ -52,6 +52,10 @@ class Array {
   static Array FromShared(std::shared_ptr<const void> bytes, DType dtype, Shape shape);
   // Refers to the caller's bytes without copying or owning them.
   static Array FromBorrowed(const void* data, DType dtype, Shape shape);
+  // The same over bytes the caller lets cairn write: a restore target with RestoreArgs::fill_target is filled in
+  // place through it (mutable_bytes() works on it). The caller keeps the bytes alive and does not touch them while
+  // a restore writes them.
+  static Array FromBorrowedWritable(void* data, DType dtype, Shape shape);
   // A 0-d array holding one value.
   template <typename T>
   static Array FromScalar(T value) {
@@ -72,9 +76,10 @@ class Array {
   std::weak_ptr<const void> shared_owner() const {
     return ownership_ == Ownership::kShared ? std::weak_ptr<const void>(holder_) : std::weak_ptr<const void>();
   }
-  // Writable bytes; only owned arrays have them (InvalidArgumentError otherwise). Copies of an owned Array
-  // share its bytes, so a write shows through every copy.
+  // Writable bytes; only owned arrays and FromBorrowedWritable ones have them (InvalidArgumentError otherwise).
+  // Copies of an Array share its bytes, so a write shows through every copy.
   std::span<std::byte> mutable_bytes();
+  bool writable() const { return writable_; }
 
   // Typed view; throws InvalidArgumentError when T does not match dtype().
   template <typename T>
@@ -98,7 +103,8 @@ class Array {
   friend bool operator==(const Array& a, const Array& b);
 
  private:
-  Array(DType dtype, Shape shape, std::shared_ptr<const void> holder, const std::byte* data, Ownership ownership);
+  Array(DType dtype, Shape shape, std::shared_ptr<const void> holder, const std::byte* data, Ownership ownership,
+        bool writable);
   void CheckType(DType requested) const;
 
   DType dtype_;
@@ -107,6 +113,7 @@ class Array {
   std::shared_ptr<const void> holder_;  // keeps owned or shared bytes alive; null for borrowed ones
   const std::byte* data_;
   Ownership ownership_;
+  bool writable_;  // owned, or borrowed through FromBorrowedWritable
 };
 
 template <typename T>

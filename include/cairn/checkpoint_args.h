@@ -44,6 +44,33 @@ struct SaveArgs {
 struct RestoreArgs {
   // Cast to this dtype after reading.
   std::optional<DType> dtype;
+  // cairn addition: when the target leaf is an Array (or a ShardedArray) with writable bytes (one cairn owns, or
+  // Array::FromBorrowedWritable over the caller's memory), the stored data is read straight into those bytes and
+  // the restored tree's array shares them: no allocation, no copy. The target's shape must be the stored one
+  // exactly (strict, whatever the restore's `strict`); its dtype is the one filled (the stored data is cast in
+  // place), and `dtype` above, when set, must be the same. A target leaf that is an Array but not writable, or
+  // has another shape, is an InvalidArgumentError before any array is read. Leaves that are not arrays (specs,
+  // scalars, None) restore as usual.
+  bool fill_target = false;
+  // cairn addition: a lazy restore. An array stored uncompressed as one chunk of its whole shape, in a file that
+  // can be mapped (a per-parameter file or an OCDBT data file on a local file system), comes back read-only over a
+  // shared mapping of that file: nothing is read until a page is touched, and the Array keeps the mapping alive
+  // (after the checkpointer is gone too). Arrays that cannot be mapped (compressed, several chunks, cast to
+  // another dtype, cut to a box, on an object store, or at an offset not aligned to the dtype) are read eagerly:
+  // not an error. Applies when the target leaf is None or an ArraySpec of the stored shape and dtype.
+  bool lazy = false;
+  // How a lazy array whose checksum cairn recorded is checked (checkpoints without recorded checksums, such as
+  // Orbax's, map unchecked):
+  enum class LazyCheck {
+    // Each 64 KiB block is read and checked when a page of it is first touched (userfaultfd). A block that fails
+    // cannot raise an error from a page fault: the process prints which value and block and aborts. Where
+    // userfaultfd is not available (no /dev/userfaultfd access, ThreadSanitizer builds), as kUpFront.
+    kOnAccess,
+    // Every block is checked (on all cores) before restore returns: a CorruptionError then names the bad block.
+    // Reads the whole array once, leaving it in the page cache.
+    kUpFront,
+  };
+  LazyCheck lazy_check = LazyCheck::kOnAccess;
 };
 
 // Per-parameter options keyed by parameter name ("params.w"); the entry "" applies to every parameter that has

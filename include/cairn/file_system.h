@@ -40,6 +40,16 @@ class ReadableFile {
   virtual uint64_t Size() const = 0;
   // Reads exactly `length` bytes at `offset` into `out`; a short file is a CorruptionError naming the path.
   virtual void ReadAt(uint64_t offset, size_t length, char* out) const = 0;
+  // A read-only shared mapping of the `length` bytes at `offset` (lazy restores, RestoreArgs::lazy): the pointer
+  // is that byte of the file, which need not be page-aligned; the mapping lasts until the last copy of the
+  // pointer is released. Null where this file cannot be mapped (the default: object stores, in-memory and
+  // wrapping file systems), for an empty range, or a range not inside the file. As with any file mapping
+  // (numpy.memmap), a page read after the file was truncated below it raises SIGBUS.
+  virtual std::shared_ptr<const std::byte> MapReadOnly(uint64_t offset, size_t length) const {
+    (void)offset;
+    (void)length;
+    return nullptr;
+  }
 };
 
 struct FileInfo {

@@ -32,13 +32,27 @@ class SaveArgs:
 
 @dataclasses.dataclass
 class RestoreArgs:
-    """How to restore one parameter: cast to `dtype` after reading."""
+    """How to restore one parameter: cast to `dtype` after reading.
+
+    cairn addition: with `fill_target=True`, a target leaf that is a writable, C-ordered numpy array of the stored
+    shape is filled in place (cast to its own dtype), and the restore returns that same numpy object: no new
+    allocation. A read-only target, or one of another shape, raises ValueError before anything is read.
+
+    cairn addition: with `lazy=True`, an array stored uncompressed as one chunk in a local file comes back as a
+    read-only numpy array (`writeable=False`) over a mapping of that file, which it keeps alive; pages are read
+    when touched. Other arrays are read as usual. `lazy_check` says when the checksums cairn recorded are checked:
+    "on_access" (each 64 KiB block when first touched; a bad block aborts the process with a message naming it,
+    since a page fault cannot raise) or "up_front" (all blocks before restore returns: CorruptionError)."""
 
     restore_type: Any = None
     dtype: Any = None
+    fill_target: bool = False
+    lazy: bool = False
+    lazy_check: str = "on_access"
 
     def _native(self) -> dict:
-        return {"dtype": self.dtype}
+        return {"dtype": self.dtype, "fill_target": self.fill_target, "lazy": self.lazy,
+                "lazy_check": self.lazy_check}
 
 
 @dataclasses.dataclass

@@ -38,6 +38,18 @@ RestoreArgsMap RestoreArgsMapFromNative(py::handle obj) {
   for (auto [name, args] : obj.cast<py::dict>()) {
     RestoreArgs r;
     if (auto dtype = NativeItem(args, "dtype"); !dtype.is_none()) r.dtype = DTypeFromPy(dtype);
+    if (auto fill = OptionalAttr<bool>(args, "fill_target")) r.fill_target = *fill;
+    if (auto lazy = OptionalAttr<bool>(args, "lazy")) r.lazy = *lazy;
+    if (auto check = OptionalAttr<std::string>(args, "lazy_check")) {
+      if (*check == "on_access") {
+        r.lazy_check = RestoreArgs::LazyCheck::kOnAccess;
+      } else if (*check == "up_front") {
+        r.lazy_check = RestoreArgs::LazyCheck::kUpFront;
+      } else {
+        throw InvalidArgumentError("RestoreArgs: lazy_check must be \"on_access\" or \"up_front\", not \"" + *check +
+                                   "\"");
+      }
+    }
     out[name.cast<std::string>()] = r;
   }
   return out;

@@ -4,9 +4,12 @@
 // until the library call returns. A synchronous save reads the bytes during the call; an asynchronous one copies
 // borrowed arrays into staging buffers before save() returns (cairn's contract for Ownership::kBorrowed), so a
 // caller may change its arrays as soon as save() returns. Restoring hands the restored buffer to numpy through a
-// capsule, without another copy. A numpy array over such a buffer (a restored array, as restored) is saved as the
-// cairn Array it is: owned, so an asynchronous save snapshots it copy-on-write instead of copying it, and the
-// buffer stays alive until the save is done even if Python frees the numpy array meanwhile.
+// capsule, without another copy; an array of a lazy restore (RestoreArgs(lazy=True)) is handed over the same way,
+// over the mapping of its file, read-only (writeable=False), the capsule keeping the mapping alive. A numpy array
+// over such a buffer (a restored array, as restored) is saved as the cairn Array it is: owned, so an asynchronous
+// save snapshots it copy-on-write instead of copying it (shared, for a lazy one: never copied), and the buffer
+// stays alive until the save is done even if Python frees the numpy array meanwhile. A writable numpy array that
+// is a restore target with RestoreArgs(fill_target=True) is filled in place and returned as itself.
 #include <cstring>
 
 #include "common.h"
@@ -150,6 +153,9 @@ bool OnDeviceWithArray(py::handle obj) {
   }
 }
 
+// The numpy arrays a restore's targets came from, while a ReturnFilledTargets lives on this thread.
+thread_local const KeepAlive* filled_targets = nullptr;
+
 bool IsNumpyGeneric(py::handle obj) {
   static auto* generic = new py::object(py::module_::import("numpy").attr("generic"));
   return py::isinstance(obj, *generic);
@@ -195,11 +201,27 @@ Array ArrayFromPy(py::handle obj, KeepAlive& keep, const std::string& where) {
                                                         held->dtype() == dtype && held->shape() == shape) {
     return *held;
   }
+  // The caller's own writable array (not a converted copy of it) may be a restore target to fill in place
+  // (RestoreArgs(fill_target=True)); otherwise the bytes are only read.
+  if (arr.is(obj) && a.writeable()) return Array::FromBorrowedWritable(a.mutable_data(), dtype, std::move(shape));
   return Array::FromBorrowed(a.data(), dtype, std::move(shape));
 }
 
+ReturnFilledTargets::ReturnFilledTargets(const KeepAlive& keep) : previous_(filled_targets) { filled_targets = &keep; }
+ReturnFilledTargets::~ReturnFilledTargets() { filled_targets = previous_; }
+
 py::array ArrayToNumpy(const Array& array) {
-  auto* held = new Array(array.ownership() == Ownership::kOwned ? array : array.Copy());
+  if (filled_targets && array.ownership() == Ownership::kBorrowed && array.writable() && array.num_bytes()) {
+    for (const py::object& obj : *filled_targets) {
+      if (!py::isinstance<py::array>(obj)) continue;
+      auto a = py::reinterpret_borrow<py::array>(obj);
+      if (a.data() == array.bytes().data() && static_cast<size_t>(a.nbytes()) == array.num_bytes()) return a;
+    }
+  }
+  // Owned bytes are handed over; shared ones (a lazy restore's mapping of a file) too, read-only; borrowed ones
+  // (the caller's memory, valid only during the call) are copied.
+  const bool shared = array.ownership() == Ownership::kShared;
+  auto* held = new Array(array.ownership() == Ownership::kBorrowed ? array.Copy() : array);
   auto owner = py::reinterpret_steal<py::object>(PyCapsule_New(held, kHeldArrayCapsule, DeleteHeldArray));
   if (!owner) {
     delete held;
@@ -215,9 +237,11 @@ py::array ArrayToNumpy(const Array& array) {
     strides[i] = stride;
     stride *= shape[i];
   }
-  void* data = held->num_bytes() ? static_cast<void*>(held->mutable_bytes().data()) : nullptr;
+  void* data = held->num_bytes() ? const_cast<std::byte*>(held->bytes().data()) : nullptr;
   if (!data) return py::array(ToNumpyDType(held->dtype()), shape, strides);  // empty: numpy allocates nothing
-  return py::array(ToNumpyDType(held->dtype()), shape, strides, data, owner);
+  py::array out(ToNumpyDType(held->dtype()), shape, strides, data, owner);
+  if (shared) out.attr("flags").attr("writeable") = false;  // a mapping of the checkpoint's file: never written
+  return out;
 }
 
 void InitArrays(py::module_& m) {

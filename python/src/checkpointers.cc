@@ -60,6 +60,7 @@ class PyCheckpointer {
       py::gil_scoped_release release;
       tree = cpp_args ? checkpointer().restore(path, *cpp_args) : checkpointer().restore(path);
     }
+    ReturnFilledTargets filled(keep);
     return TreeToPy(tree);
   }
 

@@ -42,6 +42,19 @@ py::array ArrayToNumpy(const Array& array);
 // An Array borrowing the bytes of `obj` (a numpy array, anything with __dlpack__ or __array__); the objects that
 // hold the bytes go into `keep`. `where` names the leaf for error messages.
 Array ArrayFromPy(py::handle obj, KeepAlive& keep, const std::string& where);
+// While one lives (a restore's result converted back to Python), ArrayToNumpy gives back the caller's own numpy
+// array for an Array that borrows its bytes writably (RestoreArgs(fill_target=True) filled it in place): the
+// same object, not a copy. `keep` holds the numpy arrays the restore's args were converted from.
+class ReturnFilledTargets {
+ public:
+  explicit ReturnFilledTargets(const KeepAlive& keep);
+  ~ReturnFilledTargets();
+  ReturnFilledTargets(const ReturnFilledTargets&) = delete;
+  ReturnFilledTargets& operator=(const ReturnFilledTargets&) = delete;
+
+ private:
+  const KeepAlive* previous_;
+};
 // Whether `obj` is an array-like leaf (numpy array or scalar, DLPack, __array__).
 bool IsArrayLike(py::handle obj);
 void InitArrays(py::module_& m);

@@ -173,6 +173,7 @@ class PyManager {
       py::gil_scoped_release release;
       tree = cpp_args ? manager().restore(step, *cpp_args) : manager().restore(step);
     }
+    ReturnFilledTargets filled(keep);
     return TreeToPy(tree);
   }
 

@@ -42,16 +42,17 @@ std::string ShapeToString(const Shape& shape) {
   return out + ")";
 }
 
-Array::Array() : Array(DType::kFloat32, Shape{0}, nullptr, nullptr, Ownership::kOwned) {}
+Array::Array() : Array(DType::kFloat32, Shape{0}, nullptr, nullptr, Ownership::kOwned, true) {}
 
 Array::Array(DType dtype, Shape shape, std::shared_ptr<const void> holder, const std::byte* data,
-             Ownership ownership)
+             Ownership ownership, bool writable)
     : dtype_(dtype),
       shape_(std::move(shape)),
       num_bytes_(NumBytes(dtype_, shape_)),
       holder_(std::move(holder)),
       data_(data),
-      ownership_(ownership) {}
+      ownership_(ownership),
+      writable_(writable) {}
 
 Array Array::Allocate(DType dtype, Shape shape) {
   size_t n = NumBytes(dtype, shape);
@@ -68,7 +69,8 @@ Array Array::Allocate(DType dtype, Shape shape) {
     ::madvise(p, rounded, MADV_HUGEPAGE);
     std::shared_ptr<std::byte[]> buffer(static_cast<std::byte*>(p), [](std::byte* b) { std::free(b); });
     const std::byte* data = buffer.get();
-    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned);
+    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned,
+                 true);
   }
   // From 1 MiB on, whole pages of its own (page-aligned, size rounded up to a page): an asynchronous save can then
   // write-protect the array's pages without touching any other object's (checkpoint/cow_snapshot.cc relies on it
@@ -79,13 +81,15 @@ Array Array::Allocate(DType dtype, Shape shape) {
     if (!p) throw std::bad_alloc();
     std::shared_ptr<std::byte[]> buffer(static_cast<std::byte*>(p), [](std::byte* b) { std::free(b); });
     const std::byte* data = buffer.get();
-    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned);
+    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned,
+                 true);
   }
   // make_shared_for_overwrite would be C++20's ideal, but libstdc++ 12 lacks it for arrays; new[] without
   // value-initialisation leaves the bytes for the caller to fill.
   std::shared_ptr<std::byte[]> buffer(new std::byte[n == 0 ? 1 : n]);
   const std::byte* data = buffer.get();
-  return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned);
+  return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned,
+               true);
 }
 
 Array Array::Zeros(DType dtype, Shape shape) {
@@ -109,17 +113,23 @@ Array Array::FromBytes(DType dtype, Shape shape, const void* data, size_t num_by
 Array Array::FromShared(std::shared_ptr<const void> bytes, DType dtype, Shape shape) {
   if (!bytes && NumBytes(dtype, shape) != 0) throw InvalidArgumentError("Array::FromShared: null bytes");
   auto data = static_cast<const std::byte*>(bytes.get());
-  return Array(dtype, std::move(shape), std::move(bytes), data, Ownership::kShared);
+  return Array(dtype, std::move(shape), std::move(bytes), data, Ownership::kShared, false);
 }
 
 Array Array::FromBorrowed(const void* data, DType dtype, Shape shape) {
   if (!data && NumBytes(dtype, shape) != 0) throw InvalidArgumentError("Array::FromBorrowed: null pointer");
-  return Array(dtype, std::move(shape), nullptr, static_cast<const std::byte*>(data), Ownership::kBorrowed);
+  return Array(dtype, std::move(shape), nullptr, static_cast<const std::byte*>(data), Ownership::kBorrowed, false);
+}
+
+Array Array::FromBorrowedWritable(void* data, DType dtype, Shape shape) {
+  if (!data && NumBytes(dtype, shape) != 0) throw InvalidArgumentError("Array::FromBorrowedWritable: null pointer");
+  return Array(dtype, std::move(shape), nullptr, static_cast<const std::byte*>(data), Ownership::kBorrowed, true);
 }
 
 std::span<std::byte> Array::mutable_bytes() {
-  if (ownership_ != Ownership::kOwned) {
-    throw InvalidArgumentError("only arrays cairn owns are writable; this one is shared or borrowed");
+  if (!writable_) {
+    throw InvalidArgumentError("only arrays cairn owns, or borrowed through Array::FromBorrowedWritable, are "
+                               "writable; this one is shared or borrowed read-only");
   }
   return {const_cast<std::byte*>(data_), num_bytes_};
 }

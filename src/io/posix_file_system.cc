@@ -1,6 +1,7 @@
 // The default FileSystem: POSIX calls, each failure an IoError naming the path.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,6 +79,18 @@ class PosixReadableFile final : public ReadableFile {
       offset += static_cast<uint64_t>(n);
       length -= static_cast<size_t>(n);
     }
+  }
+  std::shared_ptr<const std::byte> MapReadOnly(uint64_t offset, size_t length) const override {
+    if (length == 0 || offset > size_ || length > size_ - offset) return nullptr;
+    // mmap takes page-aligned offsets: map from the page holding `offset` and point into it.
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t aligned = offset / page * page;
+    const size_t span = static_cast<size_t>(offset - aligned) + length;
+    void* base = ::mmap(nullptr, span, PROT_READ, MAP_SHARED, fd_, static_cast<off_t>(aligned));
+    if (base == MAP_FAILED) return nullptr;
+    std::shared_ptr<const std::byte> mapping(static_cast<const std::byte*>(base),
+                                             [span](const std::byte* p) { ::munmap(const_cast<std::byte*>(p), span); });
+    return std::shared_ptr<const std::byte>(mapping, mapping.get() + (offset - aligned));
   }
 
  private:

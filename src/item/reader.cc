@@ -9,6 +9,8 @@
 #include "core/byte_budget.h"
 #include "core/thread_pool.h"
 #include "item/array_storage.h"
+#include "item/lazy_array.h"
+#include "item/restore_into.h"
 #include "item/synthesized_metadata.h"
 #include "kvstore/checksummed_kvstore.h"
 #include "metadata/legacy_aggregate.h"
@@ -326,6 +328,10 @@ Tree ItemReader::Read(const md::TreeMetadataEntry& entry, const Tree& target, co
   if (!held) {
     zmeta = ArrayMetadata(param);
   }
+  if (WantsFill(restore_args, target)) {  // RestoreArgs::fill_target: into the caller's arrays (restore_into.h)
+    CheckFillTarget(param, target, held ? held->array().shape() : zmeta->shape, *restore_args);
+    return held ? FillTargetFromHeld(held->array(), target) : FillTarget(store(), param, *zmeta, target);
+  }
   if (target.is_sharded_spec()) return ReadBoxes(param, held, zmeta, target.sharded_spec(), restore_args, strict);
   if (target.is_sharded_array()) {  // a sharded array as the target: its boxes and dtype
     ShardedArraySpec spec{target.sharded_array().dtype(), target.sharded_array().global_shape(), {}};
@@ -353,8 +359,12 @@ Tree ItemReader::Read(const md::TreeMetadataEntry& entry, const Tree& target, co
     }
   }
   if (restore_args && restore_args->dtype) dtype = *restore_args->dtype;
-  Array array = held ? FitArray(held->array(), shape, dtype)
-                     : zarr::ReadZarrRegion(store(), param, *zmeta, Shape(shape.size(), 0), shape, dtype);
+  // RestoreArgs::lazy: over a mapping of the file, where it can be (lazy_array.h).
+  std::optional<Array> mapped;
+  if (!held && !target.is_scalar()) mapped = MapLazily(store(), param, *zmeta, shape, dtype, restore_args);
+  Array array = mapped ? std::move(*mapped)
+                : held ? FitArray(held->array(), shape, dtype)
+                       : zarr::ReadZarrRegion(store(), param, *zmeta, Shape(shape.size(), 0), shape, dtype);
   if (target.is_scalar()) return ArrayToScalar(array, &target.scalar_value());
   if (target.is_none() && type == md::kScalar && array.rank() == 0) return ArrayToScalar(array, nullptr);
   return Tree(std::move(array));
@@ -410,6 +420,17 @@ Tree ItemReader::Restore(const RestoreRequest& request) {
     jobs.push_back({it->second, leaf, param});
     return leaf;
   });
+  // RestoreArgs::fill_target: every target array is checked before any leaf is read (restore_into.h).
+  for (const Job& job : jobs) {
+    const RestoreArgs* args = restore_args(job.param);
+    const std::string& type = job.entry->value_type;
+    if (!WantsFill(args, job.target) || (type != md::kJaxArray && type != md::kNumpyArray && type != md::kScalar)) {
+      continue;
+    }
+    const Tree* held = job.entry->skip_deserialize ? &AggregateValue(job.entry->path) : nullptr;
+    if (held && !held->is_array()) continue;  // (a scalar in the aggregate file: Read says what is wrong)
+    CheckFillTarget(job.param, job.target, held ? held->array().shape() : ArrayMetadata(job.param).shape, *args);
+  }
   std::vector<Tree> values(jobs.size());
   ByteBudget budget(static_cast<uint64_t>(std::max<int64_t>(request.restore_concurrent_gb, 1)) << 30);
   ParallelFor(jobs.size(), [&](size_t i) {

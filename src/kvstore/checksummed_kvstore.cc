@@ -3,7 +3,10 @@
 #include <algorithm>
 
 #include "cairn/error.h"
+#include "cairn/file_system.h"
 #include "core/crc32c.h"
+#include "core/thread_pool.h"
+#include "kvstore/checked_pager.h"
 
 namespace cairn::kvstore {
 
@@ -83,6 +86,62 @@ std::optional<std::string> ChecksummedKvStore::ReadRange(std::string_view key, u
     }
   }
   return span->substr(offset - begin, length);
+}
+
+std::shared_ptr<const std::byte> ChecksummedKvStore::MapValue(std::string_view key, size_t size, MapCheck check) {
+  const std::string k(key);
+  auto whole = expected_.whole.find(k);
+  if (whole == expected_.whole.end()) return inner_->MapValue(key, size, check);
+  auto blocks = expected_.blocks.find(k);
+  const size_t count = (size + kCrc32cBlockBytes - 1) / kCrc32cBlockBytes;
+  // The CRC each block must have: the recorded block CRCs, or for a value of one block, its whole CRC.
+  std::vector<uint32_t> crcs;
+  if (blocks != expected_.blocks.end()) {
+    crcs = blocks->second;
+  } else if (count <= 1) {
+    crcs.assign(count, whole->second);
+  } else {
+    throw CorruptionError("value " + k + ": its CRC-32C is recorded without block checksums, though it is " +
+                          std::to_string(size) + " bytes long [" + inner_->DescribeKey(key) + "]");
+  }
+  if (crcs.size() != count) {
+    throw CorruptionError("value " + k + ": its recorded block checksums do not match its size of " +
+                          std::to_string(size) + " bytes [" + inner_->DescribeKey(key) + "]");
+  }
+  auto block_error = [&](uint64_t block) {
+    const uint64_t begin = block * kCrc32cBlockBytes;
+    return "value " + k + ": bytes [" + std::to_string(begin) + ", +" +
+           std::to_string(std::min<uint64_t>(kCrc32cBlockBytes, size - begin)) +
+           ") fail their CRC-32C check: the stored bytes are not the ones that were saved [" +
+           inner_->DescribeKey(key) + "]";
+  };
+  if (check == MapCheck::kOnAccess) {
+    // Only values the inner store can map are paged (a value it cannot map is read eagerly, as elsewhere); the
+    // pages are then read from the file itself, checked, and copied into the region.
+    auto location = inner_->LocateValue(key, size);
+    if (!location || !location->file->MapReadOnly(location->offset, size)) return nullptr;
+    BlockFetcher fetch = [file = location->file, offset = location->offset, crcs](uint64_t block, char* out,
+                                                                                  size_t length) {
+      file->ReadAt(offset + block * kCrc32cBlockBytes, length, out);
+      if (Crc32c(std::string_view(out, length)) != crcs[block]) {
+        throw CorruptionError("it fails its CRC-32C check: the stored bytes are not the ones that were saved");
+      }
+    };
+    auto region = MapCheckedOnAccess(size, std::move(fetch), "value " + k + " [" + inner_->DescribeKey(key) + "]");
+    if (region) return region;
+  }
+  auto mapped = inner_->MapValue(key, size, check);
+  if (!mapped) return nullptr;
+  std::vector<char> bad(count, 0);
+  ParallelFor(count, [&](size_t b) {
+    const uint64_t begin = b * kCrc32cBlockBytes;
+    const size_t length = static_cast<size_t>(std::min<uint64_t>(kCrc32cBlockBytes, size - begin));
+    bad[b] = Crc32c(std::string_view(reinterpret_cast<const char*>(mapped.get()) + begin, length)) != crcs[b];
+  });
+  for (size_t b = 0; b < count; ++b) {
+    if (bad[b]) throw CorruptionError(block_error(b));
+  }
+  return mapped;
 }
 
 void ChecksummedKvStore::RecordValue(std::string_view key, std::string_view value) {

@@ -40,6 +40,16 @@ class ChecksummedKvStore final : public KvStore {
   bool ReadInto(std::string_view key, char* out, size_t size, uint32_t* crc32c = nullptr) override;
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;
   std::optional<uint64_t> ValueSize(std::string_view key) override { return inner_->ValueSize(key); }
+  std::optional<ValueLocation> LocateValue(std::string_view key, size_t size) override {
+    return inner_->LocateValue(key, size);
+  }
+  // The inner store's mapping, checked: a key with a recorded CRC-32C is never handed out unchecked. kOnAccess:
+  // a region whose 64 KiB blocks are read from the file and checked on first access (kvstore/checked_pager.h: a
+  // bad block aborts the process, naming it); where that is not available, as kUpFront: the file is mapped and
+  // every block checked on all cores first (CorruptionError naming the first bad one). Keys without a CRC (Orbax's
+  // checkpoints) map unchecked. Null where the inner store cannot map the value.
+  std::shared_ptr<const std::byte> MapValue(std::string_view key, size_t size,
+                                            MapCheck check = MapCheck::kOnAccess) override;
   void Write(std::string_view key, std::string value) override;
   void WriteView(std::string_view key, std::string_view value) override;
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override { return inner_->ListKeys(prefix); }

@@ -64,6 +64,23 @@ std::optional<std::string> DirectoryKvStore::Read(std::string_view key, uint64_t
   }
 }
 
+std::optional<ValueLocation> DirectoryKvStore::LocateValue(std::string_view key, size_t size) {
+  ValidateKey(key);
+  auto info = fs_->Stat(root_ / std::string(key));
+  if (!info || info->is_directory) return std::nullopt;
+  std::shared_ptr<ReadableFile> file;
+  try {
+    file = fs_->OpenForReadBelow(root_, std::string(key));
+  } catch (const NotFoundError&) {
+    return std::nullopt;  // removed between Stat and open
+  }
+  if (file->Size() != size) {
+    throw CorruptionError("value of key '" + std::string(key) + "' in " + Describe() + " holds " +
+                          std::to_string(file->Size()) + " bytes, expected " + std::to_string(size));
+  }
+  return ValueLocation{std::move(file), 0};
+}
+
 std::optional<uint64_t> DirectoryKvStore::ValueSize(std::string_view key) {
   ValidateKey(key);
   auto info = fs_->StatNoFollow(root_ / std::string(key));

@@ -32,6 +32,8 @@ class DirectoryKvStore final : public KvStore {
   // InvalidArgumentError for an empty, absolute or NUL-containing key, or one with an empty, "." or ".." segment.
   std::optional<SizedRange> ReadRangeUpTo(std::string_view key, uint64_t offset, uint64_t length) override;
   std::optional<uint64_t> ValueSize(std::string_view key) override;
+  // The key's file, opened as Read opens it.
+  std::optional<ValueLocation> LocateValue(std::string_view key, size_t size) override;
   void Write(std::string_view key, std::string value) override;
   // Every file below the root whose key starts with `prefix`, sorted by byte order. A missing root lists nothing.
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "cairn/error.h"
+#include "cairn/file_system.h"
 #include "core/crc32c.h"
 
 namespace cairn::kvstore {
@@ -38,6 +39,14 @@ std::optional<KvStore::SizedRange> KvStore::ReadRangeUpTo(std::string_view key, 
   auto bytes = ReadRange(key, offset, std::min(length, *size - offset));
   if (!bytes) return std::nullopt;
   return SizedRange{std::move(*bytes), *size};
+}
+
+std::optional<ValueLocation> KvStore::LocateValue(std::string_view, size_t) { return std::nullopt; }
+
+std::shared_ptr<const std::byte> KvStore::MapValue(std::string_view key, size_t size, MapCheck) {
+  auto location = LocateValue(key, size);
+  if (!location) return nullptr;
+  return location->file->MapReadOnly(location->offset, size);
 }
 
 std::optional<uint64_t> KvStore::ValueSize(std::string_view key) {

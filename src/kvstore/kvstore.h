@@ -5,12 +5,29 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+namespace cairn {
+class ReadableFile;
+}
+
 namespace cairn::kvstore {
+
+// Where a value lies whole and uncompressed in a file: `file`'s bytes [offset, offset + size).
+struct ValueLocation {
+  std::shared_ptr<ReadableFile> file;
+  uint64_t offset = 0;
+};
+
+// How a mapped value with a recorded checksum is checked (ChecksummedKvStore::MapValue).
+enum class MapCheck {
+  kOnAccess,  // each 64 KiB block when a page of it is first read (userfaultfd), else as kUpFront
+  kUpFront,   // every block before the mapping is handed out
+};
 
 class KvStore {
  public:
@@ -45,6 +62,16 @@ class KvStore {
   // The size of the value of `key`, nullopt when absent. The default reads the value; stores that know sizes
   // without reading (a file's size, an OCDBT index entry) override it.
   virtual std::optional<uint64_t> ValueSize(std::string_view key);
+  // Where the `size`-byte value of `key` lies in a file, for lazy restores: nullopt when the key is absent or the
+  // store keeps the value otherwise (inline in an OCDBT node, or no such store: the default). A value of another
+  // size is a CorruptionError naming the key.
+  virtual std::optional<ValueLocation> LocateValue(std::string_view key, size_t size);
+  // The `size`-byte value of `key` as read-only memory mapped from its file (FileSystem's
+  // ReadableFile::MapReadOnly), kept mapped while the pointer lives; null when it cannot be mapped (LocateValue
+  // says nowhere, the file system does not map: object stores). `check` is for stores that check values
+  // (ChecksummedKvStore); others map as they are.
+  virtual std::shared_ptr<const std::byte> MapValue(std::string_view key, size_t size,
+                                                    MapCheck check = MapCheck::kOnAccess);
   // Stores a value. Safe to call from several threads at once. Writes may be buffered until Flush().
   virtual void Write(std::string_view key, std::string value) = 0;
   // Write() from bytes the caller keeps alive for the duration of the call: stores that put large values

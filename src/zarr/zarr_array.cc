@@ -226,18 +226,36 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param)
 
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Shape& origin,
                      const Shape& shape, DType out_dtype) {
+  // The shape comes from metadata on disk (or a target built from it): before allocating, it must at least fit
+  // this machine, so that a lying .zarray gets a clear error instead of an attempt at terabytes. (Allocate touches
+  // no page: ReadZarrRegionInto checks that the chunks exist before it writes any.)
+  CheckFitsInMemory(NumBytes(out_dtype, shape), "parameter " + param + " (shape " + ShapeToString(shape) + ")");
+  Array out = Array::Allocate(out_dtype, shape);
+  ReadZarrRegionInto(store, param, m, origin, shape, out);
+  return out;
+}
+
+void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
+                        const Shape& origin, const Shape& shape, Array& out) {
   const size_t rank = m.shape.size();
   if (origin.size() != rank || shape.size() != rank) {
     throw InvalidArgumentError("parameter " + param + ": requested a rank-" + std::to_string(shape.size()) +
                                " region of a rank-" + std::to_string(rank) + " array");
   }
+  if (out.shape() != shape) {
+    throw InvalidArgumentError("parameter " + param + ": the destination array has shape " +
+                               ShapeToString(out.shape()) + " but the region read is " + ShapeToString(shape));
+  }
+  if (!out.writable()) {
+    throw InvalidArgumentError("parameter " + param + ": the destination array is not writable (an array cairn "
+                               "owns, or one made by Array::FromBorrowedWritable, is)");
+  }
+  const DType out_dtype = out.dtype();
   const size_t item = ItemSize(m.dtype);
   const size_t chunk_bytes = NumBytes(m.dtype, m.chunks);
   const bool cast = out_dtype != m.dtype;
-  // The shape comes from metadata on disk (or a target built from it): before allocating, it must at least fit
-  // this machine, so that a lying .zarray gets a clear error instead of an attempt at terabytes.
-  CheckFitsInMemory(NumBytes(out_dtype, shape), "parameter " + param + " (shape " + ShapeToString(shape) + ")");
   CheckFitsInMemory(chunk_bytes, "a chunk of parameter " + param + " (chunk shape " + ShapeToString(m.chunks) + ")");
+  std::byte* const out_bytes = out.mutable_bytes().data();
   // The common cases: the request is exactly one chunk (the whole array stored as one chunk, or a box of the
   // sharding it was saved with), not cut by the array's edge, in the stored dtype. Decode (or, uncompressed,
   // read) straight into the destination: no intermediate buffer, no zero fill.
@@ -248,30 +266,34 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     chunk_index[d] = one_chunk ? origin[d] / m.chunks[d] : 0;
   }
   if (one_chunk) {
-    Array out = Array::Allocate(out_dtype, shape);
-    char* dst = reinterpret_cast<char*>(out.mutable_bytes().data());
+    char* dst = reinterpret_cast<char*>(out_bytes);
     const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
     if (m.format == ZarrFormat::kV2 && !m.compressed()) {
       if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
-      return out;
+      return;
     }
     auto stored = store.Read(key, MaxStoredChunkBytes(m));
     if (!stored) throw CorruptionError(what + " is missing");
     if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
-    return out;
+    return;
   }
   // The part of the request inside the stored domain, and the chunks it overlaps.
   std::vector<int64_t> lo(rank), hi(rank);
+  bool inside = true;  // the chunks cover every element of `out`: no zero fill
   for (size_t d = 0; d < rank; ++d) {
     int64_t begin = std::max<int64_t>(origin[d], 0);
     int64_t end = std::min(origin[d] + shape[d], m.shape[d]);
-    if (end <= begin) return Array::Zeros(out_dtype, shape);  // all padding
+    if (end <= begin) {  // all padding
+      if (out.num_bytes()) std::memset(out_bytes, 0, out.num_bytes());
+      return;
+    }
+    inside = inside && begin == origin[d] && end == origin[d] + shape[d];
     lo[d] = begin / m.chunks[d];
     hi[d] = (end - 1) / m.chunks[d] + 1;
   }
   if (NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) RequireChunksPresent(store, param, m, lo, hi);
-  Array out = Array::Zeros(out_dtype, shape);
+  if (!inside) std::memset(out_bytes, 0, out.num_bytes());  // strict=false padding beyond the stored edge
   // Reads (and decodes) one chunk into its place in `out`, using `chunk` and `converted` as scratch.
   auto read_chunk = [&](const std::vector<int64_t>& index, std::string& chunk, std::string& converted) {
     const std::string key = param + "/" + m.ChunkKey(index);
@@ -286,6 +308,23 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       dst_origin[d] = begin - origin[d];
       extent[d] = end - begin;
       whole_chunk = whole_chunk && extent[d] == m.chunks[d];
+    }
+    // A whole chunk whose box in `out` is one contiguous run (the chunk spans every dimension of `out` but the
+    // first: an array chunked along its first axis) lands straight in `out`, as in the one-chunk case.
+    bool contiguous = whole_chunk && !cast;
+    for (size_t d = 1; contiguous && d < rank; ++d) contiguous = m.chunks[d] == shape[d];
+    if (contiguous) {
+      uint64_t first = 0;
+      for (size_t d = 0; d < rank; ++d) first = first * static_cast<uint64_t>(shape[d]) + dst_origin[d];
+      char* dst = reinterpret_cast<char*>(out_bytes) + first * item;
+      if (m.format == ZarrFormat::kV2 && !m.compressed()) {
+        if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
+        return;
+      }
+      auto stored = store.Read(key, MaxStoredChunkBytes(m));
+      if (!stored) throw CorruptionError(what + " is missing");
+      if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
+      return;
     }
     if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.compressed()) {
       // Uncompressed: read only the span of the chunk from the box's first to its last element (for a box that
@@ -307,8 +346,10 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     } else {
       auto stored = store.Read(key, MaxStoredChunkBytes(m));
       if (!stored) throw CorruptionError(what + " is missing");
-      bool present = DecodeNamingFile(store, key, m, *stored, chunk.data(), chunk_bytes, what);
-      if (!present) return;  // an empty shard reads as the fill value, which `out` already holds
+      // An empty shard reads as the fill value, zero.
+      if (!DecodeNamingFile(store, key, m, *stored, chunk.data(), chunk_bytes, what)) {
+        std::memset(chunk.data(), 0, chunk_bytes);
+      }
     }
     const char* src = chunk.data();
     if (cast) {
@@ -316,8 +357,8 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
       CastElements(chunk.data(), m.dtype, converted.data(), out_dtype, static_cast<size_t>(NumElements(m.chunks)));
       src = converted.data();
     }
-    CopyBox(reinterpret_cast<const std::byte*>(src), m.chunks, src_origin, out.mutable_bytes().data(), shape,
-            dst_origin, extent, cast ? ItemSize(out_dtype) : item);
+    CopyBox(reinterpret_cast<const std::byte*>(src), m.chunks, src_origin, out_bytes, shape, dst_origin, extent,
+            cast ? ItemSize(out_dtype) : item);
   };
   // The chunks are read and decoded on every core (decompression is the cost of a compressed restore); each writes
   // its own box of `out`. Each worker holds one chunk's scratch at a time, so chunks above kParallelChunkBytes are
@@ -340,7 +381,7 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   if (count <= 1 || chunk_bytes > kParallelChunkBytes) {
     std::string chunk(chunk_bytes, '\0'), converted;
     for (uint64_t i = 0; i < count; ++i) read_chunk(index_of(i), chunk, converted);
-    return out;
+    return;
   }
   struct Scratch {
     std::string chunk, converted;
@@ -364,7 +405,21 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
     std::lock_guard lock(scratch_mu);
     free_scratch.push_back(std::move(scratch));
   });
-  return out;
+}
+
+std::optional<Array> MapZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
+                                   const Shape& origin, const Shape& shape, DType out_dtype, kvstore::MapCheck check) {
+  const bool raw = !m.compressed() && (m.format == ZarrFormat::kV2 || !m.zarr3_sharded);
+  if (!raw || out_dtype != m.dtype || shape != m.shape || m.chunks != m.shape ||
+      origin != Shape(m.shape.size(), 0)) {
+    return std::nullopt;
+  }
+  const size_t bytes = NumBytes(m.dtype, m.shape);
+  if (bytes == 0) return std::nullopt;
+  const std::string key = param + "/" + m.ChunkKey(std::vector<int64_t>(m.shape.size(), 0));
+  std::shared_ptr<const std::byte> mapping = store.MapValue(key, bytes, check);
+  if (!mapping || reinterpret_cast<uintptr_t>(mapping.get()) % ItemSize(m.dtype) != 0) return std::nullopt;
+  return Array::FromShared(std::shared_ptr<const void>(mapping, mapping.get()), m.dtype, m.shape);
 }
 
 uint64_t NumChunks(const ZarrMetadata& m, const std::string& what) {

@@ -42,6 +42,22 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param)
 // Of an uncompressed chunk that the box cuts, only the byte span the box needs is read (KvStore::ReadRange).
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
                      const Shape& origin, const Shape& shape, DType out_dtype);
+// The same into `out` (RestoreArgs::fill_target: the caller's array), which must be writable and have exactly
+// `shape`; its dtype is the one read into (cast in place). ReadZarrRegion allocates and calls this: one code path.
+// Uncompressed whole chunks land in `out` by KvStore::ReadInto (checked by a ChecksummedKvStore as any read),
+// compressed ones decode into it, where the chunk's box in `out` is contiguous; other chunks go through scratch.
+// `out` is zeroed only where no chunk covers it (strict=false padding, empty shards). InvalidArgumentError for a
+// rank, shape or writability mismatch, before anything is read.
+void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
+                        const Shape& origin, const Shape& shape, Array& out);
+
+// RestoreArgs::lazy: the region as read-only memory over the value's file (KvStore::MapValue; `check` says when a
+// ChecksummedKvStore checks it), when the region is the whole array, stored as one uncompressed chunk of exactly
+// the array's shape (zarr v2, or zarr3 without sharding), read in its stored dtype, and the mapping's address is
+// aligned to the dtype's item size. nullopt otherwise, and where the store cannot map: the caller reads eagerly.
+// The Array (Ownership::kShared) keeps the mapping alive.
+std::optional<Array> MapZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& metadata,
+                                   const Shape& origin, const Shape& shape, DType out_dtype, kvstore::MapCheck check);
 
 // For checking a stored array chunk by chunk (`cairn verify`):
 // The number of chunks in the array's grid; CorruptionError when a chunk dimension is not positive or the count

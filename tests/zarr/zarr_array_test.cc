@@ -86,6 +86,56 @@ TEST_P(ZarrArrayTest, RegionsPadTruncateAndCast) {
   EXPECT_EQ(box, Array::FromVector<float>({2, 2}, {6, 7, 10, 11}));
 }
 
+TEST_P(ZarrArrayTest, ReadIntoTheCallersMemory) {
+  // Chunked along the first axis (chunks land straight in place), chunked both ways (through scratch), cast in
+  // place, a box cutting chunks, and a box past the edge (zero padding): every element of the caller's buffer is
+  // written, whatever it held before.
+  Array data = Iota({12, 6}, DType::kInt32);
+  auto rows = Meta(DType::kInt32, {12, 6}, {4, 6});
+  auto tiles = Meta(DType::kInt32, {12, 6}, {5, 4});
+  WriteZarrArray(store_, "rows", rows, data);
+  WriteZarrArray(store_, "tiles", tiles, data);
+  for (const auto& [param, m] : {std::pair{"rows", rows}, std::pair{"tiles", tiles}}) {
+    std::vector<int32_t> mine(12 * 6, -7);
+    Array out = Array::FromBorrowedWritable(mine.data(), DType::kInt32, {12, 6});
+    ReadZarrRegionInto(store_, param, m, {0, 0}, {12, 6}, out);
+    EXPECT_EQ(out.bytes().data(), reinterpret_cast<const std::byte*>(mine.data()));
+    EXPECT_EQ(out, data) << param;
+
+    std::vector<double> wide(12 * 6, -7);
+    Array cast = Array::FromBorrowedWritable(wide.data(), DType::kFloat64, {12, 6});
+    ReadZarrRegionInto(store_, param, m, {0, 0}, {12, 6}, cast);
+    EXPECT_EQ(cast, data.Cast(DType::kFloat64)) << param;
+
+    std::vector<int32_t> box(5 * 3, -7);
+    Array b = Array::FromBorrowedWritable(box.data(), DType::kInt32, {5, 3});
+    ReadZarrRegionInto(store_, param, m, {3, 2}, {5, 3}, b);
+    for (int r = 0; r < 5; ++r) {
+      for (int c = 0; c < 3; ++c) ASSERT_EQ(box[r * 3 + c], (r + 3) * 6 + (c + 2)) << param << r << "," << c;
+    }
+
+    std::vector<int32_t> edge(4 * 4, -7);
+    Array e = Array::FromBorrowedWritable(edge.data(), DType::kInt32, {4, 4});
+    ReadZarrRegionInto(store_, param, m, {10, 4}, {4, 4}, e);
+    for (int r = 0; r < 4; ++r) {
+      for (int c = 0; c < 4; ++c) {
+        ASSERT_EQ(edge[r * 4 + c], r < 2 && c < 2 ? (r + 10) * 6 + (c + 4) : 0) << param << r << "," << c;
+      }
+    }
+  }
+}
+
+TEST_P(ZarrArrayTest, ReadIntoRefusesReadOnlyOrMisshapenDestinations) {
+  auto m = Meta(DType::kInt32, {4, 4}, {4, 4});
+  WriteZarrArray(store_, "x", m, Iota({4, 4}, DType::kInt32));
+  std::vector<int32_t> mine(16, -7);
+  Array read_only = Array::FromBorrowed(mine.data(), DType::kInt32, {4, 4});
+  EXPECT_THROW(ReadZarrRegionInto(store_, "x", m, {0, 0}, {4, 4}, read_only), InvalidArgumentError);
+  Array wrong = Array::FromBorrowedWritable(mine.data(), DType::kInt32, {2, 8});
+  EXPECT_THROW(ReadZarrRegionInto(store_, "x", m, {0, 0}, {4, 4}, wrong), InvalidArgumentError);
+  EXPECT_EQ(mine, std::vector<int32_t>(16, -7));
+}
+
 TEST_P(ZarrArrayTest, ScalarsAndEmptyArrays) {
   Array scalar = Array::FromScalar<int64_t>(-5);
   auto m = Meta(DType::kInt64, {}, {});

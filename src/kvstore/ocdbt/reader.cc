@@ -344,6 +344,26 @@ bool OcdbtReader::ReadInto(std::string_view key, char* out, size_t size, uint32_
   return true;
 }
 
+std::optional<ValueLocation> OcdbtReader::LocateValue(std::string_view key, size_t size) {
+  auto found = Find(key);
+  if (!found) return std::nullopt;
+  const LeafEntry& entry = found->entry();
+  if (entry.value_length() != size) {
+    throw CorruptionError("value of key '" + std::string(key) + "' in " + Describe() + " holds " +
+                          std::to_string(entry.value_length()) + " bytes, expected " + std::to_string(size));
+  }
+  const IndirectRef* ref = std::get_if<IndirectRef>(&entry.value);
+  if (!ref) return std::nullopt;
+  std::filesystem::path path;
+  auto file = OpenDataFile(ref->file, &path);
+  if (ref->offset > file->Size() || size > file->Size() - ref->offset) {
+    throw CorruptionError(path.string() + ": value of key '" + std::string(key) + "' at offset " +
+                          std::to_string(ref->offset) + " with length " + std::to_string(size) +
+                          " runs past the end of the " + std::to_string(file->Size()) + "-byte file");
+  }
+  return ValueLocation{std::move(file), ref->offset};
+}
+
 std::optional<uint64_t> OcdbtReader::ValueSize(std::string_view key) {
   auto found = Find(key);
   if (!found) return std::nullopt;

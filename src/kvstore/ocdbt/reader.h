@@ -46,6 +46,8 @@ class OcdbtReader final : public KvStore {
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override;
   std::optional<SizedRange> ReadRangeUpTo(std::string_view key, uint64_t offset, uint64_t length) override;
   std::optional<uint64_t> ValueSize(std::string_view key) override;
+  // The data file and offset of an indirect value; nullopt for a value held inline in its leaf node.
+  std::optional<ValueLocation> LocateValue(std::string_view key, size_t size) override;
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
   // A reader is read-only: both throw InvalidArgumentError.
   void Write(std::string_view key, std::string value) override;
