@@ -224,19 +224,44 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param)
                       "/zarr.json) in " + store.Describe());
 }
 
+static void ReadRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
+                           const Shape& origin, const Shape& shape, Array& out, bool chunks_checked);
+
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Shape& origin,
                      const Shape& shape, DType out_dtype) {
   // The shape comes from metadata on disk (or a target built from it): before allocating, it must at least fit
-  // this machine, so that a lying .zarray gets a clear error instead of an attempt at terabytes. (Allocate touches
-  // no page: ReadZarrRegionInto checks that the chunks exist before it writes any.)
+  // this machine, so that a lying .zarray gets a clear error instead of an attempt at terabytes.
   CheckFitsInMemory(NumBytes(out_dtype, shape), "parameter " + param + " (shape " + ShapeToString(shape) + ")");
+  // A large region's chunks are looked up before its array is allocated, not only before it is written: a
+  // .zarray claiming a gigabyte over one stored chunk then costs nothing, not even the address space and the
+  // allocator's bookkeeping for it (AddressSanitizer's shadow of a 1 GiB allocation is 128 MiB of memory).
+  bool chunks_checked = false;
+  const size_t rank = m.shape.size();
+  if (origin.size() == rank && shape.size() == rank && NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) {
+    std::vector<int64_t> lo(rank), hi(rank);
+    bool some_stored = true;  // false: the region is all padding, or the chunk shape is invalid (an error later)
+    for (size_t d = 0; d < rank && some_stored; ++d) {
+      const int64_t begin = std::max<int64_t>(origin[d], 0);
+      const int64_t end = std::min(origin[d] + shape[d], m.shape[d]);
+      some_stored = end > begin && m.chunks[d] > 0;
+      if (some_stored) {
+        lo[d] = begin / m.chunks[d];
+        hi[d] = (end - 1) / m.chunks[d] + 1;
+      }
+    }
+    if (some_stored) {
+      RequireChunksPresent(store, param, m, lo, hi);
+      chunks_checked = true;
+    }
+  }
   Array out = Array::Allocate(out_dtype, shape);
-  ReadZarrRegionInto(store, param, m, origin, shape, out);
+  ReadRegionInto(store, param, m, origin, shape, out, chunks_checked);
   return out;
 }
 
-void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
-                        const Shape& origin, const Shape& shape, Array& out) {
+// ReadZarrRegionInto, told whether the caller has already made sure that the chunks of a large region exist.
+static void ReadRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
+                           const Shape& origin, const Shape& shape, Array& out, bool chunks_checked) {
   const size_t rank = m.shape.size();
   if (origin.size() != rank || shape.size() != rank) {
     throw InvalidArgumentError("parameter " + param + ": requested a rank-" + std::to_string(shape.size()) +
@@ -292,7 +317,9 @@ void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const
     lo[d] = begin / m.chunks[d];
     hi[d] = (end - 1) / m.chunks[d] + 1;
   }
-  if (NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) RequireChunksPresent(store, param, m, lo, hi);
+  if (!chunks_checked && NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) {
+    RequireChunksPresent(store, param, m, lo, hi);
+  }
   if (!inside) std::memset(out_bytes, 0, out.num_bytes());  // strict=false padding beyond the stored edge
   // Reads (and decodes) one chunk into its place in `out`, using `chunk` and `converted` as scratch.
   auto read_chunk = [&](const std::vector<int64_t>& index, std::string& chunk, std::string& converted) {
@@ -405,6 +432,11 @@ void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const
     std::lock_guard lock(scratch_mu);
     free_scratch.push_back(std::move(scratch));
   });
+}
+
+void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
+                        const Shape& origin, const Shape& shape, Array& out) {
+  ReadRegionInto(store, param, m, origin, shape, out, /*chunks_checked=*/false);
 }
 
 std::optional<Array> MapZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
