@@ -50,7 +50,8 @@ ItemCheckCounts ItemReader::Check() {
   Guard(kStringsFile, [&] { Strings(); });
   const bool aggregate_ok = Guard(kLegacyAggregateFile, [&] { Aggregate(); }) && layout_.legacy_aggregate;
   // Any other file the checksums record: read, checked, parsed as JSON.
-  for (const auto& [relative, crc] : checksums_.files) {
+  for (const auto& recorded : checksums_.files) {
+    const std::string& relative = recorded.first;  // (not a structured binding: clang 14 cannot capture one)
     if (relative == kTreeMetadataFile || relative == kShardingFile || relative == kStringsFile ||
         relative == kLegacyAggregateFile || relative.rfind(std::string(kArrayMetadatasDir) + "/", 0) == 0 ||
         !fs_->Exists(dir_ / relative)) {
@@ -167,7 +168,8 @@ ItemCheckCounts ItemReader::Check() {
   });
 
   // Values the checksums record that no array above accounts for (a parameter missing from `_METADATA`).
-  for (const auto& [key, crc] : checksums_.chunks) {
+  for (const auto& recorded : checksums_.chunks) {
+    const std::string& key = recorded.first;  // (not a structured binding: clang 14 cannot capture one)
     if (visited.count(key)) continue;
     Guard(key, [&] {
       // No zarr metadata says what the value can hold: its recorded block checksums do (a value of one block or
