@@ -224,6 +224,19 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param)
                       "/zarr.json) in " + store.Describe());
 }
 
+// Chunk `key`, read whole into `dst` (`chunk_bytes`): an uncompressed v2 chunk straight from the store, any other
+// decoded there (a zarr3 shard's missing chunk as zeros).
+static void ReadWholeChunkInto(kvstore::KvStore& store, const std::string& key, const ZarrMetadata& m, char* dst,
+                               size_t chunk_bytes, const std::string& what) {
+  if (m.format == ZarrFormat::kV2 && !m.compressed()) {
+    if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
+    return;
+  }
+  auto stored = store.Read(key, MaxStoredChunkBytes(m));
+  if (!stored) throw CorruptionError(what + " is missing");
+  if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
+}
+
 static void ReadRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
                            const Shape& origin, const Shape& shape, Array& out, bool chunks_checked);
 
@@ -294,13 +307,7 @@ static void ReadRegionInto(kvstore::KvStore& store, const std::string& param, co
     char* dst = reinterpret_cast<char*>(out_bytes);
     const std::string key = param + "/" + m.ChunkKey(chunk_index);
     const std::string what = "chunk " + key + " in " + store.Describe();
-    if (m.format == ZarrFormat::kV2 && !m.compressed()) {
-      if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
-      return;
-    }
-    auto stored = store.Read(key, MaxStoredChunkBytes(m));
-    if (!stored) throw CorruptionError(what + " is missing");
-    if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
+    ReadWholeChunkInto(store, key, m, dst, chunk_bytes, what);
     return;
   }
   // The part of the request inside the stored domain, and the chunks it overlaps.
@@ -344,13 +351,7 @@ static void ReadRegionInto(kvstore::KvStore& store, const std::string& param, co
       uint64_t first = 0;
       for (size_t d = 0; d < rank; ++d) first = first * static_cast<uint64_t>(shape[d]) + dst_origin[d];
       char* dst = reinterpret_cast<char*>(out_bytes) + first * item;
-      if (m.format == ZarrFormat::kV2 && !m.compressed()) {
-        if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
-        return;
-      }
-      auto stored = store.Read(key, MaxStoredChunkBytes(m));
-      if (!stored) throw CorruptionError(what + " is missing");
-      if (!DecodeNamingFile(store, key, m, *stored, dst, chunk_bytes, what)) std::memset(dst, 0, chunk_bytes);
+      ReadWholeChunkInto(store, key, m, dst, chunk_bytes, what);
       return;
     }
     if (!whole_chunk && m.format == ZarrFormat::kV2 && !m.compressed()) {
