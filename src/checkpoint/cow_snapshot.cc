@@ -64,43 +64,18 @@
 #include <string_view>
 #include <thread>
 
+#include "core/userfaultfd.h"
 #include "core/snapshot_read.h"
 
 #ifndef UFFD_FEATURE_WP_UNPOPULATED
 #define UFFD_FEATURE_WP_UNPOPULATED (1 << 13)  // Linux 6.4; older uapi headers lack the name
 #endif
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)  // /dev/userfaultfd, Linux 6.1
-#endif
-
 namespace cairn::checkpoint {
 namespace {
 
 constexpr size_t kPage = 4096;
 constexpr size_t kMinBytes = size_t{1} << 20;  // from here on Array::Allocate gives whole pages of their own
 constexpr size_t kMaxBlock = size_t{2} << 20;  // the most a fault un-protects at once
-
-bool UnderThreadSanitizer() {
-#if defined(__SANITIZE_THREAD__)
-  return true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-  return true;
-#endif
-#endif
-  return false;
-}
-
-// A userfaultfd that handles kernel-mode faults too (see the top of this file), or -1.
-int OpenUserfaultfd() {
-  const int flags = O_CLOEXEC | O_NONBLOCK;
-  if (int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC); dev >= 0) {
-    const int fd = ::ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-    ::close(dev);
-    if (fd >= 0) return fd;
-  }
-  return static_cast<int>(::syscall(SYS_userfaultfd, flags));
-}
 
 }  // namespace
 

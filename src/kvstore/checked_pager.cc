@@ -21,39 +21,13 @@
 #include <thread>
 #include <vector>
 
+#include "core/userfaultfd.h"
 #include "core/crc32c.h"
-
-#ifndef USERFAULTFD_IOC_NEW
-#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)  // /dev/userfaultfd, Linux 6.1
-#endif
 
 namespace cairn::kvstore {
 namespace {
 
 constexpr size_t kBlock = kCrc32cBlockBytes;
-
-bool UnderThreadSanitizer() {
-#if defined(__SANITIZE_THREAD__)
-  return true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-  return true;
-#endif
-#endif
-  return false;
-}
-
-// A userfaultfd that handles kernel-mode faults too (a write() or pwrite() from a lazily restored array, as a save
-// of it does, must see its bytes, not EFAULT), or -1. UFFD_USER_MODE_ONLY is not used for that reason.
-int OpenUserfaultfd() {
-  const int flags = O_CLOEXEC | O_NONBLOCK;
-  if (int dev = ::open("/dev/userfaultfd", O_RDWR | O_CLOEXEC); dev >= 0) {
-    const int fd = ::ioctl(dev, USERFAULTFD_IOC_NEW, flags);
-    ::close(dev);
-    if (fd >= 0) return fd;
-  }
-  return static_cast<int>(::syscall(SYS_userfaultfd, flags));
-}
 
 size_t PageSize() { return static_cast<size_t>(::sysconf(_SC_PAGESIZE)); }
 
