@@ -2,7 +2,12 @@
 // ChecksummedKvStore::MapValue makes before handing bytes out (up front, or per block on access).
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <stdexcept>
+#include <thread>
+#include <vector>
 
 #include "cairn/error.h"
 #include "cairn/file_system.h"
@@ -115,6 +120,130 @@ TEST(MapValue, OnAccessChecksTheBlocksTouched) {
   ASSERT_TRUE(mapped);
   EXPECT_EQ(Bytes(mapped, 2 * kBlock, kBlock / 2), f.big.substr(2 * kBlock));  // the last block, first
   EXPECT_EQ(Bytes(mapped, 0, kBlock), f.big.substr(0, kBlock));
+}
+
+// The pager itself (MapCheckedOnAccess), over a fetcher that counts its calls and can fail chosen blocks.
+struct CountingFetcher {
+  std::string content;
+  uint64_t bad_block = UINT64_MAX;
+  std::chrono::microseconds delay{0};
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+  std::shared_ptr<std::vector<std::atomic<int>>> per_block;
+
+  explicit CountingFetcher(size_t blocks)
+      : content(Pattern(blocks * kBlock - 100)), per_block(std::make_shared<std::vector<std::atomic<int>>>(blocks)) {}
+  BlockFetcher Fetcher() const {
+    return [content = content, bad = bad_block, delay = delay, calls = calls, per_block = per_block](
+               uint64_t block, char* out, size_t length) {
+      ++*calls;
+      ++(*per_block)[block];
+      if (delay.count()) std::this_thread::sleep_for(delay);
+      if (block == bad) throw CorruptionError("it fails its CRC-32C check");
+      std::memcpy(out, content.data() + block * kBlock, length);
+    };
+  }
+};
+
+// Whether on-access paging runs here; where it does not (ThreadSanitizer builds, no userfaultfd), checks that
+// MapCheckedOnAccess says so with a null region, which sends its callers to up-front checks.
+bool PagerAvailableElseNull() {
+  if (OnAccessPagingAvailable()) return true;
+  EXPECT_FALSE(MapCheckedOnAccess(kBlock, CountingFetcher(1).Fetcher(), "unavailable"));
+  return false;
+}
+
+// Waits until no fetch has started for a while (readahead done).
+void Settle(const std::atomic<int>& calls) {
+  for (int last = -1; last != calls.load();) {
+    last = calls.load();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+TEST(OnAccessPager, ARandomReadFetchesOnlyItsBlock) {
+  if (!PagerAvailableElseNull()) return;
+  CountingFetcher f(200);
+  auto region = MapCheckedOnAccess(f.content.size(), f.Fetcher(), "random");
+  ASSERT_TRUE(region);
+  EXPECT_EQ(Bytes(region, 100 * kBlock + 5, 10), f.content.substr(100 * kBlock + 5, 10));
+  Settle(*f.calls);
+  EXPECT_EQ(f.calls->load(), 1);  // no readahead for a read that does not follow one
+}
+
+TEST(OnAccessPager, ASequentialReadIsReadAheadAndEveryBlockFetchedOnce) {
+  if (!PagerAvailableElseNull()) return;
+  CountingFetcher f(300);
+  auto region = MapCheckedOnAccess(f.content.size(), f.Fetcher(), "sequential");
+  ASSERT_TRUE(region);
+  EXPECT_EQ(Bytes(region, 0, 10), f.content.substr(0, 10));
+  Settle(*f.calls);
+  EXPECT_GT(f.calls->load(), 1);     // the blocks after the first were read ahead
+  EXPECT_LE(f.calls->load(), 1 + 64);  // ... but not the whole value
+  EXPECT_EQ(Bytes(region, 0, f.content.size()), f.content);
+  EXPECT_EQ(f.calls->load(), 300);
+  for (const auto& n : *f.per_block) EXPECT_EQ(n.load(), 1);
+}
+
+TEST(OnAccessPager, ManyReadersAtOnceSeeTheBytesAndEachBlockIsFetchedOnce) {
+  if (!PagerAvailableElseNull()) return;
+  CountingFetcher f(257);
+  f.delay = std::chrono::microseconds(200);  // so that readers meet blocks being filled
+  auto region = MapCheckedOnAccess(f.content.size(), f.Fetcher(), "many readers");
+  ASSERT_TRUE(region);
+  const size_t n = f.content.size();
+  std::vector<std::thread> readers;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 8; ++t) {
+    readers.emplace_back([&, t] {
+      const auto* p = reinterpret_cast<const char*>(region.get());
+      for (size_t i = 0; i < n; i += 1024) {
+        const size_t at = t % 2 ? n - 1 - i : (i + t * 37 * kBlock) % n;  // backwards, or forwards from elsewhere
+        if (p[at] != f.content[at]) ++wrong;
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(wrong.load(), 0);
+  for (const auto& c : *f.per_block) EXPECT_EQ(c.load(), 1);
+}
+
+TEST(OnAccessPager, ABadBlockOnlyReadAheadDoesNotAbort) {
+  if (!PagerAvailableElseNull()) return;
+  CountingFetcher f(20);
+  f.bad_block = 5;
+  auto region = MapCheckedOnAccess(f.content.size(), f.Fetcher(), "bad block");
+  ASSERT_TRUE(region);
+  EXPECT_EQ(Bytes(region, 0, 5 * kBlock), f.content.substr(0, 5 * kBlock));
+  Settle(*f.calls);
+  EXPECT_EQ((*f.per_block)[5].load(), 1);  // read ahead, failed, remembered
+  EXPECT_EQ(Bytes(region, 6 * kBlock, f.content.size() - 6 * kBlock), f.content.substr(6 * kBlock));
+}
+
+TEST(OnAccessPagerDeathTest, TouchingABadBlockReadAheadAbortsNamingIt) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  if (!PagerAvailableElseNull()) return;
+  EXPECT_DEATH(
+      {
+        CountingFetcher f(20);
+        f.bad_block = 5;
+        auto region = MapCheckedOnAccess(f.content.size(), f.Fetcher(), "value v");
+        std::string all = Bytes(region, 0, f.content.size());
+        std::printf("%d\n", all[0]);
+      },
+      "lazy restore: value v: block 5 .*fails its CRC-32C check");
+}
+
+TEST(OnAccessPager, ARegionReleasedWhileReadAheadRunsWaitsForIt) {
+  if (!PagerAvailableElseNull()) return;
+  for (int round = 0; round < 20; ++round) {
+    CountingFetcher f(100);
+    f.delay = std::chrono::microseconds(300);
+    auto region = MapCheckedOnAccess(f.content.size(), f.Fetcher(), "released");
+    ASSERT_TRUE(region);
+    EXPECT_EQ(Bytes(region, round * 10, 10), f.content.substr(round * 10, 10));
+    region.reset();  // readahead of the next blocks is queued or under way
+    EXPECT_LT(f.calls->load(), 100);
+  }
 }
 
 }  // namespace
