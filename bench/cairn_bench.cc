@@ -536,28 +536,27 @@ json SyncSave(const Options& o, const Layout& layout, const cairn::Tree& state, 
   return m;
 }
 
-json Restore(const Layout& layout, const fs::path& dir, int reps, bool cold, bool verify,
-             const std::string& cold_reason, bool verify_checksums = true) {
+// `reps` timed restores (`restore_once`, which may do more than restore, such as read what it restored), the first
+// compared with the state when `verify`; `before_each` runs outside the timing (it may drop the page cache, and
+// returns why it could not). Best time, peak extra RSS, and the comparison's result.
+json TimedRestores(const Layout& layout, int reps, bool verify, const std::string& label,
+                   const std::function<cairn::Tree(json& out)>& restore_once,
+                   const std::function<std::string()>& before_each = [] { return std::string(); }) {
   std::vector<double> secs;
   RssProbe rss;
   rss.Start();
   json out = json::object();
-  if (cold && !cold_reason.empty()) return json{{"unavailable", cold_reason}};
   for (int r = 0; r < reps; ++r) {
-    if (cold) {
-      std::string why = DropCaches();
-      if (!why.empty()) return json{{"unavailable", why}};
-    }
-    cairn::Checkpointer ckptr(Handler(false, verify_checksums));
+    if (std::string why = before_each(); !why.empty()) return json{{"unavailable", why}};
     auto a = Clock::now();
-    cairn::Tree back = ckptr.restore(dir);
+    cairn::Tree back = restore_once(out);
     secs.push_back(Seconds(a, Clock::now()));
     if (verify && r == 0) {
       std::string diff = Verify(layout, back);
       out["verified"] = diff.empty();
       if (!diff.empty()) {
         out["verify_error"] = diff;
-        Log("RESTORE MISMATCH: " + diff);
+        Log("RESTORE MISMATCH (" + label + "): " + diff);
       }
     }
   }
@@ -565,6 +564,15 @@ json Restore(const Layout& layout, const fs::path& dir, int reps, bool cold, boo
   m.update(out);
   m["rss"] = rss.Finish();
   return m;
+}
+
+json Restore(const Layout& layout, const fs::path& dir, int reps, bool cold, bool verify,
+             const std::string& cold_reason, bool verify_checksums = true) {
+  if (cold && !cold_reason.empty()) return json{{"unavailable", cold_reason}};
+  return TimedRestores(
+      layout, reps, verify, cold ? "cold" : "warm",
+      [&](json&) { return cairn::Checkpointer(Handler(false, verify_checksums)).restore(dir); },
+      [&] { return cold ? DropCaches() : std::string(); });
 }
 
 // Restores with cairn's RestoreArgs, from the uncompressed checkpoint: "fill" reads into arrays the caller already
@@ -585,13 +593,8 @@ json RestoreWithArgs(const Layout& layout, const cairn::Tree& state, const fs::p
       return leaf.is_array() ? cairn::Tree(cairn::Array::Zeros(leaf.array().dtype(), leaf.array().shape())) : leaf;
     });
   }
-  std::vector<double> secs;
-  RssProbe rss;
-  rss.Start();
-  json out = json::object();
-  for (int r = 0; r < reps; ++r) {
+  return TimedRestores(layout, reps, verify, mode, [&](json& out) {
     cairn::Checkpointer ckptr(std::make_unique<cairn::PyTreeCheckpointHandler>());
-    auto a = Clock::now();
     cairn::Tree back = ckptr.restore(dir, cairn::args::PyTreeRestore{target, {{"", args}}});
     if (touch) {
       uint64_t sum = 0;
@@ -602,20 +605,8 @@ json RestoreWithArgs(const Layout& layout, const cairn::Tree& state, const fs::p
       }
       out["touched_sum"] = sum;  // (keeps the reads)
     }
-    secs.push_back(Seconds(a, Clock::now()));
-    if (verify && r == 0) {
-      std::string diff = Verify(layout, back);
-      out["verified"] = diff.empty();
-      if (!diff.empty()) {
-        out["verify_error"] = diff;
-        Log("RESTORE MISMATCH (" + mode + "): " + diff);
-      }
-    }
-  }
-  json m = Measure(secs, layout.total_bytes);
-  m.update(out);
-  m["rss"] = rss.Finish();
-  return m;
+    return back;
+  });
 }
 
 // The caller writing its arrays right after save() returns, as a training step would: one 4-byte store into every

@@ -240,6 +240,28 @@ static void ReadWholeChunkInto(kvstore::KvStore& store, const std::string& key, 
 static void ReadRegionInto(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
                            const Shape& origin, const Shape& shape, Array& out, bool chunks_checked);
 
+// The chunks a region of the array overlaps: [lo[d], hi[d]) in each dimension, and whether the stored domain
+// covers the whole region (no padding to zero). Nullopt when no stored element is in the region (all padding),
+// or the chunk shape has a zero dimension (which parsing the metadata refuses).
+struct OverlappedChunks {
+  std::vector<int64_t> lo, hi;
+  bool covers_region = true;
+};
+static std::optional<OverlappedChunks> ChunksOverlapping(const ZarrMetadata& m, const Shape& origin,
+                                                         const Shape& shape) {
+  const size_t rank = m.shape.size();
+  OverlappedChunks c{std::vector<int64_t>(rank), std::vector<int64_t>(rank)};
+  for (size_t d = 0; d < rank; ++d) {
+    const int64_t begin = std::max<int64_t>(origin[d], 0);
+    const int64_t end = std::min(origin[d] + shape[d], m.shape[d]);
+    if (end <= begin || m.chunks[d] <= 0) return std::nullopt;
+    c.covers_region = c.covers_region && begin == origin[d] && end == origin[d] + shape[d];
+    c.lo[d] = begin / m.chunks[d];
+    c.hi[d] = (end - 1) / m.chunks[d] + 1;
+  }
+  return c;
+}
+
 Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m, const Shape& origin,
                      const Shape& shape, DType out_dtype) {
   // The shape comes from metadata on disk (or a target built from it): before allocating, it must at least fit
@@ -251,19 +273,8 @@ Array ReadZarrRegion(kvstore::KvStore& store, const std::string& param, const Za
   bool chunks_checked = false;
   const size_t rank = m.shape.size();
   if (origin.size() == rank && shape.size() == rank && NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) {
-    std::vector<int64_t> lo(rank), hi(rank);
-    bool some_stored = true;  // false: the region is all padding, or the chunk shape is invalid (an error later)
-    for (size_t d = 0; d < rank && some_stored; ++d) {
-      const int64_t begin = std::max<int64_t>(origin[d], 0);
-      const int64_t end = std::min(origin[d] + shape[d], m.shape[d]);
-      some_stored = end > begin && m.chunks[d] > 0;
-      if (some_stored) {
-        lo[d] = begin / m.chunks[d];
-        hi[d] = (end - 1) / m.chunks[d] + 1;
-      }
-    }
-    if (some_stored) {
-      RequireChunksPresent(store, param, m, lo, hi);
+    if (auto chunks = ChunksOverlapping(m, origin, shape)) {
+      RequireChunksPresent(store, param, m, chunks->lo, chunks->hi);
       chunks_checked = true;
     }
   }
@@ -311,19 +322,14 @@ static void ReadRegionInto(kvstore::KvStore& store, const std::string& param, co
     return;
   }
   // The part of the request inside the stored domain, and the chunks it overlaps.
-  std::vector<int64_t> lo(rank), hi(rank);
-  bool inside = true;  // the chunks cover every element of `out`: no zero fill
-  for (size_t d = 0; d < rank; ++d) {
-    int64_t begin = std::max<int64_t>(origin[d], 0);
-    int64_t end = std::min(origin[d] + shape[d], m.shape[d]);
-    if (end <= begin) {  // all padding
-      if (out.num_bytes()) std::memset(out_bytes, 0, out.num_bytes());
-      return;
-    }
-    inside = inside && begin == origin[d] && end == origin[d] + shape[d];
-    lo[d] = begin / m.chunks[d];
-    hi[d] = (end - 1) / m.chunks[d] + 1;
+  const std::optional<OverlappedChunks> chunks = ChunksOverlapping(m, origin, shape);
+  if (!chunks) {  // all padding
+    if (out.num_bytes()) std::memset(out_bytes, 0, out.num_bytes());
+    return;
   }
+  const std::vector<int64_t>& lo = chunks->lo;
+  const std::vector<int64_t>& hi = chunks->hi;
+  const bool inside = chunks->covers_region;  // the chunks cover every element of `out`: no zero fill
   if (!chunks_checked && NumBytes(out_dtype, shape) >= kCheckChunksAboveBytes) {
     RequireChunksPresent(store, param, m, lo, hi);
   }
@@ -443,8 +449,9 @@ void ReadZarrRegionInto(kvstore::KvStore& store, const std::string& param, const
 std::optional<Array> MapZarrRegion(kvstore::KvStore& store, const std::string& param, const ZarrMetadata& m,
                                    const Shape& origin, const Shape& shape, DType out_dtype, kvstore::MapCheck check) {
   const bool raw = !m.compressed() && (m.format == ZarrFormat::kV2 || !m.zarr3_sharded);
-  if (!raw || out_dtype != m.dtype || shape != m.shape || m.chunks != m.shape ||
-      origin != Shape(m.shape.size(), 0)) {
+  const bool at_zero = origin.size() == m.shape.size() &&
+                       std::all_of(origin.begin(), origin.end(), [](int64_t o) { return o == 0; });
+  if (!raw || out_dtype != m.dtype || shape != m.shape || m.chunks != m.shape || !at_zero) {
     return std::nullopt;
   }
   const size_t bytes = NumBytes(m.dtype, m.shape);
