@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -54,42 +55,73 @@ Array::Array(DType dtype, Shape shape, std::shared_ptr<const void> holder, const
       ownership_(ownership),
       writable_(writable) {}
 
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr size_t kHugePage = size_t{2} << 20;
+
+constexpr bool UnderAddressSanitizer() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+  return true;
+#endif
+#endif
+  return false;
+}
+
+// `bytes` (a multiple of `alignment`, itself a multiple of the page) of fresh anonymous memory at an address aligned
+// to `alignment`, held until the last copy of the pointer goes, then unmapped: the memory goes back to the kernel
+// at once, where the allocator keeps freed blocks below its mmap threshold (which grows to 32 MiB as blocks are
+// freed) for reuse, so that a restore after a restore peaks above the bytes it restores. Under AddressSanitizer
+// the allocator's aligned_alloc instead, so that its redzones guard large arrays too.
+std::shared_ptr<std::byte[]> MapAnonymous(size_t bytes, size_t alignment) {
+  if (UnderAddressSanitizer()) {
+    void* p = std::aligned_alloc(alignment, bytes);
+    if (!p) throw std::bad_alloc();
+    return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p), [](std::byte* b) { std::free(b); });
+  }
+  const size_t extra = alignment > kPage ? alignment : 0;  // mmap aligns to a page; trim to `alignment`
+  void* mapped = ::mmap(nullptr, bytes + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapped == MAP_FAILED) throw std::bad_alloc();
+  auto* begin = static_cast<std::byte*>(mapped);
+  if (extra) {
+    const size_t head = (alignment - reinterpret_cast<uintptr_t>(begin) % alignment) % alignment;
+    if (head) ::munmap(begin, head);
+    if (extra - head) ::munmap(begin + head + bytes, extra - head);
+    begin += head;
+  }
+  return std::shared_ptr<std::byte[]>(begin, [bytes](std::byte* b) { ::munmap(b, bytes); });
+}
+
+}  // namespace
+
 Array Array::Allocate(DType dtype, Shape shape) {
   size_t n = NumBytes(dtype, shape);
+  auto owned = [&](std::shared_ptr<std::byte[]> buffer) {
+    const std::byte* data = buffer.get();
+    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned,
+                 true);
+  };
   // A large array is filled right after it is allocated (a restore reads into it): with 4 KiB pages the kernel then
   // takes a fault and zeroes a page per 4 KiB, which costs more than the read itself (on the bench's 2-core machine
   // memcpy into fresh pages runs at ~1.7 GiB/s, into pre-faulted ones at ~15). Asking for transparent huge pages
   // (2 MiB-aligned, MADV_HUGEPAGE; THP is "madvise" on Debian) brings that to ~9 GiB/s. Best effort: where THP
   // is off, madvise fails and the pages stay small. At most one huge page of rounding per array.
-  constexpr size_t kHugePage = size_t{2} << 20;
   if (n >= 4 * kHugePage) {
     const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
-    void* p = std::aligned_alloc(kHugePage, rounded);
-    if (!p) throw std::bad_alloc();
-    ::madvise(p, rounded, MADV_HUGEPAGE);
-    std::shared_ptr<std::byte[]> buffer(static_cast<std::byte*>(p), [](std::byte* b) { std::free(b); });
-    const std::byte* data = buffer.get();
-    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned,
-                 true);
+    std::shared_ptr<std::byte[]> buffer = MapAnonymous(rounded, kHugePage);
+    ::madvise(buffer.get(), rounded, MADV_HUGEPAGE);
+    return owned(std::move(buffer));
   }
   // From 1 MiB on, whole pages of its own (page-aligned, size rounded up to a page): an asynchronous save can then
   // write-protect the array's pages without touching any other object's (checkpoint/cow_snapshot.cc relies on it
   // for every owned array of 1 MiB or more).
-  constexpr size_t kPage = 4096;
-  if (n >= (size_t{1} << 20)) {
-    void* p = std::aligned_alloc(kPage, (n + kPage - 1) / kPage * kPage);
-    if (!p) throw std::bad_alloc();
-    std::shared_ptr<std::byte[]> buffer(static_cast<std::byte*>(p), [](std::byte* b) { std::free(b); });
-    const std::byte* data = buffer.get();
-    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned,
-                 true);
-  }
+  if (n >= (size_t{1} << 20)) return owned(MapAnonymous((n + kPage - 1) / kPage * kPage, kPage));
   // make_shared_for_overwrite would be C++20's ideal, but libstdc++ 12 lacks it for arrays; new[] without
   // value-initialisation leaves the bytes for the caller to fill.
-  std::shared_ptr<std::byte[]> buffer(new std::byte[n == 0 ? 1 : n]);
-  const std::byte* data = buffer.get();
-  return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned,
-               true);
+  return owned(std::shared_ptr<std::byte[]>(new std::byte[n == 0 ? 1 : n]));
 }
 
 Array Array::Zeros(DType dtype, Shape shape) {

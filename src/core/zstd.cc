@@ -1,11 +1,14 @@
 #include "core/zstd.h"
 
 #include <xxhash.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_d_stableOutBuffer (experimental in 1.5, there since 1.4.4)
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <stdexcept>
 
 #include "cairn/error.h"
 #include "core/little_endian.h"
@@ -119,39 +122,53 @@ std::string ZstdCompressAdaptive(std::string_view data, int level, ZstdChoice* c
   return frame;
 }
 
-void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size, const std::string& what) {
-  std::unique_ptr<ZSTD_DStream, decltype(&ZSTD_freeDStream)> stream(ZSTD_createDStream(), ZSTD_freeDStream);
-  if (!stream) throw std::bad_alloc();
-  ZSTD_inBuffer in{frame.data(), frame.size(), 0};
-  ZSTD_outBuffer output{out, expected_size, 0};
-  // A spare byte lets us notice a frame that decodes to more than the chunk should hold.
-  char overflow;
-  size_t rc = 1;  // nonzero: a frame is still open
+struct ZstdDecoderInto::Stream {
+  std::unique_ptr<ZSTD_DStream, decltype(&ZSTD_freeDStream)> dstream{ZSTD_createDStream(), ZSTD_freeDStream};
+  ZSTD_outBuffer output;
+  size_t expected_size;
+  std::string what;
+  size_t rc = 1;  // nonzero: a frame is still open (or none has started)
+};
+
+ZstdDecoderInto::ZstdDecoderInto(char* out, size_t expected_size, std::string what)
+    : stream_(new Stream{.output = {out, expected_size, 0}, .expected_size = expected_size, .what = std::move(what)}) {
+  if (!stream_->dstream) throw std::bad_alloc();
+  // The destination is the decoder's window: without this, a frame fed in pieces is decoded through a buffer of
+  // its window size first, which for a single-segment frame (zstd's own, ZstdRawFrame's) is the whole chunk.
+  const size_t rc = ZSTD_DCtx_setParameter(stream_->dstream.get(), ZSTD_d_stableOutBuffer, 1);
+  if (ZSTD_isError(rc)) throw std::runtime_error(std::string("zstd: stable output buffer: ") + ZSTD_getErrorName(rc));
+}
+
+ZstdDecoderInto::~ZstdDecoderInto() = default;
+
+void ZstdDecoderInto::Feed(std::string_view piece) {
+  Stream& s = *stream_;
+  ZSTD_inBuffer in{piece.data(), piece.size(), 0};
   while (in.pos < in.size) {
-    rc = ZSTD_decompressStream(stream.get(), &output, &in);
-    if (ZSTD_isError(rc)) {
-      throw CorruptionError(what + ": zstd data does not decode (" + ZSTD_getErrorName(rc) + ")");
+    s.rc = ZSTD_decompressStream(s.dstream.get(), &s.output, &in);
+    if (ZSTD_getErrorCode(s.rc) == ZSTD_error_dstSize_tooSmall) {  // the frames go on past the destination
+      throw CorruptionError(s.what + ": zstd data decodes to more than the expected " +
+                            std::to_string(s.expected_size) + " bytes");
     }
-    if (output.pos == output.size && rc != 0) {
-      // The output is full but the frame goes on: it must produce nothing more (only its epilogue, such as
-      // the checksum, may remain).
-      ZSTD_outBuffer extra{&overflow, 1, 0};
-      rc = ZSTD_decompressStream(stream.get(), &extra, &in);
-      if (ZSTD_isError(rc)) {
-        throw CorruptionError(what + ": zstd data does not decode (" + ZSTD_getErrorName(rc) + ")");
-      }
-      if (extra.pos > 0) {
-        throw CorruptionError(what + ": zstd data decodes to more than the expected " + std::to_string(expected_size) +
-                              " bytes");
-      }
+    if (ZSTD_isError(s.rc)) {
+      throw CorruptionError(s.what + ": zstd data does not decode (" + ZSTD_getErrorName(s.rc) + ")");
     }
-    if (in.pos == in.size) break;
   }
-  if (rc != 0) throw CorruptionError(what + ": zstd data is truncated");
-  if (output.pos != expected_size) {
-    throw CorruptionError(what + ": zstd data decodes to " + std::to_string(output.pos) + " bytes, expected " +
-                          std::to_string(expected_size));
+}
+
+void ZstdDecoderInto::Finish() {
+  const Stream& s = *stream_;
+  if (s.rc != 0) throw CorruptionError(s.what + ": zstd data is truncated");
+  if (s.output.pos != s.expected_size) {
+    throw CorruptionError(s.what + ": zstd data decodes to " + std::to_string(s.output.pos) + " bytes, expected " +
+                          std::to_string(s.expected_size));
   }
+}
+
+void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size, const std::string& what) {
+  ZstdDecoderInto decoder(out, expected_size, what);
+  decoder.Feed(frame);
+  decoder.Finish();
 }
 
 std::string ZstdDecompressBounded(std::string_view frames, size_t max_bytes, const std::string& what) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -42,6 +43,25 @@ std::string ZstdRawFrame(std::string_view data);
 // Decodes one or more concatenated frames into exactly `expected_size` bytes at `out`. Anything else (bad
 // frame, too few or too many bytes) is a CorruptionError mentioning `what`.
 void ZstdDecompressInto(std::string_view frame, char* out, size_t expected_size, const std::string& what);
+
+// ZstdDecompressInto for frames that arrive in pieces (a large chunk read a few MiB at a time, so that a restore
+// holds a piece of it besides its destination, not all of it, and decodes it while it is still in cache). Feed()
+// each piece in order, then Finish(). The same errors, each as soon as it shows: bad data and bytes beyond
+// `expected_size` from Feed(), a truncated stream or too few bytes from Finish().
+class ZstdDecoderInto {
+ public:
+  ZstdDecoderInto(char* out, size_t expected_size, std::string what);
+  ~ZstdDecoderInto();
+  ZstdDecoderInto(const ZstdDecoderInto&) = delete;
+  ZstdDecoderInto& operator=(const ZstdDecoderInto&) = delete;
+
+  void Feed(std::string_view piece);
+  void Finish();
+
+ private:
+  struct Stream;
+  std::unique_ptr<Stream> stream_;
+};
 // Decodes one or more concatenated frames whose decoded size nothing promises: the output grows as the stream
 // produces bytes, and more than `max_bytes` is a CorruptionError mentioning `what`, detected without decoding the
 // rest; so are a bad or truncated stream.

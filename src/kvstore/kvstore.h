@@ -82,6 +82,10 @@ class KvStore {
   // Makes every write so far durable and visible to a new reader of the same location. Write-once stores (OCDBT)
   // accept no writes after Flush().
   virtual void Flush() = 0;
+  // Whether values come from local files, where a read is a pread: a value read in pieces then costs what it costs
+  // whole, so large compressed chunks are decoded piece by piece as they are read. False (the default) where each
+  // read is a request to a server (object stores): there a value is read in one request.
+  virtual bool ReadsLocalFiles() const { return false; }
   // Human-readable location for error messages ("ocdbt database at /ckpt/1/default").
   virtual std::string Describe() const = 0;
   // Where the value of `key` lies, for the message of an error about it: the file (and byte range) that holds it.

@@ -224,12 +224,52 @@ ZarrMetadata ReadZarrMetadata(kvstore::KvStore& store, const std::string& param)
                       "/zarr.json) in " + store.Describe());
 }
 
+// A zstd chunk larger than this, in a store of local files, is read and decoded kZstdPieceBytes at a time
+// (StreamZstdChunkInto).
+constexpr size_t kStreamZstdChunksAboveBytes = size_t{16} << 20;
+constexpr size_t kZstdPieceBytes = size_t{4} << 20;  // a multiple of the 64 KiB checksum block
+
+// A zstd chunk (zarr v2, or zarr3 unsharded) decoded into `dst` piece by piece as it is read: a restore holds one
+// piece of the stored chunk besides its destination (not all of it: a 200 MiB embedding's moments stored raw would
+// otherwise double for a moment), and decodes each piece while it is in cache. Each ranged read is checked as any
+// (ChecksummedKvStore checks the 64 KiB blocks it covers).
+static void StreamZstdChunkInto(kvstore::KvStore& store, const std::string& key, const ZarrMetadata& m, char* dst,
+                                size_t chunk_bytes, const std::string& what) {
+  const std::optional<uint64_t> size = store.ValueSize(key);
+  if (!size) throw CorruptionError(what + " is missing");
+  if (*size > MaxStoredChunkBytes(m)) {
+    throw CorruptionError(what + ": holds " + std::to_string(*size) + " bytes, more than a zstd frame of its " +
+                          std::to_string(chunk_bytes) + " bytes can take [" + store.DescribeKey(key) + "]");
+  }
+  ZstdDecoderInto decoder(dst, chunk_bytes, what);
+  // The decoder's errors get the file holding the chunk added (as DecodeNamingFile does); the store's name it.
+  auto decode = [&](auto&& step) {
+    try {
+      step();
+    } catch (const CorruptionError& e) {
+      throw CorruptionError(std::string(e.what()) + " [" + store.DescribeKey(key) + "]");
+    }
+  };
+  for (uint64_t at = 0; at < *size;) {
+    auto piece = store.ReadRange(key, at, std::min<uint64_t>(kZstdPieceBytes, *size - at));
+    if (!piece || piece->empty()) throw CorruptionError(what + " is missing");
+    decode([&] { decoder.Feed(*piece); });
+    at += piece->size();
+  }
+  decode([&] { decoder.Finish(); });
+}
+
 // Chunk `key`, read whole into `dst` (`chunk_bytes`): an uncompressed v2 chunk straight from the store, any other
 // decoded there (a zarr3 shard's missing chunk as zeros).
 static void ReadWholeChunkInto(kvstore::KvStore& store, const std::string& key, const ZarrMetadata& m, char* dst,
                                size_t chunk_bytes, const std::string& what) {
   if (m.format == ZarrFormat::kV2 && !m.compressed()) {
     if (!store.ReadInto(key, dst, chunk_bytes)) throw CorruptionError(what + " is missing");
+    return;
+  }
+  if (m.zstd_level && (m.format == ZarrFormat::kV2 || !m.zarr3_sharded) && chunk_bytes > kStreamZstdChunksAboveBytes &&
+      store.ReadsLocalFiles()) {
+    StreamZstdChunkInto(store, key, m, dst, chunk_bytes, what);
     return;
   }
   auto stored = store.Read(key, MaxStoredChunkBytes(m));

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <limits>
+#include <vector>
+
+#include "peak_rss.h"
 
 namespace cairn {
 namespace {
@@ -76,6 +80,32 @@ TEST(Array, ShapeToString) {
   EXPECT_EQ(ShapeToString({}), "()");
   EXPECT_EQ(ShapeToString({3}), "(3,)");
   EXPECT_EQ(ShapeToString({2, 3}), "(2, 3)");
+}
+
+// Arrays of 1 MiB or more are memory of their own (whole pages; from 8 MiB on 2 MiB-aligned, for huge pages), and
+// go back to the kernel when freed: restores one after another do not pile up freed blocks in the allocator.
+TEST(ArrayMemory, LargeArraysAreWholePagesAndGoBackWhenFreed) {
+  for (size_t n : {size_t{1} << 20, (size_t{3} << 20) + 5, size_t{8} << 20, (size_t{20} << 20) + 3}) {
+    Array a = Array::Allocate(DType::kUInt8, {static_cast<int64_t>(n)});
+    const auto address = reinterpret_cast<uintptr_t>(a.bytes().data());
+    EXPECT_EQ(address % (n >= (size_t{8} << 20) ? (size_t{2} << 20) : 4096), 0u) << n;
+    std::memset(a.mutable_bytes().data(), 1, n);
+  }
+#if !defined(__SANITIZE_ADDRESS__)  // (AddressSanitizer's allocator keeps freed blocks in quarantine)
+  // Rounds of arrays of 1 to 31 MiB (as a restore makes), each round freed before the next.
+  auto round = [] {
+    std::vector<Array> arrays;
+    for (size_t mib = 1; mib < 32; mib += 3) {
+      arrays.push_back(Array::Allocate(DType::kUInt8, {static_cast<int64_t>(mib << 20) + 100}));
+      std::memset(arrays.back().mutable_bytes().data(), 1, arrays.back().num_bytes());
+    }
+  };
+  round();
+  cairn::testing::ResetPeakRss();
+  const uint64_t before = cairn::testing::PeakRss();
+  for (int i = 0; i < 4; ++i) round();
+  EXPECT_LT(cairn::testing::PeakRssGrowth(before), uint64_t{200} << 20);  // one round holds 176 MiB
+#endif
 }
 
 }  // namespace

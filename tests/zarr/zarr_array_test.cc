@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "cairn/error.h"
+#include "kvstore/checksummed_kvstore.h"
 #include "kvstore/directory_kvstore.h"
 #include "test_util.h"
 #include "zarr/chunk_shape.h"
@@ -251,6 +252,142 @@ TEST(Zstd, StreamsFramesWithoutContentSize) {
   EXPECT_THROW(ZstdDecompressInto(frame, big.data(), big.size(), "t"), CorruptionError);
   EXPECT_THROW(ZstdDecompressInto("garbage", out.data(), out.size(), "t"), CorruptionError);
   EXPECT_THROW(ZstdDecompressInto(frame.substr(0, frame.size() / 2), out.data(), out.size(), "t"), CorruptionError);
+}
+
+TEST(Zstd, DecodesFramesFedInPieces) {
+  std::string raw(1 << 20, '\0');
+  uint64_t x = 1;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    raw[i] = i < raw.size() / 2 ? static_cast<char>(x >> 56) : static_cast<char>(i / 1000);  // noise, then runs
+  }
+  // Two concatenated frames, as a reader may meet them: a compressed one and one of raw blocks.
+  const std::string half1 = raw.substr(0, raw.size() / 2), half2 = raw.substr(raw.size() / 2);
+  const std::string frames = ZstdRawFrame(half1) + ZstdCompress(half2, 3);
+  for (size_t piece : {size_t{1} << 20, size_t{4096}, size_t{7}, frames.size()}) {
+    std::string out(raw.size(), '\0');
+    ZstdDecoderInto decoder(out.data(), out.size(), "t");
+    for (size_t at = 0; at < frames.size(); at += piece) decoder.Feed(std::string_view(frames).substr(at, piece));
+    decoder.Finish();
+    EXPECT_EQ(out, raw) << piece;
+  }
+  std::string out(raw.size(), '\0');
+  {  // truncated: only Finish can tell
+    ZstdDecoderInto decoder(out.data(), out.size(), "t");
+    decoder.Feed(std::string_view(frames).substr(0, frames.size() - 100));
+    EXPECT_THROW(decoder.Finish(), CorruptionError);
+  }
+  {  // more than the destination holds: the piece that brings it
+    std::string small(raw.size() / 2 + 10, '\0');
+    ZstdDecoderInto decoder(small.data(), small.size(), "t");
+    EXPECT_THROW(decoder.Feed(frames), CorruptionError);
+  }
+  {  // garbage in a later piece
+    std::string bad = frames;
+    for (size_t i = bad.size() - 2000; i < bad.size() - 1000; ++i) bad[i] = '\x5a';
+    ZstdDecoderInto decoder(out.data(), out.size(), "t");
+    EXPECT_THROW(
+        {
+          for (size_t at = 0; at < bad.size(); at += 4096) decoder.Feed(std::string_view(bad).substr(at, 4096));
+          decoder.Finish();
+        },
+        CorruptionError);
+  }
+}
+
+// A store that counts how a chunk is read: whole, or in ranges.
+class CountingReads final : public kvstore::KvStore {
+ public:
+  explicit CountingReads(kvstore::KvStore& inner) : inner_(inner) {}
+  int whole = 0, ranges = 0;
+  using KvStore::Read;
+  std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override {
+    whole += key.find(".zarray") == std::string_view::npos && key.find("zarr.json") == std::string_view::npos;
+    return inner_.Read(key, max_bytes);
+  }
+  std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override {
+    ++ranges;
+    return inner_.ReadRange(key, offset, length);
+  }
+  std::optional<uint64_t> ValueSize(std::string_view key) override { return inner_.ValueSize(key); }
+  bool ReadsLocalFiles() const override { return inner_.ReadsLocalFiles(); }
+  void Write(std::string_view key, std::string value) override { inner_.Write(key, std::move(value)); }
+  std::vector<std::string> ListKeys(std::string_view prefix) override { return inner_.ListKeys(prefix); }
+  void Flush() override { inner_.Flush(); }
+  std::string Describe() const override { return inner_.Describe(); }
+  std::string DescribeKey(std::string_view key) override { return inner_.DescribeKey(key); }
+
+ private:
+  kvstore::KvStore& inner_;
+};
+
+// A float32 array of 20 MiB: half noise (stored raw by adaptive zstd), half smooth (compressed).
+Array LargeMixedArray() {
+  Array a = Array::Zeros(DType::kFloat32, {5 << 20});
+  auto v = a.mutable_data<float>();
+  uint64_t x = 7;
+  for (size_t i = 0; i < v.size(); ++i) {
+    x = x * 6364136223846793005u + 1442695040888963407u;
+    v[i] = i < v.size() / 2 ? static_cast<float>(static_cast<int64_t>(x >> 40)) : static_cast<float>(i / 64);
+  }
+  return a;
+}
+
+TEST(LargeZstdChunks, AreDecodedPieceByPieceAsTheyAreRead) {
+  for (ZarrFormat format : {ZarrFormat::kV2, ZarrFormat::kV3}) {
+    auto fs = NewInMemoryFileSystem();
+    fs->CreateDir("/item");
+    kvstore::DirectoryKvStore dir(fs, "/item");
+    ZarrMetadata m;
+    m.format = format;
+    m.zarr3_sharded = false;
+    m.dtype = DType::kFloat32;
+    m.shape = m.chunks = {5 << 20};
+    m.zstd_level = 1;
+    const Array data = LargeMixedArray();
+    WriteZarrArray(dir, "big", m, data);
+    CountingReads counting(dir);
+    EXPECT_EQ(ReadZarrRegion(counting, "big", m, {0}, m.shape, DType::kFloat32), data);
+    EXPECT_EQ(counting.whole, 0);
+    EXPECT_GE(counting.ranges, 3);  // 4 MiB pieces of a value over 10 MiB
+    // A byte changed in a later piece: the decoder (or zstd's content checksum) refuses it, naming the file.
+    const std::string key = format == ZarrFormat::kV2 ? "big/0" : "big/c/0";
+    std::string stored = fs->ReadFile(std::filesystem::path("/item") / key);
+    stored[stored.size() - 1000] ^= 0x40;
+    fs->WriteFile(std::filesystem::path("/item") / key, stored);
+    try {
+      ReadZarrRegion(dir, "big", m, {0}, m.shape, DType::kFloat32);
+      ADD_FAILURE() << "a damaged chunk was decoded";
+    } catch (const CorruptionError& e) {
+      EXPECT_NE(std::string(e.what()).find("/item/" + key), std::string::npos) << e.what();
+    }
+    fs->WriteFile(std::filesystem::path("/item") / key, stored.substr(0, stored.size() / 2));  // truncated
+    EXPECT_THROW(ReadZarrRegion(dir, "big", m, {0}, m.shape, DType::kFloat32), CorruptionError);
+  }
+}
+
+TEST(LargeZstdChunks, EveryPieceIsCheckedAgainstTheRecordedChecksums) {
+  auto fs = NewInMemoryFileSystem();
+  fs->CreateDir("/item");
+  ZarrMetadata m;
+  m.dtype = DType::kFloat32;
+  m.shape = m.chunks = {5 << 20};
+  m.zstd_level = 1;
+  const Array data = LargeMixedArray();
+  kvstore::ChecksummedKvStore writer(std::make_shared<kvstore::DirectoryKvStore>(fs, "/item"));
+  WriteZarrArray(writer, "big", m, data);
+  writer.Flush();
+  kvstore::ChecksummedKvStore reader(std::make_shared<kvstore::DirectoryKvStore>(fs, "/item"), writer.recorded());
+  EXPECT_EQ(ReadZarrRegion(reader, "big", m, {0}, m.shape, DType::kFloat32), data);
+  std::string stored = fs->ReadFile("/item/big/0");
+  stored[(5 << 20) + 12345] ^= 1;  // in the second piece
+  fs->WriteFile("/item/big/0", stored);
+  try {
+    ReadZarrRegion(reader, "big", m, {0}, m.shape, DType::kFloat32);
+    ADD_FAILURE() << "a damaged chunk was decoded";
+  } catch (const CorruptionError& e) {
+    EXPECT_NE(std::string(e.what()).find("fail their CRC-32C check"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

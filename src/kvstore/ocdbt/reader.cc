@@ -100,6 +100,8 @@ OcdbtReader::OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path d
   }
 }
 
+bool OcdbtReader::ReadsLocalFiles() const { return !IsObjectStoreUrl(dir_.native()); }
+
 std::string OcdbtReader::Describe() const { return "ocdbt database at " + dir_.string(); }
 
 std::string OcdbtReader::DescribeKey(std::string_view key) {
