@@ -10,7 +10,15 @@
 // save snapshots it copy-on-write instead of copying it (shared, for a lazy one: never copied), and the buffer
 // stays alive until the save is done even if Python frees the numpy array meanwhile. A writable numpy array that
 // is a restore target with RestoreArgs(fill_target=True) is filled in place and returned as itself.
+//
+// A jax.Array is immutable, so it is saved as shared bytes (Array::FromShared), never copied: an asynchronous save
+// of a CPU jax.Array holds its buffer (through DLPack, which JAX honours: it keeps the memory of a deleted array
+// with an outstanding export alive, and does not donate such a buffer) until the write is done, and a jax.Array on
+// an accelerator is copied to the host once (numpy.asarray) and that copy is saved as it is. The Python objects
+// are released by the save's background thread through ReleaseLater (a pending call run by the interpreter with
+// the GIL), since that thread must never wait for the GIL.
 #include <cstring>
+#include <mutex>
 
 #include "common.h"
 
@@ -29,6 +37,50 @@ void DeleteHeldArray(PyObject* capsule) {
 const Array* HeldArray(py::handle base) {
   if (!base || !PyCapsule_IsValid(base.ptr(), kHeldArrayCapsule)) return nullptr;
   return static_cast<const Array*>(PyCapsule_GetPointer(base.ptr(), kHeldArrayCapsule));
+}
+
+// Python objects to release later, with the GIL: the last holder of a shared Array may be a library thread, which
+// must not take the GIL (the thread holding it may be waiting for that library thread). Py_AddPendingCall may be
+// called from any thread without the GIL; the interpreter runs the call on its main thread between bytecodes. One
+// call drains everything queued before it. Objects queued while the interpreter is finalizing are not released.
+std::mutex pending_mu;
+std::vector<PyObject*>* pending_release = new std::vector<PyObject*>();  // never destroyed (used at exit)
+bool release_scheduled = false;
+
+int ReleasePending(void*) {
+  std::vector<PyObject*> objects;
+  {
+    std::lock_guard lock(pending_mu);
+    objects.swap(*pending_release);
+    release_scheduled = false;
+  }
+  for (PyObject* o : objects) Py_DECREF(o);
+  return 0;
+}
+
+// Bytes held by Python objects (a DLPack capsule, a numpy array, the jax.Array): a holder for Array::FromShared
+// that releases them where it is released, or later (above) when the GIL is not held there.
+std::shared_ptr<const void> HoldPythonObjects(std::vector<py::object> objects, const void* data) {
+  auto held = std::make_shared<std::vector<PyObject*>>();
+  for (py::object& o : objects) held->push_back(o.release().ptr());
+  auto holder = std::shared_ptr<std::vector<PyObject*>>(held.get(), [held](std::vector<PyObject*>* objs) mutable {
+    if (PyGILState_Check()) {
+      for (PyObject* o : *objs) Py_DECREF(o);
+      return;
+    }
+    std::lock_guard lock(pending_mu);
+    pending_release->insert(pending_release->end(), objs->begin(), objs->end());
+    if (!release_scheduled && Py_AddPendingCall(ReleasePending, nullptr) == 0) release_scheduled = true;
+  });
+  return std::shared_ptr<const void>(holder, data);
+}
+
+// Whether `obj` is a jax.Array (immutable: its bytes can be saved without a copy).
+bool IsJaxArray(py::handle obj) {
+  const py::object module = py::type::of(obj).attr("__module__");
+  if (!py::isinstance<py::str>(module)) return false;
+  const std::string name = module.cast<std::string>();
+  return (name.rfind("jax", 0) == 0 || name.rfind("jaxlib", 0) == 0) && py::hasattr(obj, "addressable_shards");
 }
 
 // The DLPack ABI (dlpack.h, version 0.x), the parts we read.
@@ -137,6 +189,7 @@ Array FromDLPack(py::handle original, KeepAlive& keep, const std::string& where)
     }
   }
   const auto* data = static_cast<const std::byte*>(t.data) + t.byte_offset;
+  if (IsJaxArray(original)) return Array::FromShared(HoldPythonObjects({owner, obj}, data), dtype, std::move(shape));
   return Array::FromBorrowed(data, dtype, std::move(shape));
 }
 
@@ -201,6 +254,8 @@ Array ArrayFromPy(py::handle obj, KeepAlive& keep, const std::string& where) {
                                                         held->dtype() == dtype && held->shape() == shape) {
     return *held;
   }
+  // A jax.Array copied to the host (from an accelerator, or through __array__): nobody else writes that copy.
+  if (IsJaxArray(obj)) return Array::FromShared(HoldPythonObjects({arr}, a.data()), dtype, std::move(shape));
   // The caller's own writable array (not a converted copy of it) may be a restore target to fill in place
   // (RestoreArgs(fill_target=True)); otherwise the bytes are only read.
   if (arr.is(obj) && a.writeable()) return Array::FromBorrowedWritable(a.mutable_data(), dtype, std::move(shape));
