@@ -15,10 +15,12 @@
 // of a CPU jax.Array holds its buffer (through DLPack, which JAX honours: it keeps the memory of a deleted array
 // with an outstanding export alive, and does not donate such a buffer) until the write is done, and a jax.Array on
 // an accelerator is copied to the host once (numpy.asarray) and that copy is saved as it is. The Python objects
-// are released by the save's background thread through ReleaseLater (a pending call run by the interpreter with
-// the GIL), since that thread must never wait for the GIL.
+// are released by the save's background thread through the module's releaser thread (HoldPythonObjects), since
+// that thread must never wait for the GIL.
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "common.h"
 
@@ -39,38 +41,88 @@ const Array* HeldArray(py::handle base) {
   return static_cast<const Array*>(PyCapsule_GetPointer(base.ptr(), kHeldArrayCapsule));
 }
 
-// Python objects to release later, with the GIL: the last holder of a shared Array may be a library thread, which
-// must not take the GIL (the thread holding it may be waiting for that library thread). Py_AddPendingCall may be
-// called from any thread without the GIL; the interpreter runs the call on its main thread between bytecodes. One
-// call drains everything queued before it. Objects queued while the interpreter is finalizing are not released.
-std::mutex pending_mu;
-std::vector<PyObject*>* pending_release = new std::vector<PyObject*>();  // never destroyed (used at exit)
-bool release_scheduled = false;
+// Whether this thread holds the GIL: it has a current thread state (PyEval_SaveThread clears it). PyGILState_Check
+// would answer yes on any thread once a subinterpreter exists.
+bool HoldsGil() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyThreadState_GetUnchecked() != nullptr;
+#else
+  return _PyThreadState_UncheckedGet() != nullptr;
+#endif
+}
 
-int ReleasePending(void*) {
-  std::vector<PyObject*> objects;
-  {
-    std::lock_guard lock(pending_mu);
-    objects.swap(*pending_release);
-    release_scheduled = false;
+// Python objects whose last holder went on a library thread (a save's background write), which must never wait for
+// the GIL: the thread holding it may be waiting for that library thread (wait_until_finished, close). They are
+// queued, and a releaser thread of the module's own takes the GIL to release them: they go as soon as Python
+// lets go of the GIL, whatever the main thread is doing. (Py_AddPendingCall would release them only on the main
+// thread, between bytecodes: a main thread blocked in C code, or gone idle, would hold every buffer of every save.)
+// At exit (atexit, before the interpreter finalizes) the releaser stops; objects released after that are left to
+// the process's end.
+struct Releaser {
+  std::mutex mu;
+  std::condition_variable wake;
+  std::vector<PyObject*> queue;
+  bool stopped = false;
+  std::thread thread;  // started by the first object queued
+};
+Releaser& releaser = *new Releaser;  // never destroyed: library threads may queue objects while the process exits
+
+void ReleaseQueued() {
+  std::unique_lock lock(releaser.mu);
+  for (;;) {
+    releaser.wake.wait(lock, [] { return releaser.stopped || !releaser.queue.empty(); });
+    if (releaser.stopped) return;
+    std::vector<PyObject*> batch;
+    batch.swap(releaser.queue);
+    lock.unlock();
+    const PyGILState_STATE gil = PyGILState_Ensure();
+    for (PyObject* o : batch) Py_DECREF(o);
+    PyGILState_Release(gil);
+    lock.lock();
   }
-  for (PyObject* o : objects) Py_DECREF(o);
-  return 0;
+}
+
+void ReleaseOnReleaserThread(const std::vector<PyObject*>& objects) {
+  std::lock_guard lock(releaser.mu);
+  if (releaser.stopped) return;  // the interpreter is exiting
+  releaser.queue.insert(releaser.queue.end(), objects.begin(), objects.end());
+  if (!releaser.thread.joinable()) releaser.thread = std::thread(ReleaseQueued);
+  releaser.wake.notify_one();
+}
+
+// At exit, with the GIL: the releaser stops (it may be waiting for the GIL, so it is joined without it), and what
+// it had not taken yet is released here.
+void StopReleaser() {
+  std::thread thread;
+  {
+    std::lock_guard lock(releaser.mu);
+    releaser.stopped = true;
+    thread.swap(releaser.thread);
+  }
+  releaser.wake.notify_one();
+  if (thread.joinable()) {
+    py::gil_scoped_release no_gil;
+    thread.join();
+  }
+  std::vector<PyObject*> rest;
+  {
+    std::lock_guard lock(releaser.mu);
+    rest.swap(releaser.queue);
+  }
+  for (PyObject* o : rest) Py_DECREF(o);
 }
 
 // Bytes held by Python objects (a DLPack capsule, a numpy array, the jax.Array): a holder for Array::FromShared
-// that releases them where it is released, or later (above) when the GIL is not held there.
+// that releases them where it is released when that thread holds the GIL, else on the releaser thread (above).
 std::shared_ptr<const void> HoldPythonObjects(std::vector<py::object> objects, const void* data) {
   auto held = std::make_shared<std::vector<PyObject*>>();
   for (py::object& o : objects) held->push_back(o.release().ptr());
-  auto holder = std::shared_ptr<std::vector<PyObject*>>(held.get(), [held](std::vector<PyObject*>* objs) mutable {
-    if (PyGILState_Check()) {
+  auto holder = std::shared_ptr<std::vector<PyObject*>>(held.get(), [held](std::vector<PyObject*>* objs) {
+    if (HoldsGil()) {
       for (PyObject* o : *objs) Py_DECREF(o);
-      return;
+    } else {
+      ReleaseOnReleaserThread(*objs);
     }
-    std::lock_guard lock(pending_mu);
-    pending_release->insert(pending_release->end(), objs->begin(), objs->end());
-    if (!release_scheduled && Py_AddPendingCall(ReleasePending, nullptr) == 0) release_scheduled = true;
   });
   return std::shared_ptr<const void>(holder, data);
 }
@@ -300,6 +352,7 @@ py::array ArrayToNumpy(const Array& array) {
 }
 
 void InitArrays(py::module_& m) {
+  py::module_::import("atexit").attr("register")(py::cpp_function(&StopReleaser));
   m.def(
       "cast",
       [](py::handle array, py::handle dtype) {

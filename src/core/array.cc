@@ -95,15 +95,9 @@ std::shared_ptr<std::byte[]> MapAnonymous(size_t bytes, size_t alignment) {
   return std::shared_ptr<std::byte[]>(begin, [bytes](std::byte* b) { ::munmap(b, bytes); });
 }
 
-}  // namespace
-
-Array Array::Allocate(DType dtype, Shape shape) {
-  size_t n = NumBytes(dtype, shape);
-  auto owned = [&](std::shared_ptr<std::byte[]> buffer) {
-    const std::byte* data = buffer.get();
-    return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, buffer.get()), data, Ownership::kOwned,
-                 true);
-  };
+// Memory for `n` bytes, and whether it comes zeroed (fresh mappings do; the allocator's blocks do not).
+std::shared_ptr<std::byte[]> AllocateBytes(size_t n, bool& zeroed) {
+  zeroed = !UnderAddressSanitizer();
   // A large array is filled right after it is allocated (a restore reads into it): with 4 KiB pages the kernel then
   // takes a fault and zeroes a page per 4 KiB, which costs more than the read itself (on the bench's 2-core machine
   // memcpy into fresh pages runs at ~1.7 GiB/s, into pre-faulted ones at ~15). Asking for transparent huge pages
@@ -113,22 +107,34 @@ Array Array::Allocate(DType dtype, Shape shape) {
     const size_t rounded = (n + kHugePage - 1) / kHugePage * kHugePage;
     std::shared_ptr<std::byte[]> buffer = MapAnonymous(rounded, kHugePage);
     ::madvise(buffer.get(), rounded, MADV_HUGEPAGE);
-    return owned(std::move(buffer));
+    return buffer;
   }
   // From 1 MiB on, whole pages of its own (page-aligned, size rounded up to a page): an asynchronous save can then
   // write-protect the array's pages without touching any other object's (checkpoint/cow_snapshot.cc relies on it
   // for every owned array of 1 MiB or more).
-  if (n >= (size_t{1} << 20)) return owned(MapAnonymous((n + kPage - 1) / kPage * kPage, kPage));
+  if (n >= (size_t{1} << 20)) return MapAnonymous((n + kPage - 1) / kPage * kPage, kPage);
   // make_shared_for_overwrite would be C++20's ideal, but libstdc++ 12 lacks it for arrays; new[] without
   // value-initialisation leaves the bytes for the caller to fill.
-  return owned(std::shared_ptr<std::byte[]>(new std::byte[n == 0 ? 1 : n]));
+  zeroed = false;
+  return std::shared_ptr<std::byte[]>(new std::byte[n == 0 ? 1 : n]);
+}
+
+}  // namespace
+
+Array Array::Allocate(DType dtype, Shape shape) {
+  bool zeroed = false;
+  std::shared_ptr<std::byte[]> buffer = AllocateBytes(NumBytes(dtype, shape), zeroed);
+  const std::byte* data = buffer.get();
+  return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, data), data, Ownership::kOwned, true);
 }
 
 Array Array::Zeros(DType dtype, Shape shape) {
-  Array array = Allocate(dtype, std::move(shape));
-  auto bytes = array.mutable_bytes();
-  std::memset(bytes.data(), 0, bytes.size());
-  return array;
+  const size_t n = NumBytes(dtype, shape);
+  bool zeroed = false;
+  std::shared_ptr<std::byte[]> buffer = AllocateBytes(n, zeroed);
+  if (!zeroed) std::memset(buffer.get(), 0, n);  // (a fresh mapping is zero already, and untouched stays unpaged)
+  const std::byte* data = buffer.get();
+  return Array(dtype, std::move(shape), std::shared_ptr<const void>(buffer, data), data, Ownership::kOwned, true);
 }
 
 Array Array::FromBytes(DType dtype, Shape shape, const void* data, size_t num_bytes) {

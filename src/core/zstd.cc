@@ -135,8 +135,12 @@ ZstdDecoderInto::ZstdDecoderInto(char* out, size_t expected_size, std::string wh
   if (!stream_->dstream) throw std::bad_alloc();
   // The destination is the decoder's window: without this, a frame fed in pieces is decoded through a buffer of
   // its window size first, which for a single-segment frame (zstd's own, ZstdRawFrame's) is the whole chunk.
-  const size_t rc = ZSTD_DCtx_setParameter(stream_->dstream.get(), ZSTD_d_stableOutBuffer, 1);
+  size_t rc = ZSTD_DCtx_setParameter(stream_->dstream.get(), ZSTD_d_stableOutBuffer, 1);
   if (ZSTD_isError(rc)) throw std::runtime_error(std::string("zstd: stable output buffer: ") + ZSTD_getErrorName(rc));
+  // Any window a writer chose (zstd --long=31, a stream compressed without its size known): the destination is
+  // the window, so a large one costs no memory here, where zstd's default limit (128 MiB) would refuse the frame.
+  rc = ZSTD_DCtx_setParameter(stream_->dstream.get(), ZSTD_d_windowLogMax, ZSTD_WINDOWLOG_MAX);
+  if (ZSTD_isError(rc)) throw std::runtime_error(std::string("zstd: window limit: ") + ZSTD_getErrorName(rc));
 }
 
 ZstdDecoderInto::~ZstdDecoderInto() = default;

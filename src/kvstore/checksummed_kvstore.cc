@@ -37,13 +37,21 @@ bool ChecksummedKvStore::ReadInto(std::string_view key, char* out, size_t size, 
   return true;
 }
 
+bool ChecksummedKvStore::ReadsInPieces(std::string_view key) const {
+  const std::string k(key);
+  return inner_->ReadsInPieces(key) && (expected_.blocks.count(k) || !expected_.whole.count(k));
+}
+
 std::optional<std::string> ChecksummedKvStore::ReadRange(std::string_view key, uint64_t offset, uint64_t length) {
   const std::string k(key);
   auto blocks = expected_.blocks.find(k);
   if (blocks == expected_.blocks.end()) {
-    // A value of one block or less has only its whole CRC: read it whole (at most one block) and check it.
+    // A value with only its whole CRC (one block or less; any size in checkpoints of cairn before block CRCs):
+    // read it whole and check it. ReadsInPieces says so, so that nobody reads such a value piece by piece.
     if (!expected_.whole.count(k)) return inner_->ReadRange(key, offset, length);
-    auto value = Read(key, kCrc32cBlockBytes);
+    const std::optional<uint64_t> size = inner_->ValueSize(key);
+    if (!size) return std::nullopt;
+    auto value = Read(key, *size);
     if (!value) return std::nullopt;
     if (offset > value->size() || length > value->size() - offset) {
       throw InvalidArgumentError("range [" + std::to_string(offset) + ", +" + std::to_string(length) +

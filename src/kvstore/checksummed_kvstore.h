@@ -54,7 +54,7 @@ class ChecksummedKvStore final : public KvStore {
   void WriteView(std::string_view key, std::string_view value) override;
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override { return inner_->ListKeys(prefix); }
   void Flush() override { inner_->Flush(); }
-  bool ReadsLocalFiles() const override { return inner_->ReadsLocalFiles(); }
+  bool ReadsInPieces(std::string_view key) const override;
   std::string Describe() const override { return inner_->Describe(); }
   std::string DescribeKey(std::string_view key) override { return inner_->DescribeKey(key); }
 

@@ -10,7 +10,7 @@ namespace cairn::kvstore {
 DirectoryKvStore::DirectoryKvStore(std::shared_ptr<FileSystem> fs, std::filesystem::path root)
     : fs_(std::move(fs)), root_(std::move(root)) {}
 
-bool DirectoryKvStore::ReadsLocalFiles() const { return !IsObjectStoreUrl(root_.native()); }
+bool DirectoryKvStore::ReadsInPieces(std::string_view /*key*/) const { return !IsObjectStoreUrl(root_.native()); }
 
 std::string DirectoryKvStore::Describe() const { return "directory at " + root_.string(); }
 

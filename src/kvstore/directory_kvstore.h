@@ -38,7 +38,7 @@ class DirectoryKvStore final : public KvStore {
   // Every file below the root whose key starts with `prefix`, sorted by byte order. A missing root lists nothing.
   std::vector<std::string> ListKeys(std::string_view prefix = {}) override;
   void Flush() override;
-  bool ReadsLocalFiles() const override;
+  bool ReadsInPieces(std::string_view key) const override;
   std::string Describe() const override;
   std::string DescribeKey(std::string_view key) override;
 

@@ -82,10 +82,11 @@ class KvStore {
   // Makes every write so far durable and visible to a new reader of the same location. Write-once stores (OCDBT)
   // accept no writes after Flush().
   virtual void Flush() = 0;
-  // Whether values come from local files, where a read is a pread: a value read in pieces then costs what it costs
-  // whole, so large compressed chunks are decoded piece by piece as they are read. False (the default) where each
-  // read is a request to a server (object stores): there a value is read in one request.
-  virtual bool ReadsLocalFiles() const { return false; }
+  // Whether the value of `key` reads in pieces (ReadRange after ReadRange) for what it costs whole: true where
+  // values are local files (a read is a pread) and each piece is checked on its own, so a large compressed chunk is
+  // decoded piece by piece as it is read. False (the default) where each read is a request to a server (object
+  // stores), and for a value whose recorded checksum covers only the whole (each piece would read all of it).
+  virtual bool ReadsInPieces(std::string_view /*key*/) const { return false; }
   // Human-readable location for error messages ("ocdbt database at /ckpt/1/default").
   virtual std::string Describe() const = 0;
   // Where the value of `key` lies, for the message of an error about it: the file (and byte range) that holds it.

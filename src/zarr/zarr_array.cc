@@ -251,7 +251,13 @@ static void StreamZstdChunkInto(kvstore::KvStore& store, const std::string& key,
     }
   };
   for (uint64_t at = 0; at < *size;) {
-    auto piece = store.ReadRange(key, at, std::min<uint64_t>(kZstdPieceBytes, *size - at));
+    std::optional<std::string> piece;
+    try {
+      piece = store.ReadRange(key, at, std::min<uint64_t>(kZstdPieceBytes, *size - at));
+    } catch (const InvalidArgumentError&) {  // the range is past the end: the file shrank since ValueSize
+      throw CorruptionError(what + ": the stored chunk changed size while it was read [" + store.DescribeKey(key) +
+                            "]");
+    }
     if (!piece || piece->empty()) throw CorruptionError(what + " is missing");
     decode([&] { decoder.Feed(*piece); });
     at += piece->size();
@@ -268,7 +274,7 @@ static void ReadWholeChunkInto(kvstore::KvStore& store, const std::string& key, 
     return;
   }
   if (m.zstd_level && (m.format == ZarrFormat::kV2 || !m.zarr3_sharded) && chunk_bytes > kStreamZstdChunksAboveBytes &&
-      store.ReadsLocalFiles()) {
+      store.ReadsInPieces(key)) {
     StreamZstdChunkInto(store, key, m, dst, chunk_bytes, what);
     return;
   }

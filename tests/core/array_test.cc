@@ -110,5 +110,22 @@ TEST(ArrayMemory, LargeArraysAreWholePagesAndGoBackWhenFreed) {
 #endif
 }
 
+// A large Zeros array is a fresh mapping, zero already: it is not written (no page is touched until used), and
+// reads as zeros.
+TEST(ArrayMemory, LargeZerosAreZeroWithoutTouchingTheirPages) {
+  constexpr size_t kBytes = size_t{256} << 20;
+  cairn::testing::ResetPeakRss();
+  const uint64_t before = cairn::testing::PeakRss();
+  Array z = Array::Zeros(DType::kUInt8, {static_cast<int64_t>(kBytes)});
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  EXPECT_LT(cairn::testing::PeakRssGrowth(before), uint64_t{64} << 20);
+#endif
+  for (size_t at = 0; at < kBytes; at += 4093) ASSERT_EQ(z.bytes()[at], std::byte{0}) << at;
+  for (size_t n : {size_t{1}, size_t{1000}, (size_t{1} << 20) + 1}) {
+    Array small = Array::Zeros(DType::kUInt8, {static_cast<int64_t>(n)});
+    for (std::byte b : small.bytes()) ASSERT_EQ(b, std::byte{0});
+  }
+}
+
 }  // namespace
 }  // namespace cairn

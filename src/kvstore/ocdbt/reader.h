@@ -52,7 +52,7 @@ class OcdbtReader final : public KvStore {
   // A reader is read-only: both throw InvalidArgumentError.
   void Write(std::string_view key, std::string value) override;
   void Flush() override;
-  bool ReadsLocalFiles() const override;
+  bool ReadsInPieces(std::string_view key) const override;
   std::string Describe() const override;
   std::string DescribeKey(std::string_view key) override;
 

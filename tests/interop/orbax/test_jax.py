@@ -2,6 +2,8 @@
 `import cairn as ocp` and with `import orbax.checkpoint as ocp`, must give the same results (sharded jax.Arrays on
 8 virtual CPU devices, restores onto another mesh, several items in a manager, partial restores)."""
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -310,3 +312,31 @@ def test_async_save_of_jax_arrays_copies_nothing_and_outlives_them(tmp_path):
         np.testing.assert_array_equal(np.asarray(restored["b"], dtype=np.float32), np.ones(8, np.float32))
     assert grew["numpy"] > 200 << 20, grew  # (the measure sees a staging copy)
     assert grew["jax"] < 64 << 20, grew
+
+
+def test_jax_arrays_a_save_held_are_released_while_the_main_thread_waits(tmp_path):
+    """The buffers an async save held go back as soon as it is done, whatever the main thread is doing: here it is
+    blocked in C (waiting on an Event) and runs no Python code, and another thread sees the arrays freed."""
+    import threading
+    import weakref
+    state = {"w": jnp.arange(1 << 20, dtype=jnp.float32), "b": jnp.ones((8,), jnp.bfloat16)}
+    refs = [weakref.ref(leaf) for leaf in jax.tree_util.tree_leaves(state)]
+    ckptr = cairn.AsyncCheckpointer(cairn.StandardCheckpointHandler())
+    ckptr.save(tmp_path / "s", args=cairn.args.StandardSave(state))
+    del state
+    freed = threading.Event()
+
+    def watch():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(r() is None for r in refs):
+                freed.set()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    assert freed.wait(90), "the arrays the save held were not released while the main thread waited"
+    watcher.join()
+    ckptr.wait_until_finished()
+    ckptr.close()
