@@ -38,8 +38,9 @@ Box BoxFromIndex(py::handle index, const Shape& global_shape) {
 }
 
 // Whether a jax.Array is saved shard by shard: when it spans processes (each saves its own), and when it lies on
-// several devices of this one, so that each shard's buffer is read in place (numpy over the CPU buffer) instead of
-// first being gathered into a copy of the whole array; the chunks are then the shards, as Orbax writes them.
+// several devices of this one, so that each shard's buffer is read in place (an async save holds it, as it holds any
+// jax.Array's) instead of first being gathered into a copy of the whole array; the chunks are then the shards, as
+// Orbax writes them.
 bool SaveByShards(py::handle obj) {
   if (!py::hasattr(obj, "addressable_shards")) return false;
   py::object sharding = Attr(obj, "sharding");
@@ -60,8 +61,8 @@ Tree ShardedFromJax(py::handle obj, KeepAlive& keep, const KeyPath& path) {
       same->replica_id = std::min(same->replica_id, replica_id);
       continue;
     }
-    py::object data = py::module_::import("numpy").attr("asarray")(shard.attr("data"));
-    shards.push_back({box, replica_id, ArrayFromPy(data, keep, PathString(path))});
+    // The shard's own jax.Array: saved from its buffer, never copied (ArrayFromPy).
+    shards.push_back({box, replica_id, ArrayFromPy(shard.attr("data"), keep, PathString(path))});
   }
   return Tree(ShardedArray(dtype, std::move(global_shape), std::move(shards)));
 }
