@@ -78,6 +78,19 @@ struct Job {
   bool demand = false;
 };
 
+// A userfaultfd that can register ranges for missing-page faults, or -1 where the kernel or its settings refuse.
+int OpenPagingUserfaultfd() {
+  const int uffd = OpenUserfaultfd();
+  if (uffd < 0) return -1;
+  uffdio_api api{};
+  api.api = UFFD_API;
+  if (::ioctl(uffd, UFFDIO_API, &api) != 0 || !(api.ioctls & (uint64_t{1} << _UFFDIO_REGISTER))) {
+    ::close(uffd);
+    return -1;
+  }
+  return uffd;
+}
+
 class Pager {
  public:
   // The process's pager, started if none runs; null when userfaultfd is not available.
@@ -86,14 +99,8 @@ class Pager {
     static std::weak_ptr<Pager> current;
     std::lock_guard lock(mu);
     if (auto pager = current.lock()) return pager;
-    const int uffd = OpenUserfaultfd();
+    const int uffd = OpenPagingUserfaultfd();
     if (uffd < 0) return nullptr;
-    uffdio_api api{};
-    api.api = UFFD_API;
-    if (::ioctl(uffd, UFFDIO_API, &api) != 0 || !(api.ioctls & (uint64_t{1} << _UFFDIO_REGISTER))) {
-      ::close(uffd);
-      return nullptr;
-    }
     const int stop = ::eventfd(0, EFD_CLOEXEC);
     if (stop < 0) {
       ::close(uffd);
@@ -395,7 +402,16 @@ bool Disabled() {
 
 }  // namespace
 
-bool OnAccessPagingAvailable() { return !Disabled() && Pager::Get() != nullptr; }
+bool OnAccessPagingAvailable() {
+  if (Disabled()) return false;
+  // Asked once: whether the process may open one does not change (and asking starts no pager threads).
+  static const bool available = [] {
+    const int uffd = OpenPagingUserfaultfd();
+    if (uffd >= 0) ::close(uffd);
+    return uffd >= 0;
+  }();
+  return available;
+}
 
 std::shared_ptr<const std::byte> MapCheckedOnAccess(size_t size, BlockFetcher fetch, std::string what) {
   if (size == 0 || Disabled()) return nullptr;
