@@ -22,7 +22,7 @@
 // protected) or in place while protected. A region is read once; a second BeginRead is a logic error, refused.
 //
 // WHAT QUALIFIES. Owned arrays of at least 1 MiB: Array::Allocate gives those a page-aligned block rounded up to
-// whole pages (2 MiB ones from 8 MiB on), so the array's pages are its own: no other object shares a page with them,
+// whole pages (2 MiB-aligned from 2 MiB on, huge pages where the kernel gives them), so the array's pages are its own: no other object shares a page with them,
 // and neither the writer nor the fault thread ever writes into them, so neither can fault into its own protocol
 // (a writer that did, inside kReading, would wait for itself). Smaller arrays, arrays that happen not to be on
 // their own pages, borrowed arrays (the caller may free or reuse them as soon as save() returns, by contract),

@@ -82,13 +82,13 @@ TEST(Array, ShapeToString) {
   EXPECT_EQ(ShapeToString({2, 3}), "(2, 3)");
 }
 
-// Arrays of 1 MiB or more are memory of their own (whole pages; from 8 MiB on 2 MiB-aligned, for huge pages), and
+// Arrays of 1 MiB or more are memory of their own (whole pages; from 2 MiB on 2 MiB-aligned, for huge pages), and
 // go back to the kernel when freed: restores one after another do not pile up freed blocks in the allocator.
 TEST(ArrayMemory, LargeArraysAreWholePagesAndGoBackWhenFreed) {
   for (size_t n : {size_t{1} << 20, (size_t{3} << 20) + 5, size_t{8} << 20, (size_t{20} << 20) + 3}) {
     Array a = Array::Allocate(DType::kUInt8, {static_cast<int64_t>(n)});
     const auto address = reinterpret_cast<uintptr_t>(a.bytes().data());
-    EXPECT_EQ(address % (n >= (size_t{8} << 20) ? (size_t{2} << 20) : 4096), 0u) << n;
+    EXPECT_EQ(address % (n >= (size_t{2} << 20) ? (size_t{2} << 20) : 4096), 0u) << n;
     std::memset(a.mutable_bytes().data(), 1, n);
   }
 // The memory measure is left out under sanitizers: AddressSanitizer's allocator keeps freed blocks in quarantine,
@@ -108,6 +108,24 @@ TEST(ArrayMemory, LargeArraysAreWholePagesAndGoBackWhenFreed) {
   for (int i = 0; i < 4; ++i) round();
   EXPECT_LT(cairn::testing::PeakRssGrowth(before), uint64_t{200} << 20);  // one round holds 176 MiB
 #endif
+}
+
+// An array a little over a huge page (2 MiB + 4 KiB) costs its pages, not two huge pages: only the whole 2 MiB
+// ranges get huge pages, the tail small ones.
+TEST(ArrayMemory, HugePageAlignedArraysSpendNothingOnRounding) {
+  constexpr size_t kBytes = (size_t{2} << 20) + 4096;
+  constexpr int kCount = 64;
+  cairn::testing::ResetPeakRss();
+  const uint64_t before = cairn::testing::PeakRss();
+  std::vector<Array> arrays;
+  for (int i = 0; i < kCount; ++i) {
+    arrays.push_back(Array::Allocate(DType::kUInt8, {static_cast<int64_t>(kBytes)}));
+    std::memset(arrays.back().mutable_bytes().data(), 1, kBytes);
+  }
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  EXPECT_LT(cairn::testing::PeakRssGrowth(before), kBytes * kCount * 5 / 4);  // rounding up would be 2x
+#endif
+  for (const Array& a : arrays) EXPECT_EQ(a.bytes()[kBytes - 1], std::byte{1});
 }
 
 // A large Zeros array is a fresh mapping, zero already: it is not written (no page is touched until used), and
