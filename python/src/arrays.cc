@@ -17,6 +17,8 @@
 // an accelerator is copied to the host once (numpy.asarray) and that copy is saved as it is. The Python objects
 // are released by the save's background thread through the module's releaser thread (HoldPythonObjects), since
 // that thread must never wait for the GIL.
+#include <pthread.h>
+
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -41,13 +43,15 @@ const Array* HeldArray(py::handle base) {
   return static_cast<const Array*>(PyCapsule_GetPointer(base.ptr(), kHeldArrayCapsule));
 }
 
-// Whether this thread holds the GIL: it has a current thread state (PyEval_SaveThread clears it). PyGILState_Check
-// would answer yes on any thread once a subinterpreter exists.
+// Whether this thread holds the GIL. From Python 3.13 the current thread state is per thread (null where the
+// thread does not hold the GIL); before, it is the runtime's, that of whichever thread holds the GIL, so it must be
+// this thread's own. (PyGILState_Check would answer yes on every thread once a subinterpreter exists.)
 bool HoldsGil() {
 #if PY_VERSION_HEX >= 0x030D0000
   return PyThreadState_GetUnchecked() != nullptr;
 #else
-  return _PyThreadState_UncheckedGet() != nullptr;
+  PyThreadState* current = _PyThreadState_UncheckedGet();
+  return current != nullptr && current == PyGILState_GetThisThreadState();
 #endif
 }
 
@@ -57,7 +61,8 @@ bool HoldsGil() {
 // lets go of the GIL, whatever the main thread is doing. (Py_AddPendingCall would release them only on the main
 // thread, between bytecodes: a main thread blocked in C code, or gone idle, would hold every buffer of every save.)
 // At exit (atexit, before the interpreter finalizes) the releaser stops; objects released after that are left to
-// the process's end.
+// the process's end. A child of fork() has no releaser thread (and maybe a lock held at the fork): it starts afresh
+// with an empty one (what the parent had queued stays referenced there, never released).
 struct Releaser {
   std::mutex mu;
   std::condition_variable wake;
@@ -65,15 +70,15 @@ struct Releaser {
   bool stopped = false;
   std::thread thread;  // started by the first object queued
 };
-Releaser& releaser = *new Releaser;  // never destroyed: library threads may queue objects while the process exits
+Releaser* releaser = new Releaser;  // never destroyed: library threads may queue objects while the process exits
 
 void ReleaseQueued() {
-  std::unique_lock lock(releaser.mu);
+  std::unique_lock lock(releaser->mu);
   for (;;) {
-    releaser.wake.wait(lock, [] { return releaser.stopped || !releaser.queue.empty(); });
-    if (releaser.stopped) return;
+    releaser->wake.wait(lock, [] { return releaser->stopped || !releaser->queue.empty(); });
+    if (releaser->stopped) return;
     std::vector<PyObject*> batch;
-    batch.swap(releaser.queue);
+    batch.swap(releaser->queue);
     lock.unlock();
     const PyGILState_STATE gil = PyGILState_Ensure();
     for (PyObject* o : batch) Py_DECREF(o);
@@ -83,11 +88,11 @@ void ReleaseQueued() {
 }
 
 void ReleaseOnReleaserThread(const std::vector<PyObject*>& objects) {
-  std::lock_guard lock(releaser.mu);
-  if (releaser.stopped) return;  // the interpreter is exiting
-  releaser.queue.insert(releaser.queue.end(), objects.begin(), objects.end());
-  if (!releaser.thread.joinable()) releaser.thread = std::thread(ReleaseQueued);
-  releaser.wake.notify_one();
+  std::lock_guard lock(releaser->mu);
+  if (releaser->stopped) return;  // the interpreter is exiting
+  releaser->queue.insert(releaser->queue.end(), objects.begin(), objects.end());
+  if (!releaser->thread.joinable()) releaser->thread = std::thread(ReleaseQueued);
+  releaser->wake.notify_one();
 }
 
 // At exit, with the GIL: the releaser stops (it may be waiting for the GIL, so it is joined without it), and what
@@ -95,19 +100,19 @@ void ReleaseOnReleaserThread(const std::vector<PyObject*>& objects) {
 void StopReleaser() {
   std::thread thread;
   {
-    std::lock_guard lock(releaser.mu);
-    releaser.stopped = true;
-    thread.swap(releaser.thread);
+    std::lock_guard lock(releaser->mu);
+    releaser->stopped = true;
+    thread.swap(releaser->thread);
   }
-  releaser.wake.notify_one();
+  releaser->wake.notify_one();
   if (thread.joinable()) {
     py::gil_scoped_release no_gil;
     thread.join();
   }
   std::vector<PyObject*> rest;
   {
-    std::lock_guard lock(releaser.mu);
-    rest.swap(releaser.queue);
+    std::lock_guard lock(releaser->mu);
+    rest.swap(releaser->queue);
   }
   for (PyObject* o : rest) Py_DECREF(o);
 }
@@ -353,6 +358,7 @@ py::array ArrayToNumpy(const Array& array) {
 
 void InitArrays(py::module_& m) {
   py::module_::import("atexit").attr("register")(py::cpp_function(&StopReleaser));
+  pthread_atfork(nullptr, nullptr, [] { releaser = new Releaser; });
   m.def(
       "cast",
       [](py::handle array, py::handle dtype) {

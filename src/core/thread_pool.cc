@@ -1,5 +1,7 @@
 #include "core/thread_pool.h"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <exception>
 #include <memory>
@@ -42,9 +44,27 @@ void ThreadPool::Run() {
   }
 }
 
+namespace {
+
+// The process-wide pool, made on first use. A child of fork() has none of its parent's threads, so it gets a pool
+// of its own: there the parent's copy is forgotten, never destroyed (its destructor would wait at exit, forever, for
+// threads the child does not have).
+std::atomic<ThreadPool*> shared_pool{nullptr};
+
+struct SharedPoolOwner {
+  SharedPoolOwner() { pthread_atfork(nullptr, nullptr, [] { shared_pool.store(nullptr); }); }
+  ~SharedPoolOwner() { delete shared_pool.exchange(nullptr); }  // at exit: the workers are joined
+};
+
+}  // namespace
+
 ThreadPool& ThreadPool::Shared() {
-  static ThreadPool pool;
-  return pool;
+  static SharedPoolOwner owner;
+  ThreadPool* pool = shared_pool.load(std::memory_order_acquire);
+  if (pool) return *pool;
+  auto fresh = std::make_unique<ThreadPool>();
+  if (shared_pool.compare_exchange_strong(pool, fresh.get(), std::memory_order_acq_rel)) return *fresh.release();
+  return *pool;  // another thread made one first
 }
 
 void ParallelFor(size_t count, const std::function<void(size_t)>& fn, ThreadPool& pool) {

@@ -344,3 +344,57 @@ mngr.save(0, args=ocp.args.StandardSave({{"x": np.zeros(3)}}), metrics={{"loss":
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "ckpt" / "commit_success.txt").exists()
     assert (tmp_path / "run" / "0" / "commit_success.txt").exists()
+
+
+
+# What cairn takes for a jax.Array (a type of a "jax" module with addressable_shards, bytes through DLPack): saved
+# without a copy, its Python objects held by an async save and released by the module's releaser thread. Real JAX
+# cannot run in a fork() child; this can.
+FORK_SCRIPT = r"""
+import os, signal, sys, time, weakref
+import numpy as np
+import cairn as ocp
+
+class ImmutableStandIn:
+    __module__ = "jax_standin"
+    addressable_shards = ()
+    sharding = None
+    def __init__(self, a):
+        self.a, self.shape, self.dtype = a, a.shape, a.dtype
+    def __dlpack__(self, **kwargs):
+        return self.a.__dlpack__()
+    def __dlpack_device__(self):
+        return self.a.__dlpack_device__()
+
+def save_and_watch(path):
+    leaf = ImmutableStandIn(np.arange(1 << 16, dtype=np.float32))
+    ref = weakref.ref(leaf)
+    ckptr = ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler())
+    ckptr.save(path, args=ocp.args.StandardSave({"w": leaf}))
+    del leaf
+    ckptr.wait_until_finished()
+    ckptr.close()
+    deadline = time.monotonic() + 30
+    while ref() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    restored = ocp.Checkpointer(ocp.StandardCheckpointHandler()).restore(path)
+    assert np.array_equal(restored["w"], np.arange(1 << 16, dtype=np.float32))
+    assert ref() is None, "the held array was not released"
+
+save_and_watch(sys.argv[1] + "/parent")
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)  # a child that hangs dies (and says so through its status) instead of staying behind
+    save_and_watch(sys.argv[1] + "/child")
+    sys.exit(0)  # a normal exit: atexit handlers run, cairn's among them
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_fork_child_releases_held_arrays_and_exits(tmp_path):
+    """After the parent's async saves started the releaser thread, a fork() child (which has no such thread) still
+    gets held arrays released, and exits through atexit without waiting for a thread it does not have."""
+    result = subprocess.run([sys.executable, "-c", FORK_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -343,3 +343,31 @@ def test_jax_arrays_a_save_held_are_released_while_the_main_thread_waits(tmp_pat
     watcher.join()
     ckptr.wait_until_finished()
     ckptr.close()
+
+
+def test_jax_arrays_a_save_held_are_released_while_another_thread_runs_python(tmp_path):
+    """The save's thread lets go of the arrays while another Python thread holds the GIL (a busy loop): they are
+    released on cairn's releaser thread once the GIL is free, never without it (which crashed)."""
+    import threading
+    stop = threading.Event()
+
+    def spin():
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        ckptr = cairn.AsyncCheckpointer(cairn.StandardCheckpointHandler())
+        for i in range(5):
+            state = {f"a{j}": jnp.full((1 << 16,), i + j, jnp.float32) for j in range(16)}
+            ckptr.save(tmp_path / str(i), args=cairn.args.StandardSave(state))
+            del state
+            ckptr.wait_until_finished()
+        ckptr.close()
+    finally:
+        stop.set()
+        spinner.join()
+    restored = cairn.Checkpointer(cairn.StandardCheckpointHandler()).restore(tmp_path / "4")
+    np.testing.assert_array_equal(np.asarray(restored["a3"]), np.full((1 << 16,), 7, np.float32))
