@@ -125,8 +125,11 @@ std::shared_ptr<const void> HoldPythonObjects(std::vector<py::object> objects, c
   auto holder = std::shared_ptr<std::vector<PyObject*>>(held.get(), [held](std::vector<PyObject*>* objs) {
     if (HoldsGil()) {
       for (PyObject* o : *objs) Py_DECREF(o);
-    } else {
+      return;
+    }
+    try {
       ReleaseOnReleaserThread(*objs);
+    } catch (...) {  // no thread or memory for it: the objects stay referenced (a leak), which beats terminate()
     }
   });
   return std::shared_ptr<const void>(holder, data);

@@ -75,11 +75,11 @@ constexpr bool UnderAddressSanitizer() {
 // page), held until the last copy of the pointer goes, then unmapped: the memory goes back to the kernel
 // at once, where the allocator keeps freed blocks below its mmap threshold (which grows to 32 MiB as blocks are
 // freed) for reuse, so that a restore after a restore peaks above the bytes it restores. Under AddressSanitizer
-// the allocator's aligned_alloc instead, so that its redzones guard large arrays too.
+// the allocator's posix_memalign instead, so that its redzones guard large arrays too.
 std::shared_ptr<std::byte[]> MapAnonymous(size_t bytes, size_t alignment) {
   if (UnderAddressSanitizer()) {
-    void* p = std::aligned_alloc(alignment, bytes);
-    if (!p) throw std::bad_alloc();
+    void* p = nullptr;  // (posix_memalign: aligned_alloc wants the size a multiple of the alignment)
+    if (::posix_memalign(&p, alignment, bytes) != 0) throw std::bad_alloc();
     return std::shared_ptr<std::byte[]>(static_cast<std::byte*>(p), [](std::byte* b) { std::free(b); });
   }
   const size_t extra = alignment > kPage ? alignment : 0;  // mmap aligns to a page; trim to `alignment`

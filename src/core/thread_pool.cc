@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <exception>
+#include <iterator>
 #include <memory>
 
 namespace cairn {
@@ -51,8 +52,17 @@ namespace {
 // threads the child does not have).
 std::atomic<ThreadPool*> shared_pool{nullptr};
 
+// The pools fork children forgot, one per generation, kept reachable so that LeakSanitizer does not report them.
+ThreadPool* forgotten_pools[64];
+size_t forgotten_count = 0;
+
+void ForgetTheParentsPool() {  // in a fork child, which runs alone until it starts threads
+  ThreadPool* parents = shared_pool.exchange(nullptr);
+  if (parents && forgotten_count < std::size(forgotten_pools)) forgotten_pools[forgotten_count++] = parents;
+}
+
 struct SharedPoolOwner {
-  SharedPoolOwner() { pthread_atfork(nullptr, nullptr, [] { shared_pool.store(nullptr); }); }
+  SharedPoolOwner() { pthread_atfork(nullptr, nullptr, ForgetTheParentsPool); }
   ~SharedPoolOwner() { delete shared_pool.exchange(nullptr); }  // at exit: the workers are joined
 };
 

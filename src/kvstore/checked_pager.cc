@@ -98,7 +98,10 @@ class Pager {
     static std::mutex mu;
     static std::weak_ptr<Pager> current;
     std::lock_guard lock(mu);
-    if (auto pager = current.lock()) return pager;
+    if (auto pager = current.lock()) {
+      if (!pager->Inherited()) return pager;
+      KeepForever(std::move(pager));  // a fork child: the parent's pager is not ours to use or to stop
+    }
     const int uffd = OpenPagingUserfaultfd();
     if (uffd < 0) return nullptr;
     const int stop = ::eventfd(0, EFD_CLOEXEC);
@@ -109,6 +112,19 @@ class Pager {
     auto pager = std::shared_ptr<Pager>(new Pager(uffd, stop));
     current = pager;
     return pager;
+  }
+
+  // Whether this is a fork child's copy of its parent's pager. Such a copy must do nothing: its userfaultfd acts on
+  // the parent's memory (an unregister would make the parent's unfilled pages read as zeros), its threads are the
+  // parent's (the child has none), and its regions were not inherited (MADV_DONTFORK).
+  bool Inherited() const { return ::getpid() != owner_; }
+
+  // Keeps an inherited pager referenced for good: destroying it would join threads the child does not have.
+  static void KeepForever(std::shared_ptr<Pager> pager) {
+    static std::mutex kept_mu;
+    static auto* kept = new std::vector<std::shared_ptr<Pager>>();  // reachable: not a leak to LeakSanitizer
+    std::lock_guard lock(kept_mu);
+    kept->push_back(std::move(pager));
   }
 
   ~Pager() {
@@ -162,7 +178,7 @@ class Pager {
   }
 
  private:
-  Pager(int uffd, int stop) : uffd_(uffd), stop_(stop) {
+  Pager(int uffd, int stop) : owner_(::getpid()), uffd_(uffd), stop_(stop) {
     const unsigned fillers = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
     for (unsigned i = 0; i < fillers; ++i) fillers_.emplace_back([this] { FillerLoop(); });
     fault_thread_ = std::thread([this] { FaultLoop(); });
@@ -381,6 +397,7 @@ class Pager {
     ::ioctl(uffd_, UFFDIO_WAKE, &range);
   }
 
+  const pid_t owner_;
   const int uffd_;
   const int stop_;
   const size_t page_ = PageSize();
@@ -428,6 +445,10 @@ std::shared_ptr<const std::byte> MapCheckedOnAccess(size_t size, BlockFetcher fe
     return nullptr;
   }
   return std::shared_ptr<const std::byte>(begin, [pager, len](const std::byte* b) {
+    if (pager->Inherited()) {  // a fork child's copy of the parent's region: not mapped here, nothing to undo
+      Pager::KeepForever(pager);
+      return;
+    }
     auto* mutable_begin = const_cast<std::byte*>(b);
     pager->Unregister(mutable_begin, len);
     ::munmap(mutable_begin, len);

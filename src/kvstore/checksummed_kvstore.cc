@@ -47,18 +47,37 @@ std::optional<std::string> ChecksummedKvStore::ReadRange(std::string_view key, u
   auto blocks = expected_.blocks.find(k);
   if (blocks == expected_.blocks.end()) {
     // A value with only its whole CRC (one block or less; any size in checkpoints of cairn before block CRCs):
-    // read it whole and check it. ReadsInPieces says so, so that nobody reads such a value piece by piece.
-    if (!expected_.whole.count(k)) return inner_->ReadRange(key, offset, length);
+    // read whole, in pieces, its CRC computed over all of them, keeping only the range asked for (so memory is
+    // the range plus a piece, whatever size the file claims). ReadsInPieces says so, so that nobody reads such a
+    // value piece by piece.
+    auto whole = expected_.whole.find(k);
+    if (whole == expected_.whole.end()) return inner_->ReadRange(key, offset, length);
     const std::optional<uint64_t> size = inner_->ValueSize(key);
     if (!size) return std::nullopt;
-    auto value = Read(key, *size);
-    if (!value) return std::nullopt;
-    if (offset > value->size() || length > value->size() - offset) {
+    if (offset > *size || length > *size - offset) {
       throw InvalidArgumentError("range [" + std::to_string(offset) + ", +" + std::to_string(length) +
-                                 ") is outside the " + std::to_string(value->size()) + "-byte value of key '" + k +
+                                 ") is outside the " + std::to_string(*size) + "-byte value of key '" + k +
                                  "' in " + Describe());
     }
-    return value->substr(offset, length);
+    constexpr uint64_t kPiece = 16 * kCrc32cBlockBytes;
+    std::string out;
+    out.reserve(length);
+    uint32_t crc = 0;
+    for (uint64_t at = 0; at < *size;) {
+      auto piece = inner_->ReadRange(key, at, std::min(kPiece, *size - at));
+      if (!piece || piece->empty()) {
+        throw CorruptionError("value " + k + " changed while it was read [" + inner_->DescribeKey(key) + "]");
+      }
+      crc = Crc32c(*piece, crc);
+      const uint64_t end = at + piece->size();
+      if (end > offset && at < offset + length) {  // the part of [offset, offset + length) in this piece
+        const uint64_t from = std::max(at, offset), to = std::min(end, offset + length);
+        out.append(*piece, from - at, to - from);
+      }
+      at = end;
+    }
+    Check(key, whole->second, crc);
+    return out;
   }
   // Widen the range to whole blocks (the last one as long as the value's size leaves it). The value's size comes
   // with the bytes, from the one lookup ReadRangeUpTo makes; until it is known, the recorded block count bounds it

@@ -95,6 +95,29 @@ TEST(ChecksummedKvStore, RangedReadsCheckOnlyTheBlocksTheyTouch) {
   EXPECT_THROW(store.ReadRange("p/0", kBlock - 10, 20), CorruptionError);    // straddles into it
 }
 
+// A value of many blocks recorded with its whole CRC only (checkpoints of cairn before block CRCs): a ranged read
+// reads it all, in pieces, and checks that CRC; it returns only the range, and is not a value to read in pieces.
+TEST(ChecksummedKvStore, RangedReadsOfAValueWithOnlyItsWholeCrcCheckItAll) {
+  Fixture f;
+  const std::string large = Pattern(kBlock * 40 + 123);  // more than one piece of the whole-CRC read
+  {
+    ChecksummedKvStore writer(std::make_shared<DirectoryKvStore>(f.fs, "/item"));
+    writer.Write("p/1", large);
+    writer.Flush();
+    f.recorded.whole["p/1"] = writer.recorded().whole.at("p/1");
+  }
+  auto store = f.Reader();
+  EXPECT_FALSE(store.ReadsInPieces("p/1"));
+  EXPECT_TRUE(store.ReadsInPieces("p/0"));
+  EXPECT_EQ(*store.ReadRange("p/1", 10, 100), large.substr(10, 100));
+  EXPECT_EQ(*store.ReadRange("p/1", kBlock * 16 - 5, kBlock + 10), large.substr(kBlock * 16 - 5, kBlock + 10));
+  EXPECT_EQ(*store.ReadRange("p/1", 0, large.size()), large);
+  EXPECT_EQ(*store.ReadRange("p/1", large.size(), 0), "");
+  EXPECT_THROW(store.ReadRange("p/1", large.size() - 1, 2), InvalidArgumentError);
+  f.Flip("p/1", kBlock * 39);  // far from the range read: still found
+  EXPECT_THROW(store.ReadRange("p/1", 10, 100), CorruptionError);
+}
+
 TEST(ChecksummedKvStore, AValueOfAnotherSizeThanItsBlocksIsCorrupt) {
   Fixture f;
   f.fs->WriteFile("/item/p/0", f.big + "x", false);

@@ -1,6 +1,8 @@
 // Mapped values for lazy restores: ReadableFile::MapReadOnly, KvStore::MapValue, and the checks
 // ChecksummedKvStore::MapValue makes before handing bytes out (up front, or per block on access).
 #include <gtest/gtest.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <chrono>
@@ -231,6 +233,34 @@ TEST(OnAccessPagerDeathTest, TouchingABadBlockReadAheadAbortsNamingIt) {
         std::printf("%d\n", all[0]);
       },
       "lazy restore: value v: block 5 .*fails its CRC-32C check");
+}
+
+// A fork child that lets go of its copy of the parent's region touches nothing of the parent's: the parent's
+// unfilled blocks are still filled on access (an unregister through the inherited userfaultfd would make them read
+// as zeros there), and the child exits; a region of its own works in the child. ThreadSanitizer builds have no
+// on-access pager (PagerAvailableElseNull), and TSan ends a fork child that starts threads.
+TEST(OnAccessPager, AForkChildLeavesTheParentsRegionsAlone) {
+  if (!PagerAvailableElseNull()) return;
+  CountingFetcher f(200);  // 12.5 MiB: readahead from the first block stops far before the end
+  auto region = MapCheckedOnAccess(f.content.size(), f.Fetcher(), "parent's");
+  ASSERT_TRUE(region);
+  EXPECT_EQ(Bytes(region, 0, 100), f.content.substr(0, 100));  // the first blocks filled, the last ones not
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::alarm(30);
+    region.reset();  // the child's copy of the parent's region goes
+    CountingFetcher g(4);
+    auto own = MapCheckedOnAccess(g.content.size(), g.Fetcher(), "child's");
+    const bool ok = own && Bytes(own, 0, g.content.size()) == g.content;
+    own.reset();
+    std::exit(ok ? 0 : 3);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child was killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(Bytes(region, 0, f.content.size()), f.content);  // every block, the unfilled ones too
 }
 
 TEST(OnAccessPager, ARegionReleasedWhileReadAheadRunsWaitsForIt) {
