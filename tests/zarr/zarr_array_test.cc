@@ -325,18 +325,15 @@ TEST(Zstd, DecodesFramesWithWindowsPastTheDefaultLimit) {
   }
 }
 
-// A store that counts how a chunk is read: whole, or in ranges.
-class CountingReads final : public kvstore::KvStore {
+// A store that passes every call to another one; the test stores below change what they need.
+class ForwardingStore : public kvstore::KvStore {
  public:
-  explicit CountingReads(kvstore::KvStore& inner) : inner_(inner) {}
-  int whole = 0, ranges = 0;
+  explicit ForwardingStore(kvstore::KvStore& inner) : inner_(inner) {}
   using KvStore::Read;
   std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override {
-    whole += key.find(".zarray") == std::string_view::npos && key.find("zarr.json") == std::string_view::npos;
     return inner_.Read(key, max_bytes);
   }
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override {
-    ++ranges;
     return inner_.ReadRange(key, offset, length);
   }
   std::optional<uint64_t> ValueSize(std::string_view key) override { return inner_.ValueSize(key); }
@@ -347,34 +344,34 @@ class CountingReads final : public kvstore::KvStore {
   std::string Describe() const override { return inner_.Describe(); }
   std::string DescribeKey(std::string_view key) override { return inner_.DescribeKey(key); }
 
- private:
+ protected:
   kvstore::KvStore& inner_;
 };
 
-// A store whose files shrink between the size lookup and the reads (as a file another process truncates).
-class ShrinkingFiles final : public kvstore::KvStore {
+// A store that counts how a chunk is read: whole, or in ranges.
+class CountingReads final : public ForwardingStore {
  public:
-  explicit ShrinkingFiles(kvstore::KvStore& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
+  int whole = 0, ranges = 0;
   using KvStore::Read;
   std::optional<std::string> Read(std::string_view key, uint64_t max_bytes) override {
+    whole += key.find(".zarray") == std::string_view::npos && key.find("zarr.json") == std::string_view::npos;
     return inner_.Read(key, max_bytes);
   }
   std::optional<std::string> ReadRange(std::string_view key, uint64_t offset, uint64_t length) override {
+    ++ranges;
     return inner_.ReadRange(key, offset, length);
   }
+};
+
+// A store whose files shrink between the size lookup and the reads (as a file another process truncates).
+class ShrinkingFiles final : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
   std::optional<uint64_t> ValueSize(std::string_view key) override {
     auto size = inner_.ValueSize(key);
     return size ? std::optional<uint64_t>(*size + (8 << 20)) : std::nullopt;
   }
-  bool ReadsInPieces(std::string_view key) const override { return inner_.ReadsInPieces(key); }
-  void Write(std::string_view key, std::string value) override { inner_.Write(key, std::move(value)); }
-  std::vector<std::string> ListKeys(std::string_view prefix) override { return inner_.ListKeys(prefix); }
-  void Flush() override { inner_.Flush(); }
-  std::string Describe() const override { return inner_.Describe(); }
-  std::string DescribeKey(std::string_view key) override { return inner_.DescribeKey(key); }
-
- private:
-  kvstore::KvStore& inner_;
 };
 
 // A float32 array of 20 MiB: half noise (stored raw by adaptive zstd), half smooth (compressed).
